@@ -1,0 +1,145 @@
+package functions
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+
+	"github.com/event-gateway/event-gateway/internal/errkind"
+	"github.com/event-gateway/event-gateway/libkv"
+)
+
+// maxRetries bounds optimistic transactions that lose a race to a
+// concurrent writer before the caller is told to try again.
+const maxRetries = 16
+
+// Service stores and retrieves functions in one space.
+type Service struct {
+	kv    *libkv.Store
+	space libkv.Space
+}
+
+// NewService returns a Service for the given space of store kv.
+func NewService(kv *libkv.Store, space libkv.Space) *Service {
+	return &Service{kv: kv, space: space}
+}
+
+// Create registers a new function.
+func (s *Service) Create(ctx context.Context, f Function) (Function, error) {
+	if err := f.Validate(); err != nil {
+		return Function{}, err
+	}
+	if f.Provider.AWSSecretAccessKey == Redacted || f.Provider.AWSSessionToken == Redacted {
+		return Function{}, errkind.New(errkind.Invalid, "%q is the redaction marker, not a credential", Redacted)
+	}
+	val, err := json.Marshal(f)
+	if err != nil {
+		return Function{}, fmt.Errorf("encode function: %w", err)
+	}
+	ok, err := s.kv.Create(ctx, s.space.Function(f.ID), val)
+	if err != nil {
+		return Function{}, err
+	}
+	if !ok {
+		return Function{}, errkind.New(errkind.Conflict, "function %q already exists", f.ID)
+	}
+	return f, nil
+}
+
+// Get returns one function.
+func (s *Service) Get(ctx context.Context, id string) (Function, error) {
+	f, _, err := s.get(ctx, id)
+	return f, err
+}
+
+func (s *Service) get(ctx context.Context, id string) (Function, int64, error) {
+	if err := ValidateID("functionId", id); err != nil {
+		// An id that could never have been created is simply not there.
+		return Function{}, 0, errkind.New(errkind.NotFound, "function not found")
+	}
+	kv, err := s.kv.Get(ctx, s.space.Function(id))
+	if errors.Is(err, libkv.ErrNotFound) {
+		return Function{}, 0, errkind.New(errkind.NotFound, "function %q not found", id)
+	}
+	if err != nil {
+		return Function{}, 0, err
+	}
+	var f Function
+	if err := json.Unmarshal(kv.Value, &f); err != nil {
+		return Function{}, 0, fmt.Errorf("decode function %q: %w", id, err)
+	}
+	return f, kv.ModRevision, nil
+}
+
+// List returns every function, ordered by id.
+func (s *Service) List(ctx context.Context) ([]Function, error) {
+	kvs, _, err := s.kv.List(ctx, s.space.Functions())
+	if err != nil {
+		return nil, err
+	}
+	out := make([]Function, 0, len(kvs))
+	for _, kv := range kvs {
+		var f Function
+		if err := json.Unmarshal(kv.Value, &f); err != nil {
+			return nil, fmt.Errorf("decode function at %s: %w", kv.Key, err)
+		}
+		out = append(out, f)
+	}
+	return out, nil
+}
+
+// Update replaces the provider of an existing function. A secret sent as
+// Redacted keeps the stored value.
+func (s *Service) Update(ctx context.Context, id string, p Provider) (Function, error) {
+	for range maxRetries {
+		old, rev, err := s.get(ctx, id)
+		if err != nil {
+			return Function{}, err
+		}
+		if p.AWSSecretAccessKey == Redacted {
+			p.AWSSecretAccessKey = old.Provider.AWSSecretAccessKey
+		}
+		if p.AWSSessionToken == Redacted {
+			p.AWSSessionToken = old.Provider.AWSSessionToken
+		}
+		f := Function{ID: id, Provider: p}
+		if err := f.Validate(); err != nil {
+			return Function{}, err
+		}
+		val, err := json.Marshal(f)
+		if err != nil {
+			return Function{}, fmt.Errorf("encode function: %w", err)
+		}
+		ok, err := s.kv.CompareAndSwap(ctx, s.space.Function(id), val, rev)
+		if err != nil {
+			return Function{}, err
+		}
+		if ok {
+			return f, nil
+		}
+		// Changed or deleted since we read it: read it again.
+	}
+	return Function{}, errkind.New(errkind.Conflict, "function %q is being changed concurrently, try again", id)
+}
+
+// Delete removes a function that no subscription uses.
+func (s *Service) Delete(ctx context.Context, id string) error {
+	if err := ValidateID("functionId", id); err != nil {
+		return errkind.New(errkind.NotFound, "function not found")
+	}
+	key := s.space.Function(id)
+	ok, _, err := s.kv.Txn(ctx,
+		[]libkv.Cond{libkv.Exists(key), libkv.PrefixEmpty(s.space.Uses(id))},
+		[]libkv.Op{libkv.Del(key)})
+	if err != nil || ok {
+		return err
+	}
+	// Tell the two failures apart for the caller.
+	if _, err := s.kv.Get(ctx, key); errors.Is(err, libkv.ErrNotFound) {
+		return errkind.New(errkind.NotFound, "function %q not found", id)
+	} else if err != nil {
+		return err
+	}
+	return errkind.New(errkind.Conflict, "function %q is used by a subscription: delete the subscription first", id)
+}

@@ -1,0 +1,107 @@
+package libkv
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"log/slog"
+	"net/url"
+	"sync/atomic"
+	"time"
+
+	"go.etcd.io/etcd/server/v3/embed"
+	"go.uber.org/zap/zapcore"
+)
+
+// EmbedConfig configures an etcd server that runs inside the gateway process.
+type EmbedConfig struct {
+	// DataDir holds the server's data; it survives restarts.
+	DataDir string
+	// ClientURL is where clients connect, e.g. http://127.0.0.1:2379. Port 0
+	// picks a free port: Endpoints reports the one chosen.
+	ClientURL string
+	// PeerURL is the raft peer listener, e.g. http://127.0.0.1:2380.
+	PeerURL string
+	// Logger receives the server's errors. Nil discards them.
+	Logger *slog.Logger
+}
+
+// Embedded is a single-member etcd cluster running in this process.
+type Embedded struct {
+	etcd  *embed.Etcd
+	muted *atomic.Bool
+}
+
+// StartEmbedded starts a single-member etcd and waits until it serves.
+func StartEmbedded(ctx context.Context, cfg EmbedConfig) (*Embedded, error) {
+	if cfg.DataDir == "" {
+		return nil, errors.New("libkv: embedded etcd needs a data dir")
+	}
+	curl, err := url.Parse(cfg.ClientURL)
+	if err != nil {
+		return nil, fmt.Errorf("libkv: embedded etcd client URL %q: %w", cfg.ClientURL, err)
+	}
+	purl, err := url.Parse(cfg.PeerURL)
+	if err != nil {
+		return nil, fmt.Errorf("libkv: embedded etcd peer URL %q: %w", cfg.PeerURL, err)
+	}
+	log := cfg.Logger
+	if log == nil {
+		log = slog.New(slog.DiscardHandler)
+	}
+	muted := new(atomic.Bool)
+
+	ec := embed.NewConfig()
+	ec.Name = "event-gateway"
+	ec.Dir = cfg.DataDir
+	ec.ListenClientUrls = []url.URL{*curl}
+	ec.AdvertiseClientUrls = []url.URL{*curl}
+	ec.ListenPeerUrls = []url.URL{*purl}
+	ec.AdvertisePeerUrls = []url.URL{*purl}
+	ec.InitialCluster = ec.Name + "=" + purl.String()
+	// A lone member has nobody to wait for: short ticks make it leader in
+	// tens of milliseconds instead of the default second.
+	ec.TickMs = 10
+	ec.ElectionMs = 100
+	// Keep the history small; the gateway only ever needs recent revisions.
+	ec.AutoCompactionMode = embed.CompactorModeRevision
+	ec.AutoCompactionRetention = "10000"
+	ec.ZapLoggerBuilder = embed.NewZapLoggerBuilder(newSlogZap(log, zapcore.ErrorLevel, muted))
+
+	e, err := embed.StartEtcd(ec)
+	if err != nil {
+		return nil, fmt.Errorf("libkv: start embedded etcd in %s: %w", cfg.DataDir, err)
+	}
+	select {
+	case <-e.Server.ReadyNotify():
+		return &Embedded{etcd: e, muted: muted}, nil
+	case err := <-e.Err():
+		muted.Store(true)
+		e.Close()
+		return nil, fmt.Errorf("libkv: embedded etcd: %w", err)
+	case <-ctx.Done():
+		muted.Store(true)
+		e.Close()
+		return nil, fmt.Errorf("libkv: embedded etcd not ready: %w", ctx.Err())
+	case <-time.After(30 * time.Second):
+		muted.Store(true)
+		e.Close()
+		return nil, errors.New("libkv: embedded etcd not ready after 30s")
+	}
+}
+
+// Endpoints are the addresses clients connect to.
+func (e *Embedded) Endpoints() []string {
+	eps := make([]string, len(e.etcd.Clients))
+	for i, l := range e.etcd.Clients {
+		eps[i] = l.Addr().String()
+	}
+	return eps
+}
+
+// Close stops the server. The errors etcd logs while its listeners close are
+// expected and not reported.
+func (e *Embedded) Close() {
+	e.muted.Store(true)
+	e.etcd.Close()
+}

@@ -1,0 +1,245 @@
+// Package libkv is the gateway's configuration store: typed access to etcd
+// with revisions, atomic conditional transactions and a resumable prefix
+// watch. It is the only package that talks to the etcd client; everything
+// above it sees keys, values and revisions.
+package libkv
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"strings"
+	"time"
+
+	"go.etcd.io/etcd/api/v3/v3rpc/rpctypes"
+	clientv3 "go.etcd.io/etcd/client/v3"
+	"go.etcd.io/etcd/client/v3/namespace"
+	"google.golang.org/grpc/codes"
+	"google.golang.org/grpc/status"
+
+	"github.com/event-gateway/event-gateway/internal/errkind"
+)
+
+// Errors returned by the store. Callers test them with errors.Is.
+var (
+	// ErrNotFound: the key does not exist.
+	ErrNotFound = errors.New("key not found")
+	// ErrUnavailable: etcd could not be reached in time.
+	ErrUnavailable = &errkind.Error{Kind: errkind.Unavailable, Msg: "configuration store unavailable, try again later"}
+	// ErrCompacted: a watch asked for a revision that etcd has compacted away;
+	// the watcher must list again.
+	ErrCompacted = errors.New("watch revision compacted")
+)
+
+// KV is a key, its value and the revision that last modified it.
+type KV struct {
+	Key         string
+	Value       []byte
+	ModRevision int64
+}
+
+// Config configures a Store.
+type Config struct {
+	// Endpoints are the etcd client URLs or host:port pairs.
+	Endpoints []string
+	// Prefix is prepended to every key, so several gateways can share one etcd.
+	Prefix string
+	// DialTimeout bounds the initial connection attempt of each call.
+	DialTimeout time.Duration
+	// Username and Password authenticate to etcd when set.
+	Username, Password string
+}
+
+// DefaultPrefix is the key prefix used when none is configured.
+const DefaultPrefix = "/event-gateway/"
+
+// Store is an etcd-backed key-value store. It is safe for concurrent use.
+type Store struct {
+	cli *clientv3.Client
+	kv  clientv3.KV
+	w   clientv3.Watcher
+}
+
+// Open creates a Store. It does not wait for etcd to be reachable: calls made
+// while etcd is away fail with ErrUnavailable once their context ends.
+func Open(cfg Config) (*Store, error) {
+	if len(cfg.Endpoints) == 0 {
+		return nil, errors.New("libkv: no etcd endpoints")
+	}
+	if cfg.DialTimeout == 0 {
+		cfg.DialTimeout = 5 * time.Second
+	}
+	cli, err := clientv3.New(clientv3.Config{
+		Endpoints:            cfg.Endpoints,
+		DialTimeout:          cfg.DialTimeout,
+		DialKeepAliveTime:    10 * time.Second,
+		DialKeepAliveTimeout: 5 * time.Second,
+		Username:             cfg.Username,
+		Password:             cfg.Password,
+		// The client logs every reconnect attempt at warn level through zap;
+		// the gateway reports store health itself, through slog.
+		Logger: nopLogger(),
+	})
+	if err != nil {
+		return nil, fmt.Errorf("libkv: create etcd client: %w", err)
+	}
+	prefix := cfg.Prefix
+	if prefix == "" {
+		prefix = DefaultPrefix
+	}
+	if !strings.HasSuffix(prefix, "/") {
+		prefix += "/"
+	}
+	return &Store{
+		cli: cli,
+		kv:  namespace.NewKV(cli.KV, prefix),
+		w:   namespace.NewWatcher(cli.Watcher, prefix),
+	}, nil
+}
+
+// Close releases the connection to etcd.
+func (s *Store) Close() error { return s.cli.Close() }
+
+// Ping checks that etcd answers, with a linearizable read of one key.
+func (s *Store) Ping(ctx context.Context) error {
+	_, err := s.kv.Get(ctx, "health", clientv3.WithCountOnly())
+	return storeErr("ping", err)
+}
+
+// Get returns the value of key, or ErrNotFound.
+func (s *Store) Get(ctx context.Context, key string) (KV, error) {
+	resp, err := s.kv.Get(ctx, key)
+	if err != nil {
+		return KV{}, storeErr("get "+key, err)
+	}
+	if len(resp.Kvs) == 0 {
+		return KV{}, fmt.Errorf("get %s: %w", key, ErrNotFound)
+	}
+	kv := resp.Kvs[0]
+	return KV{Key: key, Value: kv.Value, ModRevision: kv.ModRevision}, nil
+}
+
+// List returns every key under prefix, in key order, and the store revision
+// the list was read at, so a watch can resume exactly after it.
+func (s *Store) List(ctx context.Context, prefix string) ([]KV, int64, error) {
+	resp, err := s.kv.Get(ctx, prefix, clientv3.WithPrefix())
+	if err != nil {
+		return nil, 0, storeErr("list "+prefix, err)
+	}
+	out := make([]KV, len(resp.Kvs))
+	for i, kv := range resp.Kvs {
+		out[i] = KV{Key: string(kv.Key), Value: kv.Value, ModRevision: kv.ModRevision}
+	}
+	return out, resp.Header.Revision, nil
+}
+
+// Put writes key unconditionally and returns the new store revision.
+func (s *Store) Put(ctx context.Context, key string, value []byte) (int64, error) {
+	resp, err := s.kv.Put(ctx, key, string(value))
+	if err != nil {
+		return 0, storeErr("put "+key, err)
+	}
+	return resp.Header.Revision, nil
+}
+
+// Delete removes key. It returns ErrNotFound when there was no such key.
+func (s *Store) Delete(ctx context.Context, key string) error {
+	resp, err := s.kv.Delete(ctx, key)
+	if err != nil {
+		return storeErr("delete "+key, err)
+	}
+	if resp.Deleted == 0 {
+		return fmt.Errorf("delete %s: %w", key, ErrNotFound)
+	}
+	return nil
+}
+
+// Create writes key only if it does not exist yet. It reports whether it did.
+func (s *Store) Create(ctx context.Context, key string, value []byte) (bool, error) {
+	ok, _, err := s.Txn(ctx, []Cond{Absent(key)}, []Op{Put(key, value)})
+	return ok, err
+}
+
+// CompareAndSwap writes key only if it was last modified at modRevision. It
+// reports whether it did.
+func (s *Store) CompareAndSwap(ctx context.Context, key string, value []byte, modRevision int64) (bool, error) {
+	ok, _, err := s.Txn(ctx, []Cond{ModRevisionIs(key, modRevision)}, []Op{Put(key, value)})
+	return ok, err
+}
+
+// Txn applies ops atomically if every condition holds, in one etcd
+// transaction. It reports whether the conditions held (and so the ops were
+// applied) and the store revision after the transaction.
+func (s *Store) Txn(ctx context.Context, conds []Cond, ops []Op) (bool, int64, error) {
+	cmps := make([]clientv3.Cmp, len(conds))
+	for i, c := range conds {
+		cmps[i] = c.cmp
+	}
+	eops := make([]clientv3.Op, len(ops))
+	for i, o := range ops {
+		eops[i] = o.op
+	}
+	resp, err := s.kv.Txn(ctx).If(cmps...).Then(eops...).Commit()
+	if err != nil {
+		return false, 0, storeErr("txn", err)
+	}
+	return resp.Succeeded, resp.Header.Revision, nil
+}
+
+// Cond is a condition of a transaction.
+type Cond struct{ cmp clientv3.Cmp }
+
+// Absent holds when key does not exist.
+func Absent(key string) Cond {
+	return Cond{clientv3.Compare(clientv3.CreateRevision(key), "=", 0)}
+}
+
+// Exists holds when key exists.
+func Exists(key string) Cond {
+	return Cond{clientv3.Compare(clientv3.CreateRevision(key), ">", 0)}
+}
+
+// ModRevisionIs holds when key was last modified at rev.
+func ModRevisionIs(key string, rev int64) Cond {
+	return Cond{clientv3.Compare(clientv3.ModRevision(key), "=", rev)}
+}
+
+// PrefixEmpty holds when no key exists under prefix.
+func PrefixEmpty(prefix string) Cond {
+	// Over a range with no keys etcd compares against a zero key, whose
+	// create revision is 0; over a non-empty range every key must match.
+	return Cond{clientv3.Compare(clientv3.CreateRevision(prefix), "=", 0).WithPrefix()}
+}
+
+// PrefixUnchangedSince holds when no key under prefix was created or
+// modified after revision rev. Deletions are not seen: use it to guard a
+// decision that more keys could invalidate but fewer keys cannot.
+func PrefixUnchangedSince(prefix string, rev int64) Cond {
+	return Cond{clientv3.Compare(clientv3.ModRevision(prefix), "<", rev+1).WithPrefix()}
+}
+
+// Op is a write inside a transaction.
+type Op struct{ op clientv3.Op }
+
+// Put writes key.
+func Put(key string, value []byte) Op { return Op{clientv3.OpPut(key, string(value))} }
+
+// Del deletes key.
+func Del(key string) Op { return Op{clientv3.OpDelete(key)} }
+
+// storeErr turns an etcd client error into one of the store's errors.
+func storeErr(op string, err error) error {
+	if err == nil {
+		return nil
+	}
+	if errors.Is(err, context.DeadlineExceeded) || errors.Is(err, context.Canceled) ||
+		errors.Is(err, rpctypes.ErrNoLeader) || errors.Is(err, rpctypes.ErrTimeout) ||
+		errors.Is(err, rpctypes.ErrTimeoutDueToLeaderFail) || errors.Is(err, rpctypes.ErrTimeoutDueToConnectionLost) {
+		return fmt.Errorf("%s: %w: %w", op, ErrUnavailable, err)
+	}
+	switch status.Code(err) {
+	case codes.Unavailable, codes.DeadlineExceeded, codes.Canceled:
+		return fmt.Errorf("%s: %w: %w", op, ErrUnavailable, err)
+	}
+	return fmt.Errorf("%s: %w", op, err)
+}

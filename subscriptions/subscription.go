@@ -1,0 +1,148 @@
+// Package subscriptions holds the Subscription model, its validation, the
+// path rules of http subscriptions and the configuration service that
+// stores subscriptions.
+package subscriptions
+
+import (
+	"strings"
+
+	"github.com/google/uuid"
+
+	"github.com/event-gateway/event-gateway/functions"
+	"github.com/event-gateway/event-gateway/internal/errkind"
+)
+
+// The built-in event types.
+const (
+	// EventHTTP subscriptions answer HTTP requests synchronously.
+	EventHTTP = "http"
+	// EventInvoke subscriptions allow synchronous invocation by function id.
+	EventInvoke = "invoke"
+)
+
+// Subscription routes an event (on a path) to a function.
+type Subscription struct {
+	ID         string `json:"subscriptionId"`
+	Event      string `json:"event"`
+	FunctionID string `json:"functionId"`
+	// Method is set for http subscriptions only.
+	Method string `json:"method,omitempty"`
+	Path   string `json:"path"`
+	// CORS is set for http subscriptions that enable CORS.
+	CORS *CORS `json:"cors,omitempty"`
+}
+
+// CORS is the cross-origin configuration of an http subscription.
+type CORS struct {
+	// Origins may contain '*' to stand for any run of characters.
+	Origins          []string `json:"origins"`
+	Methods          []string `json:"methods"`
+	Headers          []string `json:"headers"`
+	AllowCredentials bool     `json:"allowCredentials"`
+}
+
+// The CORS defaults that fill fields left out of a "cors" object.
+var (
+	defaultCORSOrigins = []string{"*"}
+	defaultCORSMethods = []string{"HEAD", "GET", "POST"}
+	defaultCORSHeaders = []string{"Origin", "Accept", "Content-Type"}
+)
+
+var httpMethods = map[string]bool{
+	"GET": true, "POST": true, "PUT": true, "PATCH": true, "DELETE": true, "HEAD": true, "OPTIONS": true,
+}
+
+// idNamespace makes subscription ids name-based UUIDs (version 5) of what
+// makes a subscription unique, so the same subscription always gets the same
+// id and creating it twice collides on one etcd key.
+var idNamespace = uuid.MustParse("5f1b7a4e-3c52-4d0e-9a43-2b9f0f6c1e07")
+
+// Normalize validates s and brings it to its stored form: method upper
+// case, path normalized, CORS defaults filled in, id derived. It returns the
+// parsed path segments.
+func (s *Subscription) Normalize() ([]Segment, error) {
+	if err := functions.ValidateID("event", s.Event); err != nil {
+		return nil, err
+	}
+	if err := functions.ValidateID("functionId", s.FunctionID); err != nil {
+		return nil, err
+	}
+	path, segs, err := ParsePath(s.Path)
+	if err != nil {
+		return nil, err
+	}
+	s.Path = path
+	s.Method = strings.ToUpper(s.Method)
+
+	if s.Event != EventHTTP {
+		if s.Method != "" && s.Method != "POST" {
+			return nil, errkind.New(errkind.Invalid, "method applies to http subscriptions only (%s events are always POSTed)", s.Event)
+		}
+		s.Method = ""
+		if s.CORS != nil {
+			return nil, errkind.New(errkind.Invalid, "cors applies to http subscriptions only (%s events accept any origin)", s.Event)
+		}
+		if !IsStatic(segs) {
+			return nil, errkind.New(errkind.Invalid, "path of a %s subscription cannot have parameters", s.Event)
+		}
+		s.ID = uuid.NewSHA1(idNamespace, []byte("event\x00"+s.Event+"\x00"+s.FunctionID+"\x00"+s.Path)).String()
+		return segs, nil
+	}
+
+	if s.Method == "" {
+		return nil, errkind.New(errkind.Invalid, "method is required for http subscriptions")
+	}
+	if !httpMethods[s.Method] {
+		return nil, errkind.New(errkind.Invalid, "method %q is not one of GET, POST, PUT, PATCH, DELETE, HEAD, OPTIONS", s.Method)
+	}
+	if s.CORS != nil {
+		if err := s.CORS.normalize(); err != nil {
+			return nil, err
+		}
+	}
+	s.ID = uuid.NewSHA1(idNamespace, []byte("http\x00"+s.Method+"\x00"+s.Path)).String()
+	return segs, nil
+}
+
+func (c *CORS) normalize() error {
+	fill := func(field string, v *[]string, def []string) error {
+		if *v == nil {
+			*v = append([]string(nil), def...)
+			return nil
+		}
+		if len(*v) == 0 {
+			return errkind.New(errkind.Invalid, "cors.%s is an empty list: leave it out for the defaults", field)
+		}
+		for _, s := range *v {
+			if strings.TrimSpace(s) == "" {
+				return errkind.New(errkind.Invalid, "cors.%s has an empty entry", field)
+			}
+		}
+		return nil
+	}
+	if err := fill("origins", &c.Origins, defaultCORSOrigins); err != nil {
+		return err
+	}
+	if err := fill("methods", &c.Methods, defaultCORSMethods); err != nil {
+		return err
+	}
+	if err := fill("headers", &c.Headers, defaultCORSHeaders); err != nil {
+		return err
+	}
+	for i, m := range c.Methods {
+		m = strings.ToUpper(m)
+		if !httpMethods[m] {
+			return errkind.New(errkind.Invalid, "cors.methods: %q is not one of GET, POST, PUT, PATCH, DELETE, HEAD, OPTIONS", m)
+		}
+		c.Methods[i] = m
+	}
+	if c.AllowCredentials {
+		for _, o := range c.Origins {
+			if o == "*" {
+				// Browsers refuse credentials with a wildcard origin.
+				return errkind.New(errkind.Invalid, "cors.allowCredentials needs explicit origins, not \"*\"")
+			}
+		}
+	}
+	return nil
+}
