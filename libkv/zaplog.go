@@ -41,7 +41,15 @@ func (c *slogCore) Check(e zapcore.Entry, ce *zapcore.CheckedEntry) *zapcore.Che
 	return ce
 }
 
+// benign reports etcd error messages that are not errors for a gateway:
+// etcd 3.6 logs this one on the first start of a new data dir, before the
+// first raft term is written, and retries by itself.
+func benign(msg string) bool { return msg == "failed to update storage version" }
+
 func (c *slogCore) Write(e zapcore.Entry, fields []zapcore.Field) error {
+	if benign(e.Message) {
+		return nil
+	}
 	enc := zapcore.NewMapObjectEncoder()
 	for _, f := range c.fields {
 		f.AddTo(enc)

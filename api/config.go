@@ -1,0 +1,328 @@
+package api
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io"
+	"log/slog"
+	"net/http"
+	"strings"
+	"time"
+
+	"github.com/julienschmidt/httprouter"
+
+	"github.com/event-gateway/event-gateway/functions"
+	"github.com/event-gateway/event-gateway/internal/errkind"
+	"github.com/event-gateway/event-gateway/subscriptions"
+)
+
+// FunctionService is what the Configuration API needs of the functions.
+type FunctionService interface {
+	Create(ctx context.Context, f functions.Function) (functions.Function, error)
+	Get(ctx context.Context, id string) (functions.Function, error)
+	List(ctx context.Context) ([]functions.Function, error)
+	Update(ctx context.Context, id string, p functions.Provider) (functions.Function, error)
+	Delete(ctx context.Context, id string) error
+}
+
+// SubscriptionService is what the Configuration API needs of the
+// subscriptions.
+type SubscriptionService interface {
+	Create(ctx context.Context, s subscriptions.Subscription) (subscriptions.Subscription, error)
+	Get(ctx context.Context, id string) (subscriptions.Subscription, error)
+	List(ctx context.Context) ([]subscriptions.Subscription, error)
+	Delete(ctx context.Context, id string) error
+}
+
+// ConfigOptions configures the Configuration API.
+type ConfigOptions struct {
+	Functions     FunctionService
+	Subscriptions SubscriptionService
+	Logger        *slog.Logger
+	// StoreTimeout bounds each call's work against the store, so a request
+	// made while etcd is away answers 503 instead of hanging. Default 5s.
+	StoreTimeout time.Duration
+	// MaxBody bounds request bodies. Default 1 MiB.
+	MaxBody int64
+}
+
+// Config serves the Configuration API.
+type Config struct {
+	fns     FunctionService
+	subs    SubscriptionService
+	log     *slog.Logger
+	timeout time.Duration
+	maxBody int64
+	router  *httprouter.Router
+}
+
+// NewConfig returns the Configuration API handler.
+func NewConfig(opts ConfigOptions) *Config {
+	c := &Config{
+		fns:     opts.Functions,
+		subs:    opts.Subscriptions,
+		log:     opts.Logger,
+		timeout: opts.StoreTimeout,
+		maxBody: opts.MaxBody,
+	}
+	if c.log == nil {
+		c.log = slog.New(slog.DiscardHandler)
+	}
+	if c.timeout <= 0 {
+		c.timeout = 5 * time.Second
+	}
+	if c.maxBody <= 0 {
+		c.maxBody = 1 << 20
+	}
+
+	r := httprouter.New()
+	r.RedirectTrailingSlash = false
+	r.RedirectFixedPath = false
+	r.HandleOPTIONS = false
+	r.GET("/v1/status", c.status)
+	r.POST("/v1/functions", c.createFunction)
+	r.GET("/v1/functions", c.listFunctions)
+	r.GET("/v1/functions/:id", c.getFunction)
+	r.PUT("/v1/functions/:id", c.updateFunction)
+	r.DELETE("/v1/functions/:id", c.deleteFunction)
+	r.POST("/v1/subscriptions", c.createSubscription)
+	r.GET("/v1/subscriptions", c.listSubscriptions)
+	r.GET("/v1/subscriptions/:id", c.getSubscription)
+	r.DELETE("/v1/subscriptions/:id", c.deleteSubscription)
+	r.NotFound = http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		writeErrorMessage(w, http.StatusNotFound, fmt.Sprintf("no endpoint %s %s", r.Method, r.URL.Path))
+	})
+	r.MethodNotAllowed = http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		writeErrorMessage(w, http.StatusMethodNotAllowed, fmt.Sprintf("method %s is not allowed on %s", r.Method, r.URL.Path))
+	})
+	r.PanicHandler = func(w http.ResponseWriter, r *http.Request, v any) {
+		c.log.ErrorContext(r.Context(), "panic in configuration API handler", "method", r.Method, "path", r.URL.Path, "panic", v)
+		writeErrorMessage(w, http.StatusInternalServerError, "internal error")
+	}
+	c.router = r
+	return c
+}
+
+func (c *Config) ServeHTTP(w http.ResponseWriter, r *http.Request) { c.router.ServeHTTP(w, r) }
+
+func (c *Config) ctx(r *http.Request) (context.Context, context.CancelFunc) {
+	return context.WithTimeout(r.Context(), c.timeout)
+}
+
+func (c *Config) status(w http.ResponseWriter, r *http.Request, _ httprouter.Params) {
+	writeJSON(w, http.StatusOK, map[string]string{"status": "ok"})
+}
+
+type functionList struct {
+	Functions []functions.Function `json:"functions"`
+}
+
+type subscriptionList struct {
+	Subscriptions []subscriptions.Subscription `json:"subscriptions"`
+}
+
+type updateFunctionRequest struct {
+	// FunctionID may repeat the id of the URL; anything else is an error.
+	FunctionID string              `json:"functionId"`
+	Provider   *functions.Provider `json:"provider"`
+}
+
+func (c *Config) createFunction(w http.ResponseWriter, r *http.Request, _ httprouter.Params) {
+	var f functions.Function
+	if err := c.decode(w, r, &f); err != nil {
+		writeError(w, r, c.log, err)
+		return
+	}
+	ctx, cancel := c.ctx(r)
+	defer cancel()
+	f, err := c.fns.Create(ctx, f)
+	if err != nil {
+		writeError(w, r, c.log, err)
+		return
+	}
+	c.log.InfoContext(r.Context(), "function registered", "functionId", f.ID, "provider", f.Provider.Type)
+	writeJSON(w, http.StatusOK, f.Redact())
+}
+
+func (c *Config) listFunctions(w http.ResponseWriter, r *http.Request, _ httprouter.Params) {
+	ctx, cancel := c.ctx(r)
+	defer cancel()
+	fns, err := c.fns.List(ctx)
+	if err != nil {
+		writeError(w, r, c.log, err)
+		return
+	}
+	for i := range fns {
+		fns[i] = fns[i].Redact()
+	}
+	writeJSON(w, http.StatusOK, functionList{Functions: fns})
+}
+
+func (c *Config) getFunction(w http.ResponseWriter, r *http.Request, ps httprouter.Params) {
+	ctx, cancel := c.ctx(r)
+	defer cancel()
+	f, err := c.fns.Get(ctx, ps.ByName("id"))
+	if err != nil {
+		writeError(w, r, c.log, err)
+		return
+	}
+	writeJSON(w, http.StatusOK, f.Redact())
+}
+
+func (c *Config) updateFunction(w http.ResponseWriter, r *http.Request, ps httprouter.Params) {
+	id := ps.ByName("id")
+	var req updateFunctionRequest
+	if err := c.decode(w, r, &req); err != nil {
+		writeError(w, r, c.log, err)
+		return
+	}
+	if req.Provider == nil {
+		writeError(w, r, c.log, errkind.New(errkind.Invalid, "provider is required"))
+		return
+	}
+	if req.FunctionID != "" && req.FunctionID != id {
+		writeError(w, r, c.log, errkind.New(errkind.Invalid, "functionId %q does not match the URL's %q: a function cannot be renamed", req.FunctionID, id))
+		return
+	}
+	ctx, cancel := c.ctx(r)
+	defer cancel()
+	f, err := c.fns.Update(ctx, id, *req.Provider)
+	if err != nil {
+		writeError(w, r, c.log, err)
+		return
+	}
+	c.log.InfoContext(r.Context(), "function updated", "functionId", f.ID, "provider", f.Provider.Type)
+	writeJSON(w, http.StatusOK, f.Redact())
+}
+
+func (c *Config) deleteFunction(w http.ResponseWriter, r *http.Request, ps httprouter.Params) {
+	ctx, cancel := c.ctx(r)
+	defer cancel()
+	id := ps.ByName("id")
+	if err := c.fns.Delete(ctx, id); err != nil {
+		writeError(w, r, c.log, err)
+		return
+	}
+	c.log.InfoContext(r.Context(), "function deleted", "functionId", id)
+	w.WriteHeader(http.StatusNoContent)
+}
+
+func (c *Config) createSubscription(w http.ResponseWriter, r *http.Request, _ httprouter.Params) {
+	var s subscriptions.Subscription
+	if err := c.decode(w, r, &s); err != nil {
+		writeError(w, r, c.log, err)
+		return
+	}
+	if s.ID != "" {
+		writeError(w, r, c.log, errkind.New(errkind.Invalid, "subscriptionId is assigned by the gateway"))
+		return
+	}
+	ctx, cancel := c.ctx(r)
+	defer cancel()
+	s, err := c.subs.Create(ctx, s)
+	if err != nil {
+		writeError(w, r, c.log, err)
+		return
+	}
+	c.log.InfoContext(r.Context(), "subscription created", "subscriptionId", s.ID, "event", s.Event, "functionId", s.FunctionID, "method", s.Method, "path", s.Path)
+	writeJSON(w, http.StatusOK, s)
+}
+
+func (c *Config) listSubscriptions(w http.ResponseWriter, r *http.Request, _ httprouter.Params) {
+	ctx, cancel := c.ctx(r)
+	defer cancel()
+	subs, err := c.subs.List(ctx)
+	if err != nil {
+		writeError(w, r, c.log, err)
+		return
+	}
+	writeJSON(w, http.StatusOK, subscriptionList{Subscriptions: subs})
+}
+
+func (c *Config) getSubscription(w http.ResponseWriter, r *http.Request, ps httprouter.Params) {
+	ctx, cancel := c.ctx(r)
+	defer cancel()
+	s, err := c.subs.Get(ctx, ps.ByName("id"))
+	if err != nil {
+		writeError(w, r, c.log, err)
+		return
+	}
+	writeJSON(w, http.StatusOK, s)
+}
+
+func (c *Config) deleteSubscription(w http.ResponseWriter, r *http.Request, ps httprouter.Params) {
+	ctx, cancel := c.ctx(r)
+	defer cancel()
+	id := ps.ByName("id")
+	if err := c.subs.Delete(ctx, id); err != nil {
+		writeError(w, r, c.log, err)
+		return
+	}
+	c.log.InfoContext(r.Context(), "subscription deleted", "subscriptionId", id)
+	w.WriteHeader(http.StatusNoContent)
+}
+
+// decode reads one JSON value from the request body into v, strictly:
+// unknown fields, trailing data and bodies over the limit are errors. The
+// Content-Type is not checked: curl -d sends a form type by default.
+func (c *Config) decode(w http.ResponseWriter, r *http.Request, v any) error {
+	body := http.MaxBytesReader(w, r.Body, c.maxBody)
+	dec := json.NewDecoder(body)
+	dec.DisallowUnknownFields()
+	if err := dec.Decode(v); err != nil {
+		return decodeError(err, c.maxBody)
+	}
+	if _, err := dec.Token(); !errors.Is(err, io.EOF) {
+		var tooLarge *http.MaxBytesError
+		if errors.As(err, &tooLarge) {
+			return decodeError(err, c.maxBody)
+		}
+		return errkind.New(errkind.Invalid, "request body has data after the JSON value")
+	}
+	return nil
+}
+
+func decodeError(err error, limit int64) error {
+	var (
+		tooLarge  *http.MaxBytesError
+		syntax    *json.SyntaxError
+		typeError *json.UnmarshalTypeError
+	)
+	switch {
+	case errors.As(err, &tooLarge):
+		return errkind.New(errkind.TooLarge, "request body is larger than %d bytes", limit)
+	case errors.Is(err, io.EOF):
+		return errkind.New(errkind.Invalid, "request body is empty: a JSON object is required")
+	case errors.Is(err, io.ErrUnexpectedEOF):
+		return errkind.New(errkind.Invalid, "request body is not valid JSON: unexpected end")
+	case errors.As(err, &syntax):
+		return errkind.New(errkind.Invalid, "request body is not valid JSON at byte %d: %s", syntax.Offset, syntax.Error())
+	case errors.As(err, &typeError):
+		if typeError.Field == "" {
+			return errkind.New(errkind.Invalid, "request body must be a JSON object")
+		}
+		return errkind.New(errkind.Invalid, "field %s must be a JSON %s", typeError.Field, jsonKind(typeError.Type.Kind().String()))
+	case strings.HasPrefix(err.Error(), "json: unknown field "):
+		return errkind.New(errkind.Invalid, "unknown field %s", strings.TrimPrefix(err.Error(), "json: unknown field "))
+	default:
+		return errkind.Wrap(errkind.Invalid, err, "request body could not be read")
+	}
+}
+
+// jsonKind names a Go kind as the JSON type a client should send.
+func jsonKind(goKind string) string {
+	switch goKind {
+	case "string":
+		return "string"
+	case "bool":
+		return "boolean"
+	case "slice", "array":
+		return "array"
+	case "struct", "map", "ptr":
+		return "object"
+	default:
+		return "number"
+	}
+}

@@ -1,0 +1,90 @@
+package main
+
+import (
+	"errors"
+	"flag"
+	"fmt"
+	"io"
+	"log/slog"
+	"strings"
+	"time"
+)
+
+// options are the command-line settings. The flag names are those earlier
+// gateways of this kind used, so existing scripts keep working.
+type options struct {
+	configHost, eventsHost string
+	configPort, eventsPort int
+
+	dbHosts   []string
+	dbPrefix  string
+	dbTimeout time.Duration
+
+	dev           bool
+	embedDataDir  string
+	embedCliAddr  string
+	embedPeerAddr string
+
+	logLevel  slog.Level
+	logFormat string
+
+	shutdownTimeout time.Duration
+	version         bool
+}
+
+func parseFlags(args []string, stderr io.Writer) (*options, error) {
+	o := &options{}
+	fs := flag.NewFlagSet("event-gateway", flag.ContinueOnError)
+	fs.SetOutput(stderr)
+	fs.StringVar(&o.configHost, "config-host", "", "address the Configuration API binds to (empty: all interfaces)")
+	fs.IntVar(&o.configPort, "config-port", 4001, "port of the Configuration API (0: pick a free one)")
+	fs.StringVar(&o.eventsHost, "events-host", "", "address the Events API binds to (empty: all interfaces)")
+	fs.IntVar(&o.eventsPort, "events-port", 4000, "port of the Events API (0: pick a free one)")
+	dbHosts := fs.String("db-hosts", "127.0.0.1:2379", "comma-separated etcd endpoints")
+	fs.StringVar(&o.dbPrefix, "db-prefix", "/event-gateway/", "etcd key prefix; gateways with different prefixes share an etcd without seeing each other")
+	fs.DurationVar(&o.dbTimeout, "db-timeout", 5*time.Second, "how long a configuration call waits for etcd before answering 503")
+	fs.BoolVar(&o.dev, "dev", false, "run an embedded etcd in this process (development mode)")
+	fs.StringVar(&o.embedDataDir, "embed-data-dir", "event-gateway.etcd", "data directory of the embedded etcd (-dev)")
+	fs.StringVar(&o.embedCliAddr, "embed-cli-addr", "http://127.0.0.1:2379", "client URL of the embedded etcd (-dev)")
+	fs.StringVar(&o.embedPeerAddr, "embed-peer-addr", "http://127.0.0.1:2380", "peer URL of the embedded etcd (-dev)")
+	logLevel := fs.String("log-level", "info", "log level: debug, info, warn or error")
+	fs.StringVar(&o.logFormat, "log-format", "text", "log format: text or json")
+	fs.DurationVar(&o.shutdownTimeout, "shutdown-timeout", 10*time.Second, "how long to wait for in-flight requests on shutdown")
+	fs.BoolVar(&o.version, "version", false, "print the version and exit")
+	if err := fs.Parse(args); err != nil {
+		return nil, err
+	}
+	if fs.NArg() > 0 {
+		return nil, fmt.Errorf("unexpected arguments: %s", strings.Join(fs.Args(), " "))
+	}
+
+	for _, h := range strings.Split(*dbHosts, ",") {
+		if h = strings.TrimSpace(h); h != "" {
+			o.dbHosts = append(o.dbHosts, h)
+		}
+	}
+	if len(o.dbHosts) == 0 && !o.dev {
+		return nil, errors.New("-db-hosts: at least one etcd endpoint is needed (or use -dev)")
+	}
+	if err := o.logLevel.UnmarshalText([]byte(*logLevel)); err != nil {
+		return nil, fmt.Errorf("-log-level: %q is not one of debug, info, warn, error", *logLevel)
+	}
+	if o.logFormat != "text" && o.logFormat != "json" {
+		return nil, fmt.Errorf("-log-format: %q is not text or json", o.logFormat)
+	}
+	for _, p := range []struct {
+		name string
+		port int
+	}{{"-config-port", o.configPort}, {"-events-port", o.eventsPort}} {
+		if p.port < 0 || p.port > 65535 {
+			return nil, fmt.Errorf("%s: %d is not a port number", p.name, p.port)
+		}
+	}
+	if o.dbTimeout <= 0 {
+		return nil, errors.New("-db-timeout must be positive")
+	}
+	if !strings.HasPrefix(o.dbPrefix, "/") {
+		return nil, fmt.Errorf("-db-prefix: %q must start with /", o.dbPrefix)
+	}
+	return o, nil
+}

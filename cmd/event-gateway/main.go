@@ -1,0 +1,180 @@
+// Command event-gateway runs one Event Gateway instance: the Events API, the
+// Configuration API, and (with -dev) an embedded etcd.
+package main
+
+import (
+	"context"
+	"errors"
+	"flag"
+	"fmt"
+	"io"
+	"log/slog"
+	"math/rand/v2"
+	"net"
+	"net/http"
+	"os"
+	"os/signal"
+	"runtime/debug"
+	"strconv"
+	"syscall"
+	"time"
+
+	"github.com/event-gateway/event-gateway/api"
+	"github.com/event-gateway/event-gateway/functions"
+	"github.com/event-gateway/event-gateway/libkv"
+	"github.com/event-gateway/event-gateway/subscriptions"
+)
+
+// version is set at build time with -ldflags "-X main.version=v1.2.3".
+var version = ""
+
+func main() {
+	os.Exit(run(os.Args[1:], os.Stdout, os.Stderr))
+}
+
+func run(args []string, stdout, stderr io.Writer) int {
+	opts, err := parseFlags(args, stderr)
+	if errors.Is(err, flag.ErrHelp) {
+		return 0
+	}
+	if err != nil {
+		fmt.Fprintln(stderr, "event-gateway:", err)
+		return 2
+	}
+	if opts.version {
+		fmt.Fprintln(stdout, "event-gateway", versionString())
+		return 0
+	}
+	log := newLogger(opts, stderr)
+
+	// The first SIGINT or SIGTERM starts a graceful shutdown; stop() then
+	// restores the default handling, so a second signal ends the process.
+	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
+	defer stop()
+	if err := serve(ctx, stop, opts, log); err != nil {
+		log.Error("event-gateway stopped", "error", err)
+		return 1
+	}
+	return 0
+}
+
+func newLogger(opts *options, w io.Writer) *slog.Logger {
+	ho := &slog.HandlerOptions{Level: opts.logLevel}
+	if opts.logFormat == "json" {
+		return slog.New(slog.NewJSONHandler(w, ho))
+	}
+	return slog.New(slog.NewTextHandler(w, ho))
+}
+
+func versionString() string {
+	if version != "" {
+		return version
+	}
+	if bi, ok := debug.ReadBuildInfo(); ok && bi.Main.Version != "" {
+		return bi.Main.Version
+	}
+	return "(devel)"
+}
+
+func serve(ctx context.Context, stop context.CancelFunc, opts *options, log *slog.Logger) error {
+	log.Info("starting event-gateway", "version", versionString(), "dev", opts.dev)
+	endpoints := opts.dbHosts
+	if opts.dev {
+		start := time.Now()
+		emb, err := libkv.StartEmbedded(ctx, libkv.EmbedConfig{
+			DataDir:   opts.embedDataDir,
+			ClientURL: opts.embedCliAddr,
+			PeerURL:   opts.embedPeerAddr,
+			Logger:    log.With("component", "etcd"),
+		})
+		if err != nil {
+			return err
+		}
+		defer emb.Close()
+		endpoints = emb.Endpoints()
+		log.Info("embedded etcd started", "dataDir", opts.embedDataDir, "endpoints", endpoints, "took", time.Since(start).Round(time.Millisecond))
+	}
+
+	store, err := libkv.Open(libkv.Config{Endpoints: endpoints, Prefix: opts.dbPrefix})
+	if err != nil {
+		return err
+	}
+	defer store.Close()
+	go waitForStore(ctx, store, endpoints, log)
+
+	space := libkv.Space(libkv.DefaultSpace)
+	configAPI := api.NewConfig(api.ConfigOptions{
+		Functions:     functions.NewService(store, space),
+		Subscriptions: subscriptions.NewService(store, space),
+		Logger:        log.With("api", "config"),
+		StoreTimeout:  opts.dbTimeout,
+	})
+
+	configSrv, err := listen(opts.configHost, opts.configPort, configAPI, log, "config")
+	if err != nil {
+		return err
+	}
+	log.Info("event-gateway ready")
+
+	<-ctx.Done()
+	stop()
+	log.Info("shutting down", "timeout", opts.shutdownTimeout)
+	sctx, cancel := context.WithTimeout(context.Background(), opts.shutdownTimeout)
+	defer cancel()
+	if err := configSrv.Shutdown(sctx); err != nil {
+		log.Warn("configuration API did not shut down cleanly", "error", err)
+	}
+	log.Info("stopped")
+	return nil
+}
+
+// listen binds the API's port and serves h on it in the background. Binding
+// first means a port in use fails start-up with a clear error, and port 0
+// is logged as the port actually chosen.
+func listen(host string, port int, h http.Handler, log *slog.Logger, name string) (*http.Server, error) {
+	ln, err := net.Listen("tcp", net.JoinHostPort(host, strconv.Itoa(port)))
+	if err != nil {
+		return nil, fmt.Errorf("%s API: %w", name, err)
+	}
+	srv := &http.Server{
+		Handler:           h,
+		ReadHeaderTimeout: 10 * time.Second,
+		ReadTimeout:       60 * time.Second,
+		WriteTimeout:      60 * time.Second,
+		IdleTimeout:       120 * time.Second,
+		MaxHeaderBytes:    1 << 20,
+		ErrorLog:          slog.NewLogLogger(log.With("api", name).Handler(), slog.LevelWarn),
+	}
+	log.Info("listening", "api", name, "addr", ln.Addr().String())
+	go func() {
+		if err := srv.Serve(ln); err != nil && !errors.Is(err, http.ErrServerClosed) {
+			log.Error("server failed", "api", name, "error", err)
+		}
+	}()
+	return srv, nil
+}
+
+// waitForStore checks that etcd answers, retrying with capped exponential
+// backoff and saying so, so an operator sees at once why nothing works.
+func waitForStore(ctx context.Context, store *libkv.Store, endpoints []string, log *slog.Logger) {
+	backoff := 100 * time.Millisecond
+	for attempt := 1; ; attempt++ {
+		pctx, cancel := context.WithTimeout(ctx, 2*time.Second)
+		err := store.Ping(pctx)
+		cancel()
+		if err == nil {
+			log.Info("connected to etcd", "endpoints", endpoints)
+			return
+		}
+		if ctx.Err() != nil {
+			return
+		}
+		log.Warn("waiting for etcd", "endpoints", endpoints, "attempt", attempt, "retryIn", backoff, "error", err)
+		select {
+		case <-time.After(backoff + rand.N(backoff/2)):
+		case <-ctx.Done():
+			return
+		}
+		backoff = min(backoff*2, 10*time.Second)
+	}
+}

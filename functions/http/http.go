@@ -1,0 +1,277 @@
+// Package httpfn invokes functions of provider type "http": it POSTs the
+// event payload to the function's URL and returns the response body.
+//
+// One Provider serves every http function of a gateway. It owns a single
+// pooled http.Transport so that keep-alive connections to a function's host are
+// shared by all calls; building a client or transport per call (or per
+// function) would defeat the pool and pay a TCP and TLS handshake each time.
+package httpfn
+
+import (
+	"bytes"
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"net"
+	"net/http"
+	"net/url"
+	"time"
+
+	"github.com/event-gateway/event-gateway/functions"
+)
+
+// Defaults for Options fields left at their zero value.
+const (
+	// DefaultMaxResponseBytes matches AWS Lambda's synchronous response
+	// limit, so both provider types accept the same responses.
+	DefaultMaxResponseBytes int64 = 6 << 20
+	// DefaultTimeout bounds a call whose context has no deadline.
+	DefaultTimeout = 60 * time.Second
+	// DefaultDialTimeout bounds establishing the TCP connection.
+	DefaultDialTimeout = 5 * time.Second
+	// DefaultTLSHandshakeTimeout bounds the TLS handshake.
+	DefaultTLSHandshakeTimeout = 5 * time.Second
+	// DefaultIdleConnTimeout is how long an idle keep-alive connection is kept.
+	DefaultIdleConnTimeout = 90 * time.Second
+	// DefaultMaxIdleConnsPerHost is sized for many concurrent calls to one
+	// function host: net/http's default of 2 would make most calls under
+	// load open a fresh connection and leave it in TIME_WAIT afterwards.
+	DefaultMaxIdleConnsPerHost = 256
+	// DefaultMaxIdleConns caps idle connections across all hosts.
+	DefaultMaxIdleConns = 1024
+)
+
+// maxDrainBytes is how much of an unwanted body (an error response) is read
+// so that its connection can go back to the pool. Past this it is cheaper to
+// drop the connection than to keep reading.
+const maxDrainBytes = 64 << 10
+
+// Options configures a Provider. The zero value is usable.
+type Options struct {
+	// MaxResponseBytes caps a function's response body. Default 6 MiB.
+	MaxResponseBytes int64
+
+	// DefaultTimeout bounds a call whose context carries no deadline, so a
+	// hung function cannot hold a goroutine and a connection forever.
+	// Callers are expected to pass a deadline; this is a backstop.
+	// Default 60s.
+	DefaultTimeout time.Duration
+
+	// Transport replaces the pooled transport the Provider builds. The
+	// timeout and pool fields below are ignored when it is set. Tests use
+	// it; so could a gateway that wants one transport for all providers.
+	Transport http.RoundTripper
+
+	// DialTimeout bounds TCP connection setup. Default 5s.
+	DialTimeout time.Duration
+	// TLSHandshakeTimeout bounds the TLS handshake. Default 5s.
+	TLSHandshakeTimeout time.Duration
+	// ResponseHeaderTimeout bounds the wait for response headers once the
+	// request is written. The default, 0, sets no such limit: for a
+	// function that time is its execution time, which the caller's context
+	// deadline already bounds per function. A transport-wide value would
+	// cut off functions configured with a longer timeout, and would be
+	// reported as an unreachable function rather than ErrTimeout.
+	ResponseHeaderTimeout time.Duration
+	// IdleConnTimeout is how long idle connections are kept. Default 90s.
+	IdleConnTimeout time.Duration
+	// MaxIdleConnsPerHost is the idle pool size per host. Default 256.
+	MaxIdleConnsPerHost int
+	// MaxIdleConns is the idle pool size over all hosts. Default 1024.
+	MaxIdleConns int
+}
+
+// Provider invokes http functions through one shared, pooled client. It is
+// safe for concurrent use; build it once with New.
+type Provider struct {
+	// rt is called directly rather than through an http.Client: the Client
+	// layer adds only redirect following, which a function call must not
+	// do (a 301/302 turns the POST into a GET, and any redirect sends the
+	// event to a host nobody registered), plus a header copy per call made
+	// for that redirect logic. A 3xx is thus returned as is and, being
+	// non-2xx, reported as a failure.
+	rt             http.RoundTripper
+	maxResponse    int64
+	defaultTimeout time.Duration
+	// header is sent, read-only, with every request. Sharing it saves a map
+	// per call; the RoundTripper contract forbids modifying the request.
+	header http.Header
+}
+
+// New builds a Provider. Call Close when it is no longer needed.
+func New(opts Options) *Provider {
+	if opts.MaxResponseBytes <= 0 {
+		opts.MaxResponseBytes = DefaultMaxResponseBytes
+	}
+	if opts.DefaultTimeout <= 0 {
+		opts.DefaultTimeout = DefaultTimeout
+	}
+	rt := opts.Transport
+	if rt == nil {
+		rt = newTransport(opts)
+	}
+	return &Provider{
+		rt:             rt,
+		maxResponse:    opts.MaxResponseBytes,
+		defaultTimeout: opts.DefaultTimeout,
+		header:         http.Header{"Content-Type": {"application/json"}},
+	}
+}
+
+func newTransport(opts Options) *http.Transport {
+	if opts.DialTimeout <= 0 {
+		opts.DialTimeout = DefaultDialTimeout
+	}
+	if opts.TLSHandshakeTimeout <= 0 {
+		opts.TLSHandshakeTimeout = DefaultTLSHandshakeTimeout
+	}
+	if opts.IdleConnTimeout <= 0 {
+		opts.IdleConnTimeout = DefaultIdleConnTimeout
+	}
+	if opts.MaxIdleConnsPerHost <= 0 {
+		opts.MaxIdleConnsPerHost = DefaultMaxIdleConnsPerHost
+	}
+	if opts.MaxIdleConns <= 0 {
+		opts.MaxIdleConns = DefaultMaxIdleConns
+	}
+	dialer := &net.Dialer{Timeout: opts.DialTimeout, KeepAlive: 30 * time.Second}
+	return &http.Transport{
+		Proxy:                 http.ProxyFromEnvironment,
+		DialContext:           dialer.DialContext,
+		ForceAttemptHTTP2:     true, // a custom DialContext turns it off otherwise
+		TLSHandshakeTimeout:   opts.TLSHandshakeTimeout,
+		ResponseHeaderTimeout: opts.ResponseHeaderTimeout,
+		IdleConnTimeout:       opts.IdleConnTimeout,
+		MaxIdleConns:          opts.MaxIdleConns,
+		MaxIdleConnsPerHost:   opts.MaxIdleConnsPerHost,
+		ExpectContinueTimeout: time.Second,
+	}
+}
+
+// Close closes the Provider's idle connections. Calls in flight finish; the
+// Provider stays usable and simply dials again.
+func (p *Provider) Close() {
+	if c, ok := p.rt.(interface{ CloseIdleConnections() }); ok {
+		c.CloseIdleConnections()
+	}
+}
+
+// Invoker returns an Invoker for the function at rawURL. It is cheap: it
+// holds no connection of its own, and may be built per call or cached.
+// A URL that does not parse makes every Invoke fail with that error.
+func (p *Provider) Invoker(rawURL string) functions.Invoker {
+	inv := &invoker{p: p, url: rawURL}
+	if u, err := url.Parse(rawURL); err != nil {
+		inv.err = fmt.Errorf("httpfn: invalid function url: %w", err)
+	} else if u.Scheme != "http" && u.Scheme != "https" {
+		inv.err = fmt.Errorf("httpfn: function url scheme %q is not http or https", u.Scheme)
+	}
+	return inv
+}
+
+type invoker struct {
+	p   *Provider
+	url string
+	err error
+}
+
+// Invoke POSTs payload to the function and returns the 2xx response body.
+func (inv *invoker) Invoke(ctx context.Context, payload []byte) ([]byte, error) {
+	if inv.err != nil {
+		return nil, inv.err
+	}
+	p := inv.p
+	if _, ok := ctx.Deadline(); !ok {
+		var cancel context.CancelFunc
+		ctx, cancel = context.WithTimeout(ctx, p.defaultTimeout)
+		defer cancel()
+	}
+
+	// NewRequestWithContext sets ContentLength and GetBody for a
+	// *bytes.Reader-like body; GetBody lets the transport resend the POST
+	// when a pooled connection turns out to have been closed by the server
+	// before anything was written, instead of failing the call.
+	req, err := http.NewRequestWithContext(ctx, http.MethodPost, inv.url, bytes.NewReader(payload))
+	if err != nil {
+		return nil, fmt.Errorf("httpfn: build request: %w", err)
+	}
+	req.Header = p.header
+
+	resp, err := p.rt.RoundTrip(req)
+	if err != nil {
+		return nil, classify(ctx, err)
+	}
+	if resp.StatusCode < 200 || resp.StatusCode > 299 {
+		discard(resp.Body)
+		return nil, fmt.Errorf("%w: http status %d", functions.ErrFunctionFailed, resp.StatusCode)
+	}
+	body, err := readBody(resp.Body, resp.ContentLength, p.maxResponse)
+	discard(resp.Body)
+	if err != nil {
+		return nil, classify(ctx, err)
+	}
+	return body, nil
+}
+
+// classify maps a transport or read error onto the functions sentinels.
+// The *url.Error wrapper is dropped because its text repeats the full
+// function URL, whose query string may carry a secret, into every log line.
+func classify(ctx context.Context, err error) error {
+	if errors.Is(err, functions.ErrResponseTooLarge) {
+		return err
+	}
+	var ue *url.Error
+	if errors.As(err, &ue) {
+		err = ue.Err
+	}
+	if errors.Is(ctx.Err(), context.DeadlineExceeded) || errors.Is(err, context.DeadlineExceeded) {
+		return fmt.Errorf("%w: %w", functions.ErrTimeout, err)
+	}
+	return fmt.Errorf("httpfn: post: %w", err)
+}
+
+// readBody reads r to EOF into one buffer, failing with ErrResponseTooLarge
+// as soon as more than limit bytes arrive. size is the declared
+// Content-Length or -1. A declared size is used to allocate the buffer
+// exactly once (plus one byte so that EOF is seen without growing); a body
+// declared larger than limit is refused without reading it.
+func readBody(r io.Reader, size, limit int64) ([]byte, error) {
+	if size > limit {
+		return nil, functions.ErrResponseTooLarge
+	}
+	n := size
+	if n < 0 {
+		n = min(512, limit) // unknown length (chunked, or gzip decoded)
+	}
+	b := make([]byte, 0, n+1)
+	for {
+		if len(b) == cap(b) {
+			b = append(b, 0)[:len(b)] // let append pick the growth
+		}
+		// Never read past limit+1 bytes: one byte over proves the excess.
+		end := cap(b)
+		if int64(end) > limit+1 {
+			end = int(limit + 1)
+		}
+		m, err := r.Read(b[len(b):end])
+		b = b[:len(b)+m]
+		if int64(len(b)) > limit {
+			return nil, functions.ErrResponseTooLarge
+		}
+		if err == io.EOF {
+			return b, nil
+		}
+		if err != nil {
+			return nil, fmt.Errorf("read response: %w", err)
+		}
+	}
+}
+
+// discard reads what is left of a small body and closes it, so that the
+// connection returns to the pool. A large remainder is not read: closing
+// early makes the transport drop that one connection instead.
+func discard(body io.ReadCloser) {
+	_, _ = io.CopyN(io.Discard, body, maxDrainBytes)
+	_ = body.Close()
+}

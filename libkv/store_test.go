@@ -1,0 +1,243 @@
+package libkv_test
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"testing"
+	"time"
+
+	clientv3 "go.etcd.io/etcd/client/v3"
+
+	"github.com/event-gateway/event-gateway/internal/errkind"
+	"github.com/event-gateway/event-gateway/internal/etcdtest"
+	"github.com/event-gateway/event-gateway/libkv"
+)
+
+var etcd *etcdtest.Server
+
+func TestMain(m *testing.M) { etcdtest.Main(m, func(s *etcdtest.Server) { etcd = s }) }
+
+func ctx(t *testing.T) context.Context {
+	c, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+	t.Cleanup(cancel)
+	return c
+}
+
+func TestGetPutListDelete(t *testing.T) {
+	s := etcd.Store(t)
+	c := ctx(t)
+	if _, err := s.Get(c, "a"); !errors.Is(err, libkv.ErrNotFound) {
+		t.Fatalf("Get missing: got %v, want ErrNotFound", err)
+	}
+	rev, err := s.Put(c, "dir/a", []byte("1"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := s.Put(c, "dir/b", []byte("2")); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := s.Put(c, "other", []byte("3")); err != nil {
+		t.Fatal(err)
+	}
+	kv, err := s.Get(c, "dir/a")
+	if err != nil || string(kv.Value) != "1" || kv.ModRevision != rev {
+		t.Fatalf("Get = %+v, %v; want value 1 at revision %d", kv, err, rev)
+	}
+	kvs, listRev, err := s.List(c, "dir/")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(kvs) != 2 || kvs[0].Key != "dir/a" || kvs[1].Key != "dir/b" {
+		t.Fatalf("List = %+v; want dir/a, dir/b (keys relative to the prefix)", kvs)
+	}
+	if listRev < rev+2 {
+		t.Fatalf("list revision %d is older than the writes (%d)", listRev, rev+2)
+	}
+	if err := s.Delete(c, "dir/a"); err != nil {
+		t.Fatal(err)
+	}
+	if err := s.Delete(c, "dir/a"); !errors.Is(err, libkv.ErrNotFound) {
+		t.Fatalf("second Delete: got %v, want ErrNotFound", err)
+	}
+}
+
+func TestPrefixIsolation(t *testing.T) {
+	a, b := etcd.Store(t), etcd.Store(t)
+	c := ctx(t)
+	if _, err := a.Put(c, "k", []byte("a")); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := b.Get(c, "k"); !errors.Is(err, libkv.ErrNotFound) {
+		t.Fatalf("a store with another prefix sees the key: %v", err)
+	}
+}
+
+func TestCreateAndCompareAndSwap(t *testing.T) {
+	s := etcd.Store(t)
+	c := ctx(t)
+	ok, err := s.Create(c, "k", []byte("1"))
+	if err != nil || !ok {
+		t.Fatalf("first Create = %v, %v", ok, err)
+	}
+	ok, err = s.Create(c, "k", []byte("2"))
+	if err != nil || ok {
+		t.Fatalf("second Create = %v, %v; want false", ok, err)
+	}
+	kv, _ := s.Get(c, "k")
+	if ok, err := s.CompareAndSwap(c, "k", []byte("3"), kv.ModRevision-1); err != nil || ok {
+		t.Fatalf("CAS with a stale revision = %v, %v; want false", ok, err)
+	}
+	if ok, err := s.CompareAndSwap(c, "k", []byte("3"), kv.ModRevision); err != nil || !ok {
+		t.Fatalf("CAS = %v, %v; want true", ok, err)
+	}
+	if kv, _ := s.Get(c, "k"); string(kv.Value) != "3" {
+		t.Fatalf("value after CAS = %q", kv.Value)
+	}
+}
+
+func TestTxnConditions(t *testing.T) {
+	s := etcd.Store(t)
+	c := ctx(t)
+	// PrefixEmpty: true on an empty range, false once a key is in it.
+	if ok, _, err := s.Txn(c, []libkv.Cond{libkv.PrefixEmpty("uses/f/")}, []libkv.Op{libkv.Put("x", nil)}); err != nil || !ok {
+		t.Fatalf("PrefixEmpty on empty range = %v, %v", ok, err)
+	}
+	s.Put(c, "uses/f/1", nil)
+	s.Put(c, "uses/fg/1", nil) // a sibling prefix must not count
+	if ok, _, err := s.Txn(c, []libkv.Cond{libkv.PrefixEmpty("uses/f/")}, nil); err != nil || ok {
+		t.Fatalf("PrefixEmpty on non-empty range = %v, %v", ok, err)
+	}
+	if ok, _, err := s.Txn(c, []libkv.Cond{libkv.PrefixEmpty("uses/g/")}, nil); err != nil || !ok {
+		t.Fatalf("PrefixEmpty on another empty range = %v, %v", ok, err)
+	}
+
+	// PrefixUnchangedSince: a write under the prefix after rev fails it.
+	_, rev, _ := s.List(c, "subs/")
+	if ok, _, err := s.Txn(c, []libkv.Cond{libkv.PrefixUnchangedSince("subs/", rev)}, nil); err != nil || !ok {
+		t.Fatalf("unchanged prefix = %v, %v", ok, err)
+	}
+	s.Put(c, "subs/1", nil)
+	if ok, _, err := s.Txn(c, []libkv.Cond{libkv.PrefixUnchangedSince("subs/", rev)}, nil); err != nil || ok {
+		t.Fatalf("changed prefix = %v, %v; want false", ok, err)
+	}
+	s.Put(c, "unrelated", nil)
+	_, rev, _ = s.List(c, "subs/")
+	s.Put(c, "unrelated", nil)
+	if ok, _, err := s.Txn(c, []libkv.Cond{libkv.PrefixUnchangedSince("subs/", rev)}, nil); err != nil || !ok {
+		t.Fatalf("a write outside the prefix failed the condition: %v, %v", ok, err)
+	}
+
+	// Exists / Absent, and ops apply together or not at all.
+	ok, _, err := s.Txn(c, []libkv.Cond{libkv.Exists("nope")}, []libkv.Op{libkv.Put("a", nil), libkv.Put("b", nil)})
+	if err != nil || ok {
+		t.Fatalf("Exists on a missing key = %v, %v", ok, err)
+	}
+	if _, err := s.Get(c, "a"); !errors.Is(err, libkv.ErrNotFound) {
+		t.Fatal("ops of a failed transaction were applied")
+	}
+	ok, _, err = s.Txn(c, []libkv.Cond{libkv.Exists("x"), libkv.Absent("a")}, []libkv.Op{libkv.Put("a", nil), libkv.Del("x")})
+	if err != nil || !ok {
+		t.Fatalf("Txn = %v, %v", ok, err)
+	}
+	if _, err := s.Get(c, "x"); !errors.Is(err, libkv.ErrNotFound) {
+		t.Fatal("Del in a transaction did not apply")
+	}
+}
+
+func TestWatchResumesFromRevision(t *testing.T) {
+	s := etcd.Store(t)
+	c := ctx(t)
+	s.Put(c, "w/a", []byte("1"))
+	_, rev, err := s.List(c, "w/")
+	if err != nil {
+		t.Fatal(err)
+	}
+	// Written after the list, before the watch starts: must not be missed.
+	s.Put(c, "w/b", []byte("2"))
+	s.Delete(c, "w/a")
+	s.Put(c, "x/ignored", nil)
+
+	wctx, cancel := context.WithCancel(c)
+	defer cancel()
+	ch := s.Watch(wctx, "w/", rev+1)
+	s.Put(c, "w/c", []byte("3"))
+
+	var got []string
+	for len(got) < 3 {
+		select {
+		case wr := <-ch:
+			if wr.Err != nil {
+				t.Fatal(wr.Err)
+			}
+			for _, ev := range wr.Events {
+				got = append(got, fmt.Sprintf("%s:%v:%s", ev.Key, ev.Deleted, ev.Value))
+			}
+		case <-time.After(5 * time.Second):
+			t.Fatalf("timed out; got %v", got)
+		}
+	}
+	want := []string{"w/b:false:2", "w/a:true:", "w/c:false:3"}
+	if fmt.Sprint(got) != fmt.Sprint(want) {
+		t.Fatalf("events = %v, want %v", got, want)
+	}
+	cancel()
+	for range ch {
+	}
+}
+
+func TestWatchCompacted(t *testing.T) {
+	s := etcd.Store(t)
+	c := ctx(t)
+	rev, _ := s.Put(c, "k", []byte("1"))
+	last, _ := s.Put(c, "k", []byte("2"))
+
+	raw, err := clientv3.New(clientv3.Config{Endpoints: etcd.Endpoints()})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer raw.Close()
+	if _, err := raw.Compact(c, last); err != nil {
+		t.Fatal(err)
+	}
+	select {
+	case wr, ok := <-s.Watch(c, "k", rev):
+		if !ok || !errors.Is(wr.Err, libkv.ErrCompacted) {
+			t.Fatalf("watch from a compacted revision: %+v, open %v; want ErrCompacted", wr, ok)
+		}
+	case <-time.After(5 * time.Second):
+		t.Fatal("no response from a watch on a compacted revision")
+	}
+}
+
+func TestUnavailable(t *testing.T) {
+	// Nothing listens on port 1 of loopback.
+	s, err := libkv.Open(libkv.Config{Endpoints: []string{"127.0.0.1:1"}, DialTimeout: 100 * time.Millisecond})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer s.Close()
+	c, cancel := context.WithTimeout(context.Background(), 300*time.Millisecond)
+	defer cancel()
+	_, err = s.Get(c, "k")
+	if !errors.Is(err, libkv.ErrUnavailable) || errkind.Of(err) != errkind.Unavailable {
+		t.Fatalf("Get with etcd away: %v; want ErrUnavailable", err)
+	}
+}
+
+func TestLayout(t *testing.T) {
+	sp := libkv.Space("default")
+	for got, want := range map[string]string{
+		sp.Function("f"):        "spaces/default/functions/f",
+		sp.Subscription("s"):    "spaces/default/subscriptions/s",
+		sp.Use("f", "s"):        "spaces/default/uses/f/s",
+		sp.Uses("f"):            "spaces/default/uses/f/",
+		sp.Functions():          "spaces/default/functions/",
+		sp.Subscriptions():      "spaces/default/subscriptions/",
+		libkv.Space("b").Root(): "spaces/b/",
+	} {
+		if got != want {
+			t.Errorf("key %q, want %q", got, want)
+		}
+	}
+}
