@@ -70,8 +70,8 @@ func TestConflict(t *testing.T) {
 		{"/users", "/users", true},
 		{"/", "/", true},
 		{"/users", "/posts", false},
-		{"/users/:id", "/users/foo", true},    // static where another has a parameter
-		{"/users/:id", "/users/:name", true},  // differently named parameters
+		{"/users/:id", "/users/foo", true},   // static where another has a parameter
+		{"/users/:id", "/users/:name", true}, // differently named parameters
 		{"/users/:id", "/users/:id/posts", false},
 		{"/users/:id/a", "/users/:id/b", false}, // same parameter, diverging later
 		{"/users/:id/a", "/users/foo/b", true},  // the router could not choose
