@@ -23,7 +23,7 @@ type FunctionService interface {
 	Create(ctx context.Context, f functions.Function) (functions.Function, error)
 	Get(ctx context.Context, id string) (functions.Function, error)
 	List(ctx context.Context) ([]functions.Function, error)
-	Update(ctx context.Context, id string, p functions.Provider) (functions.Function, error)
+	Update(ctx context.Context, f functions.Function) (functions.Function, error)
 	Delete(ctx context.Context, id string) error
 }
 
@@ -127,6 +127,7 @@ type updateFunctionRequest struct {
 	// FunctionID may repeat the id of the URL; anything else is an error.
 	FunctionID string              `json:"functionId"`
 	Provider   *functions.Provider `json:"provider"`
+	Timeout    string              `json:"timeout"`
 }
 
 func (c *Config) createFunction(w http.ResponseWriter, r *http.Request, _ httprouter.Params) {
@@ -188,7 +189,7 @@ func (c *Config) updateFunction(w http.ResponseWriter, r *http.Request, ps httpr
 	}
 	ctx, cancel := c.ctx(r)
 	defer cancel()
-	f, err := c.fns.Update(ctx, id, *req.Provider)
+	f, err := c.fns.Update(ctx, functions.Function{ID: id, Provider: *req.Provider, Timeout: req.Timeout})
 	if err != nil {
 		writeError(w, r, c.log, err)
 		return

@@ -7,6 +7,7 @@ import (
 	"net/url"
 	"regexp"
 	"strings"
+	"time"
 
 	"github.com/event-gateway/event-gateway/internal/errkind"
 )
@@ -24,6 +25,25 @@ const (
 type Function struct {
 	ID       string   `json:"functionId"`
 	Provider Provider `json:"provider"`
+	// Timeout bounds one invocation, as a duration string ("5s", "500ms").
+	// Empty means the gateway's default (-function-timeout).
+	Timeout string `json:"timeout,omitempty"`
+}
+
+// MaxTimeout is the longest per-function timeout, as long as AWS Lambda's.
+const MaxTimeout = 15 * time.Minute
+
+// TimeoutOr returns the function's timeout, or def when it has none.
+// Validate has checked the value, so a parse error cannot happen here.
+func (f *Function) TimeoutOr(def time.Duration) time.Duration {
+	if f.Timeout == "" {
+		return def
+	}
+	d, err := time.ParseDuration(f.Timeout)
+	if err != nil || d <= 0 {
+		return def
+	}
+	return d
 }
 
 // Provider says how to invoke a function. Which fields apply depends on Type.
@@ -78,6 +98,12 @@ func ValidateID(field, id string) error {
 func (f *Function) Validate() error {
 	if err := ValidateID("functionId", f.ID); err != nil {
 		return err
+	}
+	if f.Timeout != "" {
+		d, err := time.ParseDuration(f.Timeout)
+		if err != nil || d < time.Millisecond || d > MaxTimeout {
+			return errkind.New(errkind.Invalid, "timeout %q must be a duration from 1ms to %v, such as \"5s\" or \"500ms\"", f.Timeout, MaxTimeout)
+		}
 	}
 	return f.Provider.Validate()
 }

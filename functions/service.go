@@ -89,9 +89,10 @@ func (s *Service) List(ctx context.Context) ([]Function, error) {
 	return out, nil
 }
 
-// Update replaces the provider of an existing function. A secret sent as
-// Redacted keeps the stored value.
-func (s *Service) Update(ctx context.Context, id string, p Provider) (Function, error) {
+// Update replaces the provider and timeout of an existing function, f.ID. A
+// secret sent as Redacted keeps the stored value.
+func (s *Service) Update(ctx context.Context, f Function) (Function, error) {
+	id, p := f.ID, f.Provider
 	for range maxRetries {
 		old, rev, err := s.get(ctx, id)
 		if err != nil {
@@ -103,7 +104,7 @@ func (s *Service) Update(ctx context.Context, id string, p Provider) (Function, 
 		if p.AWSSessionToken == Redacted {
 			p.AWSSessionToken = old.Provider.AWSSessionToken
 		}
-		f := Function{ID: id, Provider: p}
+		f := Function{ID: id, Provider: p, Timeout: f.Timeout}
 		if err := f.Validate(); err != nil {
 			return Function{}, err
 		}

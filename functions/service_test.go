@@ -55,13 +55,13 @@ func TestServiceLifecycle(t *testing.T) {
 		t.Fatalf("List = %+v, %v", list, err)
 	}
 
-	upd, err := svc.Update(ctx, "hello", functions.Provider{Type: "http", URL: "https://example.com/v2"})
-	if err != nil || upd.Provider.URL != "https://example.com/v2" {
+	upd, err := svc.Update(ctx, functions.Function{ID: "hello", Provider: functions.Provider{Type: "http", URL: "https://example.com/v2"}, Timeout: "2s"})
+	if err != nil || upd.Provider.URL != "https://example.com/v2" || upd.Timeout != "2s" {
 		t.Fatalf("Update = %+v, %v", upd, err)
 	}
-	_, err = svc.Update(ctx, "nope", f.Provider)
+	_, err = svc.Update(ctx, functions.Function{ID: "nope", Provider: f.Provider})
 	wantKind(t, err, errkind.NotFound)
-	_, err = svc.Update(ctx, "hello", functions.Provider{Type: "http"})
+	_, err = svc.Update(ctx, functions.Function{ID: "hello", Provider: functions.Provider{Type: "http"}})
 	wantKind(t, err, errkind.Invalid)
 
 	if err := svc.Delete(ctx, "hello"); err != nil {
@@ -95,7 +95,7 @@ func TestUpdateKeepsRedactedSecrets(t *testing.T) {
 	// A client sends back what GET showed it, with a new region.
 	shown := functions.Function{ID: "f", Provider: p}.Redact().Provider
 	shown.Region = "eu-west-1"
-	if _, err := svc.Update(ctx, "f", shown); err != nil {
+	if _, err := svc.Update(ctx, functions.Function{ID: "f", Provider: shown}); err != nil {
 		t.Fatal(err)
 	}
 	got, _ := svc.Get(ctx, "f")

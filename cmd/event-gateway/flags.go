@@ -28,6 +28,11 @@ type options struct {
 	logLevel  slog.Level
 	logFormat string
 
+	maxBody         int64
+	functionTimeout time.Duration
+	workers         int
+	workersBacklog  int
+
 	shutdownTimeout time.Duration
 	version         bool
 }
@@ -49,6 +54,10 @@ func parseFlags(args []string, stderr io.Writer) (*options, error) {
 	fs.StringVar(&o.embedPeerAddr, "embed-peer-addr", "http://127.0.0.1:2380", "peer URL of the embedded etcd (-dev)")
 	logLevel := fs.String("log-level", "info", "log level: debug, info, warn or error")
 	fs.StringVar(&o.logFormat, "log-format", "text", "log format: text or json")
+	fs.Int64Var(&o.maxBody, "max-body", 6<<20, "largest request body the Events API accepts, in bytes (413 above)")
+	fs.DurationVar(&o.functionTimeout, "function-timeout", 5*time.Second, "timeout of a function call when the function sets none")
+	fs.IntVar(&o.workers, "workers", 200, "number of workers delivering custom events")
+	fs.IntVar(&o.workersBacklog, "workers-backlog", 10000, "deliveries that may wait for a worker; when full, emitters get 503")
 	fs.DurationVar(&o.shutdownTimeout, "shutdown-timeout", 10*time.Second, "how long to wait for in-flight requests on shutdown")
 	fs.BoolVar(&o.version, "version", false, "print the version and exit")
 	if err := fs.Parse(args); err != nil {
@@ -79,6 +88,15 @@ func parseFlags(args []string, stderr io.Writer) (*options, error) {
 		if p.port < 0 || p.port > 65535 {
 			return nil, fmt.Errorf("%s: %d is not a port number", p.name, p.port)
 		}
+	}
+	if o.maxBody <= 0 {
+		return nil, errors.New("-max-body must be positive")
+	}
+	if o.functionTimeout <= 0 || o.functionTimeout > 15*time.Minute {
+		return nil, errors.New("-function-timeout must be between 0 and 15m")
+	}
+	if o.workers <= 0 || o.workersBacklog <= 0 {
+		return nil, errors.New("-workers and -workers-backlog must be positive")
 	}
 	if o.dbTimeout <= 0 {
 		return nil, errors.New("-db-timeout must be positive")

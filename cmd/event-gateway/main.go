@@ -21,7 +21,10 @@ import (
 
 	"github.com/event-gateway/event-gateway/api"
 	"github.com/event-gateway/event-gateway/functions"
+	"github.com/event-gateway/event-gateway/functions/awslambda"
+	httpfn "github.com/event-gateway/event-gateway/functions/http"
 	"github.com/event-gateway/event-gateway/libkv"
+	"github.com/event-gateway/event-gateway/router"
 	"github.com/event-gateway/event-gateway/subscriptions"
 )
 
@@ -103,6 +106,41 @@ func serve(ctx context.Context, stop context.CancelFunc, opts *options, log *slo
 	go waitForStore(ctx, store, endpoints, log)
 
 	space := libkv.Space(libkv.DefaultSpace)
+
+	httpProvider := httpfn.New(httpfn.Options{MaxResponseBytes: opts.maxBody})
+	defer httpProvider.Close()
+	lambdaProvider := awslambda.New(awslambda.Options{MaxResponseBytes: opts.maxBody})
+	defer lambdaProvider.Close()
+	invokers := func(f functions.Function) (functions.Invoker, error) {
+		switch f.Provider.Type {
+		case functions.HTTP:
+			return httpProvider.Invoker(f.Provider.URL), nil
+		case functions.AWSLambda:
+			return lambdaProvider.Invoker(f.Provider)
+		}
+		return nil, fmt.Errorf("unknown provider type %q", f.Provider.Type)
+	}
+
+	queue := router.NewMemoryQueue(opts.workers, opts.workersBacklog, log.With("component", "queue"))
+	rt := router.New(router.Options{
+		Store:          store,
+		Space:          space,
+		Invokers:       invokers,
+		Queue:          queue,
+		DefaultTimeout: opts.functionTimeout,
+		Logger:         log.With("component", "router"),
+	})
+	// The router and the workers outlive the servers, so accepted events
+	// can still be delivered while the gateway drains.
+	bgCtx, bgCancel := context.WithCancel(context.Background())
+	defer bgCancel()
+	routerDone := make(chan struct{})
+	go func() {
+		rt.Run(bgCtx)
+		close(routerDone)
+	}()
+	queue.Start(bgCtx, rt.Deliver)
+
 	configAPI := api.NewConfig(api.ConfigOptions{
 		Functions:     functions.NewService(store, space),
 		Subscriptions: subscriptions.NewService(store, space),
@@ -110,8 +148,19 @@ func serve(ctx context.Context, stop context.CancelFunc, opts *options, log *slo
 		StoreTimeout:  opts.dbTimeout,
 	})
 
+	eventsAPI := api.NewEvents(api.EventsOptions{
+		Router:  rt,
+		MaxBody: opts.maxBody,
+		Logger:  log.With("api", "events"),
+	})
+
 	configSrv, err := listen(opts.configHost, opts.configPort, configAPI, log, "config")
 	if err != nil {
+		return err
+	}
+	eventsSrv, err := listen(opts.eventsHost, opts.eventsPort, eventsAPI, log, "events")
+	if err != nil {
+		configSrv.Close()
 		return err
 	}
 	log.Info("event-gateway ready")
@@ -121,9 +170,19 @@ func serve(ctx context.Context, stop context.CancelFunc, opts *options, log *slo
 	log.Info("shutting down", "timeout", opts.shutdownTimeout)
 	sctx, cancel := context.WithTimeout(context.Background(), opts.shutdownTimeout)
 	defer cancel()
+	// Stop taking events first and let in-flight calls finish, then drain
+	// the accepted deliveries, then stop the configuration side.
+	if err := eventsSrv.Shutdown(sctx); err != nil {
+		log.Warn("events API did not shut down cleanly", "error", err)
+	}
+	if left := queue.Close(sctx); left > 0 {
+		log.Warn("shutdown timeout: undelivered events dropped", "count", left)
+	}
 	if err := configSrv.Shutdown(sctx); err != nil {
 		log.Warn("configuration API did not shut down cleanly", "error", err)
 	}
+	bgCancel()
+	<-routerDone
 	log.Info("stopped")
 	return nil
 }

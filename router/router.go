@@ -1,0 +1,289 @@
+// Package router is each instance's view of the configuration and the
+// dispatch of events to functions. It keeps an immutable routing snapshot,
+// built from a list of the store at revision R and a watch from R+1, and
+// swaps in a new one on every change, so request handling never takes a
+// lock or waits on etcd.
+package router
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"log/slog"
+	"math/rand/v2"
+	"strings"
+	"sync/atomic"
+	"time"
+
+	"github.com/event-gateway/event-gateway/functions"
+	"github.com/event-gateway/event-gateway/internal/errkind"
+	"github.com/event-gateway/event-gateway/libkv"
+	"github.com/event-gateway/event-gateway/subscriptions"
+)
+
+// Store is what the router needs of the configuration store.
+type Store interface {
+	List(ctx context.Context, prefix string) ([]libkv.KV, int64, error)
+	Watch(ctx context.Context, prefix string, rev int64) <-chan libkv.WatchResponse
+}
+
+// InvokerFactory makes the invoker of a function. It is called once per
+// version of a function, never on the request path.
+type InvokerFactory func(functions.Function) (functions.Invoker, error)
+
+// Options configures a Router.
+type Options struct {
+	Store    Store
+	Space    libkv.Space
+	Invokers InvokerFactory
+	// Queue takes asynchronous deliveries of custom events.
+	Queue Queue
+	// DefaultTimeout bounds a call to a function that sets no timeout.
+	DefaultTimeout time.Duration
+	Logger         *slog.Logger
+}
+
+// Router routes events to functions.
+type Router struct {
+	store    Store
+	space    libkv.Space
+	invokers InvokerFactory
+	queue    Queue
+	timeout  time.Duration
+	log      *slog.Logger
+
+	snap atomic.Pointer[Snapshot]
+	// ready is closed the first time a snapshot is built from the store.
+	ready     chan struct{}
+	readyOnce atomic.Bool
+}
+
+// New returns a Router with an empty snapshot. Run fills it.
+func New(o Options) *Router {
+	r := &Router{
+		store:    o.Store,
+		space:    o.Space,
+		invokers: o.Invokers,
+		queue:    o.Queue,
+		timeout:  o.DefaultTimeout,
+		log:      o.Logger,
+		ready:    make(chan struct{}),
+	}
+	if r.log == nil {
+		r.log = slog.New(slog.DiscardHandler)
+	}
+	if r.timeout <= 0 {
+		r.timeout = 5 * time.Second
+	}
+	r.snap.Store(build(0, nil, nil, r.log))
+	return r
+}
+
+// Snapshot returns the current routing snapshot.
+func (r *Router) Snapshot() *Snapshot { return r.snap.Load() }
+
+// Ready is closed once the first full snapshot is in place.
+func (r *Router) Ready() <-chan struct{} { return r.ready }
+
+// Run keeps the snapshot in sync with the store until ctx ends. When the
+// watch fails (etcd away too long, revision compacted) it lists again and
+// replaces the snapshot whole, so nothing is duplicated and no delete is
+// missed.
+func (r *Router) Run(ctx context.Context) {
+	backoff := 100 * time.Millisecond
+	for ctx.Err() == nil {
+		c, rev, err := r.resync(ctx)
+		if err != nil {
+			if ctx.Err() != nil {
+				return
+			}
+			r.log.Warn("cannot load configuration, retrying", "retryIn", backoff, "error", err)
+			sleep(ctx, backoff+rand.N(backoff/2))
+			backoff = min(backoff*2, 5*time.Second)
+			continue
+		}
+		backoff = 100 * time.Millisecond
+		err = r.follow(ctx, c, rev)
+		if ctx.Err() != nil {
+			return
+		}
+		r.log.Warn("configuration watch ended, reloading", "error", err)
+	}
+}
+
+func sleep(ctx context.Context, d time.Duration) {
+	t := time.NewTimer(d)
+	defer t.Stop()
+	select {
+	case <-t.C:
+	case <-ctx.Done():
+	}
+}
+
+// cache is the configuration as last seen, from which snapshots are built.
+type cache struct {
+	fns  map[string]*Target
+	subs map[string]*subEntry
+}
+
+// resync lists the whole space and installs a snapshot of it.
+func (r *Router) resync(ctx context.Context) (*cache, int64, error) {
+	lctx, cancel := context.WithTimeout(ctx, 30*time.Second)
+	kvs, rev, err := r.store.List(lctx, r.space.Root())
+	cancel()
+	if err != nil {
+		return nil, 0, err
+	}
+	c := &cache{fns: make(map[string]*Target), subs: make(map[string]*subEntry)}
+	for _, kv := range kvs {
+		r.apply(c, libkv.Event{Key: kv.Key, Value: kv.Value, ModRevision: kv.ModRevision})
+	}
+	r.install(c, rev)
+	if r.readyOnce.CompareAndSwap(false, true) {
+		close(r.ready)
+	}
+	r.log.Info("configuration loaded", "revision", rev, "functions", len(c.fns), "subscriptions", len(c.subs))
+	return c, rev, nil
+}
+
+func (r *Router) install(c *cache, rev int64) {
+	r.snap.Store(build(rev, c.fns, c.subs, r.log))
+}
+
+// follow applies watch events from rev+1 on until the watch fails. Batches
+// that arrive together are applied together, and the snapshot is rebuilt
+// once for all of them.
+func (r *Router) follow(ctx context.Context, c *cache, rev int64) error {
+	wctx, cancel := context.WithCancel(ctx)
+	defer cancel()
+	ch := r.store.Watch(wctx, r.space.Root(), rev+1)
+	for {
+		var wr libkv.WatchResponse
+		var ok bool
+		select {
+		case wr, ok = <-ch:
+		case <-ctx.Done():
+			return ctx.Err()
+		}
+		changed := false
+		for {
+			if !ok {
+				return errors.New("watch channel closed")
+			}
+			if wr.Err != nil {
+				if changed {
+					r.install(c, rev)
+				}
+				return wr.Err
+			}
+			for _, ev := range wr.Events {
+				changed = r.apply(c, ev) || changed
+			}
+			rev = max(rev, wr.Revision)
+			// Take whatever else is already waiting before rebuilding.
+			select {
+			case wr, ok = <-ch:
+				continue
+			default:
+			}
+			break
+		}
+		if changed {
+			r.install(c, rev)
+		}
+	}
+}
+
+// apply records one change in the cache and reports whether it matters
+// for routing.
+func (r *Router) apply(c *cache, ev libkv.Event) bool {
+	switch {
+	case strings.HasPrefix(ev.Key, r.space.Functions()):
+		id := strings.TrimPrefix(ev.Key, r.space.Functions())
+		if ev.Deleted {
+			delete(c.fns, id)
+			return true
+		}
+		var f functions.Function
+		if err := json.Unmarshal(ev.Value, &f); err != nil {
+			r.log.Error("skipping undecodable function", "key", ev.Key, "error", err)
+			return false
+		}
+		inv, err := r.invokers(f)
+		if err != nil {
+			r.log.Error("function cannot be invoked", "functionId", f.ID, "error", err)
+			delete(c.fns, id)
+			return true
+		}
+		c.fns[id] = &Target{Function: f, Invoker: inv, Timeout: f.TimeoutOr(r.timeout)}
+		return true
+	case strings.HasPrefix(ev.Key, r.space.Subscriptions()):
+		id := strings.TrimPrefix(ev.Key, r.space.Subscriptions())
+		if ev.Deleted {
+			delete(c.subs, id)
+			return true
+		}
+		var sub subscriptions.Subscription
+		if err := json.Unmarshal(ev.Value, &sub); err != nil {
+			r.log.Error("skipping undecodable subscription", "key", ev.Key, "error", err)
+			return false
+		}
+		e, err := newSubEntry(sub)
+		if err != nil {
+			r.log.Error("skipping invalid subscription", "key", ev.Key, "error", err)
+			return false
+		}
+		c.subs[id] = e
+		return true
+	}
+	return false
+}
+
+// Call invokes a function synchronously, bounded by its timeout.
+func (r *Router) Call(ctx context.Context, t *Target, payload []byte) ([]byte, error) {
+	ctx, cancel := context.WithTimeout(ctx, t.Timeout)
+	defer cancel()
+	out, err := t.Invoker.Invoke(ctx, payload)
+	if err != nil && errors.Is(ctx.Err(), context.DeadlineExceeded) && !errors.Is(err, functions.ErrTimeout) {
+		err = fmt.Errorf("%w: %w", functions.ErrTimeout, err)
+	}
+	return out, err
+}
+
+// Emit accepts a custom event for asynchronous delivery to every function
+// subscribed to it on path, and returns how many there are. It returns an
+// Unavailable error, and accepts nothing, when the queue cannot take them
+// all.
+func (r *Router) Emit(ctx context.Context, ev *Event, path string) (int, error) {
+	subs := r.Snapshot().Subscribers(ev.Event, path)
+	if len(subs) == 0 {
+		return 0, nil
+	}
+	payload := ev.AppendJSON(make([]byte, 0, 128+len(ev.Data)))
+	ds := make([]Delivery, len(subs))
+	for i, s := range subs {
+		ds[i] = Delivery{SubscriptionID: s.SubscriptionID, FunctionID: s.FunctionID, EventID: ev.ID, Event: ev.Event, Payload: payload}
+	}
+	if err := r.queue.Enqueue(ctx, ds); err != nil {
+		return 0, err
+	}
+	return len(ds), nil
+}
+
+// Deliver makes one asynchronous delivery. The function is looked up at
+// delivery time: a subscription deleted since the event was accepted gets
+// nothing, and an updated function is called at its new address.
+func (r *Router) Deliver(ctx context.Context, d Delivery) error {
+	snap := r.Snapshot()
+	if !snap.HasSubscription(d.SubscriptionID) {
+		r.log.Debug("delivery dropped: subscription deleted", "subscriptionId", d.SubscriptionID, "eventId", d.EventID)
+		return nil
+	}
+	t := snap.Function(d.FunctionID)
+	if t == nil {
+		return errkind.New(errkind.NotFound, "function %q not found", d.FunctionID)
+	}
+	_, err := r.Call(ctx, t, d.Payload)
+	return err
+}

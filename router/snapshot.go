@@ -1,0 +1,196 @@
+package router
+
+import (
+	"log/slog"
+	"time"
+
+	"github.com/rs/cors"
+
+	"github.com/event-gateway/event-gateway/functions"
+	"github.com/event-gateway/event-gateway/router/pathtree"
+	"github.com/event-gateway/event-gateway/subscriptions"
+)
+
+// Target is a function ready to be called.
+type Target struct {
+	Function functions.Function
+	Invoker  functions.Invoker
+	// Timeout bounds one call: the function's own, or the default.
+	Timeout time.Duration
+}
+
+// HTTPRoute is the route of an http subscription.
+type HTTPRoute struct {
+	Subscription subscriptions.Subscription
+	Target       *Target
+	// CORS is nil when the subscription does not enable CORS.
+	CORS *cors.Cors
+}
+
+// Subscriber is one function subscribed to a custom event.
+type Subscriber struct {
+	SubscriptionID string
+	FunctionID     string
+}
+
+// Snapshot is an immutable view of the configuration, built from the
+// store at one revision. Request handling reads it without locks.
+type Snapshot struct {
+	// Revision is the store revision the snapshot reflects.
+	Revision int64
+
+	functions map[string]*Target
+	// subs holds every subscription id, for deliveries to check that their
+	// subscription still exists.
+	subs map[string]struct{}
+	// http holds one path tree per method, indexed by methodIndex.
+	http [numMethods]*pathtree.Tree[*HTTPRoute]
+	// events maps event name → path → subscribers.
+	events map[string]map[string][]Subscriber
+	// invoke maps path → function ids with an invoke subscription there.
+	invoke map[string]map[string]struct{}
+}
+
+// numMethods is the number of methods an http subscription can have.
+const numMethods = 7
+
+func methodIndex(m string) int {
+	switch m {
+	case "GET":
+		return 0
+	case "POST":
+		return 1
+	case "PUT":
+		return 2
+	case "PATCH":
+		return 3
+	case "DELETE":
+		return 4
+	case "HEAD":
+		return 5
+	case "OPTIONS":
+		return 6
+	}
+	return -1
+}
+
+// Function returns the target of a function, or nil.
+func (s *Snapshot) Function(id string) *Target { return s.functions[id] }
+
+// HasSubscription reports whether the subscription exists.
+func (s *Snapshot) HasSubscription(id string) bool {
+	_, ok := s.subs[id]
+	return ok
+}
+
+// MatchHTTP finds the http route of a request, filling ps with the path
+// parameters.
+func (s *Snapshot) MatchHTTP(method, path string, ps *pathtree.Params) (*HTTPRoute, bool) {
+	i := methodIndex(method)
+	if i < 0 || s.http[i] == nil {
+		return nil, false
+	}
+	return s.http[i].Lookup(path, ps)
+}
+
+// Subscribers returns the subscribers of a custom event on a path. The
+// slice is shared: do not modify it.
+func (s *Snapshot) Subscribers(event, path string) []Subscriber {
+	return s.events[event][trimSlash(path)]
+}
+
+// InvokeTarget returns the function to invoke on path, if it exists and has
+// an invoke subscription there.
+func (s *Snapshot) InvokeTarget(path, functionID string) (*Target, bool) {
+	if _, ok := s.invoke[trimSlash(path)][functionID]; !ok {
+		return nil, false
+	}
+	t := s.functions[functionID]
+	return t, t != nil
+}
+
+// trimSlash drops one trailing slash, the normal form of subscription paths.
+func trimSlash(p string) string {
+	if len(p) > 1 && p[len(p)-1] == '/' {
+		return p[:len(p)-1]
+	}
+	if p == "" {
+		return "/"
+	}
+	return p
+}
+
+// subEntry is a subscription with what the snapshot build needs of it,
+// computed once when the subscription arrives.
+type subEntry struct {
+	sub  subscriptions.Subscription
+	segs []subscriptions.Segment
+	cors *cors.Cors
+}
+
+func newSubEntry(sub subscriptions.Subscription) (*subEntry, error) {
+	_, segs, err := subscriptions.ParsePath(sub.Path)
+	if err != nil {
+		return nil, err
+	}
+	e := &subEntry{sub: sub, segs: segs}
+	if sub.CORS != nil {
+		e.cors = cors.New(cors.Options{
+			AllowedOrigins:   sub.CORS.Origins,
+			AllowedMethods:   sub.CORS.Methods,
+			AllowedHeaders:   sub.CORS.Headers,
+			AllowCredentials: sub.CORS.AllowCredentials,
+		})
+	}
+	return e, nil
+}
+
+// build makes a snapshot of the cached configuration.
+func build(rev int64, fns map[string]*Target, subs map[string]*subEntry, log *slog.Logger) *Snapshot {
+	s := &Snapshot{
+		Revision:  rev,
+		functions: make(map[string]*Target, len(fns)),
+		subs:      make(map[string]struct{}, len(subs)),
+		events:    make(map[string]map[string][]Subscriber),
+		invoke:    make(map[string]map[string]struct{}),
+	}
+	for id, t := range fns {
+		s.functions[id] = t
+	}
+	for id, e := range subs {
+		s.subs[id] = struct{}{}
+		sub := e.sub
+		switch sub.Event {
+		case subscriptions.EventHTTP:
+			t := fns[sub.FunctionID]
+			i := methodIndex(sub.Method)
+			if t == nil || i < 0 {
+				log.Warn("http subscription skipped: unknown function or method", "subscriptionId", id, "functionId", sub.FunctionID, "method", sub.Method)
+				continue
+			}
+			if s.http[i] == nil {
+				s.http[i] = new(pathtree.Tree[*HTTPRoute])
+			}
+			if err := s.http[i].Insert(e.segs, &HTTPRoute{Subscription: sub, Target: t, CORS: e.cors}); err != nil {
+				// The Configuration API refuses conflicts in one
+				// transaction; only a hand-edited store gets here.
+				log.Warn("http subscription skipped", "subscriptionId", id, "method", sub.Method, "path", sub.Path, "error", err)
+			}
+		case subscriptions.EventInvoke:
+			m := s.invoke[sub.Path]
+			if m == nil {
+				m = make(map[string]struct{})
+				s.invoke[sub.Path] = m
+			}
+			m[sub.FunctionID] = struct{}{}
+		default:
+			m := s.events[sub.Event]
+			if m == nil {
+				m = make(map[string][]Subscriber)
+				s.events[sub.Event] = m
+			}
+			m[sub.Path] = append(m[sub.Path], Subscriber{SubscriptionID: id, FunctionID: sub.FunctionID})
+		}
+	}
+	return s
+}
