@@ -1,0 +1,140 @@
+package router
+
+import (
+	"bytes"
+	"encoding/json"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/google/uuid"
+)
+
+func TestAppendJSONMatchesEncodingJSON(t *testing.T) {
+	for _, ev := range []Event{
+		{Event: "user.created", ID: uuid.NewString(), ReceivedAt: 1500897327098, Data: json.RawMessage(`{"foo":"bar"}`), DataType: "application/json"},
+		{Event: "e", ID: "id", ReceivedAt: 0, Data: nil, DataType: ""},
+		{Event: `quo"te\back`, ID: "<script>&", ReceivedAt: -1, Data: json.RawMessage(`"aGk="`), DataType: "text/plain; charset=\"utf-8\""},
+		{Event: "ünïcode😸", ID: "\x00\x1f\u2028", ReceivedAt: 1, Data: json.RawMessage(`[1,2]`), DataType: "application/vnd.x+json"},
+	} {
+		want, err := json.Marshal(ev)
+		if err != nil {
+			t.Fatal(err)
+		}
+		got := ev.AppendJSON(nil)
+		if !json.Valid(got) {
+			t.Fatalf("AppendJSON wrote invalid JSON: %s", got)
+		}
+		if !bytes.Equal(got, want) {
+			t.Fatalf("AppendJSON:\n got %s\nwant %s", got, want)
+		}
+	}
+}
+
+func TestEncodeData(t *testing.T) {
+	tests := []struct {
+		body, ct         string
+		wantData, wantDT string
+		wantErr          bool
+	}{
+		{`{"a":1}`, "application/json", `{"a":1}`, "application/json", false},
+		{`{"a":1}`, "application/json; charset=utf-8", `{"a":1}`, "application/json; charset=utf-8", false},
+		{`{"a":1}`, "Application/JSON", `{"a":1}`, "Application/JSON", false},
+		{`{"a":1}`, "application/cloudevents+json", `{"a":1}`, "application/cloudevents+json", false},
+		{`[1]`, "application/problem+json; charset=utf-8", `[1]`, "application/problem+json; charset=utf-8", false},
+		{"😸", "", `"8J+YuA=="`, "application/octet-stream", false},
+		{`{"a":1}`, "text/plain", `"eyJhIjoxfQ=="`, "text/plain", false},
+		{`{"a":1}`, "application/jsonx", `"eyJhIjoxfQ=="`, "application/jsonx", false},
+		{"", "application/json", `null`, "application/json", false},
+		{"", "", `null`, "application/octet-stream", false},
+		{`{oops`, "application/json", "", "", true},
+	}
+	for _, tt := range tests {
+		data, dt, err := EncodeData([]byte(tt.body), tt.ct)
+		if tt.wantErr {
+			if err == nil {
+				t.Errorf("EncodeData(%q, %q): no error", tt.body, tt.ct)
+			}
+			continue
+		}
+		if err != nil || string(data) != tt.wantData || dt != tt.wantDT {
+			t.Errorf("EncodeData(%q, %q) = %s, %q, %v; want %s, %q", tt.body, tt.ct, data, dt, err, tt.wantData, tt.wantDT)
+		}
+	}
+}
+
+func TestNewEvent(t *testing.T) {
+	now := time.UnixMilli(1700000000123)
+	ev, err := NewEvent("e", []byte(`{"x":true}`), "application/json", now)
+	if err != nil {
+		t.Fatal(err)
+	}
+	id, err := uuid.Parse(ev.ID)
+	if err != nil || id.Version() != 4 {
+		t.Fatalf("id %q is not a UUID v4", ev.ID)
+	}
+	if ev.ReceivedAt != 1700000000123 || string(ev.Data) != `{"x":true}` || ev.Event != "e" {
+		t.Fatalf("event %+v", ev)
+	}
+	other, _ := NewEvent("e", nil, "", now)
+	if other.ID == ev.ID {
+		t.Fatal("two events share an id")
+	}
+}
+
+func TestParseHTTPResponse(t *testing.T) {
+	tests := []struct {
+		raw        string
+		status     int
+		body       string
+		header     string // Content-Type to expect, if any
+		wantErr    bool
+		errContain string
+	}{
+		{raw: `{"statusCode":201,"headers":{"content-type":"text/html"},"body":"<head></head>"}`, status: 201, body: "<head></head>", header: "text/html"},
+		{raw: `{"body":"hello"}`, status: 200, body: "hello"},
+		{raw: `{}`, status: 200},
+		{raw: ``, status: 200},
+		{raw: `{"statusCode":204,"body":null}`, status: 204},
+		{raw: `{"body":{"a":1}}`, status: 200, body: `{"a":1}`, header: "application/json"},
+		{raw: `{"body":"\u00e9\n"}`, status: 200, body: "é\n"},
+		{raw: `{"statusCode":"200"}`, wantErr: true},
+		{raw: `{"statusCode":99}`, wantErr: true, errContain: "out of range"},
+		{raw: `{"statusCode":600}`, wantErr: true},
+		{raw: `{"headers":{"a":1}}`, wantErr: true},
+		{raw: `[1,2]`, wantErr: true},
+		{raw: `not json`, wantErr: true},
+	}
+	for _, tt := range tests {
+		resp, err := ParseHTTPResponse([]byte(tt.raw))
+		if tt.wantErr {
+			if err == nil || !strings.Contains(err.Error(), tt.errContain) {
+				t.Errorf("ParseHTTPResponse(%s) error = %v", tt.raw, err)
+			}
+			continue
+		}
+		if err != nil || resp.StatusCode != tt.status || string(resp.Body) != tt.body {
+			t.Errorf("ParseHTTPResponse(%s) = %d %q %v; want %d %q", tt.raw, resp.StatusCode, resp.Body, err, tt.status, tt.body)
+		}
+		if tt.header != "" && resp.Headers["content-type"] != tt.header && resp.Headers["Content-Type"] != tt.header {
+			t.Errorf("ParseHTTPResponse(%s) headers %v; want content type %q", tt.raw, resp.Headers, tt.header)
+		}
+	}
+}
+
+func BenchmarkAppendJSON(b *testing.B) {
+	ev, _ := NewEvent("user.created", []byte(`{"name":"Max","email":"max@example.com"}`), "application/json", time.Now())
+	buf := make([]byte, 0, 512)
+	b.ReportAllocs()
+	for b.Loop() {
+		buf = ev.AppendJSON(buf[:0])
+	}
+}
+
+func BenchmarkMarshalJSON(b *testing.B) {
+	ev, _ := NewEvent("user.created", []byte(`{"name":"Max","email":"max@example.com"}`), "application/json", time.Now())
+	b.ReportAllocs()
+	for b.Loop() {
+		json.Marshal(ev)
+	}
+}
