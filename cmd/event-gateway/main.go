@@ -154,11 +154,13 @@ func serve(ctx context.Context, stop context.CancelFunc, opts *options, log *slo
 		Logger:  log.With("api", "events"),
 	})
 
-	configSrv, err := listen(opts.configHost, opts.configPort, configAPI, log, "config")
+	configSrv, err := listen(opts.configHost, opts.configPort, configAPI, log, "config", 60*time.Second)
 	if err != nil {
 		return err
 	}
-	eventsSrv, err := listen(opts.eventsHost, opts.eventsPort, eventsAPI, log, "events")
+	// A synchronous call may take as long as the longest function timeout;
+	// the write deadline must not cut it short.
+	eventsSrv, err := listen(opts.eventsHost, opts.eventsPort, eventsAPI, log, "events", functions.MaxTimeout+time.Minute)
 	if err != nil {
 		configSrv.Close()
 		return err
@@ -190,7 +192,7 @@ func serve(ctx context.Context, stop context.CancelFunc, opts *options, log *slo
 // listen binds the API's port and serves h on it in the background. Binding
 // first means a port in use fails start-up with a clear error, and port 0
 // is logged as the port actually chosen.
-func listen(host string, port int, h http.Handler, log *slog.Logger, name string) (*http.Server, error) {
+func listen(host string, port int, h http.Handler, log *slog.Logger, name string, writeTimeout time.Duration) (*http.Server, error) {
 	ln, err := net.Listen("tcp", net.JoinHostPort(host, strconv.Itoa(port)))
 	if err != nil {
 		return nil, fmt.Errorf("%s API: %w", name, err)
@@ -199,7 +201,7 @@ func listen(host string, port int, h http.Handler, log *slog.Logger, name string
 		Handler:           h,
 		ReadHeaderTimeout: 10 * time.Second,
 		ReadTimeout:       60 * time.Second,
-		WriteTimeout:      60 * time.Second,
+		WriteTimeout:      writeTimeout,
 		IdleTimeout:       120 * time.Second,
 		MaxHeaderBytes:    1 << 20,
 		ErrorLog:          slog.NewLogLogger(log.With("api", name).Handler(), slog.LevelWarn),
