@@ -12,7 +12,7 @@ import (
 )
 
 func TestVersion(t *testing.T) {
-	out, err := exec.Command(binary, "-version").CombinedOutput()
+	out, err := exec.Command(binary(t), "-version").CombinedOutput()
 	if err != nil || !strings.HasPrefix(string(out), "event-gateway ") {
 		t.Fatalf("-version: %v: %s", err, out)
 	}
@@ -26,7 +26,7 @@ func TestBadFlags(t *testing.T) {
 		{"-no-such-flag"},
 		{"stray"},
 	} {
-		out, err := exec.Command(binary, args...).CombinedOutput()
+		out, err := exec.Command(binary(t), args...).CombinedOutput()
 		if code := exitCode(err); code != 2 {
 			t.Errorf("%v: exit code %d, want 2; output %s", args, code, out)
 		}

@@ -5,37 +5,51 @@ package tests
 import (
 	"context"
 	"encoding/json"
-	"fmt"
 	"io"
 	"net/http"
 	"os"
 	"strings"
+	"sync"
 	"testing"
 	"time"
 
 	"github.com/event-gateway/event-gateway/internal/gwproc"
 )
 
-// binary is the gateway built once for all tests of this package.
-var binary string
+// The gateway is built once for all tests of this package, on first use:
+// inside a test, so that go test sees the sources the build read and does
+// not answer from its cache after they change.
+var (
+	buildOnce sync.Once
+	buildDir  string
+	binPath   string
+	buildErr  error
+)
 
 func TestMain(m *testing.M) {
-	dir, err := os.MkdirTemp("", "eg-e2e-")
-	if err != nil {
-		fmt.Fprintln(os.Stderr, err)
-		os.Exit(1)
-	}
-	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Minute)
-	binary, err = gwproc.Build(ctx, dir, false)
-	cancel()
-	if err != nil {
-		fmt.Fprintln(os.Stderr, err)
-		os.RemoveAll(dir)
-		os.Exit(1)
-	}
 	code := m.Run()
-	os.RemoveAll(dir)
+	if buildDir != "" {
+		os.RemoveAll(buildDir)
+	}
 	os.Exit(code)
+}
+
+// binary returns the path of the gateway binary, building it if needed.
+func binary(t *testing.T) string {
+	t.Helper()
+	buildOnce.Do(func() {
+		buildDir, buildErr = os.MkdirTemp("", "eg-e2e-")
+		if buildErr != nil {
+			return
+		}
+		ctx, cancel := context.WithTimeout(context.Background(), 5*time.Minute)
+		defer cancel()
+		binPath, buildErr = gwproc.Build(ctx, buildDir, false)
+	})
+	if buildErr != nil {
+		t.Fatal(buildErr)
+	}
+	return binPath
 }
 
 // startDev runs a gateway with an embedded etcd in dataDir (a new temporary
@@ -52,7 +66,7 @@ func startDev(t *testing.T, dataDir string, extra ...string) *gwproc.Process {
 
 func start(t *testing.T, o gwproc.Options) *gwproc.Process {
 	t.Helper()
-	p, err := gwproc.Start(binary, o)
+	p, err := gwproc.Start(binary(t), o)
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -12,6 +12,7 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"io/fs"
 	"net"
 	"os"
 	"os/exec"
@@ -28,6 +29,9 @@ func Build(ctx context.Context, dir string, race bool) (string, error) {
 	if err != nil {
 		return "", err
 	}
+	if err := touchSources(root); err != nil {
+		return "", err
+	}
 	bin := filepath.Join(dir, "event-gateway")
 	args := []string{"build", "-o", bin}
 	if race {
@@ -40,6 +44,30 @@ func Build(ctx context.Context, dir string, race bool) (string, error) {
 		return "", fmt.Errorf("go build: %w\n%s", err, out)
 	}
 	return bin, nil
+}
+
+// touchSources stats every Go source and module file of the module. go test
+// caches a package's result against the files its tests looked at: without
+// this, a test that runs a binary built by Build would pass from the cache
+// after the gateway's code changed.
+func touchSources(root string) error {
+	return filepath.WalkDir(root, func(path string, d fs.DirEntry, err error) error {
+		if err != nil {
+			return err
+		}
+		if d.IsDir() {
+			switch d.Name() {
+			case ".git", "node_modules", "testdata":
+				return filepath.SkipDir
+			}
+			return nil
+		}
+		if strings.HasSuffix(path, ".go") || d.Name() == "go.mod" || d.Name() == "go.sum" {
+			_, err := os.Stat(path)
+			return err
+		}
+		return nil
+	})
 }
 
 // moduleRoot finds the directory of go.mod above the working directory.
