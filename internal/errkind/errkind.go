@@ -19,6 +19,7 @@ const (
 	Conflict                // the request contradicts the current state
 	Unavailable             // a dependency (the store) cannot be reached: try again later
 	TooLarge                // the request is larger than allowed
+	Forbidden               // a policy (a plugin) refused the request
 )
 
 // Error is an error with a kind and a message safe to show to API clients.

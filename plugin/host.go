@@ -1,0 +1,366 @@
+package plugin
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"log/slog"
+	"math/rand/v2"
+	"os/exec"
+	"path/filepath"
+	"sync"
+	"sync/atomic"
+	"time"
+
+	goplugin "github.com/hashicorp/go-plugin"
+)
+
+// HostOptions configures a Host.
+type HostOptions struct {
+	// Paths are the plugin executables to run.
+	Paths []string
+	// Timeout bounds one React call. A plugin that takes longer is
+	// considered hung: it is killed and restarted. Default 1s.
+	Timeout time.Duration
+	// FailOpen lets events through when a sync reacter cannot be asked
+	// (crashed, hung, restarting). By default such events are stopped.
+	FailOpen bool
+	// Buffer is the number of async events that may wait for each plugin.
+	// Past it events are dropped and counted. Default 1000.
+	Buffer int
+	Logger *slog.Logger
+}
+
+// Host runs plugins and hands them system events. It is safe for
+// concurrent use.
+type Host struct {
+	plugins []*proc
+	// wants maps an event type to whether any plugin subscribes to it,
+	// fixed once the plugins have started.
+	wants map[string]bool
+	log   *slog.Logger
+}
+
+// ErrUnavailable is returned for sync events a failed plugin could not
+// judge, when the host fails closed.
+var ErrUnavailable = errors.New("plugin unavailable")
+
+// StartHost starts every plugin and asks each for its subscriptions. A
+// plugin that cannot start is an error: the gateway should not run without
+// a plugin it was told to load.
+func StartHost(ctx context.Context, o HostOptions) (*Host, error) {
+	if o.Timeout <= 0 {
+		o.Timeout = time.Second
+	}
+	if o.Buffer <= 0 {
+		o.Buffer = 1000
+	}
+	if o.Logger == nil {
+		o.Logger = slog.New(slog.DiscardHandler)
+	}
+	h := &Host{wants: make(map[string]bool), log: o.Logger}
+	for _, path := range o.Paths {
+		p := &proc{
+			path:     path,
+			name:     filepath.Base(path),
+			timeout:  o.Timeout,
+			failOpen: o.FailOpen,
+			async:    make(chan []byte, o.Buffer),
+			restart:  make(chan struct{}, 1),
+			stop:     make(chan struct{}),
+			log:      o.Logger.With("plugin", filepath.Base(path)),
+		}
+		if err := p.start(); err != nil {
+			h.Close()
+			return nil, fmt.Errorf("plugin %s: %w", path, err)
+		}
+		for eventType := range p.subs {
+			h.wants[eventType] = true
+		}
+		p.log.Info("plugin started", "subscriptions", len(p.subs))
+		h.plugins = append(h.plugins, p)
+		p.wg.Go(p.supervise)
+		p.wg.Go(p.drainAsync)
+	}
+	return h, nil
+}
+
+// Wants reports whether any plugin subscribes to the event type, so the
+// gateway can skip building system events nobody reads.
+func (h *Host) Wants(eventType string) bool {
+	return h != nil && h.wants[eventType]
+}
+
+// React hands a system event to every plugin subscribed to its type: sync
+// reacters in turn, inline; async ones through their buffers. It returns
+// the first sync refusal, as a *VetoError, or ErrUnavailable when a sync
+// reacter could not be asked and the host fails closed.
+func (h *Host) React(ctx context.Context, eventType string, envelope []byte) error {
+	if !h.Wants(eventType) {
+		return nil
+	}
+	for _, p := range h.plugins {
+		t, ok := p.subs[eventType]
+		if !ok {
+			continue
+		}
+		if t == Async {
+			p.enqueue(envelope)
+			continue
+		}
+		if err := p.reactSync(ctx, envelope); err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
+// Dropped is the number of async events dropped because a plugin's buffer
+// was full.
+func (h *Host) Dropped() int64 {
+	var n int64
+	for _, p := range h.plugins {
+		n += p.dropped.Load()
+	}
+	return n
+}
+
+// Close stops every plugin. Async events still buffered are given to their
+// plugins first, within each plugin's timeout.
+func (h *Host) Close() {
+	if h == nil {
+		return
+	}
+	for _, p := range h.plugins {
+		p.close()
+	}
+}
+
+// proc is one plugin process and its supervisor.
+type proc struct {
+	path, name string
+	timeout    time.Duration
+	failOpen   bool
+	log        *slog.Logger
+	subs       map[string]Type
+
+	mu     sync.RWMutex
+	client *goplugin.Client
+	rpc    *rpcClient // nil while the plugin is down
+
+	async   chan []byte
+	dropped atomic.Int64
+	restart chan struct{} // signals the supervisor that the plugin failed
+	stop    chan struct{}
+	stopped atomic.Bool
+	wg      sync.WaitGroup
+}
+
+// start launches the plugin process and connects to it.
+func (p *proc) start() error {
+	client := goplugin.NewClient(&goplugin.ClientConfig{
+		HandshakeConfig:  handshake(),
+		Plugins:          goplugin.PluginSet{pluginName: &reacterPlugin{}},
+		Cmd:              exec.Command(p.path),
+		AllowedProtocols: []goplugin.Protocol{goplugin.ProtocolNetRPC},
+		Logger:           newHCLogger(p.log),
+		Stderr:           stderrWriter{p.log},
+		StartTimeout:     10 * time.Second,
+	})
+	rpcc, err := client.Client()
+	if err != nil {
+		client.Kill()
+		return err
+	}
+	raw, err := rpcc.Dispense(pluginName)
+	if err != nil {
+		client.Kill()
+		return err
+	}
+	rc := raw.(*rpcClient)
+	subs, err := callTimeout(p.timeout, rc.subscriptions)
+	if err != nil {
+		client.Kill()
+		return fmt.Errorf("asking for subscriptions: %w", err)
+	}
+	if p.subs == nil {
+		// Subscriptions are fixed at the first start: the gateway decides
+		// from them which system events to build at all.
+		p.subs = make(map[string]Type, len(subs))
+		for _, s := range subs {
+			p.subs[s.EventType] = s.Type
+		}
+	}
+	p.mu.Lock()
+	p.client, p.rpc = client, rc
+	p.mu.Unlock()
+	return nil
+}
+
+// callTimeout runs f, giving up after d. net/rpc calls take no context; a
+// call given up on finishes in the background once the plugin is killed.
+func callTimeout[T any](d time.Duration, f func() (T, error)) (T, error) {
+	type result struct {
+		v   T
+		err error
+	}
+	ch := make(chan result, 1)
+	go func() {
+		v, err := f()
+		ch <- result{v, err}
+	}()
+	t := time.NewTimer(d)
+	defer t.Stop()
+	select {
+	case r := <-ch:
+		return r.v, r.err
+	case <-t.C:
+		var zero T
+		return zero, fmt.Errorf("no answer within %v", d)
+	}
+}
+
+// react calls the plugin once. Any failure other than a veto marks the
+// plugin failed, so the supervisor restarts it.
+func (p *proc) react(envelope []byte) error {
+	p.mu.RLock()
+	rc := p.rpc
+	p.mu.RUnlock()
+	if rc == nil {
+		return ErrUnavailable
+	}
+	_, err := callTimeout(p.timeout, func() (struct{}, error) { return struct{}{}, rc.react(envelope) })
+	if err != nil && !errors.Is(err, errVeto) {
+		p.fail(err)
+		return fmt.Errorf("%w: %w", ErrUnavailable, err)
+	}
+	return err
+}
+
+func (p *proc) reactSync(ctx context.Context, envelope []byte) error {
+	if err := ctx.Err(); err != nil {
+		return err
+	}
+	err := p.react(envelope)
+	switch {
+	case err == nil:
+		return nil
+	case errors.Is(err, errVeto):
+		return err
+	case p.failOpen:
+		return nil
+	default:
+		return fmt.Errorf("plugin %s: %w", p.name, err)
+	}
+}
+
+func (p *proc) enqueue(envelope []byte) {
+	select {
+	case p.async <- envelope:
+	default:
+		if n := p.dropped.Add(1); n == 1 || n%1000 == 0 {
+			p.log.Warn("plugin buffer full: async system events dropped", "dropped", n)
+		}
+	}
+}
+
+// drainAsync feeds buffered async events to the plugin. On close it gives
+// the plugin what is still buffered, then returns.
+func (p *proc) drainAsync() {
+	for {
+		select {
+		case envelope := <-p.async:
+			p.reactAsync(envelope)
+		case <-p.stop:
+			for {
+				select {
+				case envelope := <-p.async:
+					p.reactAsync(envelope)
+				default:
+					return
+				}
+			}
+		}
+	}
+}
+
+func (p *proc) reactAsync(envelope []byte) {
+	if err := p.react(envelope); err != nil && !errors.Is(err, errVeto) {
+		p.log.Warn("async plugin call failed", "error", err)
+	}
+}
+
+// fail marks the plugin down and wakes the supervisor.
+func (p *proc) fail(err error) {
+	p.mu.Lock()
+	if p.rpc == nil {
+		p.mu.Unlock()
+		return
+	}
+	p.rpc = nil
+	p.mu.Unlock()
+	if !p.stopped.Load() {
+		p.log.Error("plugin failed, restarting", "error", err)
+	}
+	select {
+	case p.restart <- struct{}{}:
+	default:
+	}
+}
+
+// supervise restarts the plugin with backoff whenever it fails or exits.
+func (p *proc) supervise() {
+	poll := time.NewTicker(200 * time.Millisecond)
+	defer poll.Stop()
+	backoff := 100 * time.Millisecond
+	for {
+		select {
+		case <-p.stop:
+			return
+		case <-poll.C:
+			p.mu.RLock()
+			exited := p.client != nil && p.client.Exited()
+			p.mu.RUnlock()
+			if !exited {
+				continue
+			}
+			p.fail(errors.New("plugin process exited"))
+			continue
+		case <-p.restart:
+		}
+		for {
+			p.mu.Lock()
+			if p.client != nil {
+				p.client.Kill()
+			}
+			p.mu.Unlock()
+			select {
+			case <-p.stop:
+				return
+			case <-time.After(backoff + rand.N(backoff/2)):
+			}
+			if err := p.start(); err != nil {
+				backoff = min(backoff*2, 30*time.Second)
+				p.log.Error("plugin restart failed", "error", err, "retryIn", backoff)
+				continue
+			}
+			p.log.Info("plugin restarted")
+			backoff = 100 * time.Millisecond
+			break
+		}
+	}
+}
+
+func (p *proc) close() {
+	if !p.stopped.CompareAndSwap(false, true) {
+		return
+	}
+	close(p.stop)
+	p.wg.Wait()
+	p.mu.Lock()
+	if p.client != nil {
+		p.client.Kill()
+	}
+	p.rpc = nil
+	p.mu.Unlock()
+}

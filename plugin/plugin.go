@@ -1,0 +1,175 @@
+// Package plugin is the plugin system of Event Gateway. Plugins are separate
+// programs, run and supervised by the gateway through hashicorp/go-plugin,
+// that react to system events. A plugin implements Reacter and calls Serve:
+//
+//	type logger struct{}
+//
+//	func (logger) Subscriptions() []plugin.Subscription {
+//		return []plugin.Subscription{{EventType: plugin.EventReceived, Type: plugin.Async}}
+//	}
+//
+//	func (logger) React(ev plugin.Event) error {
+//		log.Printf("%s %s", ev.Event, ev.Data)
+//		return nil
+//	}
+//
+//	func main() { plugin.Serve(logger{}) }
+//
+// A Sync subscription runs inline: an error from React stops the event. An
+// Async one never slows the gateway down.
+package plugin
+
+import (
+	"encoding/json"
+	"errors"
+	"net/rpc"
+
+	goplugin "github.com/hashicorp/go-plugin"
+)
+
+// The system events a plugin can subscribe to.
+const (
+	// EventReceived: an event reached the Events API. Data: {event, path, headers}.
+	EventReceived = "gateway.event.received"
+	// FunctionInvoking: a function is about to be called. Data: {event, functionId}.
+	FunctionInvoking = "gateway.function.invoking"
+	// FunctionInvoked: a function call succeeded. Data: {event, functionId, result}.
+	FunctionInvoked = "gateway.function.invoked"
+	// FunctionInvocationFailed: a function call failed. Data: {event, functionId, error}.
+	FunctionInvocationFailed = "gateway.function.invocationFailed"
+)
+
+// Type says whether a subscription may stop the event.
+type Type int
+
+const (
+	// Sync reacters run inline; an error from React stops the event.
+	Sync Type = iota
+	// Async reacters are called in the background; their errors are logged.
+	Async
+)
+
+func (t Type) String() string {
+	if t == Sync {
+		return "sync"
+	}
+	return "async"
+}
+
+// Subscription asks for one system event type.
+type Subscription struct {
+	EventType string
+	Type      Type
+}
+
+// Event is a system event. Data holds the event's fields as JSON.
+type Event struct {
+	Event      string          `json:"event"`
+	ID         string          `json:"id"`
+	ReceivedAt int64           `json:"receivedAt"`
+	Data       json.RawMessage `json:"data"`
+	DataType   string          `json:"dataType"`
+}
+
+// Reacter is what a plugin implements.
+type Reacter interface {
+	// Subscriptions lists the system events the plugin wants. It is asked
+	// once, when the plugin starts.
+	Subscriptions() []Subscription
+	// React handles one system event. For a Sync subscription, a non-nil
+	// error stops the event, and its message is shown to the client.
+	React(event Event) error
+}
+
+// handshake is shared by the gateway and its plugins: a program started
+// with a different one refuses to run as a plugin.
+func handshake() goplugin.HandshakeConfig {
+	return goplugin.HandshakeConfig{
+		ProtocolVersion:  1,
+		MagicCookieKey:   "EVENT_GATEWAY_PLUGIN",
+		MagicCookieValue: "reacter",
+	}
+}
+
+// pluginName is the name under which the Reacter is dispensed.
+const pluginName = "reacter"
+
+// Serve runs r as a plugin. It is the whole main function of a plugin, and
+// returns only when the gateway stops the plugin.
+func Serve(r Reacter) {
+	goplugin.Serve(&goplugin.ServeConfig{
+		HandshakeConfig: handshake(),
+		Plugins:         goplugin.PluginSet{pluginName: &reacterPlugin{impl: r}},
+	})
+}
+
+// reacterPlugin connects a Reacter to go-plugin's net/rpc transport.
+type reacterPlugin struct{ impl Reacter }
+
+func (p *reacterPlugin) Server(*goplugin.MuxBroker) (any, error) {
+	return &rpcServer{impl: p.impl}, nil
+}
+
+func (p *reacterPlugin) Client(_ *goplugin.MuxBroker, c *rpc.Client) (any, error) {
+	return &rpcClient{c: c}, nil
+}
+
+// rpcServer runs in the plugin process.
+type rpcServer struct{ impl Reacter }
+
+// Subscriptions is the RPC form of Reacter.Subscriptions.
+func (s *rpcServer) Subscriptions(_ struct{}, out *[]Subscription) error {
+	*out = s.impl.Subscriptions()
+	return nil
+}
+
+// ReactReply carries the reacter's answer. A veto is an answer, not a
+// transport failure, so it travels in the reply rather than as an RPC
+// error.
+type ReactReply struct{ Veto string }
+
+// React is the RPC form of Reacter.React; the event travels encoded.
+func (s *rpcServer) React(envelope []byte, out *ReactReply) error {
+	var ev Event
+	if err := json.Unmarshal(envelope, &ev); err != nil {
+		return err
+	}
+	if err := s.impl.React(ev); err != nil {
+		msg := err.Error()
+		if msg == "" {
+			msg = "rejected by plugin"
+		}
+		out.Veto = msg
+	}
+	return nil
+}
+
+// rpcClient runs in the gateway.
+type rpcClient struct{ c *rpc.Client }
+
+func (c *rpcClient) subscriptions() ([]Subscription, error) {
+	var out []Subscription
+	err := c.c.Call("Plugin.Subscriptions", struct{}{}, &out)
+	return out, err
+}
+
+// errVeto marks a reacter's refusal, as opposed to a failure to ask it.
+var errVeto = errors.New("vetoed")
+
+func (c *rpcClient) react(envelope []byte) error {
+	var out ReactReply
+	if err := c.c.Call("Plugin.React", envelope, &out); err != nil {
+		return err
+	}
+	if out.Veto != "" {
+		return &VetoError{Msg: out.Veto}
+	}
+	return nil
+}
+
+// VetoError is a sync reacter's refusal of an event.
+type VetoError struct{ Msg string }
+
+func (e *VetoError) Error() string { return e.Msg }
+
+func (e *VetoError) Is(target error) bool { return target == errVeto }
