@@ -26,6 +26,7 @@ type Router interface {
 	Snapshot() *router.Snapshot
 	Call(ctx context.Context, t *router.Target, payload []byte) ([]byte, error)
 	Emit(ctx context.Context, ev *router.Event, path string) (int, error)
+	Received(ctx context.Context, ev *router.Event, path string, headers http.Header) error
 }
 
 // EventsOptions configures the Events API.
@@ -156,7 +157,7 @@ func (e *Events) httpEvent(w http.ResponseWriter, r *http.Request) {
 	hd := router.HTTPData{
 		Path:    r.URL.Path,
 		Method:  r.Method,
-		Headers: flatten(r.Header),
+		Headers: router.FlattenHeaders(r.Header),
 		Host:    r.Host,
 		Query:   r.URL.Query(),
 		Params:  make(map[string]string, len(*ps)),
@@ -172,6 +173,10 @@ func (e *Events) httpEvent(w http.ResponseWriter, r *http.Request) {
 	}
 	ev, err := router.NewEvent(subscriptions.EventHTTP, hdJSON, "application/json", time.Now())
 	if err != nil {
+		writeError(w, r, e.log, err)
+		return
+	}
+	if err := e.router.Received(r.Context(), &ev, r.URL.Path, r.Header); err != nil {
 		writeError(w, r, e.log, err)
 		return
 	}
@@ -196,16 +201,6 @@ func (e *Events) httpEvent(w http.ResponseWriter, r *http.Request) {
 	}
 	w.WriteHeader(resp.StatusCode)
 	w.Write(resp.Body)
-}
-
-// flatten turns request headers into one string per name, joining repeated
-// values with ", " as HTTP allows.
-func flatten(h http.Header) map[string]string {
-	out := make(map[string]string, len(h))
-	for k, vs := range h {
-		out[k] = strings.Join(vs, ", ")
-	}
-	return out
 }
 
 func (e *Events) invoke(w http.ResponseWriter, r *http.Request) {
@@ -236,6 +231,10 @@ func (e *Events) invoke(w http.ResponseWriter, r *http.Request) {
 	}
 	ev, err := router.NewEvent(subscriptions.EventInvoke, body, r.Header.Get("Content-Type"), time.Now())
 	if err != nil {
+		writeError(w, r, e.log, err)
+		return
+	}
+	if err := e.router.Received(r.Context(), &ev, r.URL.Path, r.Header); err != nil {
 		writeError(w, r, e.log, err)
 		return
 	}
@@ -281,6 +280,10 @@ func (e *Events) customEvent(w http.ResponseWriter, r *http.Request, name string
 		writeError(w, r, e.log, err)
 		return
 	}
+	if err := e.router.Received(r.Context(), &ev, r.URL.Path, r.Header); err != nil {
+		writeError(w, r, e.log, err)
+		return
+	}
 	if _, err := e.router.Emit(r.Context(), &ev, r.URL.Path); err != nil {
 		writeError(w, r, e.log, err)
 		return
@@ -321,6 +324,11 @@ func (e *Events) readBody(w http.ResponseWriter, r *http.Request) ([]byte, error
 // callFailed answers a failed synchronous call without showing the
 // provider's error, which is logged instead.
 func (e *Events) callFailed(w http.ResponseWriter, r *http.Request, t *router.Target, err error) {
+	if k := errkind.Of(err); k == errkind.Forbidden || k == errkind.Unavailable {
+		// A plugin stopped the call before the function ran.
+		writeError(w, r, e.log, err)
+		return
+	}
 	status, msg := http.StatusBadGateway, "function failed"
 	switch {
 	case errors.Is(err, functions.ErrTimeout):

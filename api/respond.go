@@ -5,7 +5,6 @@ package api
 
 import (
 	"encoding/json"
-	"errors"
 	"log/slog"
 	"net/http"
 
@@ -58,6 +57,8 @@ func statusOf(k errkind.Kind) int {
 		return http.StatusServiceUnavailable
 	case errkind.TooLarge:
 		return http.StatusRequestEntityTooLarge
+	case errkind.Forbidden:
+		return http.StatusForbidden
 	default:
 		return http.StatusInternalServerError
 	}
@@ -77,10 +78,6 @@ func writeError(w http.ResponseWriter, r *http.Request, log *slog.Logger, err er
 	case errkind.Unavailable:
 		w.Header().Set("Retry-After", "1")
 		log.WarnContext(r.Context(), "request failed", "method", r.Method, "path", r.URL.Path, "error", err)
-	}
-	var tooLarge *http.MaxBytesError
-	if errors.As(err, &tooLarge) {
-		status = http.StatusRequestEntityTooLarge
 	}
 	writeErrorMessage(w, status, msg)
 }

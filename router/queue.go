@@ -17,6 +17,9 @@ type Delivery struct {
 	Event          string
 	// Payload is the encoded envelope; deliveries of one event share it.
 	Payload []byte
+	// System marks the delivery of a system event: its invocation emits no
+	// system events, so they can never feed themselves.
+	System bool
 }
 
 // Queue holds accepted deliveries until a worker makes them.

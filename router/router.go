@@ -39,6 +39,8 @@ type Options struct {
 	Invokers InvokerFactory
 	// Queue takes asynchronous deliveries of custom events.
 	Queue Queue
+	// Plugins react to system events; nil when there are none.
+	Plugins Reacters
 	// DefaultTimeout bounds a call to a function that sets no timeout.
 	DefaultTimeout time.Duration
 	Logger         *slog.Logger
@@ -50,6 +52,7 @@ type Router struct {
 	space    libkv.Space
 	invokers InvokerFactory
 	queue    Queue
+	plugins  Reacters
 	timeout  time.Duration
 	log      *slog.Logger
 
@@ -66,6 +69,7 @@ func New(o Options) *Router {
 		space:    o.Space,
 		invokers: o.Invokers,
 		queue:    o.Queue,
+		plugins:  o.Plugins,
 		timeout:  o.DefaultTimeout,
 		log:      o.Logger,
 		ready:    make(chan struct{}),
@@ -240,15 +244,50 @@ func (r *Router) apply(c *cache, ev libkv.Event) bool {
 	return false
 }
 
-// Call invokes a function synchronously, bounded by its timeout.
+// Call invokes a function with an encoded envelope, bounded by the
+// function's timeout, and emits the function's system events around the
+// call. A sync plugin's refusal on gateway.function.invoking stops the call
+// with a Forbidden error.
 func (r *Router) Call(ctx context.Context, t *Target, payload []byte) ([]byte, error) {
-	ctx, cancel := context.WithTimeout(ctx, t.Timeout)
-	defer cancel()
-	out, err := t.Invoker.Invoke(ctx, payload)
-	if err != nil && errors.Is(ctx.Err(), context.DeadlineExceeded) && !errors.Is(err, functions.ErrTimeout) {
+	return r.call(ctx, t, payload, true)
+}
+
+func (r *Router) call(ctx context.Context, t *Target, payload []byte, system bool) ([]byte, error) {
+	var snap *Snapshot
+	if system {
+		snap = r.Snapshot()
+		if r.listening(snap, SystemFunctionInvoking) {
+			err := r.emitSystem(ctx, snap, SystemFunctionInvoking, invokingData{Event: payload, FunctionID: t.Function.ID}, errkind.Forbidden)
+			if err != nil {
+				return nil, err
+			}
+		}
+	}
+	cctx, cancel := context.WithTimeout(ctx, t.Timeout)
+	out, err := t.Invoker.Invoke(cctx, payload)
+	if err != nil && errors.Is(cctx.Err(), context.DeadlineExceeded) && !errors.Is(err, functions.ErrTimeout) {
 		err = fmt.Errorf("%w: %w", functions.ErrTimeout, err)
 	}
-	return out, err
+	cancel()
+	if !system {
+		return out, err
+	}
+	// The function has run: plugins can no longer stop anything, so
+	// their answers to these two are only logged.
+	if err != nil {
+		if r.listening(snap, SystemFunctionInvocationFailed) {
+			if serr := r.emitSystem(ctx, snap, SystemFunctionInvocationFailed, failedData{Event: payload, FunctionID: t.Function.ID, Error: err.Error()}, errkind.Invalid); serr != nil {
+				r.log.Warn("plugin refused gateway.function.invocationFailed", "functionId", t.Function.ID, "error", serr)
+			}
+		}
+		return out, err
+	}
+	if r.listening(snap, SystemFunctionInvoked) {
+		if serr := r.emitSystem(ctx, snap, SystemFunctionInvoked, invokedData{Event: payload, FunctionID: t.Function.ID, Result: resultJSON(out)}, errkind.Invalid); serr != nil {
+			r.log.Warn("plugin refused gateway.function.invoked", "functionId", t.Function.ID, "error", serr)
+		}
+	}
+	return out, nil
 }
 
 // Emit accepts a custom event for asynchronous delivery to every function
@@ -284,6 +323,6 @@ func (r *Router) Deliver(ctx context.Context, d Delivery) error {
 	if t == nil {
 		return errkind.New(errkind.NotFound, "function %q not found", d.FunctionID)
 	}
-	_, err := r.Call(ctx, t, d.Payload)
+	_, err := r.call(ctx, t, d.Payload, !d.System)
 	return err
 }

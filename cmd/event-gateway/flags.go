@@ -33,9 +33,20 @@ type options struct {
 	workers         int
 	workersBacklog  int
 
+	plugins        []string
+	pluginTimeout  time.Duration
+	pluginFailOpen bool
+	pluginBuffer   int
+
 	shutdownTimeout time.Duration
 	version         bool
 }
+
+// stringList is a repeatable string flag.
+type stringList []string
+
+func (l *stringList) String() string     { return strings.Join(*l, ",") }
+func (l *stringList) Set(v string) error { *l = append(*l, v); return nil }
 
 func parseFlags(args []string, stderr io.Writer) (*options, error) {
 	o := &options{}
@@ -58,6 +69,10 @@ func parseFlags(args []string, stderr io.Writer) (*options, error) {
 	fs.DurationVar(&o.functionTimeout, "function-timeout", 5*time.Second, "timeout of a function call when the function sets none")
 	fs.IntVar(&o.workers, "workers", 200, "number of workers delivering custom events")
 	fs.IntVar(&o.workersBacklog, "workers-backlog", 10000, "deliveries that may wait for a worker; when full, emitters get 503")
+	fs.Var((*stringList)(&o.plugins), "plugin", "path of a plugin executable to load (repeatable)")
+	fs.DurationVar(&o.pluginTimeout, "plugin-timeout", time.Second, "how long a plugin may take to react to one system event before it is restarted")
+	fs.BoolVar(&o.pluginFailOpen, "plugin-fail-open", false, "let events through when a sync plugin cannot be asked (default: stop them with 503)")
+	fs.IntVar(&o.pluginBuffer, "plugin-buffer", 1000, "async system events that may wait for each plugin; more are dropped and counted")
 	fs.DurationVar(&o.shutdownTimeout, "shutdown-timeout", 10*time.Second, "how long to wait for in-flight requests on shutdown")
 	fs.BoolVar(&o.version, "version", false, "print the version and exit")
 	if err := fs.Parse(args); err != nil {
@@ -97,6 +112,9 @@ func parseFlags(args []string, stderr io.Writer) (*options, error) {
 	}
 	if o.workers <= 0 || o.workersBacklog <= 0 {
 		return nil, errors.New("-workers and -workers-backlog must be positive")
+	}
+	if o.pluginTimeout <= 0 || o.pluginBuffer <= 0 {
+		return nil, errors.New("-plugin-timeout and -plugin-buffer must be positive")
 	}
 	if o.dbTimeout <= 0 {
 		return nil, errors.New("-db-timeout must be positive")

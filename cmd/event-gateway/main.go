@@ -24,6 +24,7 @@ import (
 	"github.com/event-gateway/event-gateway/functions/awslambda"
 	httpfn "github.com/event-gateway/event-gateway/functions/http"
 	"github.com/event-gateway/event-gateway/libkv"
+	"github.com/event-gateway/event-gateway/plugin"
 	"github.com/event-gateway/event-gateway/router"
 	"github.com/event-gateway/event-gateway/subscriptions"
 )
@@ -121,12 +122,30 @@ func serve(ctx context.Context, stop context.CancelFunc, opts *options, log *slo
 		return nil, fmt.Errorf("unknown provider type %q", f.Provider.Type)
 	}
 
+	var reacters router.Reacters
+	if len(opts.plugins) > 0 {
+		host, err := plugin.StartHost(ctx, plugin.HostOptions{
+			Paths:    opts.plugins,
+			Timeout:  opts.pluginTimeout,
+			FailOpen: opts.pluginFailOpen,
+			Buffer:   opts.pluginBuffer,
+			Logger:   log.With("component", "plugins"),
+		})
+		if err != nil {
+			return err
+		}
+		// Closed after the queue has drained: deliveries emit system events.
+		defer host.Close()
+		reacters = host
+	}
+
 	queue := router.NewMemoryQueue(opts.workers, opts.workersBacklog, log.With("component", "queue"))
 	rt := router.New(router.Options{
 		Store:          store,
 		Space:          space,
 		Invokers:       invokers,
 		Queue:          queue,
+		Plugins:        reacters,
 		DefaultTimeout: opts.functionTimeout,
 		Logger:         log.With("component", "router"),
 	})

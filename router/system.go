@@ -1,0 +1,139 @@
+package router
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"net/http"
+	"strings"
+	"time"
+
+	"github.com/google/uuid"
+
+	"github.com/event-gateway/event-gateway/internal/errkind"
+	"github.com/event-gateway/event-gateway/plugin"
+)
+
+// The system events, emitted at each stage of handling an event.
+const (
+	SystemEventReceived            = plugin.EventReceived
+	SystemFunctionInvoking         = plugin.FunctionInvoking
+	SystemFunctionInvoked          = plugin.FunctionInvoked
+	SystemFunctionInvocationFailed = plugin.FunctionInvocationFailed
+)
+
+// systemPath is the path functions subscribe on to receive system events.
+const systemPath = "/"
+
+// Reacters are the plugins that react to system events.
+type Reacters interface {
+	// Wants reports whether any plugin subscribes to the event type.
+	Wants(eventType string) bool
+	// React hands an encoded system event to the subscribed plugins. An
+	// error stops the event: a *plugin.VetoError is a plugin's refusal;
+	// anything else means a sync plugin could not be asked.
+	React(ctx context.Context, eventType string, envelope []byte) error
+}
+
+type receivedData struct {
+	Event   json.RawMessage   `json:"event"`
+	Path    string            `json:"path"`
+	Headers map[string]string `json:"headers"`
+}
+
+type invokingData struct {
+	Event      json.RawMessage `json:"event"`
+	FunctionID string          `json:"functionId"`
+}
+
+type invokedData struct {
+	Event      json.RawMessage `json:"event"`
+	FunctionID string          `json:"functionId"`
+	// Result is the function's response: JSON as it is, other bytes as a
+	// base64 string.
+	Result json.RawMessage `json:"result"`
+}
+
+type failedData struct {
+	Event      json.RawMessage `json:"event"`
+	FunctionID string          `json:"functionId"`
+	Error      string          `json:"error"`
+}
+
+// listening reports whether anything wants system events of this type:
+// a function subscribed to it or a plugin. When nothing does, no system
+// event is built at all.
+func (r *Router) listening(snap *Snapshot, eventType string) bool {
+	return len(snap.Subscribers(eventType, systemPath)) > 0 || (r.plugins != nil && r.plugins.Wants(eventType))
+}
+
+// Received emits gateway.event.received for an event that reached the
+// Events API. A sync plugin's refusal comes back as an Invalid error with
+// the plugin's message: the event must not go further.
+func (r *Router) Received(ctx context.Context, ev *Event, path string, headers http.Header) error {
+	snap := r.Snapshot()
+	if !r.listening(snap, SystemEventReceived) {
+		return nil
+	}
+	return r.emitSystem(ctx, snap, SystemEventReceived, receivedData{
+		Event: ev.AppendJSON(nil), Path: path, Headers: FlattenHeaders(headers),
+	}, errkind.Invalid)
+}
+
+// FlattenHeaders turns HTTP headers into one string per name, joining
+// repeated values with ", " as HTTP allows.
+func FlattenHeaders(h http.Header) map[string]string {
+	out := make(map[string]string, len(h))
+	for k, vs := range h {
+		out[k] = strings.Join(vs, ", ")
+	}
+	return out
+}
+
+// emitSystem builds one system event and hands it to the plugins, then to
+// the subscribed functions. A plugin's refusal is returned as an error of
+// kind veto; the functions' deliveries never stop anything.
+func (r *Router) emitSystem(ctx context.Context, snap *Snapshot, eventType string, data any, veto errkind.Kind) error {
+	raw, err := json.Marshal(data)
+	if err != nil {
+		return fmt.Errorf("encode %s: %w", eventType, err)
+	}
+	ev := Event{Event: eventType, ID: uuid.NewString(), ReceivedAt: time.Now().UnixMilli(), Data: raw, DataType: "application/json"}
+	payload := ev.AppendJSON(make([]byte, 0, 128+len(raw)))
+	if r.plugins != nil && r.plugins.Wants(eventType) {
+		if err := r.plugins.React(ctx, eventType, payload); err != nil {
+			var v *plugin.VetoError
+			if errors.As(err, &v) {
+				return errkind.Wrap(veto, err, "%s", v.Msg)
+			}
+			return errkind.Wrap(errkind.Unavailable, err, "a plugin could not check the event, retry later")
+		}
+	}
+	subs := snap.Subscribers(eventType, systemPath)
+	if len(subs) == 0 {
+		return nil
+	}
+	ds := make([]Delivery, len(subs))
+	for i, s := range subs {
+		ds[i] = Delivery{SubscriptionID: s.SubscriptionID, FunctionID: s.FunctionID, EventID: ev.ID, Event: eventType, Payload: payload, System: true}
+	}
+	if err := r.queue.Enqueue(ctx, ds); err != nil {
+		// System events are a side channel: a full queue must not fail
+		// the event that caused them.
+		r.log.Warn("system event not delivered to functions", "event", eventType, "subscribers", len(subs), "error", err)
+	}
+	return nil
+}
+
+// resultJSON makes a function's raw result fit in a JSON document.
+func resultJSON(out []byte) json.RawMessage {
+	if len(out) == 0 {
+		return json.RawMessage("null")
+	}
+	if json.Valid(out) {
+		return out
+	}
+	b, _ := json.Marshal(out) // base64
+	return b
+}
