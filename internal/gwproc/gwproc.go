@@ -25,6 +25,16 @@ import (
 
 // Build compiles ./cmd/event-gateway into dir and returns the binary's path.
 func Build(ctx context.Context, dir string, race bool) (string, error) {
+	var flags []string
+	if race {
+		flags = append(flags, "-race")
+	}
+	return BuildPackage(ctx, "./cmd/event-gateway", filepath.Join(dir, "event-gateway"), flags...)
+}
+
+// BuildPackage compiles the main package pkg (a path relative to the
+// module root, such as ./plugin/example) into the file out.
+func BuildPackage(ctx context.Context, pkg, out string, flags ...string) (string, error) {
 	root, err := moduleRoot()
 	if err != nil {
 		return "", err
@@ -32,18 +42,13 @@ func Build(ctx context.Context, dir string, race bool) (string, error) {
 	if err := touchSources(root); err != nil {
 		return "", err
 	}
-	bin := filepath.Join(dir, "event-gateway")
-	args := []string{"build", "-o", bin}
-	if race {
-		args = append(args, "-race")
-	}
-	args = append(args, "./cmd/event-gateway")
+	args := append(append([]string{"build", "-o", out}, flags...), pkg)
 	cmd := exec.CommandContext(ctx, "go", args...)
 	cmd.Dir = root
-	if out, err := cmd.CombinedOutput(); err != nil {
-		return "", fmt.Errorf("go build: %w\n%s", err, out)
+	if b, err := cmd.CombinedOutput(); err != nil {
+		return "", fmt.Errorf("go build %s: %w\n%s", pkg, err, b)
 	}
-	return bin, nil
+	return out, nil
 }
 
 // touchSources stats every Go source and module file of the module. go test
@@ -57,7 +62,7 @@ func touchSources(root string) error {
 		}
 		if d.IsDir() {
 			switch d.Name() {
-			case ".git", "node_modules", "testdata":
+			case ".git", "node_modules":
 				return filepath.SkipDir
 			}
 			return nil
