@@ -1,0 +1,87 @@
+package api_test
+
+import (
+	"context"
+	"io"
+	"net/http"
+	"net/http/httptest"
+	"path/filepath"
+	"testing"
+	"time"
+
+	"github.com/event-gateway/event-gateway/api"
+	"github.com/event-gateway/event-gateway/functions"
+	httpfn "github.com/event-gateway/event-gateway/functions/http"
+	"github.com/event-gateway/event-gateway/internal/gwproc"
+	"github.com/event-gateway/event-gateway/libkv"
+	"github.com/event-gateway/event-gateway/plugin"
+	"github.com/event-gateway/event-gateway/router"
+	"github.com/event-gateway/event-gateway/subscriptions"
+)
+
+// BenchmarkHTTPEvent measures one http event through the Events API
+// handler to a real HTTP function on loopback: with no plugin, and with
+// one async reacter (plugin/example, built here) subscribed to every system
+// event. Compare the two sub-benchmarks for the cost of a plugin.
+func BenchmarkHTTPEvent(b *testing.B) {
+	fn := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		io.Copy(io.Discard, r.Body)
+		io.WriteString(w, `{"statusCode":200,"body":"ok"}`)
+	}))
+	defer fn.Close()
+
+	b.Run("no-plugin", func(b *testing.B) { benchHTTPEvent(b, fn.URL, nil) })
+	b.Run("async-plugin", func(b *testing.B) {
+		ctx, cancel := context.WithTimeout(context.Background(), 5*time.Minute)
+		defer cancel()
+		bin, err := gwproc.BuildPackage(ctx, "./plugin/example", filepath.Join(b.TempDir(), "example"))
+		if err != nil {
+			b.Fatal(err)
+		}
+		host, err := plugin.StartHost(ctx, plugin.HostOptions{Paths: []string{bin}, Buffer: 1 << 16})
+		if err != nil {
+			b.Fatal(err)
+		}
+		defer host.Close()
+		benchHTTPEvent(b, fn.URL, host)
+		b.ReportMetric(float64(host.Dropped()), "dropped")
+	})
+}
+
+func benchHTTPEvent(b *testing.B, url string, reacters router.Reacters) {
+	st := etcd.Store(b)
+	ctx, cancel := context.WithCancel(context.Background())
+	defer cancel()
+	fns := functions.NewService(st, libkv.DefaultSpace)
+	subs := subscriptions.NewService(st, libkv.DefaultSpace)
+	if _, err := fns.Create(ctx, functions.Function{ID: "f", Provider: functions.Provider{Type: "http", URL: url}}); err != nil {
+		b.Fatal(err)
+	}
+	if _, err := subs.Create(ctx, subscriptions.Subscription{Event: "http", FunctionID: "f", Method: "GET", Path: "/users/:id"}); err != nil {
+		b.Fatal(err)
+	}
+	provider := httpfn.New(httpfn.Options{})
+	defer provider.Close()
+	q := router.NewMemoryQueue(4, 1000, nil)
+	r := router.New(router.Options{
+		Store: st, Space: libkv.DefaultSpace, Queue: q, Plugins: reacters,
+		Invokers: func(f functions.Function) (functions.Invoker, error) { return provider.Invoker(f.Provider.URL), nil },
+	})
+	go r.Run(ctx)
+	q.Start(ctx, r.Deliver)
+	for {
+		if _, ok := r.Snapshot().MatchHTTP("GET", "/users/1", nil); ok {
+			break
+		}
+		time.Sleep(time.Millisecond)
+	}
+	h := api.NewEvents(api.EventsOptions{Router: r})
+	b.ReportAllocs()
+	for b.Loop() {
+		rec := httptest.NewRecorder()
+		h.ServeHTTP(rec, httptest.NewRequest("GET", "/users/42", nil))
+		if rec.Code != 200 {
+			b.Fatalf("status %d: %s", rec.Code, rec.Body)
+		}
+	}
+}
