@@ -86,6 +86,13 @@ func (e *Events) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 			writeErrorMessage(w, http.StatusInternalServerError, "internal error")
 		}
 	}()
+	if !e.router.Snapshot().Loaded {
+		// Routing against a configuration not read yet would answer 404
+		// for routes that exist, and 202 for events that then go nowhere.
+		w.Header().Set("Retry-After", "1")
+		writeErrorMessage(w, http.StatusServiceUnavailable, "gateway is starting: configuration not loaded yet, retry later")
+		return
+	}
 	if r.Method == http.MethodOptions && r.Header.Get("Access-Control-Request-Method") != "" {
 		e.preflight(w, r)
 		return
@@ -149,11 +156,6 @@ func (e *Events) httpEvent(w http.ResponseWriter, r *http.Request) {
 		writeError(w, r, e.log, err)
 		return
 	}
-	data, _, err := router.EncodeData(body, r.Header.Get("Content-Type"))
-	if err != nil {
-		writeError(w, r, e.log, err)
-		return
-	}
 	hd := router.HTTPData{
 		Path:    r.URL.Path,
 		Method:  r.Method,
@@ -161,7 +163,7 @@ func (e *Events) httpEvent(w http.ResponseWriter, r *http.Request) {
 		Host:    r.Host,
 		Query:   r.URL.Query(),
 		Params:  make(map[string]string, len(*ps)),
-		Body:    data,
+		Body:    router.EncodeBody(body, r.Header.Get("Content-Type")),
 	}
 	for _, p := range *ps {
 		hd.Params[p.Key] = p.Value
@@ -171,11 +173,7 @@ func (e *Events) httpEvent(w http.ResponseWriter, r *http.Request) {
 		writeError(w, r, e.log, fmt.Errorf("encode http event: %w", err))
 		return
 	}
-	ev, err := router.NewEvent(subscriptions.EventHTTP, hdJSON, "application/json", time.Now())
-	if err != nil {
-		writeError(w, r, e.log, err)
-		return
-	}
+	ev := router.NewJSONEvent(subscriptions.EventHTTP, hdJSON, time.Now())
 	if err := e.router.Received(r.Context(), &ev, r.URL.Path, r.Header); err != nil {
 		writeError(w, r, e.log, err)
 		return

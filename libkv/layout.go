@@ -9,10 +9,13 @@ const DefaultSpace = "default"
 //	spaces/<space>/functions/<functionId>
 //	spaces/<space>/subscriptions/<subscriptionId>
 //	spaces/<space>/uses/<functionId>/<subscriptionId>
+//	spaces/<space>/routes/<METHOD>/<subscriptionId>   (value: the path)
 //
 // The uses keys index subscriptions by function, written in the same
 // transaction as the subscription, so deleting a function can check in one
-// transaction that nothing uses it.
+// transaction that nothing uses it. The routes keys index http
+// subscriptions by method, so a new route is checked against, and guarded
+// by, only the routes it could conflict with.
 type Space string
 
 // Root is the prefix of everything in the space.
@@ -36,3 +39,9 @@ func (s Space) Uses(functionID string) string { return s.Root() + "uses/" + func
 // Use is the index key that records that subscription subID uses function
 // functionID.
 func (s Space) Use(functionID, subID string) string { return s.Uses(functionID) + subID }
+
+// Routes is the prefix of the index keys of the http routes of a method.
+func (s Space) Routes(method string) string { return s.Root() + "routes/" + method + "/" }
+
+// Route is the index key of the http route of subscription subID.
+func (s Space) Route(method, subID string) string { return s.Routes(method) + subID }

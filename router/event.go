@@ -1,6 +1,7 @@
 package router
 
 import (
+	"bytes"
 	"encoding/base64"
 	"encoding/json"
 	"fmt"
@@ -43,6 +44,12 @@ func NewEvent(name string, body []byte, contentType string, now time.Time) (Even
 	}, nil
 }
 
+// NewJSONEvent wraps data the gateway itself encoded, and so knows to be
+// valid JSON, in an envelope with a new id.
+func NewJSONEvent(name string, data json.RawMessage, now time.Time) Event {
+	return Event{Event: name, ID: uuid.NewString(), ReceivedAt: now.UnixMilli(), Data: data, DataType: "application/json"}
+}
+
 // EncodeData turns a request body into the envelope's data: the JSON value
 // as it is when the content type is JSON, a base64 string otherwise. An empty
 // body is JSON null. A body that claims to be JSON but is not is an Invalid
@@ -60,11 +67,28 @@ func EncodeData(body []byte, contentType string) (json.RawMessage, string, error
 		}
 		return json.RawMessage(body), contentType, nil
 	}
-	out := make([]byte, 0, base64.StdEncoding.EncodedLen(len(body))+2)
+	return base64String(body), contentType, nil
+}
+
+// EncodeBody is EncodeData for the body of an http event, which the
+// gateway passes through rather than judges: a body that claims to be JSON
+// but is not reaches the function base64-encoded instead of being refused.
+func EncodeBody(body []byte, contentType string) json.RawMessage {
+	switch {
+	case len(body) == 0:
+		return json.RawMessage("null")
+	case IsJSON(contentType) && json.Valid(body):
+		return json.RawMessage(body)
+	default:
+		return base64String(body)
+	}
+}
+
+func base64String(b []byte) json.RawMessage {
+	out := make([]byte, 0, base64.StdEncoding.EncodedLen(len(b))+2)
 	out = append(out, '"')
-	out = base64.StdEncoding.AppendEncode(out, body)
-	out = append(out, '"')
-	return json.RawMessage(out), contentType, nil
+	out = base64.StdEncoding.AppendEncode(out, b)
+	return append(out, '"')
 }
 
 // IsJSON reports whether a Content-Type is JSON: application/json or any
@@ -141,7 +165,8 @@ type HTTPResponse struct {
 }
 
 // ParseHTTPResponse reads a function's response object
-// {statusCode, headers, body}. statusCode defaults to 200; body should be a
+// {statusCode, headers, body}. statusCode defaults to 200 and must be
+// 200-599; body should be a
 // string, and any other JSON value is passed on as JSON text. An empty
 // response is an empty 200. Anything else is an error.
 func ParseHTTPResponse(raw []byte) (HTTPResponse, error) {
@@ -151,15 +176,17 @@ func ParseHTTPResponse(raw []byte) (HTTPResponse, error) {
 		Body       json.RawMessage   `json:"body"`
 	}
 	resp := HTTPResponse{StatusCode: 200}
-	if len(strings.TrimSpace(string(raw))) == 0 {
+	if len(bytes.TrimSpace(raw)) == 0 {
 		return resp, nil
 	}
 	if err := json.Unmarshal(raw, &obj); err != nil {
 		return HTTPResponse{}, fmt.Errorf("response object: %w", err)
 	}
 	if obj.StatusCode != nil {
-		if *obj.StatusCode < 100 || *obj.StatusCode > 599 {
-			return HTTPResponse{}, fmt.Errorf("response object: statusCode %d out of range", *obj.StatusCode)
+		// 1xx are not final answers: sent to a client they would leave it
+		// waiting for one.
+		if *obj.StatusCode < 200 || *obj.StatusCode > 599 {
+			return HTTPResponse{}, fmt.Errorf("response object: statusCode %d out of range 200-599", *obj.StatusCode)
 		}
 		resp.StatusCode = *obj.StatusCode
 	}

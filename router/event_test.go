@@ -63,6 +63,19 @@ func TestEncodeData(t *testing.T) {
 	}
 }
 
+func TestEncodeBody(t *testing.T) {
+	for _, tt := range []struct{ body, ct, want string }{
+		{`{"a":1}`, "application/json", `{"a":1}`},
+		{`{oops`, "application/json", `"e29vcHM="`},
+		{"hi", "text/plain", `"aGk="`},
+		{"", "application/json", `null`},
+	} {
+		if got := EncodeBody([]byte(tt.body), tt.ct); string(got) != tt.want {
+			t.Errorf("EncodeBody(%q, %q) = %s, want %s", tt.body, tt.ct, got, tt.want)
+		}
+	}
+}
+
 func TestNewEvent(t *testing.T) {
 	now := time.UnixMilli(1700000000123)
 	ev, err := NewEvent("e", []byte(`{"x":true}`), "application/json", now)
@@ -100,6 +113,8 @@ func TestParseHTTPResponse(t *testing.T) {
 		{raw: `{"body":"\u00e9\n"}`, status: 200, body: "é\n"},
 		{raw: `{"statusCode":"200"}`, wantErr: true},
 		{raw: `{"statusCode":99}`, wantErr: true, errContain: "out of range"},
+		{raw: `{"statusCode":101}`, wantErr: true, errContain: "out of range"},
+		{raw: `{"statusCode":199}`, wantErr: true},
 		{raw: `{"statusCode":600}`, wantErr: true},
 		{raw: `{"headers":{"a":1}}`, wantErr: true},
 		{raw: `[1,2]`, wantErr: true},

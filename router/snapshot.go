@@ -38,6 +38,10 @@ type Subscriber struct {
 type Snapshot struct {
 	// Revision is the store revision the snapshot reflects.
 	Revision int64
+	// Loaded is false until the configuration has been read from the
+	// store once: an empty snapshot then means "not known yet", not "no
+	// subscriptions", and events must not be accepted against it.
+	Loaded bool
 
 	functions map[string]*Target
 	// subs holds every subscription id, for deliveries to check that their
@@ -149,6 +153,7 @@ func newSubEntry(sub subscriptions.Subscription) (*subEntry, error) {
 func build(rev int64, fns map[string]*Target, subs map[string]*subEntry, log *slog.Logger) *Snapshot {
 	s := &Snapshot{
 		Revision:  rev,
+		Loaded:    fns != nil,
 		functions: make(map[string]*Target, len(fns)),
 		subs:      make(map[string]struct{}, len(subs)),
 		events:    make(map[string]map[string][]Subscriber),

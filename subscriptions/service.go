@@ -5,6 +5,10 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"math/rand/v2"
+	"strings"
+	"sync"
+	"time"
 
 	"github.com/google/uuid"
 
@@ -14,17 +18,26 @@ import (
 
 // maxRetries bounds optimistic transactions that lose a race to a
 // concurrent writer before the caller is told to try again.
-const maxRetries = 16
+const maxRetries = 32
 
 // Service stores and retrieves subscriptions in one space.
 type Service struct {
 	kv    *libkv.Store
 	space libkv.Space
+	// routeLocks serialize this instance's creations of http routes per
+	// method. Correctness comes from the etcd transaction; the lock only
+	// keeps writers in one process from failing each other's transactions
+	// over and over when many routes are created at once.
+	routeLocks map[string]*sync.Mutex
 }
 
 // NewService returns a Service for the given space of store kv.
 func NewService(kv *libkv.Store, space libkv.Space) *Service {
-	return &Service{kv: kv, space: space}
+	s := &Service{kv: kv, space: space, routeLocks: make(map[string]*sync.Mutex, len(httpMethods))}
+	for m := range httpMethods {
+		s.routeLocks[m] = new(sync.Mutex)
+	}
+	return s
 }
 
 // Create validates and stores a new subscription. The function must exist;
@@ -43,21 +56,29 @@ func (s *Service) Create(ctx context.Context, sub Subscription) (Subscription, e
 	key := s.space.Subscription(sub.ID)
 	fnKey := s.space.Function(sub.FunctionID)
 	ops := []libkv.Op{libkv.Put(key, val), libkv.Put(s.space.Use(sub.FunctionID, sub.ID), nil)}
+	if sub.Event == EventHTTP {
+		ops = append(ops, libkv.Put(s.space.Route(sub.Method, sub.ID), []byte(sub.Path)))
+		lock := s.routeLocks[sub.Method]
+		lock.Lock()
+		defer lock.Unlock()
+	}
 
+	backoff := time.Millisecond
 	for range maxRetries {
 		conds := []libkv.Cond{libkv.Exists(fnKey), libkv.Absent(key)}
 		if sub.Event == EventHTTP {
-			// Path conflicts depend on every other http subscription: check
-			// them against a snapshot, and commit only if no subscription
-			// was added or changed since.
-			all, rev, err := s.list(ctx)
+			// Path conflicts depend on the other routes of the method:
+			// check them against a snapshot, and commit only if no route
+			// of the method was added or changed since.
+			routes := s.space.Routes(sub.Method)
+			kvs, rev, err := s.kv.List(ctx, routes)
 			if err != nil {
 				return Subscription{}, err
 			}
-			if err := checkConflicts(sub, segs, all); err != nil {
+			if err := checkConflicts(sub, segs, routes, kvs); err != nil {
 				return Subscription{}, err
 			}
-			conds = append(conds, libkv.PrefixUnchangedSince(s.space.Subscriptions(), rev))
+			conds = append(conds, libkv.PrefixUnchangedSince(routes, rev))
 		}
 		ok, _, err := s.kv.Txn(ctx, conds, ops)
 		if err != nil {
@@ -77,9 +98,16 @@ func (s *Service) Create(ctx context.Context, sub Subscription) (Subscription, e
 		} else if !errors.Is(err, libkv.ErrNotFound) {
 			return Subscription{}, err
 		}
-		// Another subscription was written meanwhile: check again.
+		// Another gateway added a route meanwhile: check again, after a
+		// jittered pause so racing writers spread out.
+		select {
+		case <-time.After(backoff + rand.N(backoff)):
+		case <-ctx.Done():
+			return Subscription{}, fmt.Errorf("create subscription: %w", libkv.ErrUnavailable)
+		}
+		backoff = min(backoff*2, 50*time.Millisecond)
 	}
-	return Subscription{}, errkind.New(errkind.Conflict, "subscriptions are being changed concurrently, try again")
+	return Subscription{}, errkind.New(errkind.Unavailable, "too many concurrent changes to %s routes, retry later", sub.Method)
 }
 
 func duplicate(sub Subscription) error {
@@ -89,20 +117,21 @@ func duplicate(sub Subscription) error {
 	return errkind.New(errkind.Conflict, "function %q is already subscribed to %q on %s", sub.FunctionID, sub.Event, sub.Path)
 }
 
-func checkConflicts(sub Subscription, segs []Segment, all []Subscription) error {
-	for _, other := range all {
-		if other.Event != EventHTTP || other.Method != sub.Method {
-			continue
-		}
-		if other.Path == sub.Path {
+// checkConflicts checks sub's path against the routes of its method, read
+// from the route index under prefix.
+func checkConflicts(sub Subscription, segs []Segment, prefix string, routes []libkv.KV) error {
+	for _, kv := range routes {
+		path := string(kv.Value)
+		if path == sub.Path {
 			return duplicate(sub)
 		}
-		_, osegs, err := ParsePath(other.Path)
+		_, osegs, err := ParsePath(path)
 		if err != nil {
 			continue // stored paths were validated; never block on one
 		}
 		if Conflict(segs, osegs) {
-			return errkind.New(errkind.Conflict, "path %s conflicts with %s of subscription %s on %s", sub.Path, other.Path, other.ID, sub.Method)
+			id := strings.TrimPrefix(kv.Key, prefix)
+			return errkind.New(errkind.Conflict, "path %s conflicts with %s of subscription %s on %s", sub.Path, path, id, sub.Method)
 		}
 	}
 	return nil
@@ -134,24 +163,19 @@ func (s *Service) get(ctx context.Context, id string) (Subscription, int64, erro
 
 // List returns every subscription, ordered by id.
 func (s *Service) List(ctx context.Context) ([]Subscription, error) {
-	subs, _, err := s.list(ctx)
-	return subs, err
-}
-
-func (s *Service) list(ctx context.Context) ([]Subscription, int64, error) {
-	kvs, rev, err := s.kv.List(ctx, s.space.Subscriptions())
+	kvs, _, err := s.kv.List(ctx, s.space.Subscriptions())
 	if err != nil {
-		return nil, 0, err
+		return nil, err
 	}
 	out := make([]Subscription, 0, len(kvs))
 	for _, kv := range kvs {
 		var sub Subscription
 		if err := json.Unmarshal(kv.Value, &sub); err != nil {
-			return nil, 0, fmt.Errorf("decode subscription at %s: %w", kv.Key, err)
+			return nil, fmt.Errorf("decode subscription at %s: %w", kv.Key, err)
 		}
 		out = append(out, sub)
 	}
-	return out, rev, nil
+	return out, nil
 }
 
 // Delete removes a subscription and its function-use index key.
@@ -162,9 +186,11 @@ func (s *Service) Delete(ctx context.Context, id string) error {
 			return err
 		}
 		key := s.space.Subscription(id)
-		ok, _, err := s.kv.Txn(ctx,
-			[]libkv.Cond{libkv.ModRevisionIs(key, rev)},
-			[]libkv.Op{libkv.Del(key), libkv.Del(s.space.Use(sub.FunctionID, id))})
+		ops := []libkv.Op{libkv.Del(key), libkv.Del(s.space.Use(sub.FunctionID, id))}
+		if sub.Event == EventHTTP {
+			ops = append(ops, libkv.Del(s.space.Route(sub.Method, id)))
+		}
+		ok, _, err := s.kv.Txn(ctx, []libkv.Cond{libkv.ModRevisionIs(key, rev)}, ops)
 		if err != nil || ok {
 			return err
 		}

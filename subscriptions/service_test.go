@@ -22,9 +22,10 @@ var etcd *etcdtest.Server
 func TestMain(m *testing.M) { etcdtest.Main(m, func(s *etcdtest.Server) { etcd = s }) }
 
 type fixture struct {
-	subs *subscriptions.Service
-	fns  *functions.Service
-	ctx  context.Context
+	subs  *subscriptions.Service
+	fns   *functions.Service
+	store *libkv.Store
+	ctx   context.Context
 }
 
 func newFixture(t *testing.T, fnIDs ...string) fixture {
@@ -32,7 +33,8 @@ func newFixture(t *testing.T, fnIDs ...string) fixture {
 	ctx, cancel := context.WithTimeout(context.Background(), 20*time.Second)
 	t.Cleanup(cancel)
 	f := fixture{
-		subs: subscriptions.NewService(st, libkv.DefaultSpace),
+		store: st,
+		subs:  subscriptions.NewService(st, libkv.DefaultSpace),
 		fns:  functions.NewService(st, libkv.DefaultSpace),
 		ctx:  ctx,
 	}
@@ -216,9 +218,12 @@ func TestConcurrentConflictingCreates(t *testing.T) {
 	var wg sync.WaitGroup
 	start := make(chan struct{})
 	for i, p := range paths {
+		// A service each, as if every writer were another gateway: they
+		// share nothing but etcd.
+		svc := subscriptions.NewService(f.store, libkv.DefaultSpace)
 		wg.Go(func() {
 			<-start
-			_, errs[i] = f.subs.Create(f.ctx, subscriptions.Subscription{Event: "http", FunctionID: "fn", Method: "GET", Path: p})
+			_, errs[i] = svc.Create(f.ctx, subscriptions.Subscription{Event: "http", FunctionID: "fn", Method: "GET", Path: p})
 		})
 	}
 	close(start)
@@ -228,8 +233,8 @@ func TestConcurrentConflictingCreates(t *testing.T) {
 		switch {
 		case err == nil:
 			wins++
-		case errkind.Of(err) != errkind.Conflict:
-			t.Errorf("%s: unexpected error %v", paths[i], err)
+		case errkind.Of(err) != errkind.Conflict || !(strings.Contains(err.Error(), "conflicts with") || strings.Contains(err.Error(), "already exists")):
+			t.Errorf("%s: %v, want a path conflict", paths[i], err)
 		}
 	}
 	if wins != 1 {
@@ -262,5 +267,37 @@ func TestConcurrentDeleteFunctionAndSubscribe(t *testing.T) {
 		if subErr == nil && (getErr != nil || len(list) != 1) {
 			t.Fatalf("round %d: subscription created but function gone (%v)", i, getErr)
 		}
+	}
+}
+
+// TestConcurrentCompatibleCreates: many gateways adding routes that do not
+// conflict all succeed, with custom-event subscriptions created meanwhile.
+func TestConcurrentCompatibleCreates(t *testing.T) {
+	f := newFixture(t, "fn")
+	var wg sync.WaitGroup
+	errs := make(chan error, 200)
+	for g := range 5 {
+		svc := subscriptions.NewService(f.store, libkv.DefaultSpace)
+		for i := range 20 {
+			wg.Go(func() {
+				_, err := svc.Create(f.ctx, subscriptions.Subscription{Event: "http", FunctionID: "fn", Method: "PUT", Path: fmt.Sprintf("/g%d/r%d/:id", g, i)})
+				errs <- err
+			})
+			wg.Go(func() {
+				_, err := svc.Create(f.ctx, subscriptions.Subscription{Event: fmt.Sprintf("e%d", i), FunctionID: "fn", Path: fmt.Sprintf("/g%d", g)})
+				errs <- err
+			})
+		}
+	}
+	wg.Wait()
+	close(errs)
+	for err := range errs {
+		if err != nil {
+			t.Error(err)
+		}
+	}
+	list, _ := f.subs.List(f.ctx)
+	if len(list) != 200 {
+		t.Fatalf("%d subscriptions stored, want 200", len(list))
 	}
 }

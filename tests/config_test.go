@@ -132,7 +132,7 @@ func TestDevDataSurvivesRestart(t *testing.T) {
 // TestWithoutEtcd: with no reachable etcd the gateway keeps running, says
 // why, and the Configuration API answers 503 rather than hanging.
 func TestWithoutEtcd(t *testing.T) {
-	gw := start(t, gwproc.Options{Args: []string{"-db-hosts", "127.0.0.1:1", "-db-timeout", "300ms"}})
+	gw := start(t, gwproc.Options{Args: []string{"-db-hosts", "127.0.0.1:1", "-db-timeout", "300ms"}, Ready: "waiting for etcd"})
 	ctx, cancel := context.WithTimeout(context.Background(), 20*time.Second)
 	defer cancel()
 	if err := gw.WaitLog(ctx, "waiting for etcd", 15*time.Second); err != nil {
@@ -140,6 +140,14 @@ func TestWithoutEtcd(t *testing.T) {
 	}
 	expect(t, call(t, "GET", gw.ConfigURL+"/v1/status", ""), 200, "")
 	expect(t, call(t, "GET", gw.ConfigURL+"/v1/functions", ""), 503, "unavailable")
+	// Without its configuration the Events API accepts nothing: a 202
+	// now would be an event that goes nowhere.
+	r := call(t, "POST", gw.EventsURL+"/", "{}", "Event", "user.created")
+	expect(t, r, 503, "not loaded")
+	if r.header.Get("Retry-After") == "" {
+		t.Fatal("503 without Retry-After")
+	}
+	expect(t, call(t, "GET", gw.EventsURL+"/users/1", ""), 503, "not loaded")
 	expect(t, call(t, "POST", gw.ConfigURL+"/v1/functions", `{"functionId":"f","provider":{"type":"http","url":"http://h"}}`), 503, "unavailable")
 	// Still alive after several retries.
 	if err := gw.WaitLog(ctx, `"attempt":3`, 15*time.Second); err != nil {

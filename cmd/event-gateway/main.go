@@ -184,7 +184,14 @@ func serve(ctx context.Context, stop context.CancelFunc, opts *options, log *slo
 		configSrv.Close()
 		return err
 	}
-	log.Info("event-gateway ready")
+	// Ready means routing: the configuration has been read from etcd.
+	go func() {
+		select {
+		case <-rt.Ready():
+			log.Info("event-gateway ready", "revision", rt.Snapshot().Revision)
+		case <-ctx.Done():
+		}
+	}()
 
 	<-ctx.Done()
 	stop()

@@ -159,7 +159,7 @@ func Start(bin string, o Options) (*Process, error) {
 func (p *Process) readLogs(r io.Reader, readyMsg string, ready chan<- struct{}) {
 	sc := bufio.NewScanner(r)
 	sc.Buffer(make([]byte, 64<<10), 1<<20)
-	signalled := false
+	signalled, seenReady := false, false
 	for sc.Scan() {
 		line := sc.Bytes()
 		p.mu.Lock()
@@ -186,7 +186,15 @@ func (p *Process) readLogs(r io.Reader, readyMsg string, ready chan<- struct{}) 
 			}
 			p.mu.Unlock()
 		}
-		if rec.Msg == readyMsg && !signalled {
+		if rec.Msg == readyMsg {
+			seenReady = true
+		}
+		// Ready once the message was seen and both APIs listen, in
+		// whatever order the gateway logged them.
+		p.mu.Lock()
+		listening := p.ConfigURL != "" && p.EventsURL != ""
+		p.mu.Unlock()
+		if seenReady && listening && !signalled {
 			signalled = true
 			close(ready)
 		}
