@@ -62,7 +62,7 @@ func benchHTTPEvent(b *testing.B, url string, reacters router.Reacters) {
 	}
 	provider := httpfn.New(httpfn.Options{})
 	defer provider.Close()
-	q := router.NewMemoryQueue(4, 1000, nil)
+	q := router.NewMemoryQueue(router.MemoryQueueOptions{Workers: 4, Backlog: 1000})
 	r := router.New(router.Options{
 		Store: st, Space: libkv.DefaultSpace, Queue: q, Plugins: reacters,
 		Invokers: func(f functions.Function) (functions.Invoker, error) { return provider.Invoker(f.Provider.URL), nil },

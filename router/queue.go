@@ -3,8 +3,10 @@ package router
 import (
 	"context"
 	"log/slog"
+	"math/rand/v2"
 	"sync"
 	"sync/atomic"
+	"time"
 
 	"github.com/event-gateway/event-gateway/internal/errkind"
 )
@@ -34,10 +36,13 @@ type Queue interface {
 type DeliverFunc func(context.Context, Delivery) error
 
 // MemoryQueue is a bounded in-memory queue with a fixed pool of workers.
-// What it holds is lost if the process dies.
+// A failed delivery is retried a few times, with backoff, by the worker
+// that made it. What the queue holds is lost if the process dies.
 type MemoryQueue struct {
 	ch       chan Delivery
 	capacity int64
+	attempts int
+	backoff  time.Duration
 	// reserved counts the deliveries accepted and not yet taken by a
 	// worker. Enqueue reserves room for a whole event before sending, so a
 	// send never blocks and an event is never half accepted.
@@ -50,17 +55,39 @@ type MemoryQueue struct {
 	wg     sync.WaitGroup
 }
 
-// NewMemoryQueue returns a queue of backlog deliveries served by workers
-// goroutines. Start the workers with Start.
-func NewMemoryQueue(workers, backlog int, log *slog.Logger) *MemoryQueue {
-	if log == nil {
-		log = slog.New(slog.DiscardHandler)
+// MemoryQueueOptions configures a MemoryQueue.
+type MemoryQueueOptions struct {
+	// Workers is the number of deliveries made at once.
+	Workers int
+	// Backlog is the number of deliveries that may wait.
+	Backlog int
+	// Attempts is how many times a delivery is tried before it is given
+	// up. Default 3.
+	Attempts int
+	// Backoff is the pause before the first retry; it doubles for each
+	// further one, with jitter. Default 200ms.
+	Backoff time.Duration
+	Logger  *slog.Logger
+}
+
+// NewMemoryQueue returns a queue. Start the workers with Start.
+func NewMemoryQueue(o MemoryQueueOptions) *MemoryQueue {
+	if o.Logger == nil {
+		o.Logger = slog.New(slog.DiscardHandler)
+	}
+	if o.Attempts <= 0 {
+		o.Attempts = 3
+	}
+	if o.Backoff <= 0 {
+		o.Backoff = 200 * time.Millisecond
 	}
 	return &MemoryQueue{
-		ch:       make(chan Delivery, backlog),
-		capacity: int64(backlog),
-		workers:  max(workers, 1),
-		log:      log,
+		ch:       make(chan Delivery, max(o.Backlog, 1)),
+		capacity: int64(max(o.Backlog, 1)),
+		attempts: o.Attempts,
+		backoff:  o.Backoff,
+		workers:  max(o.Workers, 1),
+		log:      o.Logger,
 	}
 }
 
@@ -77,6 +104,11 @@ func (q *MemoryQueue) Enqueue(ctx context.Context, ds []Delivery) error {
 	defer q.mu.RUnlock()
 	if q.closed {
 		return errQueueClosed
+	}
+	if n > q.capacity {
+		// Waiting would not help: the event can never fit.
+		q.log.Error("event has more subscribers than the delivery queue holds: raise -workers-backlog", "subscribers", n, "backlog", q.capacity)
+		return errkind.New(errkind.Unavailable, "event has %d subscribers, more than the delivery queue holds", n)
 	}
 	for {
 		cur := q.reserved.Load()
@@ -103,11 +135,36 @@ func (q *MemoryQueue) Start(ctx context.Context, deliver DeliverFunc) {
 		q.wg.Go(func() {
 			for d := range q.ch {
 				q.reserved.Add(-1)
-				if err := deliver(ctx, d); err != nil {
-					q.log.Warn("delivery failed", "eventId", d.EventID, "event", d.Event, "functionId", d.FunctionID, "subscriptionId", d.SubscriptionID, "error", err)
-				}
+				q.deliver(ctx, deliver, d)
 			}
 		})
+	}
+}
+
+// deliver makes one delivery, retrying failures that another try could
+// mend (the function failed, timed out, was unreachable).
+func (q *MemoryQueue) deliver(ctx context.Context, deliver DeliverFunc, d Delivery) {
+	backoff := q.backoff
+	for attempt := 1; ; attempt++ {
+		err := deliver(ctx, d)
+		if err == nil {
+			return
+		}
+		switch errkind.Of(err) {
+		case errkind.Forbidden, errkind.NotFound, errkind.Invalid:
+			attempt = q.attempts // refused or gone: trying again cannot help
+		}
+		if attempt >= q.attempts || ctx.Err() != nil {
+			q.log.Warn("delivery failed", "eventId", d.EventID, "event", d.Event, "functionId", d.FunctionID, "subscriptionId", d.SubscriptionID, "attempts", attempt, "error", err)
+			return
+		}
+		t := time.NewTimer(backoff + rand.N(backoff/2+1))
+		select {
+		case <-t.C:
+		case <-ctx.Done():
+			t.Stop()
+		}
+		backoff *= 2
 	}
 }
 

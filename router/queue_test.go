@@ -3,6 +3,7 @@ package router
 import (
 	"context"
 	"errors"
+	"strings"
 	"sync"
 	"sync/atomic"
 	"testing"
@@ -20,7 +21,7 @@ func deliveries(n int) []Delivery {
 }
 
 func TestQueueAllOrNothing(t *testing.T) {
-	q := NewMemoryQueue(1, 5, nil)
+	q := NewMemoryQueue(MemoryQueueOptions{Workers: 1, Backlog: 5})
 	// No workers started: everything stays queued.
 	if err := q.Enqueue(context.Background(), deliveries(3)); err != nil {
 		t.Fatal(err)
@@ -38,7 +39,7 @@ func TestQueueAllOrNothing(t *testing.T) {
 }
 
 func TestQueueDeliversAndDrains(t *testing.T) {
-	q := NewMemoryQueue(4, 1000, nil)
+	q := NewMemoryQueue(MemoryQueueOptions{Workers: 4, Backlog: 1000})
 	var n atomic.Int64
 	q.Start(context.Background(), func(ctx context.Context, d Delivery) error {
 		time.Sleep(time.Millisecond)
@@ -70,7 +71,7 @@ func TestQueueDeliversAndDrains(t *testing.T) {
 }
 
 func TestQueueCloseTimeout(t *testing.T) {
-	q := NewMemoryQueue(1, 10, nil)
+	q := NewMemoryQueue(MemoryQueueOptions{Workers: 1, Backlog: 10})
 	release, busy := make(chan struct{}), make(chan struct{}, 10)
 	q.Start(context.Background(), func(ctx context.Context, d Delivery) error {
 		busy <- struct{}{}
@@ -86,4 +87,44 @@ func TestQueueCloseTimeout(t *testing.T) {
 		t.Fatalf("Close reported %d undone, want 3", left)
 	}
 	close(release)
+}
+
+func TestQueueRetriesFailures(t *testing.T) {
+	q := NewMemoryQueue(MemoryQueueOptions{Workers: 1, Backlog: 10, Attempts: 3, Backoff: time.Millisecond})
+	var calls sync.Map // event id -> *atomic.Int64
+	q.Start(context.Background(), func(ctx context.Context, d Delivery) error {
+		n, _ := calls.LoadOrStore(d.EventID, new(atomic.Int64))
+		c := n.(*atomic.Int64).Add(1)
+		switch d.EventID {
+		case "flaky": // fails once, then works
+			if c == 1 {
+				return errors.New("connection refused")
+			}
+		case "broken":
+			return errors.New("function failed")
+		case "vetoed":
+			return errkind.New(errkind.Forbidden, "no")
+		}
+		return nil
+	})
+	for _, id := range []string{"flaky", "broken", "vetoed"} {
+		q.Enqueue(context.Background(), []Delivery{{EventID: id}})
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+	defer cancel()
+	q.Close(ctx)
+	for id, want := range map[string]int64{"flaky": 2, "broken": 3, "vetoed": 1} {
+		n, _ := calls.Load(id)
+		if got := n.(*atomic.Int64).Load(); got != want {
+			t.Errorf("%s: %d attempts, want %d", id, got, want)
+		}
+	}
+}
+
+func TestQueueRefusesOversizedEvent(t *testing.T) {
+	q := NewMemoryQueue(MemoryQueueOptions{Workers: 1, Backlog: 2})
+	err := q.Enqueue(context.Background(), deliveries(3))
+	if errkind.Of(err) != errkind.Unavailable || !strings.Contains(err.Error(), "more than the delivery queue holds") {
+		t.Fatalf("oversized event: %v", err)
+	}
 }

@@ -62,7 +62,7 @@ func newEnv(t *testing.T, wrap func(router.Store) router.Store) *env {
 		Invokers: func(f functions.Function) (functions.Invoker, error) {
 			return &invoker{id: f.ID + "@" + f.Provider.URL}, nil
 		},
-		Queue:          router.NewMemoryQueue(1, 100, nil),
+		Queue:          router.NewMemoryQueue(router.MemoryQueueOptions{Workers: 1, Backlog: 100}),
 		DefaultTimeout: time.Second,
 	})
 	done := make(chan struct{})
@@ -267,7 +267,7 @@ func BenchmarkPropagation(b *testing.B) {
 	st := etcd.Store(b)
 	ctx, cancel := context.WithCancel(context.Background())
 	defer cancel()
-	r := router.New(router.Options{Store: st, Space: libkv.DefaultSpace, Queue: router.NewMemoryQueue(1, 1, nil),
+	r := router.New(router.Options{Store: st, Space: libkv.DefaultSpace, Queue: router.NewMemoryQueue(router.MemoryQueueOptions{Workers: 1, Backlog: 1}),
 		Invokers: func(functions.Function) (functions.Invoker, error) { return &invoker{}, nil }})
 	go r.Run(ctx)
 	<-r.Ready()
@@ -307,7 +307,7 @@ func BenchmarkSnapshotBuild10000(b *testing.B) {
 		st.Put(ctx, space.Subscription(s.ID), v)
 	}
 	for b.Loop() {
-		r := router.New(router.Options{Store: st, Space: libkv.DefaultSpace, Queue: router.NewMemoryQueue(1, 1, nil),
+		r := router.New(router.Options{Store: st, Space: libkv.DefaultSpace, Queue: router.NewMemoryQueue(router.MemoryQueueOptions{Workers: 1, Backlog: 1}),
 			Invokers: func(functions.Function) (functions.Invoker, error) { return &invoker{}, nil }})
 		rctx, cancel := context.WithCancel(ctx)
 		go r.Run(rctx)

@@ -185,22 +185,33 @@ func TestCustomEventFanOut(t *testing.T) {
 	registerHTTP(t, gw, "other", other)
 	subscribe(t, gw, `{"functionId":"other","event":"user.deleted","path":"/team"}`)
 
-	// Wait until both subscriptions are routable: an event to a path with
-	// no subscribers is accepted and goes nowhere.
-	time.Sleep(0)
-	emit := func() response {
-		return call(t, "POST", gw.EventsURL+"/team/", `{"name":"Max"}`, "Event", "user.created", "Content-Type", "application/json; charset=utf-8")
+	// Wait until both subscriptions are routable (an event to a path with
+	// no subscribers is accepted and goes nowhere), then start afresh.
+	probe := func() {
+		expect(t, call(t, "POST", gw.EventsURL+"/team", `"probe"`, "Event", "user.created", "Content-Type", "application/json"), 202, "")
 	}
-	expect(t, emit(), 202, "")
-	var ea, eb envelope
-	select {
-	case ea = <-a.received:
-	case <-time.After(200 * time.Millisecond):
-		// The first event may have raced the watch; emit again.
-		expect(t, emit(), 202, "")
-		ea = a.next(t)
-	}
-	eb = b.next(t)
+	gotA, gotB := false, false
+	eventually(t, "both subscribers", func() bool {
+		probe()
+		deadline := time.After(100 * time.Millisecond)
+		for !(gotA && gotB) {
+			select {
+			case <-a.received:
+				gotA = true
+			case <-b.received:
+				gotB = true
+			case <-deadline:
+				return false
+			}
+		}
+		return true
+	})
+	time.Sleep(200 * time.Millisecond) // let the last probes land
+	drain(a.received)
+	drain(b.received)
+
+	expect(t, call(t, "POST", gw.EventsURL+"/team/", `{"name":"Max"}`, "Event", "user.created", "Content-Type", "application/json; charset=utf-8"), 202, "")
+	ea, eb := a.next(t), b.next(t)
 	for _, ev := range []envelope{ea, eb} {
 		if ev.Event != "user.created" || string(ev.Data) != `{"name":"Max"}` || ev.DataType != "application/json; charset=utf-8" {
 			t.Fatalf("envelope %+v", ev)
@@ -347,6 +358,9 @@ func TestEventsErrors(t *testing.T) {
 		time.Sleep(2 * time.Second)
 		io.WriteString(w, `{}`)
 	})
+	informational := newFunction(t, respondJSON(`{"statusCode":101}`))
+	registerHTTP(t, gw, "informational", informational)
+	subscribe(t, gw, `{"functionId":"informational","event":"http","method":"GET","path":"/informational"}`)
 	registerHTTP(t, gw, "malformed", malformed)
 	registerHTTP(t, gw, "failing", failing)
 	registerHTTP(t, gw, "slow", slow)
@@ -359,6 +373,8 @@ func TestEventsErrors(t *testing.T) {
 
 	expect(t, call(t, "GET", gw.EventsURL+"/nothing/here", ""), 404, "no http subscription")
 	expect(t, call(t, "GET", gw.EventsURL+"/malformed", ""), 502, "malformed")
+	routable(t, "GET", gw.EventsURL+"/informational")
+	expect(t, call(t, "GET", gw.EventsURL+"/informational", ""), 502, "malformed") // a 1xx would leave the client waiting
 	r := call(t, "GET", gw.EventsURL+"/failing", "")
 	expect(t, r, 502, "function failed")
 	if strings.Contains(r.body, "secret") {

@@ -28,10 +28,11 @@ type options struct {
 	logLevel  slog.Level
 	logFormat string
 
-	maxBody         int64
-	functionTimeout time.Duration
-	workers         int
-	workersBacklog  int
+	maxBody          int64
+	functionTimeout  time.Duration
+	workers          int
+	workersBacklog   int
+	deliveryAttempts int
 
 	plugins        []string
 	pluginTimeout  time.Duration
@@ -69,6 +70,7 @@ func parseFlags(args []string, stderr io.Writer) (*options, error) {
 	fs.DurationVar(&o.functionTimeout, "function-timeout", 5*time.Second, "timeout of a function call when the function sets none")
 	fs.IntVar(&o.workers, "workers", 200, "number of workers delivering custom events")
 	fs.IntVar(&o.workersBacklog, "workers-backlog", 10000, "deliveries that may wait for a worker; when full, emitters get 503")
+	fs.IntVar(&o.deliveryAttempts, "delivery-attempts", 3, "how many times a custom event delivery is tried before it is given up")
 	fs.Var((*stringList)(&o.plugins), "plugin", "path of a plugin executable to load (repeatable)")
 	fs.DurationVar(&o.pluginTimeout, "plugin-timeout", time.Second, "how long a plugin may take to react to one system event before it is restarted")
 	fs.BoolVar(&o.pluginFailOpen, "plugin-fail-open", false, "let events through when a sync plugin cannot be asked (default: stop them with 503)")
@@ -110,8 +112,8 @@ func parseFlags(args []string, stderr io.Writer) (*options, error) {
 	if o.functionTimeout <= 0 || o.functionTimeout > 15*time.Minute {
 		return nil, errors.New("-function-timeout must be between 0 and 15m")
 	}
-	if o.workers <= 0 || o.workersBacklog <= 0 {
-		return nil, errors.New("-workers and -workers-backlog must be positive")
+	if o.workers <= 0 || o.workersBacklog <= 0 || o.deliveryAttempts <= 0 {
+		return nil, errors.New("-workers, -workers-backlog and -delivery-attempts must be positive")
 	}
 	if o.pluginTimeout <= 0 || o.pluginBuffer <= 0 {
 		return nil, errors.New("-plugin-timeout and -plugin-buffer must be positive")

@@ -139,7 +139,12 @@ func serve(ctx context.Context, stop context.CancelFunc, opts *options, log *slo
 		reacters = host
 	}
 
-	queue := router.NewMemoryQueue(opts.workers, opts.workersBacklog, log.With("component", "queue"))
+	queue := router.NewMemoryQueue(router.MemoryQueueOptions{
+		Workers:  opts.workers,
+		Backlog:  opts.workersBacklog,
+		Attempts: opts.deliveryAttempts,
+		Logger:   log.With("component", "queue"),
+	})
 	rt := router.New(router.Options{
 		Store:          store,
 		Space:          space,

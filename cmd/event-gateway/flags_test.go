@@ -1,0 +1,46 @@
+package main
+
+import (
+	"io"
+	"log/slog"
+	"strings"
+	"testing"
+	"time"
+)
+
+func TestParseFlagsDefaults(t *testing.T) {
+	o, err := parseFlags(nil, io.Discard)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if o.configPort != 4001 || o.eventsPort != 4000 || o.dev || len(o.dbHosts) != 1 || o.dbHosts[0] != "127.0.0.1:2379" ||
+		o.embedCliAddr != "http://127.0.0.1:2379" || o.embedPeerAddr != "http://127.0.0.1:2380" ||
+		o.logLevel != slog.LevelInfo || o.logFormat != "text" || o.maxBody != 6<<20 || o.functionTimeout != 5*time.Second {
+		t.Fatalf("defaults: %+v", o)
+	}
+}
+
+func TestParseFlags(t *testing.T) {
+	o, err := parseFlags([]string{"-dev", "-db-hosts", "a:1, b:2,", "-plugin", "/p1", "-plugin", "/p2", "-log-level", "debug", "-log-format", "json"}, io.Discard)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if !o.dev || strings.Join(o.dbHosts, "|") != "a:1|b:2" || strings.Join(o.plugins, "|") != "/p1|/p2" || o.logLevel != slog.LevelDebug || o.logFormat != "json" {
+		t.Fatalf("parsed %+v", o)
+	}
+	for _, args := range [][]string{
+		{"-db-hosts", " , "},
+		{"-log-level", "loud"},
+		{"-log-format", "xml"},
+		{"-events-port", "-1"},
+		{"-max-body", "0"},
+		{"-function-timeout", "16m"},
+		{"-workers", "0"},
+		{"-db-prefix", "no-slash"},
+		{"extra"},
+	} {
+		if _, err := parseFlags(args, io.Discard); err == nil {
+			t.Errorf("%v: no error", args)
+		}
+	}
+}
