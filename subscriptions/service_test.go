@@ -35,8 +35,8 @@ func newFixture(t *testing.T, fnIDs ...string) fixture {
 	f := fixture{
 		store: st,
 		subs:  subscriptions.NewService(st, libkv.DefaultSpace),
-		fns:  functions.NewService(st, libkv.DefaultSpace),
-		ctx:  ctx,
+		fns:   functions.NewService(st, libkv.DefaultSpace),
+		ctx:   ctx,
 	}
 	for _, id := range fnIDs {
 		if _, err := f.fns.Create(ctx, functions.Function{ID: id, Provider: functions.Provider{Type: "http", URL: "http://127.0.0.1:1/"}}); err != nil {
