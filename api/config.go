@@ -46,6 +46,9 @@ type ConfigOptions struct {
 	StoreTimeout time.Duration
 	// MaxBody bounds request bodies. Default 1 MiB.
 	MaxBody int64
+	// Ready reports whether the instance routes from a configuration read
+	// from the store, and the store revision it reflects. Nil: always ready.
+	Ready func() (bool, int64)
 }
 
 // Config serves the Configuration API.
@@ -55,6 +58,7 @@ type Config struct {
 	log     *slog.Logger
 	timeout time.Duration
 	maxBody int64
+	ready   func() (bool, int64)
 	router  *httprouter.Router
 }
 
@@ -66,6 +70,7 @@ func NewConfig(opts ConfigOptions) *Config {
 		log:     opts.Logger,
 		timeout: opts.StoreTimeout,
 		maxBody: opts.MaxBody,
+		ready:   opts.Ready,
 	}
 	if c.log == nil {
 		c.log = slog.New(slog.DiscardHandler)
@@ -82,6 +87,7 @@ func NewConfig(opts ConfigOptions) *Config {
 	r.RedirectFixedPath = false
 	r.HandleOPTIONS = false
 	r.GET("/v1/status", c.status)
+	r.GET("/v1/status/ready", c.readiness)
 	r.POST("/v1/functions", c.createFunction)
 	r.GET("/v1/functions", c.listFunctions)
 	r.GET("/v1/functions/:id", c.getFunction)
@@ -111,8 +117,30 @@ func (c *Config) ctx(r *http.Request) (context.Context, context.CancelFunc) {
 	return context.WithTimeout(r.Context(), c.timeout)
 }
 
+// status is liveness: the process answers.
 func (c *Config) status(w http.ResponseWriter, r *http.Request, _ httprouter.Params) {
 	writeJSON(w, http.StatusOK, map[string]string{"status": "ok"})
+}
+
+type readyBody struct {
+	Status   string `json:"status"`
+	Revision int64  `json:"revision,omitempty"`
+}
+
+// readiness answers 200 once the instance routes from a configuration it
+// has read from etcd, and keeps answering 200 while etcd is away (the
+// instance still routes from its copy).
+func (c *Config) readiness(w http.ResponseWriter, r *http.Request, _ httprouter.Params) {
+	ready, rev := true, int64(0)
+	if c.ready != nil {
+		ready, rev = c.ready()
+	}
+	if !ready {
+		w.Header().Set("Retry-After", "1")
+		writeJSON(w, http.StatusServiceUnavailable, readyBody{Status: "configuration not loaded yet"})
+		return
+	}
+	writeJSON(w, http.StatusOK, readyBody{Status: "ready", Revision: rev})
 }
 
 type functionList struct {

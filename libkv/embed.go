@@ -24,6 +24,23 @@ type EmbedConfig struct {
 	PeerURL string
 	// Logger receives the server's errors. Nil discards them.
 	Logger *slog.Logger
+
+	// Name, InitialCluster and Existing make the server one member of a
+	// cluster ("name1=peerURL1,name2=peerURL2,…"). Existing restarts a
+	// member of a cluster already formed. By default the server is a
+	// cluster of one, named "event-gateway".
+	Name           string
+	InitialCluster string
+	Existing       bool
+	// ClientTLS serves clients over TLS with these files when CertFile is
+	// set; ClientCertAuth then requires client certificates signed by CAFile.
+	ClientTLS EmbedTLS
+}
+
+// EmbedTLS names the files of a TLS configuration.
+type EmbedTLS struct {
+	CertFile, KeyFile, CAFile string
+	ClientCertAuth            bool
 }
 
 // Embedded is a single-member etcd cluster running in this process.
@@ -53,14 +70,31 @@ func StartEmbedded(ctx context.Context, cfg EmbedConfig) (*Embedded, error) {
 
 	ec := embed.NewConfig()
 	ec.Name = "event-gateway"
+	if cfg.Name != "" {
+		ec.Name = cfg.Name
+	}
 	ec.Dir = cfg.DataDir
 	ec.ListenClientUrls = []url.URL{*curl}
 	ec.AdvertiseClientUrls = []url.URL{*curl}
 	ec.ListenPeerUrls = []url.URL{*purl}
 	ec.AdvertisePeerUrls = []url.URL{*purl}
 	ec.InitialCluster = ec.Name + "=" + purl.String()
-	// A lone member has nobody to wait for: short ticks make it leader in
-	// tens of milliseconds instead of the default second.
+	if cfg.InitialCluster != "" {
+		ec.InitialCluster = cfg.InitialCluster
+		ec.InitialClusterToken = "event-gateway"
+	}
+	if cfg.Existing {
+		ec.ClusterState = embed.ClusterStateFlagExisting
+	}
+	if cfg.ClientTLS.CertFile != "" {
+		ec.ClientTLSInfo.CertFile = cfg.ClientTLS.CertFile
+		ec.ClientTLSInfo.KeyFile = cfg.ClientTLS.KeyFile
+		ec.ClientTLSInfo.TrustedCAFile = cfg.ClientTLS.CAFile
+		ec.ClientTLSInfo.ClientCertAuth = cfg.ClientTLS.ClientCertAuth
+	}
+	// Short ticks: a lone member becomes leader in tens of milliseconds
+	// instead of the default second, and a test cluster on loopback
+	// elects a new leader quickly when one is stopped.
 	ec.TickMs = 10
 	ec.ElectionMs = 100
 	// Keep the history small; the gateway only ever needs recent revisions.

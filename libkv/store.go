@@ -6,12 +6,14 @@ package libkv
 
 import (
 	"context"
+	"crypto/tls"
 	"errors"
 	"fmt"
 	"strings"
 	"time"
 
 	"go.etcd.io/etcd/api/v3/v3rpc/rpctypes"
+	"go.etcd.io/etcd/client/pkg/v3/transport"
 	clientv3 "go.etcd.io/etcd/client/v3"
 	"go.etcd.io/etcd/client/v3/namespace"
 	"google.golang.org/grpc/codes"
@@ -48,6 +50,10 @@ type Config struct {
 	DialTimeout time.Duration
 	// Username and Password authenticate to etcd when set.
 	Username, Password string
+	// CertFile and KeyFile are a client certificate for etcd's TLS; CAFile
+	// is the CA that signed etcd's server certificates. Setting any of
+	// them connects with TLS.
+	CertFile, KeyFile, CAFile string
 }
 
 // DefaultPrefix is the key prefix used when none is configured.
@@ -69,7 +75,19 @@ func Open(cfg Config) (*Store, error) {
 	if cfg.DialTimeout == 0 {
 		cfg.DialTimeout = 5 * time.Second
 	}
+	var tlsConfig *tls.Config
+	if cfg.CertFile != "" || cfg.KeyFile != "" || cfg.CAFile != "" {
+		if (cfg.CertFile == "") != (cfg.KeyFile == "") {
+			return nil, errors.New("libkv: a client certificate needs both a certificate and a key file")
+		}
+		info := transport.TLSInfo{CertFile: cfg.CertFile, KeyFile: cfg.KeyFile, TrustedCAFile: cfg.CAFile}
+		var err error
+		if tlsConfig, err = info.ClientConfig(); err != nil {
+			return nil, fmt.Errorf("libkv: etcd TLS: %w", err)
+		}
+	}
 	cli, err := clientv3.New(clientv3.Config{
+		TLS:                  tlsConfig,
 		Endpoints:            cfg.Endpoints,
 		DialTimeout:          cfg.DialTimeout,
 		DialKeepAliveTime:    10 * time.Second,

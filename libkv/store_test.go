@@ -2,11 +2,14 @@ package libkv_test
 
 import (
 	"context"
+	"crypto/tls"
 	"errors"
 	"fmt"
+	"path/filepath"
 	"testing"
 	"time"
 
+	"go.etcd.io/etcd/client/pkg/v3/transport"
 	clientv3 "go.etcd.io/etcd/client/v3"
 
 	"github.com/event-gateway/event-gateway/internal/errkind"
@@ -240,4 +243,77 @@ func TestLayout(t *testing.T) {
 			t.Errorf("key %q, want %q", got, want)
 		}
 	}
+}
+
+func TestTLSAndAuth(t *testing.T) {
+	dir := t.TempDir()
+	certs, err := etcdtest.WriteCerts(dir)
+	if err != nil {
+		t.Fatal(err)
+	}
+	c := ctx(t)
+	emb, err := libkv.StartEmbedded(c, libkv.EmbedConfig{
+		DataDir:   filepath.Join(dir, "data"),
+		ClientURL: "https://127.0.0.1:0",
+		PeerURL:   "http://127.0.0.1:0",
+		ClientTLS: libkv.EmbedTLS{CertFile: certs.ServerCert, KeyFile: certs.ServerKey, CAFile: certs.CA, ClientCertAuth: true},
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer emb.Close()
+
+	open := func(cfg libkv.Config) *libkv.Store {
+		cfg.Endpoints = emb.Endpoints()
+		cfg.DialTimeout = 5 * time.Second
+		s, err := libkv.Open(cfg)
+		if err != nil {
+			t.Fatalf("open %+v: %v", cfg, err)
+		}
+		t.Cleanup(func() { s.Close() })
+		return s
+	}
+	tlsCfg := libkv.Config{CertFile: certs.ClientCert, KeyFile: certs.ClientKey, CAFile: certs.CA}
+	s := open(tlsCfg)
+	if _, err := s.Put(c, "k", []byte("v")); err != nil {
+		t.Fatalf("put over TLS: %v", err)
+	}
+	short, cancel := context.WithTimeout(c, 500*time.Millisecond)
+	defer cancel()
+	if _, err := open(libkv.Config{CAFile: certs.CA}).Get(short, "k"); err == nil {
+		t.Fatal("a client without a certificate was served")
+	}
+
+	// Turn on etcd's authentication, then only the right password works.
+	raw, err := clientv3.New(clientv3.Config{Endpoints: emb.Endpoints(), TLS: mustTLS(t, certs)})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer raw.Close()
+	if _, err := raw.UserAdd(c, "root", "rootpw"); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := raw.UserGrantRole(c, "root", "root"); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := raw.AuthEnable(c); err != nil {
+		t.Fatal(err)
+	}
+	withPw := tlsCfg
+	withPw.Username, withPw.Password = "root", "rootpw"
+	if kv, err := open(withPw).Get(c, "k"); err != nil || string(kv.Value) != "v" {
+		t.Fatalf("get with the password: %v", err)
+	}
+	if _, err := open(tlsCfg).Get(c, "k"); err == nil {
+		t.Fatal("read without a password once auth is on")
+	}
+}
+
+func mustTLS(t *testing.T, c etcdtest.Certs) *tls.Config {
+	t.Helper()
+	cfg, err := (transport.TLSInfo{CertFile: c.ClientCert, KeyFile: c.ClientKey, TrustedCAFile: c.CA}).ClientConfig()
+	if err != nil {
+		t.Fatal(err)
+	}
+	return cfg
 }

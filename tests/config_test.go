@@ -50,6 +50,16 @@ func TestConfigurationAPI(t *testing.T) {
 	cfg := gw.ConfigURL
 
 	expect(t, call(t, "GET", cfg+"/v1/status", ""), 200, "")
+	var ready struct {
+		Status   string
+		Revision int64
+	}
+	r0 := call(t, "GET", cfg+"/v1/status/ready", "")
+	expect(t, r0, 200, "")
+	decode(t, r0, &ready)
+	if ready.Status != "ready" || ready.Revision <= 0 {
+		t.Fatalf("readiness %s", r0.body)
+	}
 
 	// Functions.
 	expect(t, call(t, "POST", cfg+"/v1/functions", `{"functionId":"hello","provider":{"type":"http","url":"http://127.0.0.1:1/hello"}}`, "Content-Type", "application/json"), 200, "")
@@ -139,10 +149,14 @@ func TestWithoutEtcd(t *testing.T) {
 		t.Fatal(err)
 	}
 	expect(t, call(t, "GET", gw.ConfigURL+"/v1/status", ""), 200, "")
+	r := call(t, "GET", gw.ConfigURL+"/v1/status/ready", "")
+	if r.status != 503 || !strings.Contains(r.body, "not loaded") {
+		t.Fatalf("readiness without etcd: %d %s", r.status, r.body)
+	}
 	expect(t, call(t, "GET", gw.ConfigURL+"/v1/functions", ""), 503, "unavailable")
 	// Without its configuration the Events API accepts nothing: a 202
 	// now would be an event that goes nowhere.
-	r := call(t, "POST", gw.EventsURL+"/", "{}", "Event", "user.created")
+	r = call(t, "POST", gw.EventsURL+"/", "{}", "Event", "user.created")
 	expect(t, r, 503, "not loaded")
 	if r.header.Get("Retry-After") == "" {
 		t.Fatal("503 without Retry-After")

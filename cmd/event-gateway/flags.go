@@ -16,9 +16,11 @@ type options struct {
 	configHost, eventsHost string
 	configPort, eventsPort int
 
-	dbHosts   []string
-	dbPrefix  string
-	dbTimeout time.Duration
+	dbHosts                []string
+	dbPrefix               string
+	dbTimeout              time.Duration
+	dbUsername, dbPassword string
+	dbCert, dbKey, dbCA    string
 
 	dev           bool
 	embedDataDir  string
@@ -49,7 +51,7 @@ type stringList []string
 func (l *stringList) String() string     { return strings.Join(*l, ",") }
 func (l *stringList) Set(v string) error { *l = append(*l, v); return nil }
 
-func parseFlags(args []string, stderr io.Writer) (*options, error) {
+func parseFlags(args []string, stderr io.Writer, getenv func(string) string) (*options, error) {
 	o := &options{}
 	fs := flag.NewFlagSet("event-gateway", flag.ContinueOnError)
 	fs.SetOutput(stderr)
@@ -60,6 +62,11 @@ func parseFlags(args []string, stderr io.Writer) (*options, error) {
 	dbHosts := fs.String("db-hosts", "127.0.0.1:2379", "comma-separated etcd endpoints")
 	fs.StringVar(&o.dbPrefix, "db-prefix", "/event-gateway/", "etcd key prefix; gateways with different prefixes share an etcd without seeing each other")
 	fs.DurationVar(&o.dbTimeout, "db-timeout", 5*time.Second, "how long a configuration call waits for etcd before answering 503")
+	fs.StringVar(&o.dbUsername, "db-username", "", "etcd user name (with -db-password or $EVENT_GATEWAY_DB_PASSWORD)")
+	fs.StringVar(&o.dbPassword, "db-password", "", "etcd password; prefer $EVENT_GATEWAY_DB_PASSWORD, which other users cannot read from the process list")
+	fs.StringVar(&o.dbCert, "db-cert", "", "client certificate for etcd TLS")
+	fs.StringVar(&o.dbKey, "db-key", "", "key of the client certificate for etcd TLS")
+	fs.StringVar(&o.dbCA, "db-ca", "", "CA certificate that signed the etcd servers' certificates")
 	fs.BoolVar(&o.dev, "dev", false, "run an embedded etcd in this process (development mode)")
 	fs.StringVar(&o.embedDataDir, "embed-data-dir", "event-gateway.etcd", "data directory of the embedded etcd (-dev)")
 	fs.StringVar(&o.embedCliAddr, "embed-cli-addr", "http://127.0.0.1:2379", "client URL of the embedded etcd (-dev)")
@@ -84,6 +91,15 @@ func parseFlags(args []string, stderr io.Writer) (*options, error) {
 		return nil, fmt.Errorf("unexpected arguments: %s", strings.Join(fs.Args(), " "))
 	}
 
+	if o.dbPassword == "" {
+		o.dbPassword = getenv("EVENT_GATEWAY_DB_PASSWORD")
+	}
+	if (o.dbUsername == "") != (o.dbPassword == "") {
+		return nil, errors.New("-db-username and -db-password (or $EVENT_GATEWAY_DB_PASSWORD) go together")
+	}
+	if (o.dbCert == "") != (o.dbKey == "") {
+		return nil, errors.New("-db-cert and -db-key go together")
+	}
 	for _, h := range strings.Split(*dbHosts, ",") {
 		if h = strings.TrimSpace(h); h != "" {
 			o.dbHosts = append(o.dbHosts, h)

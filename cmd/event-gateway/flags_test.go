@@ -9,7 +9,7 @@ import (
 )
 
 func TestParseFlagsDefaults(t *testing.T) {
-	o, err := parseFlags(nil, io.Discard)
+	o, err := parseFlags(nil, io.Discard, noEnv)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -21,7 +21,7 @@ func TestParseFlagsDefaults(t *testing.T) {
 }
 
 func TestParseFlags(t *testing.T) {
-	o, err := parseFlags([]string{"-dev", "-db-hosts", "a:1, b:2,", "-plugin", "/p1", "-plugin", "/p2", "-log-level", "debug", "-log-format", "json"}, io.Discard)
+	o, err := parseFlags([]string{"-dev", "-db-hosts", "a:1, b:2,", "-plugin", "/p1", "-plugin", "/p2", "-log-level", "debug", "-log-format", "json"}, io.Discard, noEnv)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -38,9 +38,26 @@ func TestParseFlags(t *testing.T) {
 		{"-workers", "0"},
 		{"-db-prefix", "no-slash"},
 		{"extra"},
+		{"-db-username", "u"},
+		{"-db-cert", "c.pem"},
 	} {
-		if _, err := parseFlags(args, io.Discard); err == nil {
+		if _, err := parseFlags(args, io.Discard, noEnv); err == nil {
 			t.Errorf("%v: no error", args)
 		}
+	}
+}
+
+func noEnv(string) string { return "" }
+
+func TestPasswordFromEnvironment(t *testing.T) {
+	env := func(k string) string {
+		if k == "EVENT_GATEWAY_DB_PASSWORD" {
+			return "s3cret"
+		}
+		return ""
+	}
+	o, err := parseFlags([]string{"-db-username", "gw"}, io.Discard, env)
+	if err != nil || o.dbPassword != "s3cret" {
+		t.Fatalf("password from the environment: %v, %q", err, o.dbPassword)
 	}
 }

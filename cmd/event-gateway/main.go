@@ -37,7 +37,7 @@ func main() {
 }
 
 func run(args []string, stdout, stderr io.Writer) int {
-	opts, err := parseFlags(args, stderr)
+	opts, err := parseFlags(args, stderr, os.Getenv)
 	if errors.Is(err, flag.ErrHelp) {
 		return 0
 	}
@@ -99,7 +99,15 @@ func serve(ctx context.Context, stop context.CancelFunc, opts *options, log *slo
 		log.Info("embedded etcd started", "dataDir", opts.embedDataDir, "endpoints", endpoints, "took", time.Since(start).Round(time.Millisecond))
 	}
 
-	store, err := libkv.Open(libkv.Config{Endpoints: endpoints, Prefix: opts.dbPrefix})
+	store, err := libkv.Open(libkv.Config{
+		Endpoints: endpoints,
+		Prefix:    opts.dbPrefix,
+		Username:  opts.dbUsername,
+		Password:  opts.dbPassword,
+		CertFile:  opts.dbCert,
+		KeyFile:   opts.dbKey,
+		CAFile:    opts.dbCA,
+	})
 	if err != nil {
 		return err
 	}
@@ -170,6 +178,10 @@ func serve(ctx context.Context, stop context.CancelFunc, opts *options, log *slo
 		Subscriptions: subscriptions.NewService(store, space),
 		Logger:        log.With("api", "config"),
 		StoreTimeout:  opts.dbTimeout,
+		Ready: func() (bool, int64) {
+			snap := rt.Snapshot()
+			return snap.Loaded, snap.Revision
+		},
 	})
 
 	eventsAPI := api.NewEvents(api.EventsOptions{
