@@ -139,3 +139,8 @@ func (e *Embedded) Close() {
 	e.muted.Store(true)
 	e.etcd.Close()
 }
+
+// IsLeader reports whether this member is the raft leader of its cluster.
+func (e *Embedded) IsLeader() bool {
+	return e.etcd.Server.Leader() == e.etcd.Server.MemberID()
+}

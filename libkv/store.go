@@ -16,6 +16,8 @@ import (
 	"go.etcd.io/etcd/client/pkg/v3/transport"
 	clientv3 "go.etcd.io/etcd/client/v3"
 	"go.etcd.io/etcd/client/v3/namespace"
+	"google.golang.org/grpc"
+	"google.golang.org/grpc/backoff"
 	"google.golang.org/grpc/codes"
 	"google.golang.org/grpc/status"
 
@@ -97,6 +99,13 @@ func Open(cfg Config) (*Store, error) {
 		// The client logs every reconnect attempt at warn level through zap;
 		// the gateway reports store health itself, through slog.
 		Logger: nopLogger(),
+		// gRPC's default reconnect backoff grows to two minutes: after an
+		// etcd outage a gateway would keep answering 503 long after etcd
+		// is back. Retry at least every two seconds instead.
+		DialOptions: []grpc.DialOption{grpc.WithConnectParams(grpc.ConnectParams{
+			Backoff:           backoff.Config{BaseDelay: 100 * time.Millisecond, Multiplier: 1.6, Jitter: 0.2, MaxDelay: 2 * time.Second},
+			MinConnectTimeout: 2 * time.Second,
+		})},
 	})
 	if err != nil {
 		return nil, fmt.Errorf("libkv: create etcd client: %w", err)

@@ -2,6 +2,8 @@ package tests
 
 import (
 	"context"
+	"fmt"
+	"net/http"
 	"os/exec"
 	"strings"
 	"syscall"
@@ -181,5 +183,48 @@ func TestGracefulShutdown(t *testing.T) {
 	}
 	if !strings.Contains(gw.Logs(), `"msg":"stopped"`) {
 		t.Fatalf("no clean stop logged:\n%s", gw.Logs())
+	}
+}
+
+// TestSecondSignalExitsAtOnce: a second signal does not wait for the
+// graceful shutdown the first one started.
+func TestSecondSignalExitsAtOnce(t *testing.T) {
+	gw := startDev(t, "")
+	release := make(chan struct{})
+	fn := newFunction(t, func(w http.ResponseWriter, _ envelope) {
+		<-release
+		w.Write([]byte(`{}`))
+	})
+	t.Cleanup(func() { close(release) })
+	// A long timeout, so only a signal can end the request.
+	register(t, gw, "blocking", fmt.Sprintf(`{"functionId":"blocking","timeout":"1m","provider":{"type":"http","url":%q}}`, fn.srv.URL))
+	subscribe(t, gw, `{"functionId":"blocking","event":"http","method":"GET","path":"/block"}`)
+	// Routes are applied in the order they were written: once a later
+	// one is routable, /block is too.
+	probe := newFunction(t, respondJSON(`{}`))
+	registerHTTP(t, gw, "probe", probe)
+	subscribe(t, gw, `{"functionId":"probe","event":"http","method":"GET","path":"/probe"}`)
+	routable(t, "GET", gw.EventsURL+"/probe")
+	done := make(chan error, 1)
+	go func() {
+		resp, err := http.Get(gw.EventsURL + "/block")
+		if err == nil {
+			resp.Body.Close()
+		}
+		done <- err
+	}()
+	<-fn.received
+	gw.Signal(syscall.SIGTERM)
+	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+	defer cancel()
+	if err := gw.WaitLog(ctx, "shutting down", 10*time.Second); err != nil {
+		t.Fatal(err)
+	}
+	gw.Signal(syscall.SIGTERM)
+	if _, err := gw.Wait(10 * time.Second); err != nil {
+		t.Fatal("the second signal did not end the process")
+	}
+	if err := <-done; err == nil {
+		t.Fatal("the in-flight request was answered: the process waited for it")
 	}
 }
