@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"io"
 	"net"
 	"net/http"
 	"path/filepath"
@@ -125,13 +126,91 @@ func (c *etcdCluster) endpoints() string {
 	return strings.Join(eps, ",")
 }
 
+// cutProxy forwards TCP connections to one address until it is cut: then
+// it drops every connection and refuses new ones, as a network partition
+// would, until it is restored.
+type cutProxy struct {
+	ln     net.Listener
+	target string
+	mu     sync.Mutex
+	cut    bool
+	conns  map[net.Conn]struct{}
+}
+
+func newCutProxy(t *testing.T, target string) *cutProxy {
+	t.Helper()
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	p := &cutProxy{ln: ln, target: target, conns: map[net.Conn]struct{}{}}
+	go p.serve()
+	t.Cleanup(func() { ln.Close(); p.setCut(true) })
+	return p
+}
+
+func (p *cutProxy) serve() {
+	for {
+		c, err := p.ln.Accept()
+		if err != nil {
+			return
+		}
+		go p.forward(c)
+	}
+}
+
+func (p *cutProxy) forward(c net.Conn) {
+	p.mu.Lock()
+	if p.cut {
+		p.mu.Unlock()
+		c.Close()
+		return
+	}
+	p.mu.Unlock()
+	up, err := net.Dial("tcp", p.target)
+	if err != nil {
+		c.Close()
+		return
+	}
+	p.mu.Lock()
+	p.conns[c], p.conns[up] = struct{}{}, struct{}{}
+	p.mu.Unlock()
+	go func() { io.Copy(up, c); up.Close() }()
+	io.Copy(c, up)
+	c.Close()
+}
+
+func (p *cutProxy) setCut(cut bool) {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	p.cut = cut
+	if cut {
+		for c := range p.conns {
+			c.Close()
+		}
+		clear(p.conns)
+	}
+}
+
 // TestCluster runs three gateways on a three-member etcd cluster and takes
 // etcd away under them piece by piece.
 func TestCluster(t *testing.T) {
 	etcd := newEtcdCluster(t, 3)
+	// Gateway 0 reaches etcd through proxies the test can cut.
+	var proxies []*cutProxy
+	var proxied []string
+	for _, ep := range strings.Split(etcd.endpoints(), ",") {
+		p := newCutProxy(t, ep)
+		proxies = append(proxies, p)
+		proxied = append(proxied, p.ln.Addr().String())
+	}
 	gws := make([]*gwproc.Process, 3)
 	for i := range gws {
-		gws[i] = start(t, gwproc.Options{Args: []string{"-db-hosts", etcd.endpoints(), "-db-timeout", "1s", "-shutdown-timeout", "20s"}})
+		hosts := etcd.endpoints()
+		if i == 0 {
+			hosts = strings.Join(proxied, ",")
+		}
+		gws[i] = start(t, gwproc.Options{Args: []string{"-db-hosts", hosts, "-db-timeout", "1s", "-shutdown-timeout", "20s"}})
 	}
 	fn := newFunction(t, func(w http.ResponseWriter, ev envelope) {
 		w.Write([]byte(`{"body":"ok"}`))
@@ -184,6 +263,43 @@ func TestCluster(t *testing.T) {
 		wg.Wait()
 		if fwins.Load() != 1 {
 			t.Fatalf("function created %d times, want 1", fwins.Load())
+		}
+	})
+
+	t.Run("instance cut off", func(t *testing.T) {
+		for _, p := range proxies {
+			p.setCut(true)
+		}
+		expect(t, call(t, "GET", gws[0].EventsURL+"/p/5", ""), 200, "")
+		expect(t, call(t, "GET", gws[0].ConfigURL+"/v1/functions", ""), 503, "unavailable")
+		// Meanwhile, through another instance: a route deleted, another
+		// added, and the history compacted.
+		var subs struct {
+			Subscriptions []struct {
+				SubscriptionID string `json:"subscriptionId"`
+				Path           string `json:"path"`
+			} `json:"subscriptions"`
+		}
+		decode(t, call(t, "GET", gws[1].ConfigURL+"/v1/subscriptions", ""), &subs)
+		for _, s := range subs.Subscriptions {
+			if s.Path == "/p/5" {
+				expect(t, call(t, "DELETE", gws[1].ConfigURL+"/v1/subscriptions/"+s.SubscriptionID, ""), 204, "")
+			}
+		}
+		subscribe(t, gws[1], `{"functionId":"fn","event":"http","method":"GET","path":"/while-cut"}`)
+		compact(t, etcd)
+		expect(t, call(t, "GET", gws[0].EventsURL+"/p/5", ""), 200, "") // still cut off: the old view
+		for _, p := range proxies {
+			p.setCut(false)
+		}
+		eventually(t, "delete applied after the partition", func() bool {
+			return call(t, "GET", gws[0].EventsURL+"/p/5", "").status == 404
+		})
+		routable(t, "GET", gws[0].EventsURL+"/while-cut")
+		expect(t, call(t, "GET", gws[0].EventsURL+"/p/6", ""), 200, "")
+		// The history it missed was compacted: it must have listed again.
+		if n := strings.Count(gws[0].Logs(), `"msg":"configuration loaded"`); n < 2 {
+			t.Fatalf("gateway 0 loaded its configuration %d times, want a reload after the partition", n)
 		}
 	})
 
@@ -256,13 +372,7 @@ func TestCluster(t *testing.T) {
 			t.Fatal("route /p/3 not found in etcd")
 		}
 		t.Logf("deleted at %v", time.Since(began))
-		last, err := raw.Get(ctx, "compact-marker")
-		if err != nil {
-			t.Fatal(err)
-		}
-		if _, err := raw.Compact(ctx, last.Header.Revision); err != nil {
-			t.Fatal(err)
-		}
+		compact(t, etcd)
 		for i, gw := range gws {
 			eventually(t, fmt.Sprintf("delete applied on gateway %d", i), func() bool {
 				return call(t, "GET", gw.EventsURL+"/p/3", "").status == 404
@@ -326,4 +436,23 @@ func TestCluster(t *testing.T) {
 		}
 		t.Logf("%d requests answered, %d refused after the listener closed", ok.Load(), refused.Load())
 	})
+}
+
+// compact compacts the cluster's history up to now.
+func compact(t *testing.T, c *etcdCluster) {
+	t.Helper()
+	raw, err := clientv3.New(clientv3.Config{Endpoints: strings.Split(c.endpoints(), ",")})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer raw.Close()
+	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+	defer cancel()
+	last, err := raw.Get(ctx, "compact-marker")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := raw.Compact(ctx, last.Header.Revision); err != nil {
+		t.Fatal(err)
+	}
 }
