@@ -68,6 +68,11 @@ func TestCreateValidation(t *testing.T) {
 		{"cors empty methods", subscriptions.Subscription{Event: "http", FunctionID: "fn", Method: "GET", CORS: &subscriptions.CORS{Methods: []string{}}}, errkind.Invalid, "cors.methods is an empty list"},
 		{"cors empty headers", subscriptions.Subscription{Event: "http", FunctionID: "fn", Method: "GET", CORS: &subscriptions.CORS{Headers: []string{}}}, errkind.Invalid, "cors.headers is an empty list"},
 		{"cors bad method", subscriptions.Subscription{Event: "http", FunctionID: "fn", Method: "GET", CORS: &subscriptions.CORS{Methods: []string{"FETCH"}}}, errkind.Invalid, "cors.methods"},
+		{"retry on http", subscriptions.Subscription{Event: "http", FunctionID: "fn", Method: "GET", Retry: &subscriptions.Retry{MaxAttempts: 3}}, errkind.Invalid, "synchronous"},
+		{"retry on invoke", subscriptions.Subscription{Event: "invoke", FunctionID: "fn", Retry: &subscriptions.Retry{MaxAttempts: 3}}, errkind.Invalid, "synchronous"},
+		{"retry too many", subscriptions.Subscription{Event: "e", FunctionID: "fn", Retry: &subscriptions.Retry{MaxAttempts: 101}}, errkind.Invalid, "maxAttempts"},
+		{"retry bad backoff", subscriptions.Subscription{Event: "e", FunctionID: "fn", Retry: &subscriptions.Retry{InitialBackoff: "soon"}}, errkind.Invalid, "initialBackoff"},
+		{"retry inverted", subscriptions.Subscription{Event: "e", FunctionID: "fn", Retry: &subscriptions.Retry{InitialBackoff: "1m", MaxBackoff: "1s"}}, errkind.Invalid, "longer than"},
 		{"cors credentials with any origin", subscriptions.Subscription{Event: "http", FunctionID: "fn", Method: "GET", CORS: &subscriptions.CORS{AllowCredentials: true}}, errkind.Invalid, "allowCredentials"},
 	}
 	for _, tt := range tests {
@@ -93,11 +98,11 @@ func TestCreateNormalizes(t *testing.T) {
 	if url.PathEscape(s.ID) != s.ID || s.ID == "" {
 		t.Fatalf("subscription id %q is not URL-safe", s.ID)
 	}
-	c, err := f.subs.Create(f.ctx, subscriptions.Subscription{Event: "user.created", FunctionID: "fn", Method: "post"})
+	c, err := f.subs.Create(f.ctx, subscriptions.Subscription{Event: "user.created", FunctionID: "fn", Method: "post", Retry: &subscriptions.Retry{MaxAttempts: 5, InitialBackoff: "100ms", MaxBackoff: "1m"}})
 	if err != nil {
 		t.Fatal(err)
 	}
-	if c.Path != "/" || c.Method != "" {
+	if c.Path != "/" || c.Method != "" || c.Retry == nil || c.Retry.MaxAttempts != 5 {
 		t.Fatalf("custom subscription stored as %+v; want path / and no method", c)
 	}
 	got, err := f.subs.Get(f.ctx, s.ID)

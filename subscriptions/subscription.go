@@ -5,6 +5,7 @@ package subscriptions
 
 import (
 	"strings"
+	"time"
 
 	"github.com/google/uuid"
 
@@ -30,6 +31,61 @@ type Subscription struct {
 	Path   string `json:"path"`
 	// CORS is set for http subscriptions that enable CORS.
 	CORS *CORS `json:"cors,omitempty"`
+	// Retry overrides the gateway's retry policy for the asynchronous
+	// deliveries of this subscription (custom and system events).
+	Retry *Retry `json:"retry,omitempty"`
+}
+
+// Retry is how a failed asynchronous delivery is retried: up to
+// MaxAttempts tries in all, waiting InitialBackoff before the first retry
+// and doubling (with jitter) up to MaxBackoff. Durations are strings such
+// as "30s". Fields left out take the gateway's defaults.
+type Retry struct {
+	MaxAttempts    int    `json:"maxAttempts,omitempty"`
+	InitialBackoff string `json:"initialBackoff,omitempty"`
+	MaxBackoff     string `json:"maxBackoff,omitempty"`
+}
+
+// Bounds of a retry policy.
+const (
+	MaxRetryAttempts = 100
+	MaxRetryBackoff  = 24 * time.Hour
+)
+
+// Durations returns the backoffs, zero for those left out. Normalize has
+// validated them.
+func (r *Retry) Durations() (initial, max time.Duration) {
+	initial, _ = time.ParseDuration(r.InitialBackoff)
+	max, _ = time.ParseDuration(r.MaxBackoff)
+	return initial, max
+}
+
+func (r *Retry) validate() error {
+	if r.MaxAttempts < 0 || r.MaxAttempts > MaxRetryAttempts {
+		return errkind.New(errkind.Invalid, "retry.maxAttempts must be from 1 to %d", MaxRetryAttempts)
+	}
+	parse := func(field, v string) (time.Duration, error) {
+		if v == "" {
+			return 0, nil
+		}
+		d, err := time.ParseDuration(v)
+		if err != nil || d < time.Millisecond || d > MaxRetryBackoff {
+			return 0, errkind.New(errkind.Invalid, "retry.%s %q must be a duration from 1ms to %v, such as \"30s\"", field, v, MaxRetryBackoff)
+		}
+		return d, nil
+	}
+	initial, err := parse("initialBackoff", r.InitialBackoff)
+	if err != nil {
+		return err
+	}
+	max, err := parse("maxBackoff", r.MaxBackoff)
+	if err != nil {
+		return err
+	}
+	if initial > 0 && max > 0 && initial > max {
+		return errkind.New(errkind.Invalid, "retry.initialBackoff %s is longer than retry.maxBackoff %s", r.InitialBackoff, r.MaxBackoff)
+	}
+	return nil
 }
 
 // CORS is the cross-origin configuration of an http subscription.
@@ -85,12 +141,23 @@ func (s *Subscription) Normalize() ([]Segment, error) {
 		if !IsStatic(segs) {
 			return nil, errkind.New(errkind.Invalid, "path of a %s subscription cannot have parameters", s.Event)
 		}
+		if s.Retry != nil {
+			if s.Event == EventInvoke {
+				return nil, errkind.New(errkind.Invalid, "retry applies to asynchronous deliveries, and invoke is synchronous")
+			}
+			if err := s.Retry.validate(); err != nil {
+				return nil, err
+			}
+		}
 		s.ID = uuid.NewSHA1(idNamespace, []byte("event\x00"+s.Event+"\x00"+s.FunctionID+"\x00"+s.Path)).String()
 		return segs, nil
 	}
 
 	if s.Method == "" {
 		return nil, errkind.New(errkind.Invalid, "method is required for http subscriptions")
+	}
+	if s.Retry != nil {
+		return nil, errkind.New(errkind.Invalid, "retry applies to asynchronous deliveries, and http subscriptions are synchronous")
 	}
 	if !httpMethods[s.Method] {
 		return nil, errkind.New(errkind.Invalid, "method %q is not one of GET, POST, PUT, PATCH, DELETE, HEAD, OPTIONS", s.Method)
