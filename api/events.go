@@ -156,29 +156,12 @@ func (e *Events) httpEvent(w http.ResponseWriter, r *http.Request) {
 		writeError(w, r, e.log, err)
 		return
 	}
-	hd := router.HTTPData{
-		Path:    r.URL.Path,
-		Method:  r.Method,
-		Headers: router.FlattenHeaders(r.Header),
-		Host:    r.Host,
-		Query:   r.URL.Query(),
-		Params:  make(map[string]string, len(*ps)),
-		Body:    router.EncodeBody(body, r.Header.Get("Content-Type")),
-	}
-	for _, p := range *ps {
-		hd.Params[p.Key] = p.Value
-	}
-	hdJSON, err := json.Marshal(hd)
-	if err != nil {
-		writeError(w, r, e.log, fmt.Errorf("encode http event: %w", err))
-		return
-	}
-	ev := router.NewJSONEvent(subscriptions.EventHTTP, hdJSON, time.Now())
+	ev, payload := router.EncodeHTTPEvent(r, *ps, body, time.Now())
 	if err := e.router.Received(r.Context(), &ev, r.URL.Path, r.Header); err != nil {
 		writeError(w, r, e.log, err)
 		return
 	}
-	out, err := e.router.Call(r.Context(), route.Target, ev.AppendJSON(make([]byte, 0, 256+len(hdJSON))))
+	out, err := e.router.Call(r.Context(), route.Target, payload)
 	if err != nil {
 		e.callFailed(w, r, route.Target, err)
 		return

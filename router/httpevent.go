@@ -1,0 +1,121 @@
+package router
+
+import (
+	"net/http"
+	"net/url"
+	"strconv"
+	"time"
+
+	"github.com/google/uuid"
+
+	"github.com/event-gateway/event-gateway/router/pathtree"
+)
+
+// EncodeHTTPEvent builds the envelope of an http event and its JSON
+// encoding in one buffer, without reflection or intermediate maps: it is
+// the per-request work of every http subscription. The envelope's Data is
+// a slice of the returned payload. The JSON is the same as encoding/json
+// would write for an Event holding HTTPData, up to the order of keys.
+func EncodeHTTPEvent(r *http.Request, params pathtree.Params, body []byte, now time.Time) (Event, []byte) {
+	ev := Event{Event: "http", ID: uuid.NewString(), ReceivedAt: now.UnixMilli(), DataType: "application/json"}
+	bodyJSON := EncodeBody(body, r.Header.Get("Content-Type"))
+
+	size := 256 + len(r.URL.Path) + len(r.URL.RawQuery)*2 + len(r.Host) + len(bodyJSON)
+	for k, vs := range r.Header {
+		size += len(k) + 6
+		for _, v := range vs {
+			size += len(v) + 2
+		}
+	}
+	for _, p := range params {
+		size += len(p.Key) + len(p.Value) + 6
+	}
+	b := make([]byte, 0, size)
+
+	b = append(b, `{"event":"http","id":`...)
+	b = appendString(b, ev.ID)
+	b = append(b, `,"receivedAt":`...)
+	b = strconv.AppendInt(b, ev.ReceivedAt, 10)
+	b = append(b, `,"data":`...)
+	start := len(b)
+
+	b = append(b, `{"path":`...)
+	b = appendString(b, r.URL.Path)
+	b = append(b, `,"method":`...)
+	b = appendString(b, r.Method)
+	b = append(b, `,"headers":{`...)
+	first := true
+	for k, vs := range r.Header {
+		if !first {
+			b = append(b, ',')
+		}
+		first = false
+		b = appendString(b, k)
+		b = append(b, ':')
+		b = appendJoined(b, vs)
+	}
+	b = append(b, `},"host":`...)
+	b = appendString(b, r.Host)
+	b = append(b, `,"query":{`...)
+	if r.URL.RawQuery != "" {
+		b = appendQuery(b, r.URL.RawQuery)
+	}
+	b = append(b, `},"params":{`...)
+	for i, p := range params {
+		if i > 0 {
+			b = append(b, ',')
+		}
+		b = appendString(b, p.Key)
+		b = append(b, ':')
+		b = appendString(b, p.Value)
+	}
+	b = append(b, `},"body":`...)
+	b = append(b, bodyJSON...)
+	b = append(b, '}')
+
+	ev.Data = b[start:len(b):len(b)]
+	b = append(b, `,"dataType":"application/json"}`...)
+	return ev, b
+}
+
+// appendJoined appends header values as one JSON string, joined by ", ".
+func appendJoined(b []byte, vs []string) []byte {
+	if len(vs) == 1 {
+		return appendString(b, vs[0])
+	}
+	n := 0
+	for _, v := range vs {
+		n += len(v) + 2
+	}
+	joined := make([]byte, 0, n)
+	for i, v := range vs {
+		if i > 0 {
+			joined = append(joined, ", "...)
+		}
+		joined = append(joined, v...)
+	}
+	return appendString(b, string(joined))
+}
+
+// appendQuery appends the members of the query object: each name with the
+// list of its values.
+func appendQuery(b []byte, raw string) []byte {
+	q, _ := url.ParseQuery(raw) // keeps what parses, as net/http does
+	first := true
+	for k, vs := range q {
+		if !first {
+			b = append(b, ',')
+		}
+		first = false
+		b = appendString(b, k)
+		b = append(b, ":["...)
+		for i, v := range vs {
+			if i > 0 {
+				b = append(b, ',')
+			}
+			b = appendString(b, v)
+		}
+		b = append(b, ']')
+	}
+	return b
+}
