@@ -4,6 +4,7 @@ import (
 	"context"
 	"encoding/json"
 	"fmt"
+	"runtime"
 	"sync/atomic"
 	"testing"
 	"time"
@@ -314,4 +315,75 @@ func BenchmarkSnapshotBuild10000(b *testing.B) {
 		<-r.Ready()
 		cancel()
 	}
+}
+
+// BenchmarkScale100k loads 100,000 http subscriptions into a router and
+// reports the heap they take per subscription and the time to load them.
+func BenchmarkScale100k(b *testing.B) {
+	const n = 100_000
+	st := etcd.Store(b)
+	ctx := context.Background()
+	fns := functions.NewService(st, libkv.DefaultSpace)
+	fns.Create(ctx, functions.Function{ID: "f", Provider: functions.Provider{Type: "http", URL: "http://127.0.0.1:1/"}})
+	space := libkv.Space(libkv.DefaultSpace)
+	var ops []libkv.Op
+	for i := range n {
+		s := subscriptions.Subscription{Event: "http", FunctionID: "f", Method: "GET", Path: fmt.Sprintf("/r%d/:id/x%d", i, i%7)}
+		s.Normalize()
+		v, _ := json.Marshal(s)
+		ops = append(ops, libkv.Put(space.Subscription(s.ID), v))
+		if len(ops) == 100 {
+			if _, _, err := st.Txn(ctx, nil, ops); err != nil {
+				b.Fatal(err)
+			}
+			ops = ops[:0]
+		}
+	}
+	// The embedded etcd lives in this process: read the keys once, so its
+	// own memory does not count, and serve them from memory.
+	kvs, rev, err := st.List(ctx, space.Root())
+	if err != nil {
+		b.Fatal(err)
+	}
+	fixed := fixedStore{kvs: kvs, rev: rev}
+	for b.Loop() {
+		var before, after runtime.MemStats
+		runtime.GC()
+		runtime.ReadMemStats(&before)
+		begin := time.Now()
+		r := router.New(router.Options{Store: fixed, Space: libkv.DefaultSpace, Queue: router.NewMemoryQueue(router.MemoryQueueOptions{Workers: 1, Backlog: 1}),
+			Invokers: func(functions.Function) (functions.Invoker, error) { return &invoker{}, nil }})
+		rctx, cancel := context.WithCancel(ctx)
+		go r.Run(rctx)
+		<-r.Ready()
+		took := time.Since(begin)
+		runtime.GC()
+		runtime.ReadMemStats(&after)
+		b.ReportMetric(float64(after.HeapAlloc-before.HeapAlloc)/n, "heapB/sub")
+		cancel()
+		b.ReportMetric(took.Seconds(), "load-s")
+		var ps pathtree.Params
+		lookups := 0
+		lb := time.Now()
+		for i := 0; i < 1_000_000; i++ {
+			if _, ok := r.Snapshot().MatchHTTP("GET", "/r77777/abc/x0", &ps); ok {
+				lookups++
+			}
+		}
+		b.ReportMetric(float64(time.Since(lb).Nanoseconds())/1e6, "lookup-ns")
+		runtime.KeepAlive(r)
+	}
+}
+
+// fixedStore serves a list read beforehand and a watch that reports
+// nothing: for measuring the router alone.
+type fixedStore struct {
+	kvs []libkv.KV
+	rev int64
+}
+
+func (f fixedStore) List(context.Context, string) ([]libkv.KV, int64, error) { return f.kvs, f.rev, nil }
+
+func (f fixedStore) Watch(ctx context.Context, _ string, _ int64) <-chan libkv.WatchResponse {
+	return make(chan libkv.WatchResponse)
 }

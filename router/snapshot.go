@@ -21,7 +21,8 @@ type Target struct {
 
 // HTTPRoute is the route of an http subscription.
 type HTTPRoute struct {
-	Subscription subscriptions.Subscription
+	// Subscription is shared with the router's cache: do not modify it.
+	Subscription *subscriptions.Subscription
 	Target       *Target
 	// CORS is nil when the subscription does not enable CORS.
 	CORS *cors.Cors
@@ -57,6 +58,9 @@ type Snapshot struct {
 
 // numMethods is the number of methods an http subscription can have.
 const numMethods = 7
+
+// methodNames are the methods in the order of methodIndex.
+var methodNames = [numMethods]string{"GET", "POST", "PUT", "PATCH", "DELETE", "HEAD", "OPTIONS"}
 
 func methodIndex(m string) int {
 	switch m {
@@ -133,6 +137,17 @@ type subEntry struct {
 }
 
 func newSubEntry(sub subscriptions.Subscription) (*subEntry, error) {
+	// A route table of 100,000 subscriptions holds as many copies of a
+	// handful of event and method names: share one of each.
+	switch sub.Event {
+	case subscriptions.EventHTTP:
+		sub.Event = subscriptions.EventHTTP
+	case subscriptions.EventInvoke:
+		sub.Event = subscriptions.EventInvoke
+	}
+	if i := methodIndex(sub.Method); i >= 0 {
+		sub.Method = methodNames[i]
+	}
 	_, segs, err := subscriptions.ParsePath(sub.Path)
 	if err != nil {
 		return nil, err
@@ -176,7 +191,7 @@ func build(rev int64, fns map[string]*Target, subs map[string]*subEntry, log *sl
 			if s.http[i] == nil {
 				s.http[i] = new(pathtree.Tree[*HTTPRoute])
 			}
-			if err := s.http[i].Insert(e.segs, &HTTPRoute{Subscription: sub, Target: t, CORS: e.cors}); err != nil {
+			if err := s.http[i].Insert(e.segs, &HTTPRoute{Subscription: &e.sub, Target: t, CORS: e.cors}); err != nil {
 				// The Configuration API refuses conflicts in one
 				// transaction; only a hand-edited store gets here.
 				log.Warn("http subscription skipped", "subscriptionId", id, "method", sub.Method, "path", sub.Path, "error", err)
