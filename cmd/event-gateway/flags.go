@@ -41,6 +41,12 @@ type options struct {
 	pluginFailOpen bool
 	pluginBuffer   int
 
+	configToken                 string
+	configTLSCert, configTLSKey string
+	eventsTLSCert, eventsTLSKey string
+	maxInFlight                 int
+	maxHeaderBytes              int
+
 	shutdownTimeout time.Duration
 	version         bool
 }
@@ -82,6 +88,13 @@ func parseFlags(args []string, stderr io.Writer, getenv func(string) string) (*o
 	fs.DurationVar(&o.pluginTimeout, "plugin-timeout", time.Second, "how long a plugin may take to react to one system event before it is restarted")
 	fs.BoolVar(&o.pluginFailOpen, "plugin-fail-open", false, "let events through when a sync plugin cannot be asked (default: stop them with 503)")
 	fs.IntVar(&o.pluginBuffer, "plugin-buffer", 1000, "async system events that may wait for each plugin; more are dropped and counted")
+	fs.StringVar(&o.configToken, "config-token", "", "require Authorization: Bearer <token> on the Configuration API (or set $EVENT_GATEWAY_TOKEN)")
+	fs.StringVar(&o.configTLSCert, "config-tls-cert", "", "certificate file: serve the Configuration API over TLS")
+	fs.StringVar(&o.configTLSKey, "config-tls-key", "", "key file of -config-tls-cert")
+	fs.StringVar(&o.eventsTLSCert, "events-tls-cert", "", "certificate file: serve the Events API over TLS")
+	fs.StringVar(&o.eventsTLSKey, "events-tls-key", "", "key file of -events-tls-cert")
+	fs.IntVar(&o.maxInFlight, "max-in-flight", 10000, "requests each API handles at once; more get 503 (0: no limit)")
+	fs.IntVar(&o.maxHeaderBytes, "max-header-bytes", 64<<10, "largest request line and headers, in bytes (431 above)")
 	fs.DurationVar(&o.shutdownTimeout, "shutdown-timeout", 10*time.Second, "how long to wait for in-flight requests on shutdown")
 	fs.BoolVar(&o.version, "version", false, "print the version and exit")
 	if err := fs.Parse(args); err != nil {
@@ -91,6 +104,15 @@ func parseFlags(args []string, stderr io.Writer, getenv func(string) string) (*o
 		return nil, fmt.Errorf("unexpected arguments: %s", strings.Join(fs.Args(), " "))
 	}
 
+	if o.configToken == "" {
+		o.configToken = getenv("EVENT_GATEWAY_TOKEN")
+	}
+	if (o.configTLSCert == "") != (o.configTLSKey == "") || (o.eventsTLSCert == "") != (o.eventsTLSKey == "") {
+		return nil, errors.New("a TLS certificate and its key go together (-config-tls-cert/-key, -events-tls-cert/-key)")
+	}
+	if o.maxInFlight < 0 || o.maxHeaderBytes <= 0 {
+		return nil, errors.New("-max-in-flight must not be negative and -max-header-bytes must be positive")
+	}
 	if o.dbPassword == "" {
 		o.dbPassword = getenv("EVENT_GATEWAY_DB_PASSWORD")
 	}

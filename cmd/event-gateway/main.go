@@ -4,6 +4,7 @@ package main
 
 import (
 	"context"
+	"crypto/tls"
 	"errors"
 	"flag"
 	"fmt"
@@ -64,10 +65,12 @@ func run(args []string, stdout, stderr io.Writer) int {
 
 func newLogger(opts *options, w io.Writer) *slog.Logger {
 	ho := &slog.HandlerOptions{Level: opts.logLevel}
+	var h slog.Handler = slog.NewTextHandler(w, ho)
 	if opts.logFormat == "json" {
-		return slog.New(slog.NewJSONHandler(w, ho))
+		h = slog.NewJSONHandler(w, ho)
 	}
-	return slog.New(slog.NewTextHandler(w, ho))
+	// Every line logged while handling a request carries its id.
+	return slog.New(api.RequestIDHandler{Handler: h})
 }
 
 func versionString() string {
@@ -190,13 +193,22 @@ func serve(ctx context.Context, stop context.CancelFunc, opts *options, log *slo
 		Logger:  log.With("api", "events"),
 	})
 
-	configSrv, err := listen(opts.configHost, opts.configPort, configAPI, log, "config", 60*time.Second)
+	var configHandler http.Handler = configAPI
+	if opts.configToken != "" {
+		configHandler = api.RequireToken(opts.configToken, configHandler)
+	} else if !loopback(opts.configHost) {
+		log.Warn("the Configuration API accepts changes from anyone who can reach it: set -config-token or bind -config-host to 127.0.0.1", "host", opts.configHost)
+	}
+	configHandler = api.WithRequestID(api.LimitInFlight(opts.maxInFlight, configHandler))
+	eventsHandler := api.WithRequestID(api.LimitInFlight(opts.maxInFlight, eventsAPI))
+
+	configSrv, err := listen(opts, opts.configHost, opts.configPort, configHandler, log, "config", 60*time.Second, opts.configTLSCert, opts.configTLSKey)
 	if err != nil {
 		return err
 	}
 	// A synchronous call may take as long as the longest function timeout;
 	// the write deadline must not cut it short.
-	eventsSrv, err := listen(opts.eventsHost, opts.eventsPort, eventsAPI, log, "events", functions.MaxTimeout+time.Minute)
+	eventsSrv, err := listen(opts, opts.eventsHost, opts.eventsPort, eventsHandler, log, "events", functions.MaxTimeout+time.Minute, opts.eventsTLSCert, opts.eventsTLSKey)
 	if err != nil {
 		configSrv.Close()
 		return err
@@ -235,10 +247,21 @@ func serve(ctx context.Context, stop context.CancelFunc, opts *options, log *slo
 // listen binds the API's port and serves h on it in the background. Binding
 // first means a port in use fails start-up with a clear error, and port 0
 // is logged as the port actually chosen.
-func listen(host string, port int, h http.Handler, log *slog.Logger, name string, writeTimeout time.Duration) (*http.Server, error) {
+func listen(opts *options, host string, port int, h http.Handler, log *slog.Logger, name string, writeTimeout time.Duration, certFile, keyFile string) (*http.Server, error) {
+	var cert tls.Certificate
+	if certFile != "" {
+		var err error
+		if cert, err = tls.LoadX509KeyPair(certFile, keyFile); err != nil {
+			return nil, fmt.Errorf("%s API TLS: %w", name, err)
+		}
+	}
 	ln, err := net.Listen("tcp", net.JoinHostPort(host, strconv.Itoa(port)))
 	if err != nil {
 		return nil, fmt.Errorf("%s API: %w", name, err)
+	}
+	scheme := "http"
+	if certFile != "" {
+		scheme = "https"
 	}
 	srv := &http.Server{
 		Handler:           h,
@@ -246,16 +269,33 @@ func listen(host string, port int, h http.Handler, log *slog.Logger, name string
 		ReadTimeout:       60 * time.Second,
 		WriteTimeout:      writeTimeout,
 		IdleTimeout:       120 * time.Second,
-		MaxHeaderBytes:    1 << 20,
+		MaxHeaderBytes:    opts.maxHeaderBytes,
 		ErrorLog:          slog.NewLogLogger(log.With("api", name).Handler(), slog.LevelWarn),
 	}
-	log.Info("listening", "api", name, "addr", ln.Addr().String())
+	if certFile != "" {
+		srv.TLSConfig = &tls.Config{Certificates: []tls.Certificate{cert}, MinVersion: tls.VersionTLS12}
+	}
+	log.Info("listening", "api", name, "addr", ln.Addr().String(), "scheme", scheme)
 	go func() {
-		if err := srv.Serve(ln); err != nil && !errors.Is(err, http.ErrServerClosed) {
+		serve := srv.Serve
+		if certFile != "" {
+			// ServeTLS, not a TLS listener: it also sets up HTTP/2.
+			serve = func(ln net.Listener) error { return srv.ServeTLS(ln, "", "") }
+		}
+		if err := serve(ln); err != nil && !errors.Is(err, http.ErrServerClosed) {
 			log.Error("server failed", "api", name, "error", err)
 		}
 	}()
 	return srv, nil
+}
+
+// loopback reports whether a bind address reaches only this machine.
+func loopback(host string) bool {
+	if host == "localhost" {
+		return true
+	}
+	ip := net.ParseIP(host)
+	return ip != nil && ip.IsLoopback()
 }
 
 // waitForStore checks that etcd answers, retrying with capped exponential

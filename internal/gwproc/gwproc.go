@@ -167,16 +167,21 @@ func (p *Process) readLogs(r io.Reader, readyMsg string, ready chan<- struct{}) 
 		p.logs.WriteByte('\n')
 		p.mu.Unlock()
 		var rec struct {
-			Msg  string `json:"msg"`
-			API  string `json:"api"`
-			Addr string `json:"addr"`
+			Msg    string `json:"msg"`
+			API    string `json:"api"`
+			Addr   string `json:"addr"`
+			Scheme string `json:"scheme"`
 		}
 		if json.Unmarshal(line, &rec) != nil {
 			continue
 		}
 		if rec.Msg == "listening" {
 			_, port, _ := net.SplitHostPort(rec.Addr)
-			u := "http://127.0.0.1:" + port
+			scheme := rec.Scheme
+			if scheme == "" {
+				scheme = "http"
+			}
+			u := scheme + "://127.0.0.1:" + port
 			p.mu.Lock()
 			switch rec.API {
 			case "config":
