@@ -16,6 +16,7 @@ import (
 	"github.com/event-gateway/event-gateway/libkv"
 	"github.com/event-gateway/event-gateway/plugin"
 	"github.com/event-gateway/event-gateway/router"
+	"github.com/event-gateway/event-gateway/router/jetstream"
 	"github.com/event-gateway/event-gateway/subscriptions"
 )
 
@@ -62,13 +63,29 @@ func benchHTTPEvent(b *testing.B, url string, reacters router.Reacters) {
 	}
 	provider := httpfn.New(httpfn.Options{})
 	defer provider.Close()
-	q := router.NewMemoryQueue(router.MemoryQueueOptions{Workers: 4, Backlog: 1000})
+	nats, err := jetstream.StartEmbedded(jetstream.EmbedOptions{DataDir: b.TempDir(), Port: -1})
+	if err != nil {
+		b.Fatal(err)
+	}
+	defer nats.Close()
+	nc, err := nats.Connect()
+	if err != nil {
+		b.Fatal(err)
+	}
+	defer nc.Close()
+	q, err := jetstream.New(ctx, jetstream.Options{Conn: nc})
+	if err != nil {
+		b.Fatal(err)
+	}
 	r := router.New(router.Options{
 		Store: st, Space: libkv.DefaultSpace, Queue: q, Plugins: reacters,
 		Invokers: func(f functions.Function) (functions.Invoker, error) { return provider.Invoker(f.Provider.URL), nil },
 	})
 	go r.Run(ctx)
-	q.Start(ctx, r.Deliver)
+	if err := q.Start(ctx, r.Deliver, func(string) jetstream.RetryPolicy { return jetstream.DefaultRetryPolicy() }); err != nil {
+		b.Fatal(err)
+	}
+	defer q.Stop(context.Background())
 	for {
 		if _, ok := r.Snapshot().MatchHTTP("GET", "/users/1", nil); ok {
 			break

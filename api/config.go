@@ -49,6 +49,8 @@ type ConfigOptions struct {
 	// Ready reports whether the instance routes from a configuration read
 	// from the store, and the store revision it reflects. Nil: always ready.
 	Ready func() (bool, int64)
+	// DeadLetters serves /v1/deadletters; nil leaves those endpoints out.
+	DeadLetters DeadLetterService
 }
 
 // Config serves the Configuration API.
@@ -59,6 +61,7 @@ type Config struct {
 	timeout time.Duration
 	maxBody int64
 	ready   func() (bool, int64)
+	dead    DeadLetterService
 	router  *httprouter.Router
 }
 
@@ -71,6 +74,7 @@ func NewConfig(opts ConfigOptions) *Config {
 		timeout: opts.StoreTimeout,
 		maxBody: opts.MaxBody,
 		ready:   opts.Ready,
+		dead:    opts.DeadLetters,
 	}
 	if c.log == nil {
 		c.log = slog.New(slog.DiscardHandler)
@@ -97,6 +101,9 @@ func NewConfig(opts ConfigOptions) *Config {
 	r.GET("/v1/subscriptions", c.listSubscriptions)
 	r.GET("/v1/subscriptions/:id", c.getSubscription)
 	r.DELETE("/v1/subscriptions/:id", c.deleteSubscription)
+	if c.dead != nil {
+		c.routeDeadLetters(r)
+	}
 	r.NotFound = http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		writeErrorMessage(w, http.StatusNotFound, fmt.Sprintf("no endpoint %s %s", r.Method, r.URL.Path))
 	})

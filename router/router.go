@@ -295,14 +295,15 @@ func (r *Router) call(ctx context.Context, t *Target, payload []byte, system boo
 // Unavailable error, and accepts nothing, when the queue cannot take them
 // all.
 func (r *Router) Emit(ctx context.Context, ev *Event, path string) (int, error) {
-	subs := r.Snapshot().Subscribers(ev.Event, path)
+	snap := r.Snapshot()
+	subs := snap.Subscribers(ev.Event, path)
 	if len(subs) == 0 {
 		return 0, nil
 	}
 	payload := ev.AppendJSON(make([]byte, 0, 128+len(ev.Data)))
 	ds := make([]Delivery, len(subs))
 	for i, s := range subs {
-		ds[i] = Delivery{SubscriptionID: s.SubscriptionID, FunctionID: s.FunctionID, EventID: ev.ID, Event: ev.Event, Payload: payload}
+		ds[i] = Delivery{SubscriptionID: s.SubscriptionID, FunctionID: s.FunctionID, EventID: ev.ID, Event: ev.Event, Payload: payload, Revision: snap.Revision}
 	}
 	if err := r.queue.Enqueue(ctx, ds); err != nil {
 		return 0, err
@@ -310,14 +311,23 @@ func (r *Router) Emit(ctx context.Context, ev *Event, path string) (int, error) 
 	return len(ds), nil
 }
 
+// ErrSubscriptionGone is returned by Deliver for a delivery whose
+// subscription was deleted after the event was accepted: the queue drops
+// it (and counts it) rather than retrying.
+var ErrSubscriptionGone = errors.New("subscription deleted")
+
 // Deliver makes one asynchronous delivery. The function is looked up at
 // delivery time: a subscription deleted since the event was accepted gets
 // nothing, and an updated function is called at its new address.
 func (r *Router) Deliver(ctx context.Context, d Delivery) error {
 	snap := r.Snapshot()
+	if snap.Revision < d.Revision {
+		// Accepted by an instance that had seen more of the configuration
+		// than this one has yet: wait for it, by trying again later.
+		return fmt.Errorf("configuration at revision %d, the event needs %d", snap.Revision, d.Revision)
+	}
 	if !snap.HasSubscription(d.SubscriptionID) {
-		r.log.Debug("delivery dropped: subscription deleted", "subscriptionId", d.SubscriptionID, "eventId", d.EventID)
-		return nil
+		return ErrSubscriptionGone
 	}
 	t := snap.Function(d.FunctionID)
 	if t == nil {

@@ -3,8 +3,10 @@ package router_test
 import (
 	"context"
 	"encoding/json"
+	"errors"
 	"fmt"
 	"runtime"
+	"sync"
 	"sync/atomic"
 	"testing"
 	"time"
@@ -33,6 +35,7 @@ func (i *invoker) Invoke(ctx context.Context, payload []byte) ([]byte, error) {
 }
 
 type env struct {
+	queue *recordingQueue
 	store *libkv.Store
 	fns   *functions.Service
 	subs  *subscriptions.Service
@@ -52,6 +55,7 @@ func newEnv(t *testing.T, wrap func(router.Store) router.Store) *env {
 		rs = wrap(st)
 	}
 	e := &env{
+		queue: &recordingQueue{},
 		store: st,
 		fns:   functions.NewService(st, libkv.DefaultSpace),
 		subs:  subscriptions.NewService(st, libkv.DefaultSpace),
@@ -63,7 +67,7 @@ func newEnv(t *testing.T, wrap func(router.Store) router.Store) *env {
 		Invokers: func(f functions.Function) (functions.Invoker, error) {
 			return &invoker{id: f.ID + "@" + f.Provider.URL}, nil
 		},
-		Queue:          router.NewMemoryQueue(router.MemoryQueueOptions{Workers: 1, Backlog: 100}),
+		Queue:          e.queue,
 		DefaultTimeout: time.Second,
 	})
 	done := make(chan struct{})
@@ -239,8 +243,14 @@ func TestDeliverSkipsDeletedSubscription(t *testing.T) {
 	}
 	e.subs.Delete(e.ctx, id)
 	e.until(t, "no subscriber", func(s *router.Snapshot) bool { return !s.HasSubscription(id) })
-	if err := e.r.Deliver(e.ctx, d); err != nil || inv.calls.Load() != 1 {
-		t.Fatalf("a delivery for a deleted subscription reached the function: %v, calls %d", err, inv.calls.Load())
+	if err := e.r.Deliver(e.ctx, d); !errors.Is(err, router.ErrSubscriptionGone) || inv.calls.Load() != 1 {
+		t.Fatalf("a delivery for a deleted subscription: %v, calls %d; want ErrSubscriptionGone and no call", err, inv.calls.Load())
+	}
+	// A delivery accepted at a revision this router has not reached is
+	// retried, not dropped.
+	ahead := router.Delivery{SubscriptionID: "not-seen-yet", FunctionID: "a", Revision: e.r.Snapshot().Revision + 100}
+	if err := e.r.Deliver(e.ctx, ahead); err == nil || errors.Is(err, router.ErrSubscriptionGone) {
+		t.Fatalf("a delivery from the future: %v; want a retryable error", err)
 	}
 }
 
@@ -256,6 +266,10 @@ func TestEmitAcceptsForEverySubscriber(t *testing.T) {
 	if err != nil || n != 2 {
 		t.Fatalf("Emit = %d, %v; want 2 deliveries", n, err)
 	}
+	q := e.queue
+	if len(q.ds) != 2 || q.ds[0].EventID != ev.ID || q.ds[0].Revision < 1 || q.ds[0].FunctionID == q.ds[1].FunctionID || string(q.ds[0].Payload) != string(ev.AppendJSON(nil)) {
+		t.Fatalf("deliveries %+v", q.ds)
+	}
 	n, err = e.r.Emit(e.ctx, &ev, "/nobody")
 	if err != nil || n != 0 {
 		t.Fatalf("Emit to no subscriber = %d, %v", n, err)
@@ -268,7 +282,7 @@ func BenchmarkPropagation(b *testing.B) {
 	st := etcd.Store(b)
 	ctx, cancel := context.WithCancel(context.Background())
 	defer cancel()
-	r := router.New(router.Options{Store: st, Space: libkv.DefaultSpace, Queue: router.NewMemoryQueue(router.MemoryQueueOptions{Workers: 1, Backlog: 1}),
+	r := router.New(router.Options{Store: st, Space: libkv.DefaultSpace, Queue: &recordingQueue{},
 		Invokers: func(functions.Function) (functions.Invoker, error) { return &invoker{}, nil }})
 	go r.Run(ctx)
 	<-r.Ready()
@@ -308,7 +322,7 @@ func BenchmarkSnapshotBuild10000(b *testing.B) {
 		st.Put(ctx, space.Subscription(s.ID), v)
 	}
 	for b.Loop() {
-		r := router.New(router.Options{Store: st, Space: libkv.DefaultSpace, Queue: router.NewMemoryQueue(router.MemoryQueueOptions{Workers: 1, Backlog: 1}),
+		r := router.New(router.Options{Store: st, Space: libkv.DefaultSpace, Queue: &recordingQueue{},
 			Invokers: func(functions.Function) (functions.Invoker, error) { return &invoker{}, nil }})
 		rctx, cancel := context.WithCancel(ctx)
 		go r.Run(rctx)
@@ -351,7 +365,7 @@ func BenchmarkScale100k(b *testing.B) {
 		runtime.GC()
 		runtime.ReadMemStats(&before)
 		begin := time.Now()
-		r := router.New(router.Options{Store: fixed, Space: libkv.DefaultSpace, Queue: router.NewMemoryQueue(router.MemoryQueueOptions{Workers: 1, Backlog: 1}),
+		r := router.New(router.Options{Store: fixed, Space: libkv.DefaultSpace, Queue: &recordingQueue{},
 			Invokers: func(functions.Function) (functions.Invoker, error) { return &invoker{}, nil }})
 		rctx, cancel := context.WithCancel(ctx)
 		go r.Run(rctx)
@@ -386,4 +400,17 @@ func (f fixedStore) List(context.Context, string) ([]libkv.KV, int64, error) { r
 
 func (f fixedStore) Watch(ctx context.Context, _ string, _ int64) <-chan libkv.WatchResponse {
 	return make(chan libkv.WatchResponse)
+}
+
+// recordingQueue keeps what the router enqueues, for tests of Emit.
+type recordingQueue struct {
+	mu sync.Mutex
+	ds []router.Delivery
+}
+
+func (q *recordingQueue) Enqueue(_ context.Context, ds []router.Delivery) error {
+	q.mu.Lock()
+	defer q.mu.Unlock()
+	q.ds = append(q.ds, ds...)
+	return nil
 }

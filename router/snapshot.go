@@ -45,9 +45,10 @@ type Snapshot struct {
 	Loaded bool
 
 	functions map[string]*Target
-	// subs holds every subscription id, for deliveries to check that their
-	// subscription still exists.
-	subs map[string]struct{}
+	// subs holds every subscription, for deliveries to check that theirs
+	// still exists and to find its retry policy. Shared with the router's
+	// cache: do not modify.
+	subs map[string]*subscriptions.Subscription
 	// http holds one path tree per method, indexed by methodIndex.
 	http [numMethods]*pathtree.Tree[*HTTPRoute]
 	// events maps event name → path → subscribers.
@@ -90,6 +91,9 @@ func (s *Snapshot) HasSubscription(id string) bool {
 	_, ok := s.subs[id]
 	return ok
 }
+
+// Subscription returns a subscription, or nil. Do not modify it.
+func (s *Snapshot) Subscription(id string) *subscriptions.Subscription { return s.subs[id] }
 
 // MatchHTTP finds the http route of a request, filling ps with the path
 // parameters.
@@ -170,7 +174,7 @@ func build(rev int64, fns map[string]*Target, subs map[string]*subEntry, log *sl
 		Revision:  rev,
 		Loaded:    fns != nil,
 		functions: make(map[string]*Target, len(fns)),
-		subs:      make(map[string]struct{}, len(subs)),
+		subs:      make(map[string]*subscriptions.Subscription, len(subs)),
 		events:    make(map[string]map[string][]Subscriber),
 		invoke:    make(map[string]map[string]struct{}),
 	}
@@ -178,7 +182,7 @@ func build(rev int64, fns map[string]*Target, subs map[string]*subEntry, log *sl
 		s.functions[id] = t
 	}
 	for id, e := range subs {
-		s.subs[id] = struct{}{}
+		s.subs[id] = &e.sub
 		sub := e.sub
 		switch sub.Event {
 		case subscriptions.EventHTTP:

@@ -116,7 +116,7 @@ func (r *Router) emitSystem(ctx context.Context, snap *Snapshot, eventType strin
 	}
 	ds := make([]Delivery, len(subs))
 	for i, s := range subs {
-		ds[i] = Delivery{SubscriptionID: s.SubscriptionID, FunctionID: s.FunctionID, EventID: ev.ID, Event: eventType, Payload: payload, System: true}
+		ds[i] = Delivery{SubscriptionID: s.SubscriptionID, FunctionID: s.FunctionID, EventID: ev.ID, Event: eventType, Payload: payload, System: true, Revision: snap.Revision}
 	}
 	if err := r.queue.Enqueue(ctx, ds); err != nil {
 		// System events are a side channel: a full queue must not fail

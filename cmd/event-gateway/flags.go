@@ -30,11 +30,23 @@ type options struct {
 	logLevel  slog.Level
 	logFormat string
 
-	maxBody          int64
-	functionTimeout  time.Duration
-	workers          int
-	workersBacklog   int
-	deliveryAttempts int
+	maxBody                int64
+	functionTimeout        time.Duration
+	workers                int
+	workersBacklog         int
+	deliveryAttempts       int
+	deliveryInitialBackoff time.Duration
+	deliveryMaxBackoff     time.Duration
+	deliveryAckWait        time.Duration
+	deadLetterMaxAge       time.Duration
+
+	natsURL                   string
+	natsCreds                 string
+	natsCert, natsKey, natsCA string
+	natsDataDir               string
+	natsSync                  bool
+	natsReplicas              int
+	natsMaxBytes              int64
 
 	plugins        []string
 	pluginTimeout  time.Duration
@@ -81,9 +93,22 @@ func parseFlags(args []string, stderr io.Writer, getenv func(string) string) (*o
 	fs.StringVar(&o.logFormat, "log-format", "text", "log format: text or json")
 	fs.Int64Var(&o.maxBody, "max-body", 6<<20, "largest request body the Events API accepts, in bytes (413 above)")
 	fs.DurationVar(&o.functionTimeout, "function-timeout", 5*time.Second, "timeout of a function call when the function sets none")
-	fs.IntVar(&o.workers, "workers", 200, "number of workers delivering custom events")
-	fs.IntVar(&o.workersBacklog, "workers-backlog", 10000, "deliveries that may wait for a worker; when full, emitters get 503")
-	fs.IntVar(&o.deliveryAttempts, "delivery-attempts", 3, "how many times a custom event delivery is tried before it is given up")
+	fs.IntVar(&o.workers, "workers", 200, "deliveries of custom events this instance makes at once")
+	fs.IntVar(&o.workersBacklog, "workers-backlog", 1_000_000, "deliveries that may wait in the store; past it emitters get 503")
+	fs.IntVar(&o.deliveryAttempts, "delivery-attempts", 10, "tries of a delivery before it becomes a dead letter (a subscription's retry.maxAttempts overrides it)")
+	fs.DurationVar(&o.deliveryInitialBackoff, "delivery-initial-backoff", 20*time.Second, "pause before the first retry of a failed delivery; it doubles for each further one")
+	fs.DurationVar(&o.deliveryMaxBackoff, "delivery-max-backoff", 15*time.Minute, "longest pause between two tries of a delivery")
+	fs.DurationVar(&o.deliveryAckWait, "delivery-ack-wait", 30*time.Second, "how long a delivery taken by an instance that then died waits before another try")
+	fs.DurationVar(&o.deadLetterMaxAge, "dead-letter-max-age", 14*24*time.Hour, "how long dead letters are kept")
+	fs.StringVar(&o.natsURL, "nats-url", "", "NATS server(s) with JetStream that store deliveries (comma-separated); empty: an embedded server")
+	fs.StringVar(&o.natsCreds, "nats-creds", "", "NATS credentials file (-nats-url)")
+	fs.StringVar(&o.natsCert, "nats-cert", "", "client certificate for NATS TLS (-nats-url)")
+	fs.StringVar(&o.natsKey, "nats-key", "", "key of the NATS client certificate")
+	fs.StringVar(&o.natsCA, "nats-ca", "", "CA of the NATS servers' certificates (-nats-url)")
+	fs.StringVar(&o.natsDataDir, "nats-data-dir", "event-gateway.nats", "data directory of the embedded NATS server")
+	fs.BoolVar(&o.natsSync, "nats-sync", false, "embedded NATS: write each accepted event to disk (fsync) before answering 202, so it survives power loss, not only a crash")
+	fs.IntVar(&o.natsReplicas, "nats-replicas", 1, "replicas of the delivery streams (3 on a NATS cluster)")
+	fs.Int64Var(&o.natsMaxBytes, "nats-max-bytes", 1<<30, "bytes the waiting deliveries may take in the store; past it emitters get 503")
 	fs.Var((*stringList)(&o.plugins), "plugin", "path of a plugin executable to load (repeatable)")
 	fs.DurationVar(&o.pluginTimeout, "plugin-timeout", time.Second, "how long a plugin may take to react to one system event before it is restarted")
 	fs.BoolVar(&o.pluginFailOpen, "plugin-fail-open", false, "let events through when a sync plugin cannot be asked (default: stop them with 503)")
@@ -150,8 +175,14 @@ func parseFlags(args []string, stderr io.Writer, getenv func(string) string) (*o
 	if o.functionTimeout <= 0 || o.functionTimeout > 15*time.Minute {
 		return nil, errors.New("-function-timeout must be between 0 and 15m")
 	}
-	if o.workers <= 0 || o.workersBacklog <= 0 || o.deliveryAttempts <= 0 {
-		return nil, errors.New("-workers, -workers-backlog and -delivery-attempts must be positive")
+	if o.workers <= 0 || o.workersBacklog <= 0 || o.deliveryAttempts <= 0 || o.natsReplicas <= 0 || o.natsMaxBytes <= 0 {
+		return nil, errors.New("-workers, -workers-backlog, -delivery-attempts, -nats-replicas and -nats-max-bytes must be positive")
+	}
+	if o.deliveryInitialBackoff <= 0 || o.deliveryMaxBackoff < o.deliveryInitialBackoff || o.deliveryAckWait <= 0 || o.deadLetterMaxAge <= 0 {
+		return nil, errors.New("-delivery-initial-backoff, -delivery-ack-wait and -dead-letter-max-age must be positive, and -delivery-max-backoff at least the initial backoff")
+	}
+	if (o.natsCert == "") != (o.natsKey == "") {
+		return nil, errors.New("-nats-cert and -nats-key go together")
 	}
 	if o.pluginTimeout <= 0 || o.pluginBuffer <= 0 {
 		return nil, errors.New("-plugin-timeout and -plugin-buffer must be positive")

@@ -27,6 +27,7 @@ import (
 	"github.com/event-gateway/event-gateway/libkv"
 	"github.com/event-gateway/event-gateway/plugin"
 	"github.com/event-gateway/event-gateway/router"
+	"github.com/event-gateway/event-gateway/router/jetstream"
 	"github.com/event-gateway/event-gateway/subscriptions"
 )
 
@@ -150,12 +151,26 @@ func serve(ctx context.Context, stop context.CancelFunc, opts *options, log *slo
 		reacters = host
 	}
 
-	queue := router.NewMemoryQueue(router.MemoryQueueOptions{
-		Workers:  opts.workers,
-		Backlog:  opts.workersBacklog,
-		Attempts: opts.deliveryAttempts,
-		Logger:   log.With("component", "queue"),
+	nc, closeNATS, err := connectNATS(opts, log)
+	if err != nil {
+		return err
+	}
+	defer closeNATS()
+	qctx, qcancel := context.WithTimeout(ctx, 30*time.Second)
+	queue, err := jetstream.New(qctx, jetstream.Options{
+		Conn:             nc,
+		Replicas:         opts.natsReplicas,
+		MaxBytes:         opts.natsMaxBytes,
+		MaxMsgs:          int64(opts.workersBacklog),
+		AckWait:          opts.deliveryAckWait,
+		Workers:          opts.workers,
+		DeadLetterMaxAge: opts.deadLetterMaxAge,
+		Logger:           log.With("component", "queue"),
 	})
+	qcancel()
+	if err != nil {
+		return fmt.Errorf("delivery queue: %w", err)
+	}
 	rt := router.New(router.Options{
 		Store:          store,
 		Space:          space,
@@ -174,7 +189,12 @@ func serve(ctx context.Context, stop context.CancelFunc, opts *options, log *slo
 		rt.Run(bgCtx)
 		close(routerDone)
 	}()
-	queue.Start(bgCtx, rt.Deliver)
+	defaultRetry := jetstream.RetryPolicy{MaxAttempts: opts.deliveryAttempts, InitialBackoff: opts.deliveryInitialBackoff, MaxBackoff: opts.deliveryMaxBackoff}
+	if err := queue.Start(bgCtx, rt.Deliver, func(subscriptionID string) jetstream.RetryPolicy {
+		return retryPolicy(rt.Snapshot().Subscription(subscriptionID), defaultRetry)
+	}); err != nil {
+		return fmt.Errorf("delivery queue: %w", err)
+	}
 
 	configAPI := api.NewConfig(api.ConfigOptions{
 		Functions:     functions.NewService(store, space),
@@ -185,6 +205,7 @@ func serve(ctx context.Context, stop context.CancelFunc, opts *options, log *slo
 			snap := rt.Snapshot()
 			return snap.Loaded, snap.Revision
 		},
+		DeadLetters: queue,
 	})
 
 	eventsAPI := api.NewEvents(api.EventsOptions{
@@ -232,8 +253,10 @@ func serve(ctx context.Context, stop context.CancelFunc, opts *options, log *slo
 	if err := eventsSrv.Shutdown(sctx); err != nil {
 		log.Warn("events API did not shut down cleanly", "error", err)
 	}
-	if left := queue.Close(sctx); left > 0 {
-		log.Warn("shutdown timeout: undelivered events dropped", "count", left)
+	// Deliveries in flight finish; the rest stay in the store, for this
+	// instance's next start or for another instance.
+	if err := queue.Stop(sctx); err != nil {
+		log.Warn("deliveries in flight were cut short; they will be made again", "error", err)
 	}
 	if err := configSrv.Shutdown(sctx); err != nil {
 		log.Warn("configuration API did not shut down cleanly", "error", err)

@@ -117,6 +117,10 @@ type Options struct {
 	// Ready is the log message that means the gateway serves. Default
 	// "event-gateway ready".
 	Ready string
+	// Dir is the gateway's working directory, where relative data
+	// directories go. Default: a new temporary directory, removed when the
+	// gateway exits.
+	Dir string
 }
 
 // Start runs the binary and waits until it logs that it is ready.
@@ -130,12 +134,23 @@ func Start(bin string, o Options) (*Process, error) {
 	args := append([]string{"-log-format", "json", "-config-port", "0", "-events-port", "0", "-config-host", "127.0.0.1", "-events-host", "127.0.0.1"}, o.Args...)
 	cmd := exec.Command(bin, args...)
 	cmd.Env = append(os.Environ(), o.Env...)
+	cleanup := func() {}
+	if o.Dir == "" {
+		dir, err := os.MkdirTemp("", "gwproc-")
+		if err != nil {
+			return nil, err
+		}
+		o.Dir = dir
+		cleanup = func() { os.RemoveAll(dir) }
+	}
+	cmd.Dir = o.Dir
 	stderr, err := cmd.StderrPipe()
 	if err != nil {
 		return nil, err
 	}
 	cmd.Stdout = io.Discard
 	if err := cmd.Start(); err != nil {
+		cleanup()
 		return nil, err
 	}
 	p := &Process{cmd: cmd, done: make(chan struct{})}
@@ -143,6 +158,7 @@ func Start(bin string, o Options) (*Process, error) {
 	go p.readLogs(stderr, o.Ready, ready)
 	go func() {
 		p.err = cmd.Wait()
+		cleanup()
 		close(p.done)
 	}()
 	select {
