@@ -396,7 +396,9 @@ type fixedStore struct {
 	rev int64
 }
 
-func (f fixedStore) List(context.Context, string) ([]libkv.KV, int64, error) { return f.kvs, f.rev, nil }
+func (f fixedStore) List(context.Context, string) ([]libkv.KV, int64, error) {
+	return f.kvs, f.rev, nil
+}
 
 func (f fixedStore) Watch(ctx context.Context, _ string, _ int64) <-chan libkv.WatchResponse {
 	return make(chan libkv.WatchResponse)
