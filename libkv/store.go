@@ -160,6 +160,41 @@ func (s *Store) List(ctx context.Context, prefix string) ([]KV, int64, error) {
 	return out, resp.Header.Revision, nil
 }
 
+// Scan calls fn for every key under prefix, in key order, reading them in
+// pages of pageSize at one revision, which it returns. Unlike List it never
+// holds more than a page of a large prefix in memory.
+func (s *Store) Scan(ctx context.Context, prefix string, pageSize int64, fn func(KV) error) (int64, error) {
+	if pageSize <= 0 {
+		pageSize = 1000
+	}
+	end := clientv3.GetPrefixRangeEnd(prefix)
+	key := prefix
+	var rev int64
+	for {
+		opts := []clientv3.OpOption{clientv3.WithRange(end), clientv3.WithLimit(pageSize)}
+		if rev != 0 {
+			opts = append(opts, clientv3.WithRev(rev))
+		}
+		resp, err := s.kv.Get(ctx, key, opts...)
+		if err != nil {
+			return 0, storeErr("scan "+prefix, err)
+		}
+		if rev == 0 {
+			rev = resp.Header.Revision
+		}
+		for _, kv := range resp.Kvs {
+			if err := fn(KV{Key: string(kv.Key), Value: kv.Value, ModRevision: kv.ModRevision}); err != nil {
+				return 0, err
+			}
+		}
+		if !resp.More || len(resp.Kvs) == 0 {
+			return rev, nil
+		}
+		// The next page starts just after the last key of this one.
+		key = string(resp.Kvs[len(resp.Kvs)-1].Key) + "\x00"
+	}
+}
+
 // Put writes key unconditionally and returns the new store revision.
 func (s *Store) Put(ctx context.Context, key string, value []byte) (int64, error) {
 	resp, err := s.kv.Put(ctx, key, string(value))

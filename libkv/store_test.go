@@ -317,3 +317,30 @@ func mustTLS(t *testing.T, c etcdtest.Certs) *tls.Config {
 	}
 	return cfg
 }
+
+func TestScanPages(t *testing.T) {
+	s := etcd.Store(t)
+	c := ctx(t)
+	for i := range 25 {
+		s.Put(c, fmt.Sprintf("scan/%02d", i), []byte{byte(i)})
+	}
+	s.Put(c, "scan0", nil) // outside the prefix
+	var keys []string
+	rev, err := s.Scan(c, "scan/", 4, func(kv libkv.KV) error {
+		keys = append(keys, kv.Key)
+		if len(keys) == 1 {
+			// Written during the scan: not seen, since pages share a revision.
+			s.Put(c, "scan/99", nil)
+		}
+		return nil
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(keys) != 25 || keys[0] != "scan/00" || keys[24] != "scan/24" {
+		t.Fatalf("scanned %v", keys)
+	}
+	if _, listRev, _ := s.List(c, "scan/"); rev >= listRev {
+		t.Fatalf("scan revision %d not before the write made during it (%d)", rev, listRev)
+	}
+}

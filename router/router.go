@@ -12,6 +12,7 @@ import (
 	"fmt"
 	"log/slog"
 	"math/rand/v2"
+	"runtime/debug"
 	"strings"
 	"sync/atomic"
 	"time"
@@ -24,7 +25,7 @@ import (
 
 // Store is what the router needs of the configuration store.
 type Store interface {
-	List(ctx context.Context, prefix string) ([]libkv.KV, int64, error)
+	Scan(ctx context.Context, prefix string, pageSize int64, fn func(libkv.KV) error) (int64, error)
 	Watch(ctx context.Context, prefix string, rev int64) <-chan libkv.WatchResponse
 }
 
@@ -133,17 +134,23 @@ type cache struct {
 
 // resync lists the whole space and installs a snapshot of it.
 func (r *Router) resync(ctx context.Context) (*cache, int64, error) {
-	lctx, cancel := context.WithTimeout(ctx, 30*time.Second)
-	kvs, rev, err := r.store.List(lctx, r.space.Root())
+	c := &cache{fns: make(map[string]*Target), subs: make(map[string]*subEntry)}
+	lctx, cancel := context.WithTimeout(ctx, 2*time.Minute)
+	rev, err := r.store.Scan(lctx, r.space.Root(), 2000, func(kv libkv.KV) error {
+		r.apply(c, libkv.Event{Key: kv.Key, Value: kv.Value, ModRevision: kv.ModRevision})
+		return nil
+	})
 	cancel()
 	if err != nil {
 		return nil, 0, err
 	}
-	c := &cache{fns: make(map[string]*Target), subs: make(map[string]*subEntry)}
-	for _, kv := range kvs {
-		r.apply(c, libkv.Event{Key: kv.Key, Value: kv.Value, ModRevision: kv.ModRevision})
-	}
 	r.install(c, rev)
+	if len(c.subs) >= 10_000 {
+		// Reading a large configuration leaves a lot of garbage (pages of
+		// etcd responses, JSON decoding) that the runtime would give back
+		// to the system only slowly: give it back now.
+		debug.FreeOSMemory()
+	}
 	if r.readyOnce.CompareAndSwap(false, true) {
 		close(r.ready)
 	}

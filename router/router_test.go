@@ -396,8 +396,13 @@ type fixedStore struct {
 	rev int64
 }
 
-func (f fixedStore) List(context.Context, string) ([]libkv.KV, int64, error) {
-	return f.kvs, f.rev, nil
+func (f fixedStore) Scan(_ context.Context, _ string, _ int64, fn func(libkv.KV) error) (int64, error) {
+	for _, kv := range f.kvs {
+		if err := fn(kv); err != nil {
+			return 0, err
+		}
+	}
+	return f.rev, nil
 }
 
 func (f fixedStore) Watch(ctx context.Context, _ string, _ int64) <-chan libkv.WatchResponse {

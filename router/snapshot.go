@@ -45,9 +45,9 @@ type Snapshot struct {
 	Loaded bool
 
 	functions map[string]*Target
-	// subs holds every subscription, for deliveries to check that theirs
-	// still exists and to find its retry policy. Shared with the router's
-	// cache: do not modify.
+	// subs holds the subscriptions of custom and system events, for
+	// deliveries to check that theirs still exists and to find its retry
+	// policy. Shared with the router's cache: do not modify.
 	subs map[string]*subscriptions.Subscription
 	// http holds one path tree per method, indexed by methodIndex.
 	http [numMethods]*pathtree.Tree[*HTTPRoute]
@@ -86,13 +86,15 @@ func methodIndex(m string) int {
 // Function returns the target of a function, or nil.
 func (s *Snapshot) Function(id string) *Target { return s.functions[id] }
 
-// HasSubscription reports whether the subscription exists.
+// HasSubscription reports whether a subscription of a custom or system
+// event exists (http subscriptions are not kept by id).
 func (s *Snapshot) HasSubscription(id string) bool {
 	_, ok := s.subs[id]
 	return ok
 }
 
-// Subscription returns a subscription, or nil. Do not modify it.
+// Subscription returns a subscription of a custom or system event, or nil.
+// Do not modify it.
 func (s *Snapshot) Subscription(id string) *subscriptions.Subscription { return s.subs[id] }
 
 // MatchHTTP finds the http route of a request, filling ps with the path
@@ -152,10 +154,12 @@ func newSubEntry(sub subscriptions.Subscription) (*subEntry, error) {
 	if i := methodIndex(sub.Method); i >= 0 {
 		sub.Method = methodNames[i]
 	}
-	_, segs, err := subscriptions.ParsePath(sub.Path)
+	path, segs, err := subscriptions.ParsePath(sub.Path)
 	if err != nil {
 		return nil, err
 	}
+	// The segments are slices of the normalized path: keep that one copy.
+	sub.Path = path
 	e := &subEntry{sub: sub, segs: segs}
 	if sub.CORS != nil {
 		e.cors = cors.New(cors.Options{
@@ -174,7 +178,7 @@ func build(rev int64, fns map[string]*Target, subs map[string]*subEntry, log *sl
 		Revision:  rev,
 		Loaded:    fns != nil,
 		functions: make(map[string]*Target, len(fns)),
-		subs:      make(map[string]*subscriptions.Subscription, len(subs)),
+		subs:      make(map[string]*subscriptions.Subscription),
 		events:    make(map[string]map[string][]Subscriber),
 		invoke:    make(map[string]map[string]struct{}),
 	}
@@ -182,8 +186,11 @@ func build(rev int64, fns map[string]*Target, subs map[string]*subEntry, log *sl
 		s.functions[id] = t
 	}
 	for id, e := range subs {
-		s.subs[id] = &e.sub
 		sub := e.sub
+		if sub.Event != subscriptions.EventHTTP {
+			// Only asynchronous deliveries look subscriptions up.
+			s.subs[id] = &e.sub
+		}
 		switch sub.Event {
 		case subscriptions.EventHTTP:
 			t := fns[sub.FunctionID]
