@@ -161,15 +161,16 @@ func (s *Store) List(ctx context.Context, prefix string) ([]KV, int64, error) {
 }
 
 // Scan calls fn for every key under prefix, in key order, reading them in
-// pages of pageSize at one revision, which it returns. Unlike List it never
-// holds more than a page of a large prefix in memory.
-func (s *Store) Scan(ctx context.Context, prefix string, pageSize int64, fn func(KV) error) (int64, error) {
+// pages of pageSize at revision rev (0: the current one), which it returns.
+// Unlike List it never holds more than a page of a large prefix in memory.
+// Pass the returned revision to further Scans to read several prefixes as
+// of one moment.
+func (s *Store) Scan(ctx context.Context, prefix string, rev, pageSize int64, fn func(KV) error) (int64, error) {
 	if pageSize <= 0 {
 		pageSize = 1000
 	}
 	end := clientv3.GetPrefixRangeEnd(prefix)
 	key := prefix
-	var rev int64
 	for {
 		opts := []clientv3.OpOption{clientv3.WithRange(end), clientv3.WithLimit(pageSize)}
 		if rev != 0 {

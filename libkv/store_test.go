@@ -326,7 +326,7 @@ func TestScanPages(t *testing.T) {
 	}
 	s.Put(c, "scan0", nil) // outside the prefix
 	var keys []string
-	rev, err := s.Scan(c, "scan/", 4, func(kv libkv.KV) error {
+	rev, err := s.Scan(c, "scan/", 0, 4, func(kv libkv.KV) error {
 		keys = append(keys, kv.Key)
 		if len(keys) == 1 {
 			// Written during the scan: not seen, since pages share a revision.
@@ -342,5 +342,10 @@ func TestScanPages(t *testing.T) {
 	}
 	if _, listRev, _ := s.List(c, "scan/"); rev >= listRev {
 		t.Fatalf("scan revision %d not before the write made during it (%d)", rev, listRev)
+	}
+	// A second scan at the first one's revision does not see it either.
+	n := 0
+	if _, err := s.Scan(c, "scan/", rev, 100, func(libkv.KV) error { n++; return nil }); err != nil || n != 25 {
+		t.Fatalf("scan at revision %d: %d keys, %v", rev, n, err)
 	}
 }

@@ -25,7 +25,7 @@ import (
 
 // Store is what the router needs of the configuration store.
 type Store interface {
-	Scan(ctx context.Context, prefix string, pageSize int64, fn func(libkv.KV) error) (int64, error)
+	Scan(ctx context.Context, prefix string, rev, pageSize int64, fn func(libkv.KV) error) (int64, error)
 	Watch(ctx context.Context, prefix string, rev int64) <-chan libkv.WatchResponse
 }
 
@@ -132,16 +132,28 @@ type cache struct {
 	subs map[string]*subEntry
 }
 
+// scanPage is the page size of a full read of the configuration: large
+// enough that a big configuration takes few round trips, small enough that
+// a page of decoded keys stays a few megabytes.
+const scanPage = 10_000
+
 // resync lists the whole space and installs a snapshot of it.
 func (r *Router) resync(ctx context.Context) (*cache, int64, error) {
 	c := &cache{fns: make(map[string]*Target), subs: make(map[string]*subEntry)}
-	lctx, cancel := context.WithTimeout(ctx, 2*time.Minute)
-	rev, err := r.store.Scan(lctx, r.space.Root(), 2000, func(kv libkv.KV) error {
+	apply := func(kv libkv.KV) error {
 		r.apply(c, libkv.Event{Key: kv.Key, Value: kv.Value, ModRevision: kv.ModRevision})
 		return nil
-	})
-	cancel()
+	}
+	// Functions, then subscriptions as of the same revision. Not the whole
+	// space: its index keys would double the work, and etcd counts the
+	// rest of the range for every page, so smaller ranges page faster.
+	lctx, cancel := context.WithTimeout(ctx, 2*time.Minute)
+	defer cancel()
+	rev, err := r.store.Scan(lctx, r.space.Functions(), 0, scanPage, apply)
 	if err != nil {
+		return nil, 0, err
+	}
+	if _, err := r.store.Scan(lctx, r.space.Subscriptions(), rev, scanPage, apply); err != nil {
 		return nil, 0, err
 	}
 	r.install(c, rev)

@@ -6,6 +6,7 @@ import (
 	"errors"
 	"fmt"
 	"runtime"
+	"strings"
 	"sync"
 	"sync/atomic"
 	"testing"
@@ -396,8 +397,11 @@ type fixedStore struct {
 	rev int64
 }
 
-func (f fixedStore) Scan(_ context.Context, _ string, _ int64, fn func(libkv.KV) error) (int64, error) {
+func (f fixedStore) Scan(_ context.Context, prefix string, _, _ int64, fn func(libkv.KV) error) (int64, error) {
 	for _, kv := range f.kvs {
+		if !strings.HasPrefix(kv.Key, prefix) {
+			continue
+		}
 		if err := fn(kv); err != nil {
 			return 0, err
 		}
