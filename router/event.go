@@ -193,6 +193,10 @@ func ParseHTTPResponse(raw []byte) (HTTPResponse, error) {
 	resp.Headers = obj.Headers
 	switch {
 	case len(obj.Body) == 0 || string(obj.Body) == "null":
+	case obj.Body[0] == '"' && bytes.IndexByte(obj.Body, '\\') < 0:
+		// No escapes (the common case): the string is the bytes between
+		// the quotes, which the decoder has already checked.
+		resp.Body = obj.Body[1 : len(obj.Body)-1]
 	case obj.Body[0] == '"':
 		var s string
 		if err := json.Unmarshal(obj.Body, &s); err != nil {

@@ -153,3 +153,20 @@ func BenchmarkMarshalJSON(b *testing.B) {
 		json.Marshal(ev)
 	}
 }
+
+func BenchmarkParseHTTPResponse(b *testing.B) {
+	raw := []byte(`{"statusCode":200,"headers":{"Content-Type":"application/json"},"body":"{\"hello\":\"world\",\"n\":42}"}`)
+	plain := []byte(`{"statusCode":200,"headers":{"Content-Type":"text/plain"},"body":"hello world, a plain answer"}`)
+	b.Run("escaped", func(b *testing.B) {
+		b.ReportAllocs()
+		for b.Loop() {
+			ParseHTTPResponse(raw)
+		}
+	})
+	b.Run("plain", func(b *testing.B) {
+		b.ReportAllocs()
+		for b.Loop() {
+			ParseHTTPResponse(plain)
+		}
+	})
+}
