@@ -162,10 +162,14 @@ func (p *Provider) Close() {
 // A URL that does not parse makes every Invoke fail with that error.
 func (p *Provider) Invoker(rawURL string) functions.Invoker {
 	inv := &invoker{p: p, url: rawURL}
-	if u, err := url.Parse(rawURL); err != nil {
+	u, err := url.Parse(rawURL)
+	switch {
+	case err != nil:
 		inv.err = fmt.Errorf("httpfn: invalid function url: %w", err)
-	} else if u.Scheme != "http" && u.Scheme != "https" {
+	case u.Scheme != "http" && u.Scheme != "https":
 		inv.err = fmt.Errorf("httpfn: function url scheme %q is not http or https", u.Scheme)
+	default:
+		inv.u = u
 	}
 	return inv
 }
@@ -173,6 +177,9 @@ func (p *Provider) Invoker(rawURL string) functions.Invoker {
 type invoker struct {
 	p   *Provider
 	url string
+	// u is parsed once: requests share it, read-only (a RoundTripper must
+	// not modify the request).
+	u   *url.URL
 	err error
 }
 
@@ -192,11 +199,24 @@ func (inv *invoker) Invoke(ctx context.Context, payload []byte) ([]byte, error) 
 	// *bytes.Reader-like body; GetBody lets the transport resend the POST
 	// when a pooled connection turns out to have been closed by the server
 	// before anything was written, instead of failing the call.
-	req, err := http.NewRequestWithContext(ctx, http.MethodPost, inv.url, bytes.NewReader(payload))
-	if err != nil {
-		return nil, fmt.Errorf("httpfn: build request: %w", err)
+	req := (&http.Request{
+		Method:        http.MethodPost,
+		URL:           inv.u,
+		Proto:         "HTTP/1.1",
+		ProtoMajor:    1,
+		ProtoMinor:    1,
+		Header:        p.header,
+		Body:          io.NopCloser(bytes.NewReader(payload)),
+		ContentLength: int64(len(payload)),
+		Host:          inv.u.Host,
+	}).WithContext(ctx)
+	req.GetBody = func() (io.ReadCloser, error) { return io.NopCloser(bytes.NewReader(payload)), nil }
+	if len(payload) == 0 {
+		// A non-nil body of length 0 would be sent chunked, as of unknown
+		// length.
+		req.Body = http.NoBody
+		req.GetBody = func() (io.ReadCloser, error) { return http.NoBody, nil }
 	}
-	req.Header = p.header
 
 	resp, err := p.rt.RoundTrip(req)
 	if err != nil {
