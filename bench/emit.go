@@ -11,6 +11,7 @@ import (
 // emitRow is one custom-event emit measurement.
 type emitRow struct {
 	subscribers int
+	fsync       bool // the gateway ran with -nats-sync
 	load        loadResult
 	accepted    uint64 // 202 answers
 	other       uint64 // any other answer or error
@@ -26,8 +27,17 @@ type emitRow struct {
 
 func (e emitRow) expected() int64 { return int64(e.accepted) * int64(e.subscribers) }
 
-// emitTests emits custom events with one and with ten subscribers.
-func (r *report) emitTests(ctx context.Context, g *gateway, backend string) error {
+// persisted says how durable a 202 was in this row.
+func (e emitRow) persisted() string {
+	if e.fsync {
+		return "fsync (`-nats-sync`)"
+	}
+	return "OS cache (default)"
+}
+
+// emitTests emits custom events with one and with ten subscribers. fsync
+// says the gateway runs with -nats-sync, for the report.
+func (r *report) emitTests(ctx context.Context, g *gateway, backend string, fsync bool) error {
 	for _, t := range []struct {
 		subs        int
 		event, path string
@@ -37,6 +47,7 @@ func (r *report) emitTests(ctx context.Context, g *gateway, backend string) erro
 		if err != nil {
 			return err
 		}
+		row.fsync = fsync
 		r.emits = append(r.emits, row)
 	}
 	return nil

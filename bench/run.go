@@ -142,7 +142,7 @@ func run(ctx context.Context, c config) (*report, error) {
 		nginxProc.stop(5 * time.Second)
 	}
 
-	if err := r.emitTests(ctx, g1, backend); err != nil {
+	if err := r.emitTests(ctx, g1, backend, false); err != nil {
 		return r, err
 	}
 	if c.profile != "" {
@@ -158,6 +158,22 @@ func run(ctx context.Context, c config) (*report, error) {
 		}
 		r.note("CPU profiles of the first gateway, taken in extra runs after the measured ones, are in %s (`go tool pprof -top FILE`).", c.profile)
 	}
+
+	progress("custom events with -nats-sync: a gateway that fsyncs every accepted event")
+	gs, err := startGateway(ctx, bin, gatewayOpts{
+		tmp: tmp, name: "gateway-sync", dev: true, dataDir: filepath.Join(tmp, "etcd-sync"),
+		args: []string{"-workers-backlog", "2000000", "-nats-sync"},
+	})
+	if err != nil {
+		return r, err
+	}
+	if err := configure(ctx, gs, backend); err != nil {
+		return r, err
+	}
+	if err := r.emitTests(ctx, gs, backend, true); err != nil {
+		return r, err
+	}
+	gs.stop(10 * time.Second)
 
 	progress("config propagation: starting two more gateways on the first one's etcd (%s)", g1.etcd)
 	var gws = []*gateway{g1}
