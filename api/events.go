@@ -205,17 +205,8 @@ func (e *Events) invoke(w http.ResponseWriter, r *http.Request) {
 		}
 		return
 	}
-	body, err := e.readBody(w, r)
+	ev, err := e.receive(r, w, subscriptions.EventInvoke)
 	if err != nil {
-		writeError(w, r, e.log, err)
-		return
-	}
-	ev, err := router.NewEvent(subscriptions.EventInvoke, body, r.Header.Get("Content-Type"), time.Now())
-	if err != nil {
-		writeError(w, r, e.log, err)
-		return
-	}
-	if err := e.router.Received(r.Context(), &ev, r.URL.Path, r.Header); err != nil {
 		writeError(w, r, e.log, err)
 		return
 	}
@@ -251,17 +242,8 @@ func (e *Events) customEvent(w http.ResponseWriter, r *http.Request, name string
 		writeError(w, r, e.log, err)
 		return
 	}
-	body, err := e.readBody(w, r)
+	ev, err := e.receive(r, w, name)
 	if err != nil {
-		writeError(w, r, e.log, err)
-		return
-	}
-	ev, err := router.NewEvent(name, body, r.Header.Get("Content-Type"), time.Now())
-	if err != nil {
-		writeError(w, r, e.log, err)
-		return
-	}
-	if err := e.router.Received(r.Context(), &ev, r.URL.Path, r.Header); err != nil {
 		writeError(w, r, e.log, err)
 		return
 	}
@@ -270,6 +252,23 @@ func (e *Events) customEvent(w http.ResponseWriter, r *http.Request, name string
 		return
 	}
 	w.WriteHeader(http.StatusAccepted)
+}
+
+// receive reads the body of an invoke or custom event into an envelope and
+// emits gateway.event.received, whose sync plugins may refuse the event.
+func (e *Events) receive(r *http.Request, w http.ResponseWriter, name string) (router.Event, error) {
+	body, err := e.readBody(w, r)
+	if err != nil {
+		return router.Event{}, err
+	}
+	ev, err := router.NewEvent(name, body, r.Header.Get("Content-Type"), time.Now())
+	if err != nil {
+		return router.Event{}, err
+	}
+	if err := e.router.Received(r.Context(), &ev, r.URL.Path, r.Header); err != nil {
+		return router.Event{}, err
+	}
+	return ev, nil
 }
 
 // readBody reads the whole request body, up to the limit.

@@ -52,7 +52,7 @@ func buildGateway(ctx context.Context, tmp string, profile bool) (string, error)
 	if !profile {
 		return gwproc.Build(ctx, tmp, false)
 	}
-	root, err := moduleRoot()
+	root, err := gwproc.ModuleRoot()
 	if err != nil {
 		return "", err
 	}

@@ -7,7 +7,6 @@ import (
 	"encoding/json"
 	"fmt"
 	"net/http"
-	"os"
 	"os/exec"
 	"path/filepath"
 	"regexp"
@@ -22,6 +21,8 @@ import (
 	"github.com/event-gateway/event-gateway/functions"
 	"github.com/event-gateway/event-gateway/libkv"
 	"github.com/event-gateway/event-gateway/subscriptions"
+
+	"github.com/event-gateway/event-gateway/internal/gwproc"
 )
 
 // scaleResult is the route-table scale measurement.
@@ -259,7 +260,7 @@ var benchRE = regexp.MustCompile(`^(Benchmark\S+?)(-\d+)?\s+\d+\s+([\d.]+) ns/op
 
 // lookupBench runs the path tree's lookup benchmarks (10,000 routes).
 func lookupBench(ctx context.Context, quick bool) ([]benchLine, error) {
-	root, err := moduleRoot()
+	root, err := gwproc.ModuleRoot()
 	if err != nil {
 		return nil, err
 	}
@@ -302,22 +303,4 @@ func lookupBench(ctx context.Context, quick bool) ([]benchLine, error) {
 		return nil, fmt.Errorf("go test -bench Lookup printed no result:\n%s", out.String())
 	}
 	return lines, nil
-}
-
-// moduleRoot is the directory of go.mod above the working directory.
-func moduleRoot() (string, error) {
-	dir, err := os.Getwd()
-	if err != nil {
-		return "", err
-	}
-	for {
-		if _, err := os.Stat(filepath.Join(dir, "go.mod")); err == nil {
-			return dir, nil
-		}
-		parent := filepath.Dir(dir)
-		if parent == dir {
-			return "", fmt.Errorf("no go.mod above %s: run the tool from the repository", dir)
-		}
-		dir = parent
-	}
 }

@@ -35,7 +35,7 @@ func Build(ctx context.Context, dir string, race bool) (string, error) {
 // BuildPackage compiles the main package pkg (a path relative to the
 // module root, such as ./plugin/example) into the file out.
 func BuildPackage(ctx context.Context, pkg, out string, flags ...string) (string, error) {
-	root, err := moduleRoot()
+	root, err := ModuleRoot()
 	if err != nil {
 		return "", err
 	}
@@ -75,8 +75,8 @@ func touchSources(root string) error {
 	})
 }
 
-// moduleRoot finds the directory of go.mod above the working directory.
-func moduleRoot() (string, error) {
+// ModuleRoot finds the directory of go.mod above the working directory.
+func ModuleRoot() (string, error) {
 	dir, err := os.Getwd()
 	if err != nil {
 		return "", err
