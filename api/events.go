@@ -107,6 +107,22 @@ func (e *Events) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	}
 }
 
+// EventKind names the kind of an Events API request, for metrics:
+// preflight, http, invoke or custom.
+func EventKind(r *http.Request) string {
+	if r.Method == http.MethodOptions && r.Header.Get("Access-Control-Request-Method") != "" {
+		return "preflight"
+	}
+	switch r.Header.Get(headerEvent) {
+	case "":
+		return "http"
+	case subscriptions.EventInvoke:
+		return "invoke"
+	default:
+		return "custom"
+	}
+}
+
 // preflight answers a CORS preflight request without invoking anything. A
 // preflight for a custom event or invoke asks for the Event header; any
 // other is for an http route and follows that route's CORS configuration.

@@ -29,6 +29,11 @@ type Store interface {
 	Watch(ctx context.Context, prefix string, rev int64) <-chan libkv.WatchResponse
 }
 
+// Observer is told of every function call, for metrics.
+type Observer interface {
+	Invoked(functionID, provider string, d time.Duration, err error)
+}
+
 // InvokerFactory makes the invoker of a function. It is called once per
 // version of a function, never on the request path.
 type InvokerFactory func(functions.Function) (functions.Invoker, error)
@@ -42,6 +47,8 @@ type Options struct {
 	Queue Queue
 	// Plugins react to system events; nil when there are none.
 	Plugins Reacters
+	// Observer is told of every function call; nil when nobody watches.
+	Observer Observer
 	// DefaultTimeout bounds a call to a function that sets no timeout.
 	DefaultTimeout time.Duration
 	Logger         *slog.Logger
@@ -54,6 +61,7 @@ type Router struct {
 	invokers InvokerFactory
 	queue    Queue
 	plugins  Reacters
+	observer Observer
 	timeout  time.Duration
 	log      *slog.Logger
 
@@ -71,6 +79,7 @@ func New(o Options) *Router {
 		invokers: o.Invokers,
 		queue:    o.Queue,
 		plugins:  o.Plugins,
+		observer: o.Observer,
 		timeout:  o.DefaultTimeout,
 		log:      o.Logger,
 		ready:    make(chan struct{}),
@@ -283,11 +292,15 @@ func (r *Router) call(ctx context.Context, t *Target, payload []byte, system boo
 		}
 	}
 	cctx, cancel := context.WithTimeout(ctx, t.Timeout)
+	began := time.Now()
 	out, err := t.Invoker.Invoke(cctx, payload)
 	if err != nil && errors.Is(cctx.Err(), context.DeadlineExceeded) && !errors.Is(err, functions.ErrTimeout) {
 		err = fmt.Errorf("%w: %w", functions.ErrTimeout, err)
 	}
 	cancel()
+	if r.observer != nil {
+		r.observer.Invoked(t.Function.ID, string(t.Function.Provider.Type), time.Since(began), err)
+	}
 	if !system {
 		return out, err
 	}

@@ -57,6 +57,9 @@ func TestTLSAndToken(t *testing.T) {
 	if r := do("GET", gw.ConfigURL+"/v1/functions", ""); r.StatusCode != 401 {
 		t.Fatalf("no token: %d, want 401", r.StatusCode)
 	}
+	if r := do("GET", gw.ConfigURL+"/metrics", ""); r.StatusCode != 401 {
+		t.Fatalf("metrics without a token: %d, want 401", r.StatusCode)
+	}
 	if r := do("GET", gw.ConfigURL+"/v1/functions", "", "Authorization", "Bearer wrong"); r.StatusCode != 401 {
 		t.Fatalf("wrong token: %d, want 401", r.StatusCode)
 	}

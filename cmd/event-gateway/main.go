@@ -24,6 +24,7 @@ import (
 	"github.com/event-gateway/event-gateway/functions"
 	"github.com/event-gateway/event-gateway/functions/awslambda"
 	httpfn "github.com/event-gateway/event-gateway/functions/http"
+	"github.com/event-gateway/event-gateway/internal/metrics"
 	"github.com/event-gateway/event-gateway/libkv"
 	"github.com/event-gateway/event-gateway/plugin"
 	"github.com/event-gateway/event-gateway/router"
@@ -171,12 +172,14 @@ func serve(ctx context.Context, stop context.CancelFunc, opts *options, log *slo
 	if err != nil {
 		return fmt.Errorf("delivery queue: %w", err)
 	}
+	m := metrics.New()
 	rt := router.New(router.Options{
 		Store:          store,
 		Space:          space,
 		Invokers:       invokers,
 		Queue:          queue,
 		Plugins:        reacters,
+		Observer:       m,
 		DefaultTimeout: opts.functionTimeout,
 		Logger:         log.With("component", "router"),
 	})
@@ -214,14 +217,23 @@ func serve(ctx context.Context, stop context.CancelFunc, opts *options, log *slo
 		Logger:  log.With("api", "events"),
 	})
 
-	var configHandler http.Handler = configAPI
+	registerGauges(m, rt, queue, reacters)
+	metricsHandler := m.Handler()
+	var configHandler http.Handler = http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		if r.URL.Path == "/metrics" && r.Method == http.MethodGet {
+			metricsHandler.ServeHTTP(w, r)
+			return
+		}
+		configAPI.ServeHTTP(w, r)
+	})
+	configHandler = m.Instrument("config", func(*http.Request) string { return "config" }, configHandler)
 	if opts.configToken != "" {
 		configHandler = api.RequireToken(opts.configToken, configHandler)
 	} else if !loopback(opts.configHost) {
 		log.Warn("the Configuration API accepts changes from anyone who can reach it: set -config-token or bind -config-host to 127.0.0.1", "host", opts.configHost)
 	}
 	configHandler = api.WithRequestID(api.LimitInFlight(opts.maxInFlight, configHandler))
-	eventsHandler := api.WithRequestID(api.LimitInFlight(opts.maxInFlight, eventsAPI))
+	eventsHandler := api.WithRequestID(api.LimitInFlight(opts.maxInFlight, m.Instrument("events", api.EventKind, eventsAPI)))
 
 	configSrv, err := listen(opts, opts.configHost, opts.configPort, configHandler, log, "config", 60*time.Second, opts.configTLSCert, opts.configTLSKey)
 	if err != nil {
@@ -310,6 +322,29 @@ func listen(opts *options, host string, port int, h http.Handler, log *slog.Logg
 		}
 	}()
 	return srv, nil
+}
+
+// registerGauges exposes the state of the router, the queue and the
+// plugins as metrics read at each scrape.
+func registerGauges(m *metrics.Metrics, rt *router.Router, q *jetstream.Queue, plugins router.Reacters) {
+	m.Gauge("config_revision", "etcd revision of the routing snapshot.", func() float64 { return float64(rt.Snapshot().Revision) })
+	m.Gauge("config_loaded", "1 once the configuration has been read from etcd.", func() float64 {
+		if rt.Snapshot().Loaded {
+			return 1
+		}
+		return 0
+	})
+	m.Queue(func() metrics.QueueStats {
+		s := q.Stats()
+		return metrics.QueueStats{
+			Enqueued: float64(s.Enqueued), Delivered: float64(s.Delivered), Retried: float64(s.Retried),
+			DeadLettered: float64(s.DeadLettered), Dropped: float64(s.Dropped), Replayed: float64(s.Replayed),
+			Pending: float64(s.Pending), DeadLetters: float64(s.DeadLetters),
+		}
+	})
+	if h, ok := plugins.(*plugin.Host); ok {
+		m.Counter("plugin_events_dropped_total", "Async system events dropped because a plugin's buffer was full.", func() float64 { return float64(h.Dropped()) })
+	}
 }
 
 // loopback reports whether a bind address reaches only this machine.

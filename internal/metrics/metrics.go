@@ -1,0 +1,182 @@
+// Package metrics holds the gateway's Prometheus metrics. Everything is
+// registered on a registry the caller owns: nothing global.
+package metrics
+
+import (
+	"errors"
+	"net/http"
+	"strconv"
+	"time"
+
+	"github.com/prometheus/client_golang/prometheus"
+	"github.com/prometheus/client_golang/prometheus/promhttp"
+
+	"github.com/event-gateway/event-gateway/functions"
+)
+
+// Metrics records what the gateway does.
+type Metrics struct {
+	reg         *prometheus.Registry
+	requests    *prometheus.CounterVec
+	reqDuration *prometheus.HistogramVec
+	invocations *prometheus.CounterVec
+	invDuration *prometheus.HistogramVec
+}
+
+const ns = "eventgateway"
+
+// New creates the metrics on a new registry, with the Go runtime and
+// process collectors.
+func New() *Metrics {
+	reg := prometheus.NewRegistry()
+	reg.MustRegister(prometheus.NewGoCollector(), prometheus.NewProcessCollector(prometheus.ProcessCollectorOpts{}))
+	m := &Metrics{
+		reg: reg,
+		requests: prometheus.NewCounterVec(prometheus.CounterOpts{
+			Namespace: ns, Name: "requests_total",
+			Help: "Requests answered, by API (events, config), kind (http, invoke, custom, preflight, config) and status code.",
+		}, []string{"api", "kind", "status"}),
+		reqDuration: prometheus.NewHistogramVec(prometheus.HistogramOpts{
+			Namespace: ns, Name: "request_duration_seconds",
+			Help:    "Time to answer a request, by API and kind.",
+			Buckets: prometheus.ExponentialBuckets(0.0005, 2, 16), // 0.5ms .. 16s
+		}, []string{"api", "kind"}),
+		invocations: prometheus.NewCounterVec(prometheus.CounterOpts{
+			Namespace: ns, Name: "function_invocations_total",
+			Help: "Function calls, by function, provider and result (ok, failed, timeout).",
+		}, []string{"function", "provider", "result"}),
+		invDuration: prometheus.NewHistogramVec(prometheus.HistogramOpts{
+			Namespace: ns, Name: "function_duration_seconds",
+			Help:    "Duration of function calls, by function and provider.",
+			Buckets: prometheus.ExponentialBuckets(0.001, 2, 16), // 1ms .. 32s
+		}, []string{"function", "provider"}),
+	}
+	reg.MustRegister(m.requests, m.reqDuration, m.invocations, m.invDuration)
+	return m
+}
+
+// Handler serves the metrics in the Prometheus text format.
+func (m *Metrics) Handler() http.Handler {
+	return promhttp.HandlerFor(m.reg, promhttp.HandlerOpts{Registry: m.reg})
+}
+
+// Request records one answered request.
+func (m *Metrics) Request(api, kind string, status int, d time.Duration) {
+	m.requests.WithLabelValues(api, kind, strconv.Itoa(status)).Inc()
+	m.reqDuration.WithLabelValues(api, kind).Observe(d.Seconds())
+}
+
+// Invoked records one function call and its outcome.
+func (m *Metrics) Invoked(functionID, provider string, d time.Duration, err error) {
+	result := "ok"
+	switch {
+	case errors.Is(err, functions.ErrTimeout):
+		result = "timeout"
+	case err != nil:
+		result = "failed"
+	}
+	m.invocations.WithLabelValues(functionID, provider, result).Inc()
+	m.invDuration.WithLabelValues(functionID, provider).Observe(d.Seconds())
+}
+
+// Gauge registers a gauge whose value is read from f at each scrape.
+func (m *Metrics) Gauge(name, help string, f func() float64) {
+	m.reg.MustRegister(prometheus.NewGaugeFunc(prometheus.GaugeOpts{Namespace: ns, Name: name, Help: help}, f))
+}
+
+// Counter registers a counter whose value is read from f at each scrape.
+func (m *Metrics) Counter(name, help string, f func() float64) {
+	m.reg.MustRegister(prometheus.NewCounterFunc(prometheus.CounterOpts{Namespace: ns, Name: name, Help: help}, f))
+}
+
+// Instrument records every request next answers, under the API name; kind
+// tells the kind of a request.
+func (m *Metrics) Instrument(api string, kind func(*http.Request) string, next http.Handler) http.Handler {
+	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		start := time.Now()
+		sw := &statusWriter{ResponseWriter: w, status: http.StatusOK}
+		next.ServeHTTP(sw, r)
+		m.Request(api, kind(r), sw.status, time.Since(start))
+	})
+}
+
+// statusWriter remembers the status code written through it.
+type statusWriter struct {
+	http.ResponseWriter
+	status int
+	wrote  bool
+}
+
+func (w *statusWriter) WriteHeader(code int) {
+	if !w.wrote {
+		w.status, w.wrote = code, true
+	}
+	w.ResponseWriter.WriteHeader(code)
+}
+
+func (w *statusWriter) Write(b []byte) (int, error) {
+	w.wrote = true
+	return w.ResponseWriter.Write(b)
+}
+
+// Unwrap lets http.ResponseController reach the underlying writer.
+func (w *statusWriter) Unwrap() http.ResponseWriter { return w.ResponseWriter }
+
+// QueueStats are the delivery queue's figures, read once per scrape.
+type QueueStats struct {
+	Enqueued, Delivered, Retried, DeadLettered, Dropped, Replayed float64
+	// Pending and DeadLetters are negative when the store could not be
+	// asked; they are then left out.
+	Pending, DeadLetters float64
+}
+
+// Queue registers the delivery queue's metrics, read from f at each
+// scrape with one call.
+func (m *Metrics) Queue(f func() QueueStats) {
+	m.reg.MustRegister(&queueCollector{f: f, d: newQueueDescs()})
+}
+
+type queueCollector struct {
+	f func() QueueStats
+	d queueDescs
+}
+
+type queueDescs struct {
+	enqueued, delivered, retried, dead, dropped, replayed, pending, deadKept *prometheus.Desc
+}
+
+func newQueueDescs() queueDescs {
+	return queueDescs{
+		enqueued:  prometheus.NewDesc(ns+"_deliveries_enqueued_total", "Deliveries of custom and system events stored by this instance.", nil, nil),
+		delivered: prometheus.NewDesc(ns+"_deliveries_delivered_total", "Deliveries made by this instance.", nil, nil),
+		retried:   prometheus.NewDesc(ns+"_deliveries_retried_total", "Failed delivery attempts scheduled for a retry by this instance.", nil, nil),
+		dead:      prometheus.NewDesc(ns+"_deliveries_dead_lettered_total", "Deliveries this instance moved to the dead letters.", nil, nil),
+		dropped:   prometheus.NewDesc(ns+"_deliveries_dropped_total", "Deliveries dropped because their subscription was deleted.", nil, nil),
+		replayed:  prometheus.NewDesc(ns+"_deadletters_replayed_total", "Dead letters put back in the queue through this instance.", nil, nil),
+		pending:   prometheus.NewDesc(ns+"_deliveries_pending", "Deliveries not yet done, over all instances sharing the store: waiting, in progress or waiting for a retry.", nil, nil),
+		deadKept:  prometheus.NewDesc(ns+"_deadletters", "Dead letters kept in the store.", nil, nil),
+	}
+}
+
+func (c *queueCollector) Describe(ch chan<- *prometheus.Desc) {
+	d := c.d
+	for _, x := range []*prometheus.Desc{d.enqueued, d.delivered, d.retried, d.dead, d.dropped, d.replayed, d.pending, d.deadKept} {
+		ch <- x
+	}
+}
+
+func (c *queueCollector) Collect(ch chan<- prometheus.Metric) {
+	s, d := c.f(), c.d
+	ch <- prometheus.MustNewConstMetric(d.enqueued, prometheus.CounterValue, s.Enqueued)
+	ch <- prometheus.MustNewConstMetric(d.delivered, prometheus.CounterValue, s.Delivered)
+	ch <- prometheus.MustNewConstMetric(d.retried, prometheus.CounterValue, s.Retried)
+	ch <- prometheus.MustNewConstMetric(d.dead, prometheus.CounterValue, s.DeadLettered)
+	ch <- prometheus.MustNewConstMetric(d.dropped, prometheus.CounterValue, s.Dropped)
+	ch <- prometheus.MustNewConstMetric(d.replayed, prometheus.CounterValue, s.Replayed)
+	if s.Pending >= 0 {
+		ch <- prometheus.MustNewConstMetric(d.pending, prometheus.GaugeValue, s.Pending)
+	}
+	if s.DeadLetters >= 0 {
+		ch <- prometheus.MustNewConstMetric(d.deadKept, prometheus.GaugeValue, s.DeadLetters)
+	}
+}
