@@ -7,8 +7,11 @@ import (
 	"log/slog"
 	"net/http"
 	"strings"
+	"time"
 
 	"github.com/google/uuid"
+
+	"github.com/event-gateway/event-gateway/internal/httpx"
 )
 
 // RequireToken lets a request through to next only when it carries
@@ -109,4 +112,16 @@ func (h RequestIDHandler) WithAttrs(as []slog.Attr) slog.Handler {
 
 func (h RequestIDHandler) WithGroup(name string) slog.Handler {
 	return RequestIDHandler{h.Handler.WithGroup(name)}
+}
+
+// AccessLog logs one line per request at info level: method, path, status,
+// bytes written and duration (and, through the context, the request id).
+func AccessLog(log *slog.Logger, next http.Handler) http.Handler {
+	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		start := time.Now()
+		rec := httpx.NewRecorder(w)
+		next.ServeHTTP(rec, r)
+		log.InfoContext(r.Context(), "request", "method", r.Method, "path", r.URL.Path, "status", rec.Status,
+			"bytes", rec.Bytes, "duration", time.Since(start), "remote", r.RemoteAddr)
+	})
 }

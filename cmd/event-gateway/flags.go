@@ -57,6 +57,7 @@ type options struct {
 	configTLSCert, configTLSKey string
 	eventsTLSCert, eventsTLSKey string
 	maxInFlight                 int
+	accessLog                   bool
 	maxHeaderBytes              int
 
 	shutdownTimeout time.Duration
@@ -118,6 +119,7 @@ func parseFlags(args []string, stderr io.Writer, getenv func(string) string) (*o
 	fs.StringVar(&o.configTLSKey, "config-tls-key", "", "key file of -config-tls-cert")
 	fs.StringVar(&o.eventsTLSCert, "events-tls-cert", "", "certificate file: serve the Events API over TLS")
 	fs.StringVar(&o.eventsTLSKey, "events-tls-key", "", "key file of -events-tls-cert")
+	fs.BoolVar(&o.accessLog, "access-log", false, "log every request (method, path, status, bytes, duration) at info level")
 	fs.IntVar(&o.maxInFlight, "max-in-flight", 10000, "requests each API handles at once; more get 503 (0: no limit)")
 	fs.IntVar(&o.maxHeaderBytes, "max-header-bytes", 64<<10, "largest request line and headers, in bytes (431 above)")
 	fs.DurationVar(&o.shutdownTimeout, "shutdown-timeout", 10*time.Second, "how long to wait for in-flight requests on shutdown")

@@ -232,8 +232,13 @@ func serve(ctx context.Context, stop context.CancelFunc, opts *options, log *slo
 	} else if !loopback(opts.configHost) {
 		log.Warn("the Configuration API accepts changes from anyone who can reach it: set -config-token or bind -config-host to 127.0.0.1", "host", opts.configHost)
 	}
+	eventsHandler := m.Instrument("events", api.EventKind, eventsAPI)
+	if opts.accessLog {
+		configHandler = api.AccessLog(log.With("api", "config"), configHandler)
+		eventsHandler = api.AccessLog(log.With("api", "events"), eventsHandler)
+	}
 	configHandler = api.WithRequestID(api.LimitInFlight(opts.maxInFlight, configHandler))
-	eventsHandler := api.WithRequestID(api.LimitInFlight(opts.maxInFlight, m.Instrument("events", api.EventKind, eventsAPI)))
+	eventsHandler = api.WithRequestID(api.LimitInFlight(opts.maxInFlight, eventsHandler))
 
 	configSrv, err := listen(opts, opts.configHost, opts.configPort, configHandler, log, "config", 60*time.Second, opts.configTLSCert, opts.configTLSKey)
 	if err != nil {

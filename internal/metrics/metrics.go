@@ -12,6 +12,7 @@ import (
 	"github.com/prometheus/client_golang/prometheus/promhttp"
 
 	"github.com/event-gateway/event-gateway/functions"
+	"github.com/event-gateway/event-gateway/internal/httpx"
 )
 
 // Metrics records what the gateway does.
@@ -94,33 +95,11 @@ func (m *Metrics) Counter(name, help string, f func() float64) {
 func (m *Metrics) Instrument(api string, kind func(*http.Request) string, next http.Handler) http.Handler {
 	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		start := time.Now()
-		sw := &statusWriter{ResponseWriter: w, status: http.StatusOK}
-		next.ServeHTTP(sw, r)
-		m.Request(api, kind(r), sw.status, time.Since(start))
+		rec := httpx.NewRecorder(w)
+		next.ServeHTTP(rec, r)
+		m.Request(api, kind(r), rec.Status, time.Since(start))
 	})
 }
-
-// statusWriter remembers the status code written through it.
-type statusWriter struct {
-	http.ResponseWriter
-	status int
-	wrote  bool
-}
-
-func (w *statusWriter) WriteHeader(code int) {
-	if !w.wrote {
-		w.status, w.wrote = code, true
-	}
-	w.ResponseWriter.WriteHeader(code)
-}
-
-func (w *statusWriter) Write(b []byte) (int, error) {
-	w.wrote = true
-	return w.ResponseWriter.Write(b)
-}
-
-// Unwrap lets http.ResponseController reach the underlying writer.
-func (w *statusWriter) Unwrap() http.ResponseWriter { return w.ResponseWriter }
 
 // QueueStats are the delivery queue's figures, read once per scrape.
 type QueueStats struct {
