@@ -29,6 +29,9 @@ type HostOptions struct {
 	// Past it events are dropped and counted. Default 1000.
 	Buffer int
 	Logger *slog.Logger
+	// Observe, when set, is told of every call to a plugin: its name, how
+	// long it took, and the result: "ok", "vetoed" or "failed".
+	Observe func(plugin string, d time.Duration, result string)
 }
 
 // Host runs plugins and hands them system events. It is safe for
@@ -68,6 +71,7 @@ func StartHost(ctx context.Context, o HostOptions) (*Host, error) {
 			async:    make(chan []byte, o.Buffer),
 			restart:  make(chan struct{}, 1),
 			stop:     make(chan struct{}),
+			observe:  o.Observe,
 			log:      o.Logger.With("plugin", filepath.Base(path)),
 		}
 		if err := p.start(); err != nil {
@@ -141,6 +145,7 @@ type proc struct {
 	path, name string
 	timeout    time.Duration
 	failOpen   bool
+	observe    func(plugin string, d time.Duration, result string)
 	log        *slog.Logger
 	subs       map[string]Type
 
@@ -229,7 +234,18 @@ func (p *proc) react(envelope []byte) error {
 	if rc == nil {
 		return ErrUnavailable
 	}
+	began := time.Now()
 	_, err := callTimeout(p.timeout, func() (struct{}, error) { return struct{}{}, rc.react(envelope) })
+	if p.observe != nil {
+		result := "ok"
+		switch {
+		case errors.Is(err, errVeto):
+			result = "vetoed"
+		case err != nil:
+			result = "failed"
+		}
+		p.observe(p.name, time.Since(began), result)
+	}
 	if err != nil && !errors.Is(err, errVeto) {
 		p.fail(err)
 		return fmt.Errorf("%w: %w", ErrUnavailable, err)

@@ -325,4 +325,8 @@ func TestExamplePlugin(t *testing.T) {
 	if !strings.Contains(gw.Logs(), `gateway.event.received`) {
 		t.Fatalf("the example plugin did not log the received event:\n%s", gw.Logs())
 	}
+	m := call(t, "GET", gw.ConfigURL+"/metrics", "").body
+	if v := metric(m, `eventgateway_plugin_call_duration_seconds_count{plugin="example",result="ok"}`); v < 1 {
+		t.Fatalf("plugin calls not in the metrics (%v)", v)
+	}
 }

@@ -135,6 +135,7 @@ func serve(ctx context.Context, stop context.CancelFunc, opts *options, log *slo
 		return nil, fmt.Errorf("unknown provider type %q", f.Provider.Type)
 	}
 
+	m := metrics.New()
 	var reacters router.Reacters
 	if len(opts.plugins) > 0 {
 		host, err := plugin.StartHost(ctx, plugin.HostOptions{
@@ -143,6 +144,7 @@ func serve(ctx context.Context, stop context.CancelFunc, opts *options, log *slo
 			FailOpen: opts.pluginFailOpen,
 			Buffer:   opts.pluginBuffer,
 			Logger:   log.With("component", "plugins"),
+			Observe:  m.PluginCall,
 		})
 		if err != nil {
 			return err
@@ -172,7 +174,6 @@ func serve(ctx context.Context, stop context.CancelFunc, opts *options, log *slo
 	if err != nil {
 		return fmt.Errorf("delivery queue: %w", err)
 	}
-	m := metrics.New()
 	rt := router.New(router.Options{
 		Store:          store,
 		Space:          space,

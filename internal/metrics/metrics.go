@@ -22,6 +22,7 @@ type Metrics struct {
 	reqDuration *prometheus.HistogramVec
 	invocations *prometheus.CounterVec
 	invDuration *prometheus.HistogramVec
+	pluginCalls *prometheus.HistogramVec
 }
 
 const ns = "eventgateway"
@@ -52,7 +53,12 @@ func New() *Metrics {
 			Buckets: prometheus.ExponentialBuckets(0.001, 2, 16), // 1ms .. 32s
 		}, []string{"function", "provider"}),
 	}
-	reg.MustRegister(m.requests, m.reqDuration, m.invocations, m.invDuration)
+	m.pluginCalls = prometheus.NewHistogramVec(prometheus.HistogramOpts{
+		Namespace: ns, Name: "plugin_call_duration_seconds",
+		Help:    "Calls to plugins (React), by plugin and result (ok, vetoed, failed).",
+		Buckets: prometheus.ExponentialBuckets(0.0001, 2, 16), // 0.1ms .. 3.3s
+	}, []string{"plugin", "result"})
+	reg.MustRegister(m.requests, m.reqDuration, m.invocations, m.invDuration, m.pluginCalls)
 	return m
 }
 
@@ -78,6 +84,11 @@ func (m *Metrics) Invoked(functionID, provider string, d time.Duration, err erro
 	}
 	m.invocations.WithLabelValues(functionID, provider, result).Inc()
 	m.invDuration.WithLabelValues(functionID, provider).Observe(d.Seconds())
+}
+
+// PluginCall records one call to a plugin.
+func (m *Metrics) PluginCall(plugin string, d time.Duration, result string) {
+	m.pluginCalls.WithLabelValues(plugin, result).Observe(d.Seconds())
 }
 
 // Gauge registers a gauge whose value is read from f at each scrape.
