@@ -128,13 +128,7 @@ func TestCrashLosesNothing(t *testing.T) {
 	tl.failRate.Store(30)
 	registerHTTP(t, cur.Load(), "flaky", fn)
 	subscribe(t, cur.Load(), `{"functionId":"flaky","event":"job","retry":{"maxAttempts":100,"initialBackoff":"10ms","maxBackoff":"200ms"}}`)
-	// Wait until the subscription is live (a probe event arrives).
-	probe := func() bool {
-		call(t, "POST", cur.Load().EventsURL+"/", `{"n":0}`, "Event", "job", "Content-Type", "application/json")
-		time.Sleep(50 * time.Millisecond)
-		return tl.count() > 0
-	}
-	eventually(t, "subscription live", probe)
+	untilLive(t, cur.Load(), "job", `{"n":0}`, func() bool { return tl.count() > 0 })
 
 	emitAll(t, n, cur.Load, "job", func() {
 		old := cur.Load()
@@ -169,11 +163,7 @@ func TestDeadLettersAndReplay(t *testing.T) {
 	tl.failRate.Store(100)
 	registerHTTP(t, gw, "broken", fn)
 	sub := subscribe(t, gw, `{"functionId":"broken","event":"order","retry":{"maxAttempts":3,"initialBackoff":"10ms","maxBackoff":"20ms"}}`)
-	eventually(t, "subscription live", func() bool {
-		expect(t, call(t, "POST", gw.EventsURL+"/", `{"n":1}`, "Event", "order", "Content-Type", "application/json"), 202, "")
-		time.Sleep(50 * time.Millisecond)
-		return tl.calls.Load() > 0
-	})
+	untilLive(t, gw, "order", `{"n":1}`, func() bool { return tl.calls.Load() > 0 })
 	expect(t, call(t, "POST", gw.EventsURL+"/", `{"n":2}`, "Event", "order", "Content-Type", "application/json"), 202, "")
 
 	var list struct {
@@ -236,11 +226,7 @@ func TestDeletedSubscriptionGetsNothing(t *testing.T) {
 	tl.failRate.Store(100)
 	registerHTTP(t, gw, "later", fn)
 	sub := subscribe(t, gw, `{"functionId":"later","event":"news","retry":{"maxAttempts":50,"initialBackoff":"200ms","maxBackoff":"200ms"}}`)
-	eventually(t, "subscription live", func() bool {
-		expect(t, call(t, "POST", gw.EventsURL+"/", `{"n":1}`, "Event", "news", "Content-Type", "application/json"), 202, "")
-		time.Sleep(50 * time.Millisecond)
-		return tl.calls.Load() > 0
-	})
+	untilLive(t, gw, "news", `{"n":1}`, func() bool { return tl.calls.Load() > 0 })
 	expect(t, call(t, "DELETE", gw.ConfigURL+"/v1/subscriptions/"+sub, ""), 204, "")
 	tl.failRate.Store(0) // the function works now, but must get nothing
 	time.Sleep(time.Second)
@@ -277,12 +263,8 @@ func TestExternalNATS(t *testing.T) {
 	registerHTTP(t, a, "shared", fn)
 	subscribe(t, a, `{"functionId":"shared","event":"tick","retry":{"maxAttempts":100,"initialBackoff":"50ms","maxBackoff":"100ms"}}`)
 	for _, gw := range []*gwproc.Process{a, b} {
-		eventually(t, "subscription live", func() bool {
-			before := tl.count()
-			call(t, "POST", gw.EventsURL+"/", fmt.Sprintf(`{"n":%d}`, 1000+before), "Event", "tick", "Content-Type", "application/json")
-			time.Sleep(50 * time.Millisecond)
-			return tl.count() > before
-		})
+		before := tl.count()
+		untilLive(t, gw, "tick", fmt.Sprintf(`{"n":%d}`, 1000+before), func() bool { return tl.count() > before })
 	}
 
 	// The subscriber is down while a accepts 200 events; then a dies.
@@ -326,4 +308,15 @@ func portOf(t *testing.T, url string) int {
 	}
 	p, _ := strconv.Atoi(port)
 	return p
+}
+
+// untilLive emits body as event through gw until arrived reports that a
+// probe reached the subscriber: the subscription has reached the router.
+func untilLive(t *testing.T, gw *gwproc.Process, event, body string, arrived func() bool) {
+	t.Helper()
+	eventually(t, event+" subscription live", func() bool {
+		expect(t, call(t, "POST", gw.EventsURL+"/", body, "Event", event, "Content-Type", "application/json"), 202, "")
+		time.Sleep(50 * time.Millisecond)
+		return arrived()
+	})
 }
