@@ -14,6 +14,7 @@ import (
 	"math/rand/v2"
 	"runtime/debug"
 	"strings"
+	"sync"
 	"sync/atomic"
 	"time"
 
@@ -69,6 +70,11 @@ type Router struct {
 	// ready is closed the first time a snapshot is built from the store.
 	ready     chan struct{}
 	readyOnce atomic.Bool
+
+	// changed is closed and replaced each time a snapshot is installed,
+	// to wake deliveries waiting for the configuration to catch up.
+	changedMu sync.Mutex
+	changed   chan struct{}
 }
 
 // New returns a Router with an empty snapshot. Run fills it.
@@ -83,6 +89,7 @@ func New(o Options) *Router {
 		timeout:  o.DefaultTimeout,
 		log:      o.Logger,
 		ready:    make(chan struct{}),
+		changed:  make(chan struct{}),
 	}
 	if r.log == nil {
 		r.log = slog.New(slog.DiscardHandler)
@@ -181,6 +188,38 @@ func (r *Router) resync(ctx context.Context) (*cache, int64, error) {
 
 func (r *Router) install(c *cache, rev int64) {
 	r.snap.Store(build(rev, c.fns, c.subs, r.log))
+	r.changedMu.Lock()
+	close(r.changed)
+	r.changed = make(chan struct{})
+	r.changedMu.Unlock()
+}
+
+// snapshotAt returns a loaded snapshot at revision rev or later, waiting
+// at most wait for the configuration to catch up. It returns the current
+// snapshot, and false, if it did not.
+func (r *Router) snapshotAt(ctx context.Context, rev int64, wait time.Duration) (*Snapshot, bool) {
+	var timeout <-chan time.Time
+	for {
+		r.changedMu.Lock()
+		changed := r.changed
+		r.changedMu.Unlock()
+		snap := r.Snapshot()
+		if snap.Loaded && snap.Revision >= rev {
+			return snap, true
+		}
+		if timeout == nil {
+			t := time.NewTimer(wait)
+			defer t.Stop()
+			timeout = t.C
+		}
+		select {
+		case <-changed:
+		case <-timeout:
+			return snap, false
+		case <-ctx.Done():
+			return snap, false
+		}
+	}
 }
 
 // follow applies watch events from rev+1 on until the watch fails. Batches
@@ -348,14 +387,29 @@ func (r *Router) Emit(ctx context.Context, ev *Event, path string) (int, error) 
 // it (and counts it) rather than retrying.
 var ErrSubscriptionGone = errors.New("subscription deleted")
 
+// configWait bounds how long Deliver waits for the configuration to catch
+// up before it fails the attempt, leaving it to be retried later.
+const configWait = 10 * time.Second
+
 // Deliver makes one asynchronous delivery. The function is looked up at
 // delivery time: a subscription deleted since the event was accepted gets
 // nothing, and an updated function is called at its new address.
 func (r *Router) Deliver(ctx context.Context, d Delivery) error {
-	snap := r.Snapshot()
-	if snap.Revision < d.Revision {
-		// Accepted by an instance that had seen more of the configuration
-		// than this one has yet: wait for it, by trying again later.
+	// Right after start-up the configuration may not be read yet, and an
+	// event accepted by another instance may need more of it than this
+	// one has seen. Both catch up within milliseconds on a healthy
+	// cluster: wait here rather than fail the attempt, which would count
+	// against the subscription's retries and back off for seconds, or
+	// worse, judge the subscription gone from a snapshot that is not
+	// there yet.
+	snap, ok := r.snapshotAt(ctx, d.Revision, configWait)
+	if err := ctx.Err(); err != nil {
+		return err
+	}
+	if !ok {
+		if !snap.Loaded {
+			return errors.New("configuration not loaded yet")
+		}
 		return fmt.Errorf("configuration at revision %d, the event needs %d", snap.Revision, d.Revision)
 	}
 	if !snap.HasSubscription(d.SubscriptionID) {

@@ -250,8 +250,65 @@ func TestDeliverSkipsDeletedSubscription(t *testing.T) {
 	// A delivery accepted at a revision this router has not reached is
 	// retried, not dropped.
 	ahead := router.Delivery{SubscriptionID: "not-seen-yet", FunctionID: "a", Revision: e.r.Snapshot().Revision + 100}
-	if err := e.r.Deliver(e.ctx, ahead); err == nil || errors.Is(err, router.ErrSubscriptionGone) {
+	actx, cancel := context.WithTimeout(e.ctx, 100*time.Millisecond)
+	defer cancel()
+	if err := e.r.Deliver(actx, ahead); err == nil || errors.Is(err, router.ErrSubscriptionGone) {
 		t.Fatalf("a delivery from the future: %v; want a retryable error", err)
+	}
+}
+
+// heldStore is the real store whose first Scan waits for hold, as when
+// etcd is slow to answer an instance that has just started.
+type heldStore struct {
+	router.Store
+	hold chan struct{}
+	once sync.Once
+}
+
+func (h *heldStore) Scan(ctx context.Context, prefix string, rev, page int64, fn func(libkv.KV) error) (int64, error) {
+	h.once.Do(func() {
+		select {
+		case <-h.hold:
+		case <-ctx.Done():
+		}
+	})
+	return h.Store.Scan(ctx, prefix, rev, page, fn)
+}
+
+// TestDeliverWaitsForConfiguration: a delivery pulled before the
+// configuration is loaded (records left from before a restart) waits for
+// it, rather than failing the attempt or taking the subscription for gone.
+func TestDeliverWaitsForConfiguration(t *testing.T) {
+	hs := &heldStore{hold: make(chan struct{})}
+	e := newEnv(t, func(s router.Store) router.Store { hs.Store = s; return hs })
+	e.fn(t, "a", "http://127.0.0.1:1/a")
+	id := e.sub(t, subscriptions.Subscription{Event: "ev", FunctionID: "a", Path: "/"})
+
+	done := make(chan error, 1)
+	go func() {
+		done <- e.r.Deliver(e.ctx, router.Delivery{SubscriptionID: id, FunctionID: "a", Revision: 1, Payload: []byte(`{}`)})
+	}()
+	select {
+	case err := <-done:
+		t.Fatalf("Deliver returned %v before the configuration was loaded", err)
+	case <-time.After(50 * time.Millisecond):
+	}
+	close(hs.hold)
+	if err := <-done; err != nil {
+		t.Fatalf("Deliver once loaded: %v", err)
+	}
+	if n := e.r.Snapshot().Function("a").Invoker.(*invoker).calls.Load(); n != 1 {
+		t.Fatalf("%d calls, want 1", n)
+	}
+
+	// One accepted at a revision not seen yet waits for the watch.
+	id2 := e.sub(t, subscriptions.Subscription{Event: "other", FunctionID: "a", Path: "/"})
+	_, rev, err := e.store.List(e.ctx, "nothing/")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := e.r.Deliver(e.ctx, router.Delivery{SubscriptionID: id2, FunctionID: "a", Revision: rev, Payload: []byte(`{}`)}); err != nil {
+		t.Fatalf("Deliver of a subscription newer than the snapshot: %v", err)
 	}
 }
 
