@@ -22,6 +22,7 @@ import (
 	"io"
 	"os"
 	"os/signal"
+	"slices"
 	"strings"
 	"syscall"
 	"time"
@@ -40,7 +41,15 @@ type config struct {
 	settle   time.Duration
 	rounds   int
 	profile  string
+	// only holds the sections to run; nil runs them all.
+	only map[string]bool
 }
+
+// sections are the parts of a run that -only can pick.
+var sections = []string{"path", "emit", "sync", "propagation", "scale"}
+
+// runs reports whether the section is part of this run.
+func (c config) runs(section string) bool { return c.only == nil || c.only[section] }
 
 // hidden flags are used by the tool to run its own children.
 var hidden = map[string]bool{"role": true, "listen": true, "upstream": true}
@@ -55,6 +64,7 @@ func main() {
 	fs.IntVar(&c.subs, "subs", 0, "subscriptions of the route-table scale test (default 100000, 10000 with -quick)")
 	fs.StringVar(&c.profile, "cpuprofile", "", "also profile the gateway (built with net/http/pprof through a compiler overlay) under http, invoke and emit load, in extra runs after the measured ones, and write the profiles and their top functions to this directory")
 	fs.IntVar(&c.trials, "trials", 0, "configuration changes timed by the propagation test (default 100, 20 with -quick)")
+	only := fs.String("only", "", "run only these sections, comma-separated: "+strings.Join(sections, ", ")+" (path: request path 1–4 and nginx; emit: custom events; sync: custom events with -nats-sync; propagation; scale: route table)")
 	role := fs.String("role", "", "")
 	listen := fs.String("listen", "127.0.0.1:0", "")
 	upstream := fs.String("upstream", "", "")
@@ -90,6 +100,16 @@ func main() {
 
 	if c.conns <= 0 {
 		exitOn(errors.New("-conns must be positive"))
+	}
+	if *only != "" {
+		c.only = map[string]bool{}
+		for name := range strings.SplitSeq(*only, ",") {
+			name = strings.TrimSpace(name)
+			if !slices.Contains(sections, name) {
+				exitOn(fmt.Errorf("-only: unknown section %q (known: %s)", name, strings.Join(sections, ", ")))
+			}
+			c.only[name] = true
+		}
 	}
 	c.warmup = 2 * time.Second
 	c.drainMax = 2 * time.Minute

@@ -3,6 +3,7 @@ package main
 import (
 	"context"
 	"encoding/json"
+	"errors"
 	"fmt"
 	"io"
 	"net/http"
@@ -79,41 +80,25 @@ func buildGateway(ctx context.Context, tmp string, profile bool) (string, error)
 func profileRun(ctx context.Context, pprofAddr, dir, name string, t vegeta.Target, conns int, d time.Duration) error {
 	progress("profile %s: closed loop for %v with the gateway's CPU profiler on", name, d)
 	secs := max(1, int(d.Seconds())-1)
-	type got struct {
-		b   []byte
-		err error
+	// The CPU profile and, over the same seconds, the allocations (a
+	// delta profile), each fetched as the pprof handler serves it.
+	fetch := func(kind string) <-chan error {
+		ch := make(chan error, 1)
+		go func() {
+			// Start profiling a moment after the load, so the profile is
+			// all steady state.
+			time.Sleep(500 * time.Millisecond)
+			ch <- fetchProfile(ctx, fmt.Sprintf("http://%s/debug/pprof/%s?seconds=%d", pprofAddr, kind, secs), secs,
+				filepath.Join(dir, name+map[string]string{"profile": ".pprof", "allocs": ".allocs.pprof"}[kind]))
+		}()
+		return ch
 	}
-	ch := make(chan got, 1)
-	go func() {
-		// Start profiling a moment after the load, so the profile is
-		// all steady state.
-		time.Sleep(500 * time.Millisecond)
-		req, err := http.NewRequestWithContext(ctx, "GET", fmt.Sprintf("http://%s/debug/pprof/profile?seconds=%d", pprofAddr, secs), nil)
-		if err != nil {
-			ch <- got{err: err}
-			return
-		}
-		resp, err := (&http.Client{Timeout: time.Duration(secs+30) * time.Second}).Do(req)
-		if err != nil {
-			ch <- got{err: err}
-			return
-		}
-		defer resp.Body.Close()
-		b, err := io.ReadAll(resp.Body)
-		if err == nil && resp.StatusCode != http.StatusOK {
-			err = fmt.Errorf("pprof: %s: %s", resp.Status, b)
-		}
-		ch <- got{b, err}
-	}()
+	cpuDone, allocsDone := fetch("profile"), fetch("allocs")
 	closedLoop(ctx, t, conns, d)
-	g := <-ch
-	if g.err != nil {
-		return g.err
-	}
-	file := filepath.Join(dir, name+".pprof")
-	if err := os.WriteFile(file, g.b, 0o644); err != nil {
+	if err := errors.Join(<-cpuDone, <-allocsDone); err != nil {
 		return err
 	}
+	file := filepath.Join(dir, name+".pprof")
 	top, err := exec.CommandContext(ctx, "go", "tool", "pprof", "-top", "-nodecount=40", file).CombinedOutput()
 	if err != nil {
 		return fmt.Errorf("go tool pprof: %v: %s", err, top)
@@ -124,6 +109,27 @@ func profileRun(ctx context.Context, pprofAddr, dir, name string, t vegeta.Targe
 	}
 	text := string(top) + "\n--- sorted by cumulative time ---\n" + string(cum)
 	return os.WriteFile(filepath.Join(dir, name+".top.txt"), []byte(strings.TrimSpace(text)+"\n"), 0o644)
+}
+
+// fetchProfile saves the profile at url to file.
+func fetchProfile(ctx context.Context, url string, secs int, file string) error {
+	req, err := http.NewRequestWithContext(ctx, "GET", url, nil)
+	if err != nil {
+		return err
+	}
+	resp, err := (&http.Client{Timeout: time.Duration(secs+30) * time.Second}).Do(req)
+	if err != nil {
+		return err
+	}
+	defer resp.Body.Close()
+	b, err := io.ReadAll(resp.Body)
+	if err == nil && resp.StatusCode != http.StatusOK {
+		err = fmt.Errorf("pprof: %s: %s", resp.Status, b)
+	}
+	if err != nil {
+		return err
+	}
+	return os.WriteFile(file, b, 0o644)
 }
 
 // heapProfile saves the heap profile of the gateway serving pprof on addr,

@@ -155,6 +155,33 @@ func (r *report) markdown() string {
 	}
 	w("\n\n")
 
+	if c.only != nil {
+		var ran []string
+		for _, name := range sections {
+			if c.runs(name) {
+				ran = append(ran, name)
+			}
+		}
+		w("Only some sections were run (`-only %s`).\n\n", strings.Join(ran, ","))
+	}
+	if c.runs("path") {
+		r.pathMarkdown(w)
+	}
+	if len(r.emits) > 0 {
+		r.emitMarkdown(w)
+	}
+	if c.runs("propagation") {
+		r.propagationMarkdown(w)
+	}
+	if c.runs("scale") {
+		r.scaleMarkdown(w)
+	}
+	r.targetsMarkdown(w)
+	return b.String()
+}
+
+func (r *report) pathMarkdown(w func(string, ...any)) {
+	c := r.cfg
 	direct, proxy, http := r.row("direct"), r.row("proxy"), r.row("http")
 	w("### Request path (1–4)\n\n")
 	w("Max req/s: closed loop, %[1]d keep-alive connections, each sending its next request when the last is answered. "+
@@ -212,7 +239,10 @@ func (r *report) markdown() string {
 		}
 	}
 	w("\n")
+}
 
+func (r *report) emitMarkdown(w func(string, ...any)) {
+	c := r.cfg
 	w("### Custom events (5)\n\n")
 	w("Emit: closed loop, %d connections, %v, `POST` with an `Event` header; a `202` is accepted. "+
 		"Delivered/s: deliveries counted by the backend, from the first emit to the last delivery. "+
@@ -237,7 +267,9 @@ func (r *report) markdown() string {
 		}
 	}
 	w("\n")
+}
 
+func (r *report) propagationMarkdown(w func(string, ...any)) {
 	p := r.prop
 	w("### Config propagation (6)\n\n")
 	w("%d `POST /v1/subscriptions` to instance 1 (which runs the embedded etcd), one at a time; instances 2 and 3 share its etcd (`-db-hosts`). "+
@@ -252,7 +284,9 @@ func (r *report) markdown() string {
 		w("\n**%d** times a route was not routable within %v.\n", p.timeouts, propTimeout)
 	}
 	w("\n")
+}
 
+func (r *report) scaleMarkdown(w func(string, ...any)) {
 	s := r.scale
 	w("### Route-table scale (7)\n\n")
 	w("%s `http` subscriptions (a third each static, `:param`, `*wildcard`, 4–6 segments) written straight into etcd (batched transactions, the gateway's own key layout), then a fresh instance started on it.\n\n", num(float64(s.n)))
@@ -278,32 +312,27 @@ func (r *report) markdown() string {
 		w("| lookup benchmark | failed: %s |\n", strings.ReplaceAll(s.lookupErr, "\n", " "))
 	}
 	w("\n")
+}
 
+func (r *report) targetsMarkdown(w func(string, ...any)) {
+	c, m := r.cfg, r.machine
+	direct, proxy, http := r.row("direct"), r.row("proxy"), r.row("http")
+	s, p := r.scale, r.prop
 	w("### Targets (issue 7)\n\n")
 	w("| target | measured | |\n| --- | --- | --- |\n")
-	if http.skipped == "" {
+	if c.runs("path") && http.skipped == "" {
 		rp, rd := http.max.Throughput/proxy.max.Throughput, http.max.Throughput/direct.max.Throughput
 		w("| `http` subscription throughput ≥ 1.25× bare Go proxy | %.2f× | %s |\n", rp, met(rp >= 1.25))
 		w("| `http` subscription throughput ≥ 0.25× direct | %.2f× | %s |\n", rd, met(rd >= 0.25))
 		w("| `http` p99 at %s req/s ≤ bare proxy's p99 (%s) | %s | %s |\n", num(float64(r.openRate)), dur(proxy.open.P99), dur(http.open.P99), met(http.open.P99 <= proxy.open.P99))
 	}
-	scaleNote := ""
-	if s.n != 100_000 {
-		scaleNote = fmt.Sprintf(" (at %s, not 100,000)", num(float64(s.n)))
+	if c.runs("scale") {
+		r.scaleTargets(w, s)
 	}
-	w("| 100,000 subscriptions: ≤ 1 KiB RSS each | %s%s | %s |\n", bytesIEC(s.extraPerSub()), scaleNote, met(s.extraPerSub() <= 1024))
-	if len(s.lookups) > 0 {
-		worst := s.lookups[0]
-		for _, l := range s.lookups {
-			if l.nsPerOp > worst.nsPerOp {
-				worst = l
-			}
-		}
-		w("| lookup ≤ 1 µs | %.0f ns (slowest of the `go test` lookups) | %s |\n", worst.nsPerOp, met(worst.nsPerOp <= 1000))
+	if c.runs("propagation") {
+		p99 := p.all.Quantile(0.99)
+		w("| config propagation p99 ≤ 50 ms | %s | %s |\n", dur(p99), met(p99 > 0 && p99 <= 50*time.Millisecond && p.timeouts == 0))
 	}
-	w("| 100,000 subscriptions synced ≤ 5 s | %s to routable%s | %s |\n", dur(s.routedAfter), scaleNote, met(s.routedAfter <= 5*time.Second))
-	p99 := p.all.Quantile(0.99)
-	w("| config propagation p99 ≤ 50 ms | %s | %s |\n", dur(p99), met(p99 > 0 && p99 <= 50*time.Millisecond && p.timeouts == 0))
 	for _, e := range r.emits {
 		w("| custom events, %d subscriber(s), persisted to %s: none lost (distinct deliveries = accepted × subscribers) | %s of %s | %s |\n",
 			e.subscribers, e.persisted(), num(float64(e.unique)), num(float64(e.expected())), met(e.drained))
@@ -322,10 +351,27 @@ func (r *report) markdown() string {
 			w("- %s\n", n)
 		}
 		w("\n")
-	} else if m.nginx != "" {
+	} else if m.nginx != "" && c.runs("path") {
 		w("- nginx: %s\n\n", m.nginx)
 	}
-	return b.String()
+}
+
+func (r *report) scaleTargets(w func(string, ...any), s scaleResult) {
+	scaleNote := ""
+	if s.n != 100_000 {
+		scaleNote = fmt.Sprintf(" (at %s, not 100,000)", num(float64(s.n)))
+	}
+	w("| 100,000 subscriptions: ≤ 1 KiB RSS each | %s%s | %s |\n", bytesIEC(s.extraPerSub()), scaleNote, met(s.extraPerSub() <= 1024))
+	if len(s.lookups) > 0 {
+		worst := s.lookups[0]
+		for _, l := range s.lookups {
+			if l.nsPerOp > worst.nsPerOp {
+				worst = l
+			}
+		}
+		w("| lookup ≤ 1 µs | %.0f ns (slowest of the `go test` lookups) | %s |\n", worst.nsPerOp, met(worst.nsPerOp <= 1000))
+	}
+	w("| 100,000 subscriptions synced ≤ 5 s | %s to routable%s | %s |\n", dur(s.routedAfter), scaleNote, met(s.routedAfter <= 5*time.Second))
 }
 
 func cores(c float64) string {

@@ -100,21 +100,11 @@ func run(ctx context.Context, c config) (*report, error) {
 		g1env = []string{pprofEnv + "=" + pprofAddr}
 	}
 
-	progress("starting the backend, the bare Go proxy and the gateway")
-	backendProc, backend, err := startRole(ctx, "backend")
+	progress("starting the backend and the gateway")
+	_, backend, err := startRole(ctx, "backend")
 	if err != nil {
 		return r, err
 	}
-	_ = backendProc
-	proxyProc, proxy, err := startRole(ctx, "proxy", "-upstream", backend, "-conns", strconv.Itoa(c.conns))
-	if err != nil {
-		return r, err
-	}
-	nginxProc, nginxURL, nginxNote, err := startNginx(ctx, tmp, backend, c.conns)
-	if err != nil {
-		return r, err
-	}
-	r.nginxSkip = nginxNote
 	g1, err := startGateway(ctx, bin, gatewayOpts{
 		tmp: tmp, name: "gateway-1", dev: true, dataDir: filepath.Join(tmp, "etcd-1"),
 		args: []string{"-workers-backlog", "2000000"},
@@ -127,75 +117,107 @@ func run(ctx context.Context, c config) (*report, error) {
 		return r, err
 	}
 
+	if c.runs("path") {
+		if err := r.pathTests(ctx, backend, g1, pprofAddr); err != nil {
+			return r, err
+		}
+	}
+	if c.runs("emit") {
+		if err := r.emitTests(ctx, g1, backend, false); err != nil {
+			return r, err
+		}
+		if c.profile != "" {
+			for _, e := range []struct{ name, event, path string }{{"emit-1", "bench.one", "/one"}, {"emit-10", "bench.ten", "/ten"}} {
+				tgt := target("POST", g1.events+e.path, []byte(`{"user":{"id":42,"name":"Max"}}`),
+					http.Header{"Event": {e.event}, "Content-Type": {"application/json"}})
+				if err := profileRun(ctx, pprofAddr, c.profile, e.name, tgt, c.conns, c.duration); err != nil {
+					return r, fmt.Errorf("profile %s: %w", e.name, err)
+				}
+				if err := waitDeliveries(ctx, backend, c.drainMax); err != nil {
+					return r, err
+				}
+			}
+		}
+	}
+	if c.profile != "" && (c.runs("path") || c.runs("emit")) {
+		r.note("CPU profiles of the first gateway, taken in extra runs after the measured ones, are in %s (`go tool pprof -top FILE`).", c.profile)
+	}
+
+	if c.runs("sync") {
+		progress("custom events with -nats-sync: a gateway that fsyncs every accepted event")
+		gs, err := startGateway(ctx, bin, gatewayOpts{
+			tmp: tmp, name: "gateway-sync", dev: true, dataDir: filepath.Join(tmp, "etcd-sync"),
+			args: []string{"-workers-backlog", "2000000", "-nats-sync"},
+		})
+		if err != nil {
+			return r, err
+		}
+		if err := configure(ctx, gs, backend); err != nil {
+			return r, err
+		}
+		if err := r.emitTests(ctx, gs, backend, true); err != nil {
+			return r, err
+		}
+		gs.stop(10 * time.Second)
+	}
+
+	if c.runs("propagation") {
+		progress("config propagation: starting two more gateways on the first one's etcd (%s)", g1.etcd)
+		var gws = []*gateway{g1}
+		for i := 2; i <= 3; i++ {
+			g, err := startGateway(ctx, bin, gatewayOpts{tmp: tmp, name: fmt.Sprintf("gateway-%d", i), dbHosts: g1.etcd})
+			if err != nil {
+				return r, err
+			}
+			gws = append(gws, g)
+		}
+		if r.prop, err = propagation(ctx, gws, c.trials); err != nil {
+			return r, err
+		}
+		for i := len(gws) - 1; i >= 0; i-- {
+			gws[i].stop(10 * time.Second)
+		}
+	} else {
+		g1.stop(10 * time.Second)
+	}
+
+	if c.runs("scale") {
+		if r.scale, err = scaleTest(ctx, c, bin, tmp, backend); err != nil {
+			return r, err
+		}
+	}
+	r.took = time.Since(r.start)
+	return r, nil
+}
+
+// pathTests measures the request path (1–4 and nginx), with the bare Go
+// proxy and nginx started for it and stopped after.
+func (r *report) pathTests(ctx context.Context, backend string, g1 *gateway, pprofAddr string) error {
+	c := r.cfg
+	proxyProc, proxy, err := startRole(ctx, "proxy", "-upstream", backend, "-conns", strconv.Itoa(c.conns))
+	if err != nil {
+		return err
+	}
+	defer proxyProc.stop(5 * time.Second)
+	nginxProc, nginxURL, nginxNote, err := startNginx(ctx, r.tmp, backend, c.conns)
+	if err != nil {
+		return err
+	}
+	if nginxProc != nil {
+		defer nginxProc.stop(5 * time.Second)
+	}
+	r.nginxSkip = nginxNote
 	if err := r.requestPath(ctx, backend, proxy, nginxURL, g1); err != nil {
-		return r, err
+		return err
 	}
 	if c.profile != "" {
 		for _, key := range []string{"http", "invoke"} {
 			if err := profileRun(ctx, pprofAddr, c.profile, key, r.row(key).tgt, c.conns, c.duration); err != nil {
-				return r, fmt.Errorf("profile %s: %w", key, err)
+				return fmt.Errorf("profile %s: %w", key, err)
 			}
 		}
 	}
-	proxyProc.stop(5 * time.Second)
-	if nginxProc != nil {
-		nginxProc.stop(5 * time.Second)
-	}
-
-	if err := r.emitTests(ctx, g1, backend, false); err != nil {
-		return r, err
-	}
-	if c.profile != "" {
-		for _, e := range []struct{ name, event, path string }{{"emit-1", "bench.one", "/one"}, {"emit-10", "bench.ten", "/ten"}} {
-			tgt := target("POST", g1.events+e.path, []byte(`{"user":{"id":42,"name":"Max"}}`),
-				http.Header{"Event": {e.event}, "Content-Type": {"application/json"}})
-			if err := profileRun(ctx, pprofAddr, c.profile, e.name, tgt, c.conns, c.duration); err != nil {
-				return r, fmt.Errorf("profile %s: %w", e.name, err)
-			}
-			if err := waitDeliveries(ctx, backend, c.drainMax); err != nil {
-				return r, err
-			}
-		}
-		r.note("CPU profiles of the first gateway, taken in extra runs after the measured ones, are in %s (`go tool pprof -top FILE`).", c.profile)
-	}
-
-	progress("custom events with -nats-sync: a gateway that fsyncs every accepted event")
-	gs, err := startGateway(ctx, bin, gatewayOpts{
-		tmp: tmp, name: "gateway-sync", dev: true, dataDir: filepath.Join(tmp, "etcd-sync"),
-		args: []string{"-workers-backlog", "2000000", "-nats-sync"},
-	})
-	if err != nil {
-		return r, err
-	}
-	if err := configure(ctx, gs, backend); err != nil {
-		return r, err
-	}
-	if err := r.emitTests(ctx, gs, backend, true); err != nil {
-		return r, err
-	}
-	gs.stop(10 * time.Second)
-
-	progress("config propagation: starting two more gateways on the first one's etcd (%s)", g1.etcd)
-	var gws = []*gateway{g1}
-	for i := 2; i <= 3; i++ {
-		g, err := startGateway(ctx, bin, gatewayOpts{tmp: tmp, name: fmt.Sprintf("gateway-%d", i), dbHosts: g1.etcd})
-		if err != nil {
-			return r, err
-		}
-		gws = append(gws, g)
-	}
-	if r.prop, err = propagation(ctx, gws, c.trials); err != nil {
-		return r, err
-	}
-	for i := len(gws) - 1; i >= 0; i-- {
-		gws[i].stop(10 * time.Second)
-	}
-
-	if r.scale, err = scaleTest(ctx, c, bin, tmp, backend); err != nil {
-		return r, err
-	}
-	r.took = time.Since(r.start)
-	return r, nil
+	return nil
 }
 
 // quietCheck measures, for a second, how many cores other processes use.
