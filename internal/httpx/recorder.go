@@ -31,5 +31,19 @@ func (r *Recorder) Write(b []byte) (int, error) {
 	return n, err
 }
 
+// Wrap returns w itself when it is already a Recorder, made by an outer
+// middleware that reads it once the request is answered, and a new
+// Recorder around w otherwise. Stacked middlewares (the access log around
+// the metrics) thus share one Recorder instead of each allocating its own
+// and adding a layer to every Write. They read the same figures only when
+// nothing between them writes to the response itself, as between the
+// access log and the metrics.
+func Wrap(w http.ResponseWriter) *Recorder {
+	if r, ok := w.(*Recorder); ok {
+		return r
+	}
+	return NewRecorder(w)
+}
+
 // Unwrap lets http.ResponseController reach the underlying writer.
 func (r *Recorder) Unwrap() http.ResponseWriter { return r.ResponseWriter }

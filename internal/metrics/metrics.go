@@ -69,8 +69,46 @@ func (m *Metrics) Handler() http.Handler {
 
 // Request records one answered request.
 func (m *Metrics) Request(api, kind string, status int, d time.Duration) {
-	m.requests.WithLabelValues(api, kind, strconv.Itoa(status)).Inc()
+	m.requests.WithLabelValues(api, kind, statusLabel(status)).Inc()
 	m.reqDuration.WithLabelValues(api, kind).Observe(d.Seconds())
+}
+
+// statusLabel is strconv.Itoa(code) without an allocation for the codes
+// the gateway answers often: Itoa allocates for any number above 99.
+func statusLabel(code int) string {
+	switch code {
+	case 200:
+		return "200"
+	case 201:
+		return "201"
+	case 202:
+		return "202"
+	case 204:
+		return "204"
+	case 400:
+		return "400"
+	case 401:
+		return "401"
+	case 403:
+		return "403"
+	case 404:
+		return "404"
+	case 409:
+		return "409"
+	case 413:
+		return "413"
+	case 499:
+		return "499"
+	case 500:
+		return "500"
+	case 502:
+		return "502"
+	case 503:
+		return "503"
+	case 504:
+		return "504"
+	}
+	return strconv.Itoa(code)
 }
 
 // Invoked records one function call and its outcome.
@@ -106,7 +144,7 @@ func (m *Metrics) Counter(name, help string, f func() float64) {
 func (m *Metrics) Instrument(api string, kind func(*http.Request) string, next http.Handler) http.Handler {
 	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		start := time.Now()
-		rec := httpx.NewRecorder(w)
+		rec := httpx.Wrap(w)
 		next.ServeHTTP(rec, r)
 		m.Request(api, kind(r), rec.Status, time.Since(start))
 	})
