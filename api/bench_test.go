@@ -3,6 +3,7 @@ package api_test
 import (
 	"context"
 	"io"
+	"log/slog"
 	"net/http"
 	"net/http/httptest"
 	"path/filepath"
@@ -13,6 +14,7 @@ import (
 	"github.com/event-gateway/event-gateway/functions"
 	httpfn "github.com/event-gateway/event-gateway/functions/http"
 	"github.com/event-gateway/event-gateway/internal/gwproc"
+	"github.com/event-gateway/event-gateway/internal/metrics"
 	"github.com/event-gateway/event-gateway/libkv"
 	"github.com/event-gateway/event-gateway/plugin"
 	"github.com/event-gateway/event-gateway/router"
@@ -31,7 +33,17 @@ func BenchmarkHTTPEvent(b *testing.B) {
 	}))
 	defer fn.Close()
 
-	b.Run("no-plugin", func(b *testing.B) { benchHTTPEvent(b, fn.URL, nil) })
+	b.Run("no-plugin", func(b *testing.B) { benchHTTPEvent(b, fn.URL, nil, nil) })
+	// The handler as cmd/event-gateway wires it: request id, in-flight
+	// limit and metrics around the Events API, with and without the
+	// access log.
+	b.Run("middleware", func(b *testing.B) {
+		benchHTTPEvent(b, fn.URL, nil, func(h http.Handler) http.Handler { return wrap(h, nil) })
+	})
+	b.Run("middleware-access-log", func(b *testing.B) {
+		log := slog.New(api.RequestIDHandler{Handler: slog.NewJSONHandler(io.Discard, nil)})
+		benchHTTPEvent(b, fn.URL, nil, func(h http.Handler) http.Handler { return wrap(h, log) })
+	})
 	b.Run("async-plugin", func(b *testing.B) {
 		ctx, cancel := context.WithTimeout(context.Background(), 5*time.Minute)
 		defer cancel()
@@ -44,12 +56,23 @@ func BenchmarkHTTPEvent(b *testing.B) {
 			b.Fatal(err)
 		}
 		defer host.Close()
-		benchHTTPEvent(b, fn.URL, host)
+		benchHTTPEvent(b, fn.URL, host, nil)
 		b.ReportMetric(float64(host.Dropped()), "dropped")
 	})
 }
 
-func benchHTTPEvent(b *testing.B, url string, reacters router.Reacters) {
+// wrap wraps the Events API handler in the middleware of
+// cmd/event-gateway, in the same order; log, when not nil, is the access
+// log.
+func wrap(h http.Handler, log *slog.Logger) http.Handler {
+	h = metrics.New().Instrument("events", api.EventKind, h)
+	if log != nil {
+		h = api.AccessLog(log, h)
+	}
+	return api.WithRequestID(api.LimitInFlight(1024, h))
+}
+
+func benchHTTPEvent(b *testing.B, url string, reacters router.Reacters, wrapper func(http.Handler) http.Handler) {
 	st := etcd.Store(b)
 	ctx, cancel := context.WithCancel(context.Background())
 	defer cancel()
@@ -92,7 +115,10 @@ func benchHTTPEvent(b *testing.B, url string, reacters router.Reacters) {
 		}
 		time.Sleep(time.Millisecond)
 	}
-	h := api.NewEvents(api.EventsOptions{Router: r})
+	var h http.Handler = api.NewEvents(api.EventsOptions{Router: r})
+	if wrapper != nil {
+		h = wrapper(h)
+	}
 	b.ReportAllocs()
 	for b.Loop() {
 		rec := httptest.NewRecorder()

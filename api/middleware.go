@@ -4,12 +4,13 @@ import (
 	"context"
 	"crypto/sha256"
 	"crypto/subtle"
+	"encoding/binary"
+	"encoding/hex"
 	"log/slog"
+	"math/rand/v2"
 	"net/http"
 	"strings"
 	"time"
-
-	"github.com/google/uuid"
 
 	"github.com/event-gateway/event-gateway/internal/httpx"
 )
@@ -68,13 +69,66 @@ const maxRequestIDLen = 128
 // adds it to every log line of the request.
 func WithRequestID(next http.Handler) http.Handler {
 	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
-		id := r.Header.Get("X-Request-Id")
-		if !validRequestID(id) {
-			id = uuid.NewString()
+		c := &requestCtx{Context: r.Context()}
+		// The server's keys are canonical: indexing the map saves the
+		// canonicalization Get and Set would redo on every request.
+		if v := r.Header["X-Request-Id"]; len(v) > 0 && validRequestID(v[0]) {
+			c.id = v[0]
+		} else {
+			c.id = newRequestID()
 		}
-		w.Header().Set("X-Request-Id", id)
-		next.ServeHTTP(w, r.WithContext(context.WithValue(r.Context(), requestIDKey{}, id)))
+		c.hdr[0] = c.id
+		w.Header()["X-Request-Id"] = c.hdr[:]
+		next.ServeHTTP(w, r.WithContext(c))
 	})
+}
+
+// requestCtx is the context WithRequestID gives a request: its parent
+// with the request id as a value. It is context.WithValue made for this
+// one value, so that one allocation holds the context, the id and the
+// response header's value slice, where WithValue, boxing the id in an
+// interface and Header.Set make three.
+type requestCtx struct {
+	context.Context
+	id  string
+	hdr [1]string
+}
+
+// Value answers the request id key with the context itself, which a
+// pointer fits in an interface without an allocation; RequestID reads the
+// id from it. Other keys go to the parent, so the context package still
+// finds the server's cancelable context there and derived contexts
+// propagate cancellation without a goroutine of their own.
+func (c *requestCtx) Value(key any) any {
+	if _, ok := key.(requestIDKey); ok {
+		return c
+	}
+	return c.Context.Value(key)
+}
+
+// newRequestID returns a new random UUID (version 4). Its bits come from
+// math/rand/v2, whose generator the runtime seeds from the system's
+// entropy for each process: unique across instances and restarts like any
+// version 4 UUID, without the system call (or vDSO call) and the buffer
+// of crypto/rand for every request. A request id is a tag for logs, not a
+// secret, so it need not be unpredictable.
+func newRequestID() string {
+	var u [16]byte
+	binary.LittleEndian.PutUint64(u[:8], rand.Uint64())
+	binary.LittleEndian.PutUint64(u[8:], rand.Uint64())
+	u[6] = u[6]&0x0f | 0x40 // version 4
+	u[8] = u[8]&0x3f | 0x80 // variant RFC 9562
+	var b [36]byte
+	hex.Encode(b[0:8], u[0:4])
+	b[8] = '-'
+	hex.Encode(b[9:13], u[4:6])
+	b[13] = '-'
+	hex.Encode(b[14:18], u[6:8])
+	b[18] = '-'
+	hex.Encode(b[19:23], u[8:10])
+	b[23] = '-'
+	hex.Encode(b[24:], u[10:])
+	return string(b[:])
 }
 
 func validRequestID(id string) bool {
@@ -91,8 +145,10 @@ func validRequestID(id string) bool {
 
 // RequestID returns the id WithRequestID gave the request of ctx, or "".
 func RequestID(ctx context.Context) string {
-	id, _ := ctx.Value(requestIDKey{}).(string)
-	return id
+	if c, ok := ctx.Value(requestIDKey{}).(*requestCtx); ok {
+		return c.id
+	}
+	return ""
 }
 
 // RequestIDHandler is a slog.Handler that adds the request id of the
@@ -119,9 +175,12 @@ func (h RequestIDHandler) WithGroup(name string) slog.Handler {
 func AccessLog(log *slog.Logger, next http.Handler) http.Handler {
 	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		start := time.Now()
-		rec := httpx.NewRecorder(w)
+		rec := httpx.Wrap(w)
 		next.ServeHTTP(rec, r)
-		log.InfoContext(r.Context(), "request", "method", r.Method, "path", r.URL.Path, "status", rec.Status,
-			"bytes", rec.Bytes, "duration", time.Since(start), "remote", r.RemoteAddr)
+		// Attrs rather than key-value pairs: they are not boxed in
+		// interfaces, which costs an allocation per value and request.
+		log.LogAttrs(r.Context(), slog.LevelInfo, "request", slog.String("method", r.Method), slog.String("path", r.URL.Path),
+			slog.Int("status", rec.Status), slog.Int64("bytes", rec.Bytes), slog.Duration("duration", time.Since(start)),
+			slog.String("remote", r.RemoteAddr))
 	})
 }
