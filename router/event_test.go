@@ -84,7 +84,7 @@ func TestNewEvent(t *testing.T) {
 		t.Fatal(err)
 	}
 	id, err := uuid.Parse(ev.ID)
-	if err != nil || id.Version() != 4 {
+	if err != nil || id.Version() != 4 || id.Variant() != uuid.RFC4122 {
 		t.Fatalf("id %q is not a UUID v4", ev.ID)
 	}
 	if ev.ReceivedAt != 1700000000123 || string(ev.Data) != `{"x":true}` || ev.Event != "e" {

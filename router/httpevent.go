@@ -6,8 +6,6 @@ import (
 	"strconv"
 	"time"
 
-	"github.com/google/uuid"
-
 	"github.com/event-gateway/event-gateway/router/pathtree"
 )
 
@@ -17,7 +15,7 @@ import (
 // a slice of the returned payload. The JSON is the same as encoding/json
 // would write for an Event holding HTTPData, up to the order of keys.
 func EncodeHTTPEvent(r *http.Request, params pathtree.Params, body []byte, now time.Time) (Event, []byte) {
-	ev := Event{Event: "http", ID: uuid.NewString(), ReceivedAt: now.UnixMilli(), DataType: "application/json"}
+	ev := Event{Event: "http", ID: newEventID(), ReceivedAt: now.UnixMilli(), DataType: "application/json"}
 	bodyJSON := EncodeBody(body, r.Header.Get("Content-Type"))
 
 	size := 256 + len(r.URL.Path) + len(r.URL.RawQuery)*2 + len(r.Host) + len(bodyJSON)
