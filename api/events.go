@@ -190,11 +190,14 @@ func (e *Events) httpEvent(w http.ResponseWriter, r *http.Request) {
 	}
 	h := w.Header()
 	for k, v := range resp.Headers {
-		switch http.CanonicalHeaderKey(k) {
+		// Canonicalized once for the check and the map, where Set
+		// would do it again.
+		ck := http.CanonicalHeaderKey(k)
+		switch ck {
 		case "Content-Length", "Transfer-Encoding", "Connection", "Keep-Alive", "Upgrade", "Trailer":
 			continue // framing is the gateway's business
 		}
-		h.Set(k, v)
+		h[ck] = []string{v}
 	}
 	w.WriteHeader(resp.StatusCode)
 	w.Write(resp.Body)
@@ -289,6 +292,11 @@ func (e *Events) receive(r *http.Request, w http.ResponseWriter, name string) (r
 
 // readBody reads the whole request body, up to the limit.
 func (e *Events) readBody(w http.ResponseWriter, r *http.Request) ([]byte, error) {
+	if r.Body == nil || r.Body == http.NoBody {
+		// The server's body of a request without one (a GET): nothing
+		// to limit or read, and no buffer to make.
+		return nil, nil
+	}
 	if r.ContentLength > e.maxBody {
 		return nil, errkind.New(errkind.TooLarge, "request body is larger than %d bytes", e.maxBody)
 	}
