@@ -95,7 +95,7 @@ func parseFlags(args []string, stderr io.Writer, getenv func(string) string) (*o
 	fs.Int64Var(&o.maxBody, "max-body", 6<<20, "largest request body the Events API accepts, in bytes (413 above)")
 	fs.DurationVar(&o.functionTimeout, "function-timeout", 5*time.Second, "timeout of a function call when the function sets none")
 	fs.IntVar(&o.workers, "workers", 200, "deliveries of custom events this instance makes at once")
-	fs.IntVar(&o.workersBacklog, "workers-backlog", 1_000_000, "deliveries that may wait in the store; past it emitters get 503")
+	fs.IntVar(&o.workersBacklog, "workers-backlog", 1_000_000, "records (each up to 64 deliveries of events accepted together) that may wait in the store; past it emitters get 503")
 	fs.IntVar(&o.deliveryAttempts, "delivery-attempts", 10, "tries of a delivery before it becomes a dead letter (a subscription's retry.maxAttempts overrides it)")
 	fs.DurationVar(&o.deliveryInitialBackoff, "delivery-initial-backoff", 20*time.Second, "pause before the first retry of a failed delivery; it doubles for each further one")
 	fs.DurationVar(&o.deliveryMaxBackoff, "delivery-max-backoff", 15*time.Minute, "longest pause between two tries of a delivery")

@@ -53,15 +53,7 @@ func errNoDeadLetter(id string) error {
 // letters, then removes it from the queue. If the dead letter cannot be
 // written, the delivery stays in the queue and is tried again later.
 func (q *Queue) deadLetter(ctx context.Context, msg jetstream.Msg, md *jetstream.MsgMetadata, d router.Delivery, attempt int, cause error, p RetryPolicy) {
-	h := deliveryHeader(&d, 4)
-	h[hdrAttempts] = []string{strconv.Itoa(attempt)}
-	h[hdrError] = []string{headerSafe(cause.Error())}
-	h[hdrFailedAt] = []string{time.Now().UTC().Format(time.RFC3339Nano)}
-	// A crash between this publish and the Term below publishes again:
-	// the id makes that a duplicate the stream drops.
-	h[jetstream.MsgIDHeader] = []string{"dl/" + seqID(md.Sequence.Stream) + "/" + d.EventID + "/" + d.SubscriptionID}
-	h[jetstream.ExpectedStreamHeader] = []string{DeadLettersStream}
-	m := &nats.Msg{Subject: deadLettersPrefix + token(d.FunctionID) + "." + token(d.SubscriptionID), Header: h, Data: d.Payload}
+	m := deadLetterMsg(md.Sequence.Stream, &d, attempt, cause)
 	pctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), 10*time.Second)
 	defer cancel()
 	if _, err := q.js.PublishMsg(pctx, m); err != nil {
@@ -75,6 +67,20 @@ func (q *Queue) deadLetter(ctx context.Context, msg jetstream.Msg, md *jetstream
 	}
 	q.deadLettered.Add(1)
 	q.log.Warn("delivery failed, dead-lettered", "eventId", d.EventID, "event", d.Event, "subscriptionId", d.SubscriptionID, "functionId", d.FunctionID, "attempts", attempt, "error", cause)
+}
+
+// deadLetterMsg is the dead letter of delivery d of the record at stream
+// sequence seq, which failed attempt attempt with cause.
+func deadLetterMsg(seq uint64, d *router.Delivery, attempt int, cause error) *nats.Msg {
+	h := deliveryHeader(d, 4)
+	h[hdrAttempts] = []string{strconv.Itoa(attempt)}
+	h[hdrError] = []string{headerSafe(cause.Error())}
+	h[hdrFailedAt] = []string{time.Now().UTC().Format(time.RFC3339Nano)}
+	// A crash between this publish and the settling of the record
+	// publishes again: the id makes that a duplicate the stream drops.
+	h[jetstream.MsgIDHeader] = []string{"dl/" + seqID(seq) + "/" + d.EventID + "/" + d.SubscriptionID}
+	h[jetstream.ExpectedStreamHeader] = []string{DeadLettersStream}
+	return &nats.Msg{Subject: deadLettersPrefix + token(d.FunctionID) + "." + token(d.SubscriptionID), Header: h, Data: d.Payload}
 }
 
 // headerSafe makes s a header value: no line breaks or other control

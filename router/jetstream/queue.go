@@ -1,16 +1,19 @@
 // Package jetstream is the durable delivery queue of asynchronous events,
 // on NATS JetStream.
 //
-// An accepted delivery is one message in the work-queue stream
-// EG_DELIVERIES, on the subject eg.deliveries.<subscriptionID>. Enqueue
-// returns only once JetStream has stored every delivery of the event, so a
-// 202 means persisted. One durable pull consumer, shared by every gateway
-// instance that uses the same NATS, hands each message to one worker of
-// one instance at a time; a message leaves the stream when it is acked.
+// Accepted deliveries are stored in the work-queue stream EG_DELIVERIES:
+// those of events accepted together in one batch record, on the subject
+// eg.deliveries._batch (see batch.go), and a delivery waiting for a retry
+// (or too large to share a record) in a record of its own, on the subject
+// eg.deliveries.<subscriptionID>. Enqueue returns only once JetStream has
+// stored every delivery of the event, so a 202 means persisted. One durable
+// pull consumer, shared by every gateway instance that uses the same NATS,
+// hands each record to one worker of one instance at a time; a record
+// leaves the stream when it is acked.
 //
-// A failed delivery is not retried by the worker: the message is
-// negatively acknowledged with a delay (exponential backoff with jitter),
-// and JetStream hands it out again when the delay is over. A worker is
+// A failed delivery is not retried by the worker: it is stored as a record
+// of its own, negatively acknowledged with a delay (exponential backoff
+// with jitter), and JetStream hands it out again when the delay is over. A worker is
 // never held by a failing subscriber, so one slow or failing function
 // never delays the deliveries of another. The attempt number is the
 // message's delivery count kept by JetStream, so it survives crashes and
@@ -79,8 +82,9 @@ type Options struct {
 	// gets a 503) instead of old ones being dropped. 0 or less: no bound
 	// but the server's.
 	MaxBytes int64
-	// MaxMsgs bounds the number of deliveries waiting in the stream, with
-	// the same refusal when it is reached. 0 or less: no bound.
+	// MaxMsgs bounds the number of records waiting in the stream (a
+	// record holds up to 64 deliveries), with the same refusal when it is
+	// reached. 0 or less: no bound.
 	MaxMsgs int64
 	// AckWait is how long a delivery handed to a worker may go without
 	// word from it before it is handed out again: the time to notice a
@@ -175,9 +179,9 @@ type Stats struct {
 	DeadLettered uint64 // deliveries moved to the dead letters
 	Dropped      uint64 // deliveries given up without a call (CountDropped)
 	Replayed     uint64 // dead letters put back in the queue
-	// Pending is the number of deliveries not yet done, over all
-	// instances: waiting, in progress or waiting for a retry. -1 when
-	// NATS could not be asked.
+	// Pending is the number of records not yet done, over all instances:
+	// waiting, in progress or waiting for a retry. -1 when NATS could not
+	// be asked.
 	Pending int64
 	// DeadLetters is the number of dead letters kept; -1 when NATS could
 	// not be asked.
@@ -205,6 +209,10 @@ type Queue struct {
 	loopDone chan struct{}
 	it       jetstream.MessagesContext
 	inflight sync.WaitGroup
+	// calls bounds the deliveries being made at once, over all records.
+	calls chan struct{}
+
+	batch *batcher
 }
 
 var _ router.Queue = (*Queue)(nil)
@@ -266,6 +274,7 @@ func New(ctx context.Context, o Options) (*Queue, error) {
 		workers:    o.Workers,
 		pubTimeout: o.PublishTimeout,
 	}
+	q.batch = &batcher{q: q, maxBytes: int(o.Conn.MaxPayload() - 1024)}
 	q.deliveries, err = js.CreateOrUpdateStream(ctx, jetstream.StreamConfig{
 		Name:        DeliveriesStream,
 		Description: "Event Gateway: deliveries of accepted events, one per subscriber",
@@ -344,14 +353,17 @@ func unavailable(err error) error {
 	return &errkind.Error{Kind: errUnavailable.Kind, Msg: errUnavailable.Msg, Err: err}
 }
 
-// Enqueue implements router.Queue: it publishes one message per delivery
-// and returns nil only once JetStream has stored every one of them. Any
-// failure (the stream full, NATS unreachable, ctx or PublishTimeout over)
-// is an Unavailable error.
+// Enqueue implements router.Queue: it stores ds, with the deliveries of
+// other Enqueue calls made at the same time, in one batch record, and
+// returns nil only once JetStream has stored it. Any failure (the stream
+// full, NATS unreachable, ctx or PublishTimeout over) is an Unavailable
+// error.
 //
-// On failure some deliveries of ds may have been stored: they are
-// delivered. Calling Enqueue again with the same deliveries (same event and
-// subscription ids) within DedupeWindow stores only the missing ones.
+// Deliveries too many or too large for a batch record are published one
+// message each. On failure some of them may have been stored: they are
+// delivered. Calling Enqueue again with the same deliveries (same event
+// and subscription ids) within DedupeWindow stores only the missing ones
+// of those.
 func (q *Queue) Enqueue(ctx context.Context, ds []router.Delivery) error {
 	if len(ds) == 0 {
 		return nil
@@ -368,6 +380,10 @@ func (q *Queue) Enqueue(ctx context.Context, ds []router.Delivery) error {
 			return errkind.New(errkind.TooLarge, "event of %d bytes is too large for the delivery queue (at most %d)", n, maxPayload)
 		}
 	}
+	if len(ds) <= maxBatchDeliveries && encodedSize(ds) <= q.batch.maxBytes {
+		return q.batch.enqueue(&pubReq{ctx: ctx, ds: ds, size: encodedSize(ds), done: make(chan error, 1)})
+	}
+	// Too large for a batch record: one record per delivery.
 	deadline, _ := ctx.Deadline()
 	futures := make([]jetstream.PubAckFuture, 0, len(ds))
 	for i := range ds {
@@ -495,6 +511,7 @@ func (q *Queue) Start(ctx context.Context, deliver router.DeliverFunc, policy fu
 		return err
 	}
 	q.started = true
+	q.calls = make(chan struct{}, q.workers)
 	q.it = it
 	q.stopCh = make(chan struct{})
 	q.loopDone = make(chan struct{})
@@ -650,16 +667,25 @@ func (q *Queue) nak(msg jetstream.Msg) {
 
 // handle makes one delivery and settles its message.
 func (q *Queue) handle(ctx context.Context, msg jetstream.Msg, deliver router.DeliverFunc, policy func(string) RetryPolicy) {
-	d := deliveryOf(msg.Headers(), msg.Data())
 	md, err := msg.Metadata()
+	if err == nil && msg.Subject() == batchSubject {
+		q.handleBatch(ctx, msg, md, deliver, policy)
+		return
+	}
+	d := deliveryOf(msg.Headers(), msg.Data())
 	if err != nil || d.SubscriptionID == "" {
 		q.log.Error("delivery queue: dropping a malformed message", "subject", msg.Subject(), "error", err)
 		_ = msg.TermWithReason("malformed")
 		return
 	}
-	attempt := int(md.NumDelivered)
+	attempt, settled := retryDue(msg, md)
+	if settled {
+		return
+	}
 	stop := q.keepAlive(msg)
+	q.calls <- struct{}{}
 	err = q.call(ctx, deliver, d)
+	<-q.calls
 	stop()
 	if err == nil {
 		if aerr := msg.Ack(); aerr != nil {
@@ -683,8 +709,8 @@ func (q *Queue) handle(ctx context.Context, msg jetstream.Msg, deliver router.De
 		return
 	}
 	p := policy(d.SubscriptionID).normalized()
-	switch kind := errkind.Of(err); {
-	case kind == errkind.Forbidden || kind == errkind.Invalid || kind == errkind.NotFound:
+	switch {
+	case !retryable(err):
 		// Refused, or nothing to call: trying again cannot help.
 	case attempt < p.MaxAttempts:
 		delay := p.Backoff(attempt)

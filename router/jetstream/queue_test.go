@@ -15,6 +15,7 @@ import (
 	"time"
 
 	"github.com/nats-io/nats.go"
+	"github.com/nats-io/nats.go/jetstream"
 
 	"github.com/event-gateway/event-gateway/internal/errkind"
 	"github.com/event-gateway/event-gateway/router"
@@ -161,6 +162,37 @@ func (r *recorder) callsOf(k string) int {
 	return r.calls[k]
 }
 
+// storedDeliveries counts the deliveries the stream holds, in batch
+// records and in records of their own.
+func storedDeliveries(t testing.TB, q *Queue) int {
+	t.Helper()
+	ctx := context.Background()
+	info, err := q.deliveries.Info(ctx)
+	if err != nil {
+		t.Fatal(err)
+	}
+	n := 0
+	for seq := info.State.FirstSeq; seq <= info.State.LastSeq && info.State.Msgs > 0; seq++ {
+		m, err := q.deliveries.GetMsg(ctx, seq)
+		if errors.Is(err, jetstream.ErrMsgNotFound) {
+			continue
+		}
+		if err != nil {
+			t.Fatal(err)
+		}
+		if m.Subject != batchSubject {
+			n++
+			continue
+		}
+		ds, err := decodeBatch(m.Data)
+		if err != nil {
+			t.Fatalf("record %d: %v", seq, err)
+		}
+		n += len(ds)
+	}
+	return n
+}
+
 func streamMsgs(t testing.TB, q *Queue) uint64 {
 	t.Helper()
 	info, err := q.deliveries.Info(context.Background())
@@ -180,8 +212,8 @@ func TestDeliverOnce(t *testing.T) {
 	ds := deliveries(200, "ev", subs)
 	ds[0].System = true
 	enqueueAll(t, q, ds)
-	if n := streamMsgs(t, q); n != uint64(len(ds)) {
-		t.Fatalf("stream holds %d messages, want %d", n, len(ds))
+	if n := storedDeliveries(t, q); n != len(ds) {
+		t.Fatalf("stream holds %d deliveries, want %d", n, len(ds))
 	}
 
 	want := map[string]router.Delivery{}
@@ -508,8 +540,8 @@ func TestPersistsAcrossRestart(t *testing.T) {
 	nc = connect(t, e)
 	t.Cleanup(nc.Close)
 	q = newQueue(t, nc, Options{Workers: 16})
-	if n := streamMsgs(t, q); n != uint64(len(ds)) {
-		t.Fatalf("after restart the stream holds %d, want %d", n, len(ds))
+	if n := storedDeliveries(t, q); n != len(ds) {
+		t.Fatalf("after restart the stream holds %d deliveries, want %d", n, len(ds))
 	}
 	rec := newRecorder()
 	if err := q.Start(context.Background(), func(_ context.Context, d router.Delivery) error { return rec.call(d, nil) }, nil); err != nil {
@@ -582,11 +614,21 @@ func TestStoreFull(t *testing.T) {
 	})
 }
 
+// TestDropSubscription: the retry records of a deleted subscription are
+// purged at once; its deliveries in batch records, which hold other
+// subscriptions' too, are dropped when their turn comes.
 func TestDropSubscription(t *testing.T) {
 	_, _, q := fixture(t, Options{})
-	enqueueAll(t, q, deliveries(10, "x", map[string]string{"sub-x": "f"}))
-	enqueueAll(t, q, deliveries(5, "y", map[string]string{"sub-y": "f"}))
 	ctx := context.Background()
+	var retries []*nats.Msg
+	for _, d := range deliveries(10, "x", map[string]string{"sub-x": "f"}) {
+		retries = append(retries, retryRecord(&d, 1, time.Now()))
+	}
+	if err := q.publishAll(ctx, retries); err != nil {
+		t.Fatal(err)
+	}
+	enqueueAll(t, q, deliveries(5, "y", map[string]string{"sub-y": "f"}))
+	enqueueAll(t, q, deliveries(3, "z", map[string]string{"sub-x": "f"}))
 	n, err := q.DropSubscription(ctx, "sub-x")
 	if err != nil || n != 10 {
 		t.Fatalf("DropSubscription: %d, %v", n, err)
@@ -596,7 +638,12 @@ func TestDropSubscription(t *testing.T) {
 	}
 	q.CountDropped(2)
 	rec := newRecorder()
-	if err := q.Start(ctx, func(_ context.Context, d router.Delivery) error { return rec.call(d, nil) }, nil); err != nil {
+	if err := q.Start(ctx, func(_ context.Context, d router.Delivery) error {
+		if d.SubscriptionID == "sub-x" {
+			return router.ErrSubscriptionGone
+		}
+		return rec.call(d, nil)
+	}, nil); err != nil {
 		t.Fatal(err)
 	}
 	stopAtEnd(t, q)
@@ -604,7 +651,7 @@ func TestDropSubscription(t *testing.T) {
 	if got := rec.okCount(); got != 5 {
 		t.Errorf("%d delivered, want 5", got)
 	}
-	if s := q.Stats(); s.Dropped != 12 {
+	if s := q.Stats(); s.Dropped != 15 {
 		t.Errorf("stats %+v", s)
 	}
 }
