@@ -198,7 +198,9 @@ func (inv *invoker) Invoke(ctx context.Context, payload []byte) ([]byte, error) 
 	// NewRequestWithContext sets ContentLength and GetBody for a
 	// *bytes.Reader-like body; GetBody lets the transport resend the POST
 	// when a pooled connection turns out to have been closed by the server
-	// before anything was written, instead of failing the call.
+	// before anything was written, instead of failing the call. The body
+	// stays io.NopCloser(*bytes.Reader), which the transport recognizes as
+	// in memory: it then writes the headers and a small body together.
 	req := (&http.Request{
 		Method:        http.MethodPost,
 		URL:           inv.u,
@@ -227,10 +229,13 @@ func (inv *invoker) Invoke(ctx context.Context, payload []byte) ([]byte, error) 
 		return nil, fmt.Errorf("%w: http status %d", functions.ErrFunctionFailed, resp.StatusCode)
 	}
 	body, err := readBody(resp.Body, resp.ContentLength, p.maxResponse)
-	discard(resp.Body)
 	if err != nil {
+		discard(resp.Body)
 		return nil, classify(ctx, err)
 	}
+	// Read to its end: the connection is back in the pool already, and
+	// there is nothing left to discard.
+	_ = resp.Body.Close()
 	return body, nil
 }
 
