@@ -4,8 +4,11 @@ package metrics
 
 import (
 	"errors"
+	"maps"
 	"net/http"
 	"strconv"
+	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/prometheus/client_golang/prometheus"
@@ -142,12 +145,75 @@ func (m *Metrics) Counter(name, help string, f func() float64) {
 // Instrument records every request next answers, under the API name; kind
 // tells the kind of a request.
 func (m *Metrics) Instrument(api string, kind func(*http.Request) string, next http.Handler) http.Handler {
+	c := &requestSeries{m: m, api: api}
 	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		start := time.Now()
 		rec := httpx.Wrap(w)
 		next.ServeHTTP(rec, r)
-		m.Request(api, kind(r), rec.Status, time.Since(start))
+		c.observe(kind(r), rec.Status, time.Since(start))
 	})
+}
+
+// requestSeries records the requests of one API as Request does, through
+// a cache of the series of each kind and status: WithLabelValues hashes
+// the label values and takes the vector's read lock, shared by every
+// core, twice per request. The cache is a map replaced whole when a
+// series is added (rarely: there are a few kinds and statuses), so that
+// reading it takes no lock.
+type requestSeries struct {
+	m     *Metrics
+	api   string
+	mu    sync.Mutex // serializes additions
+	known atomic.Pointer[map[seriesKey]series]
+}
+
+type seriesKey struct {
+	kind   string
+	status int
+}
+
+type series struct {
+	requests prometheus.Counter
+	duration prometheus.Observer
+}
+
+func (c *requestSeries) observe(kind string, status int, d time.Duration) {
+	k := seriesKey{kind, status}
+	s, ok := c.lookup(k)
+	if !ok {
+		s = c.add(k)
+	}
+	s.requests.Inc()
+	s.duration.Observe(d.Seconds())
+}
+
+func (c *requestSeries) lookup(k seriesKey) (series, bool) {
+	if known := c.known.Load(); known != nil {
+		s, ok := (*known)[k]
+		return s, ok
+	}
+	return series{}, false
+}
+
+func (c *requestSeries) add(k seriesKey) series {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	if s, ok := c.lookup(k); ok {
+		return s
+	}
+	s := series{
+		requests: c.m.requests.WithLabelValues(c.api, k.kind, statusLabel(k.status)),
+		duration: c.m.reqDuration.WithLabelValues(c.api, k.kind),
+	}
+	var known map[seriesKey]series
+	if old := c.known.Load(); old != nil {
+		known = maps.Clone(*old)
+	} else {
+		known = make(map[seriesKey]series)
+	}
+	known[k] = s
+	c.known.Store(&known)
+	return s
 }
 
 // QueueStats are the delivery queue's figures, read once per scrape.

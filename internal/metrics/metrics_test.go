@@ -6,7 +6,9 @@ import (
 	"net/http/httptest"
 	"strconv"
 	"strings"
+	"sync"
 	"testing"
+	"time"
 
 	"github.com/event-gateway/event-gateway/internal/httpx"
 )
@@ -46,4 +48,78 @@ func TestInstrumentSharesRecorder(t *testing.T) {
 	if !strings.Contains(w.Body.String(), want) {
 		t.Errorf("metrics lack %s:\n%s", want, w.Body)
 	}
+}
+
+// TestInstrumentSeries checks the counts of several kinds and statuses,
+// which Instrument keeps series of.
+func TestInstrumentSeries(t *testing.T) {
+	m := New()
+	h := m.Instrument("events", func(r *http.Request) string { return r.URL.Query().Get("kind") },
+		http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+			code, _ := strconv.Atoi(r.URL.Query().Get("status"))
+			w.WriteHeader(code)
+		}))
+	for _, q := range []string{"kind=http&status=200", "kind=http&status=404", "kind=custom&status=202", "kind=http&status=200", "kind=http&status=418"} {
+		h.ServeHTTP(httptest.NewRecorder(), httptest.NewRequest("GET", "/?"+q, nil))
+	}
+	w := httptest.NewRecorder()
+	m.Handler().ServeHTTP(w, httptest.NewRequest("GET", "/metrics", nil))
+	for _, want := range []string{
+		`eventgateway_requests_total{api="events",kind="http",status="200"} 2`,
+		`eventgateway_requests_total{api="events",kind="http",status="404"} 1`,
+		`eventgateway_requests_total{api="events",kind="http",status="418"} 1`,
+		`eventgateway_requests_total{api="events",kind="custom",status="202"} 1`,
+		`eventgateway_request_duration_seconds_count{api="events",kind="http"} 4`,
+		`eventgateway_request_duration_seconds_count{api="events",kind="custom"} 1`,
+	} {
+		if !strings.Contains(w.Body.String(), want) {
+			t.Errorf("metrics lack %s", want)
+		}
+	}
+}
+
+// TestInstrumentConcurrent adds series while others are recorded.
+func TestInstrumentConcurrent(t *testing.T) {
+	m := New()
+	h := m.Instrument("events", func(*http.Request) string { return "http" },
+		http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+			code, _ := strconv.Atoi(r.URL.Query().Get("status"))
+			w.WriteHeader(code)
+		}))
+	var wg sync.WaitGroup
+	for g := range 4 {
+		wg.Go(func() {
+			for i := range 100 {
+				h.ServeHTTP(httptest.NewRecorder(), httptest.NewRequest("GET", "/?status="+strconv.Itoa(200+(g*100+i)%50), nil))
+			}
+		})
+	}
+	wg.Wait()
+	w := httptest.NewRecorder()
+	m.Handler().ServeHTTP(w, httptest.NewRequest("GET", "/metrics", nil))
+	if want := `eventgateway_request_duration_seconds_count{api="events",kind="http"} 400`; !strings.Contains(w.Body.String(), want) {
+		t.Errorf("metrics lack %s", want)
+	}
+	if want := `eventgateway_requests_total{api="events",kind="http",status="249"} 8`; !strings.Contains(w.Body.String(), want) {
+		t.Errorf("metrics lack %s", want)
+	}
+}
+
+// BenchmarkRequestSeries compares recording a request through
+// WithLabelValues (Request) and through Instrument's cache of series.
+func BenchmarkRequestSeries(b *testing.B) {
+	m := New()
+	b.Run("WithLabelValues", func(b *testing.B) {
+		b.ReportAllocs()
+		for b.Loop() {
+			m.Request("events", "http", 200, time.Millisecond)
+		}
+	})
+	b.Run("cached", func(b *testing.B) {
+		c := &requestSeries{m: m, api: "events"}
+		b.ReportAllocs()
+		for b.Loop() {
+			c.observe("http", 200, time.Millisecond)
+		}
+	})
 }
