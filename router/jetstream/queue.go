@@ -99,9 +99,10 @@ type Options struct {
 	// DeadLetterMaxBytes bounds the dead-letter stream; the oldest go
 	// first. 0 or less: no bound but the age.
 	DeadLetterMaxBytes int64
-	// DedupeWindow is how long a publish is remembered by its message id
-	// (eventID/subscriptionID), so a retried Enqueue of the same event
-	// does not store a delivery twice. Each id costs memory in the server
+	// DedupeWindow is how long a publish of a delivery in a record of its
+	// own is remembered by its message id (eventID/subscriptionID), so a
+	// retried Enqueue of the same event does not store it twice. Batch
+	// records carry no id. Each id costs memory in the server
 	// for that long: about 170 bytes per delivery, so 25 MB at 10,000
 	// deliveries a second with the default of 15s, which covers retries
 	// of an Enqueue within one request.
