@@ -9,6 +9,7 @@ import (
 	"math/rand/v2"
 	"net/http"
 	"strings"
+	"sync/atomic"
 	"time"
 
 	"github.com/google/uuid"
@@ -46,16 +47,23 @@ func LimitInFlight(max int, next http.Handler) http.Handler {
 	if max <= 0 {
 		return next
 	}
-	slots := make(chan struct{}, max)
+	// A counter taken with compare-and-swap: what a buffered channel of
+	// max slots did, without the channel's lock on every request.
+	var inFlight atomic.Int64
 	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
-		select {
-		case slots <- struct{}{}:
-			defer func() { <-slots }()
-			next.ServeHTTP(w, r)
-		default:
-			w.Header().Set("Retry-After", "1")
-			writeErrorMessage(w, http.StatusServiceUnavailable, "too many requests in flight, retry later")
+		for {
+			n := inFlight.Load()
+			if n >= int64(max) {
+				w.Header().Set("Retry-After", "1")
+				writeErrorMessage(w, http.StatusServiceUnavailable, "too many requests in flight, retry later")
+				return
+			}
+			if inFlight.CompareAndSwap(n, n+1) {
+				break
+			}
 		}
+		defer inFlight.Add(-1)
+		next.ServeHTTP(w, r)
 	})
 }
 
