@@ -234,10 +234,11 @@ func (e *Events) invoke(w http.ResponseWriter, r *http.Request) {
 		e.callFailed(w, r, t, err)
 		return
 	}
+	// Canonical keys, assigned: Set would canonicalize them again.
 	if json.Valid(out) {
-		w.Header().Set("Content-Type", "application/json")
+		w.Header()["Content-Type"] = []string{"application/json"}
 	} else {
-		w.Header().Set("Content-Type", "application/octet-stream")
+		w.Header()["Content-Type"] = []string{"application/octet-stream"}
 	}
 	w.WriteHeader(http.StatusOK)
 	w.Write(out)
