@@ -22,6 +22,7 @@ type emitRow struct {
 	drained     bool          // unique deliveries reached accepted × subscribers
 	drainTook   time.Duration // from the end of the emit run to the last delivery
 	otherCPU    float64       // cores used by other processes meanwhile
+	cpuPerEvent time.Duration // the gateway's CPU per accepted event, deliveries included
 	who         string        // which
 }
 
@@ -80,6 +81,7 @@ func emit(ctx context.Context, g *gateway, backend string, subs int, event, path
 		return row, err
 	}
 	cpu0 := snapCPU()
+	own0, _ := procCPU(g.pid(), false)
 	start := time.Now()
 	row.load = closedLoop(ctx, tgt, c.conns, c.duration)
 	emitted := time.Now()
@@ -121,6 +123,8 @@ func emit(ctx context.Context, g *gateway, backend string, subs int, event, path
 		case <-time.After(20 * time.Millisecond):
 		}
 	}
+	own1, _ := procCPU(g.pid(), false)
+	row.cpuPerEvent = cpuPer(own1-own0, row.accepted)
 	cpu1 := snapCPU()
 	row.otherCPU, row.who = othersCores(cpu0, cpu1), disturbers(cpu0, cpu1)
 	row.delivered = last.Count - before.Count

@@ -188,16 +188,16 @@ func (r *report) pathMarkdown(w func(string, ...any)) {
 		"Latency: open loop at a fixed **%[2]s req/s** (half the bare proxy's max) for every target, over %[1]d keep-alive connections: "+
 		"requests are sent when due, whatever the answers, and one that waits for a free connection counts the wait, so a stall shows in the tail instead of being hidden (coordinated omission).\n\n",
 		c.conns, num(float64(r.openRate)))
-	w("| target | max req/s | ×direct | ×bare proxy | p50 | p90 | p99 | p99.9 | max | sent req/s | failed | other CPU |\n")
-	w("| --- | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: |\n")
+	w("| target | max req/s | ×direct | ×bare proxy | CPU per request | p50 | p90 | p99 | p99.9 | max | sent req/s | failed | other CPU |\n")
+	w("| --- | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: |\n")
 	for _, t := range r.rows {
 		if t.skipped != "" {
-			w("| %s | skipped: %s | | | | | | | | | | |\n", t.name, t.skipped)
+			w("| %s | skipped: %s | | | | | | | | | | | |\n", t.name, t.skipped)
 			continue
 		}
 		fails := t.max.failures() + t.open.failures()
-		w("| %s | %s | %s | %s | %s | %s | %s | %s | %s | %s | %d | %s |\n", t.name,
-			num(t.max.Throughput), ratio(t.max.Throughput, direct.max.Throughput), ratio(t.max.Throughput, proxy.max.Throughput),
+		w("| %s | %s | %s | %s | %s | %s | %s | %s | %s | %s | %s | %d | %s |\n", t.name,
+			num(t.max.Throughput), ratio(t.max.Throughput, direct.max.Throughput), ratio(t.max.Throughput, proxy.max.Throughput), dur(t.cpuPerReq),
 			dur(t.open.P50), dur(t.open.P90), dur(t.open.P99), dur(t.open.P999), dur(t.open.Max), num(t.open.Rate), fails, cores(t.otherCPU))
 	}
 	w("\n")
@@ -223,6 +223,7 @@ func (r *report) pathMarkdown(w func(string, ...any)) {
 	} else {
 		w("p50…max are vegeta's percentiles (t-digest). ")
 	}
+	w("*CPU per request*: CPU time of the process that answers (the backend for direct, the proxy, nginx, the gateway) during the best closed-loop round, per request; it moves much less than throughput when the machine is disturbed. ")
 	w("*failed*: answers other than 2xx/3xx and transport errors. *other CPU*: cores used meanwhile by processes that are not the bench's (/proc/stat less the bench's own processes); above ~0.1 the row was disturbed.\n\n")
 	for _, t := range r.rows {
 		if t.skipped != "" {
@@ -245,16 +246,16 @@ func (r *report) emitMarkdown(w func(string, ...any)) {
 	c := r.cfg
 	w("### Custom events (5)\n\n")
 	w("Emit: closed loop, %d connections, %v, `POST` with an `Event` header; a `202` is accepted. "+
-		"Delivered/s: deliveries counted by the backend, from the first emit to the last delivery. "+
+		"Delivered/s: deliveries counted by the backend, from the first emit to the last delivery. *Gateway CPU per event*: its CPU time from the first emit to the last delivery, per accepted event (its deliveries included). "+
 		"*Distinct*: (event id, subscriber) pairs; delivery is at least once, so *repeated* counts the deliveries made again.\n\n", c.conns, c.duration)
-	w("| a 202 is persisted to | subscribers | accepted/s | delivered/s | accepted (202) | other answers | expected (accepted × subscribers) | delivered, distinct | repeated | last delivery after the emit ended | nothing lost | other CPU |\n")
-	w("| --- | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | --- | ---: |\n")
+	w("| a 202 is persisted to | subscribers | accepted/s | delivered/s | gateway CPU per event | accepted (202) | other answers | expected (accepted × subscribers) | delivered, distinct | repeated | last delivery after the emit ended | nothing lost | other CPU |\n")
+	w("| --- | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | --- | ---: |\n")
 	for _, e := range r.emits {
 		lost := "yes"
 		if !e.drained {
 			lost = fmt.Sprintf("**no**: %s missing", num(float64(e.expected()-e.unique)))
 		}
-		w("| %s | %d | %s | %s | %s | %s | %s | %s | %s | %s | %s | %s |\n", e.persisted(), e.subscribers, num(e.acceptedPS), num(e.deliveredPS),
+		w("| %s | %d | %s | %s | %s | %s | %s | %s | %s | %s | %s | %s | %s |\n", e.persisted(), e.subscribers, num(e.acceptedPS), num(e.deliveredPS), dur(e.cpuPerEvent),
 			num(float64(e.accepted)), num(float64(e.other)), num(float64(e.expected())), num(float64(e.unique)), num(float64(e.delivered-e.unique)),
 			dur(e.drainTook), lost, cores(e.otherCPU))
 	}

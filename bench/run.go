@@ -49,6 +49,18 @@ type targetRow struct {
 	// closed-loop round: one per request, for every target.
 	backendSaw int64
 	skipped    string
+	// pid is the process that answers the target (the backend for direct),
+	// and cpuPerReq the CPU it used per request in the best round.
+	pid       int
+	cpuPerReq time.Duration
+}
+
+// cpuPer divides CPU clock ticks among n.
+func cpuPer(ticks int64, n uint64) time.Duration {
+	if n == 0 || ticks < 0 {
+		return 0
+	}
+	return time.Duration(float64(ticks) * float64(time.Second/userHZ) / float64(n))
 }
 
 func (r *report) row(key string) *targetRow {
@@ -101,7 +113,7 @@ func run(ctx context.Context, c config) (*report, error) {
 	}
 
 	progress("starting the backend and the gateway")
-	_, backend, err := startRole(ctx, "backend")
+	backendProc, backend, err := startRole(ctx, "backend")
 	if err != nil {
 		return r, err
 	}
@@ -118,7 +130,7 @@ func run(ctx context.Context, c config) (*report, error) {
 	}
 
 	if c.runs("path") {
-		if err := r.pathTests(ctx, backend, g1, pprofAddr); err != nil {
+		if err := r.pathTests(ctx, backendProc, backend, g1, pprofAddr); err != nil {
 			return r, err
 		}
 	}
@@ -192,7 +204,7 @@ func run(ctx context.Context, c config) (*report, error) {
 
 // pathTests measures the request path (1–4 and nginx), with the bare Go
 // proxy and nginx started for it and stopped after.
-func (r *report) pathTests(ctx context.Context, backend string, g1 *gateway, pprofAddr string) error {
+func (r *report) pathTests(ctx context.Context, backendProc *child, backend string, g1 *gateway, pprofAddr string) error {
 	c := r.cfg
 	proxyProc, proxy, err := startRole(ctx, "proxy", "-upstream", backend, "-conns", strconv.Itoa(c.conns))
 	if err != nil {
@@ -207,7 +219,11 @@ func (r *report) pathTests(ctx context.Context, backend string, g1 *gateway, ppr
 		defer nginxProc.stop(5 * time.Second)
 	}
 	r.nginxSkip = nginxNote
-	if err := r.requestPath(ctx, backend, proxy, nginxURL, g1); err != nil {
+	pids := map[string]int{"direct": backendProc.pid(), "proxy": proxyProc.pid(), "http": g1.pid(), "invoke": g1.pid()}
+	if nginxProc != nil {
+		pids["nginx"] = nginxProc.pid()
+	}
+	if err := r.requestPath(ctx, backend, proxy, nginxURL, g1, pids); err != nil {
 		return err
 	}
 	if c.profile != "" {
@@ -283,7 +299,7 @@ func configure(ctx context.Context, g *gateway, backend string) error {
 // requestPath measures targets 1–4 (and nginx): maximum throughput in a
 // closed loop, then latency in an open loop at half the bare proxy's
 // maximum, the same rate for every target.
-func (r *report) requestPath(ctx context.Context, backend, proxy, nginx string, g *gateway) error {
+func (r *report) requestPath(ctx context.Context, backend, proxy, nginx string, g *gateway, pids map[string]int) error {
 	c := r.cfg
 	invokeHdr := http.Header{"Event": {"invoke"}, "Function-Id": {"bench"}, "Content-Type": {"application/json"}}
 	r.rows = []*targetRow{
@@ -295,6 +311,9 @@ func (r *report) requestPath(ctx context.Context, backend, proxy, nginx string, 
 	}
 	if nginx == "" {
 		r.row("nginx").skipped = r.nginxSkip
+	}
+	for _, t := range r.rows {
+		t.pid = pids[t.key]
 	}
 	for _, t := range r.rows {
 		if t.skipped != "" {
@@ -320,7 +339,9 @@ func (r *report) requestPath(ctx context.Context, backend, proxy, nginx string, 
 				return err
 			}
 			cpu0 := snapCPU()
+			own0, _ := procCPU(t.pid, false)
 			res := l.closed(ctx, t.tgt, c.duration)
+			own1, _ := procCPU(t.pid, false)
 			cpu1 := snapCPU()
 			other, who := othersCores(cpu0, cpu1), disturbers(cpu0, cpu1)
 			l.close()
@@ -339,6 +360,7 @@ func (r *report) requestPath(ctx context.Context, backend, proxy, nginx string, 
 				t.max = res
 				t.otherCPU, t.who = other, who
 				t.backendSaw = after.Requests - before.Requests
+				t.cpuPerReq = cpuPer(own1-own0, res.Requests)
 			}
 		}
 	}
