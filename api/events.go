@@ -17,6 +17,7 @@ import (
 	"github.com/event-gateway/event-gateway/functions"
 	"github.com/event-gateway/event-gateway/internal/errkind"
 	"github.com/event-gateway/event-gateway/router"
+	"github.com/event-gateway/event-gateway/router/event"
 	"github.com/event-gateway/event-gateway/router/pathtree"
 	"github.com/event-gateway/event-gateway/subscriptions"
 )
@@ -25,8 +26,8 @@ import (
 type Router interface {
 	Snapshot() *router.Snapshot
 	Call(ctx context.Context, t *router.Target, payload []byte) ([]byte, error)
-	Emit(ctx context.Context, ev *router.Event, path string) (int, error)
-	Received(ctx context.Context, ev *router.Event, path string, headers http.Header) error
+	Emit(ctx context.Context, ev *event.Event, path string) (int, error)
+	Received(ctx context.Context, ev *event.Event, path string, headers http.Header) error
 }
 
 // EventsOptions configures the Events API.
@@ -172,7 +173,7 @@ func (e *Events) httpEvent(w http.ResponseWriter, r *http.Request) {
 		writeError(w, r, e.log, err)
 		return
 	}
-	ev, payload := router.EncodeHTTPEvent(r, *ps, body, time.Now())
+	ev, payload := event.EncodeHTTP(r, *ps, body, time.Now())
 	if err := e.router.Received(r.Context(), &ev, r.URL.Path, r.Header); err != nil {
 		writeError(w, r, e.log, err)
 		return
@@ -182,7 +183,7 @@ func (e *Events) httpEvent(w http.ResponseWriter, r *http.Request) {
 		e.callFailed(w, r, route.Target, err)
 		return
 	}
-	resp, err := router.ParseHTTPResponse(out)
+	resp, err := event.ParseHTTPResponse(out)
 	if err != nil {
 		e.log.WarnContext(r.Context(), "function returned a malformed response object", "functionId", route.Target.Function.ID, "error", err)
 		writeErrorMessage(w, http.StatusBadGateway, "function returned a malformed response")
@@ -276,17 +277,17 @@ func (e *Events) customEvent(w http.ResponseWriter, r *http.Request, name string
 
 // receive reads the body of an invoke or custom event into an envelope and
 // emits gateway.event.received, whose sync plugins may refuse the event.
-func (e *Events) receive(r *http.Request, w http.ResponseWriter, name string) (router.Event, error) {
+func (e *Events) receive(r *http.Request, w http.ResponseWriter, name string) (event.Event, error) {
 	body, err := e.readBody(w, r)
 	if err != nil {
-		return router.Event{}, err
+		return event.Event{}, err
 	}
-	ev, err := router.NewEvent(name, body, r.Header.Get("Content-Type"), time.Now())
+	ev, err := event.New(name, body, r.Header.Get("Content-Type"), time.Now())
 	if err != nil {
-		return router.Event{}, err
+		return event.Event{}, errkind.Wrap(errkind.Invalid, err, "%s", err)
 	}
 	if err := e.router.Received(r.Context(), &ev, r.URL.Path, r.Header); err != nil {
-		return router.Event{}, err
+		return event.Event{}, err
 	}
 	return ev, nil
 }

@@ -1,19 +1,7 @@
 // Package plugin is the plugin system of Event Gateway. Plugins are separate
 // programs, run and supervised by the gateway through hashicorp/go-plugin,
-// that react to system events. A plugin implements Reacter and calls Serve:
-//
-//	type logger struct{}
-//
-//	func (logger) Subscriptions() []plugin.Subscription {
-//		return []plugin.Subscription{{EventType: plugin.EventReceived, Type: plugin.Async}}
-//	}
-//
-//	func (logger) React(ev plugin.Event) error {
-//		log.Printf("%s %s", ev.Event, ev.Data)
-//		return nil
-//	}
-//
-//	func main() { plugin.Serve(logger{}) }
+// that react to system events. A plugin implements Reacter and calls Serve
+// from its main function (see the package example).
 //
 // A Sync subscription runs inline: an error from React stops the event. An
 // Async one never slows the gateway down.
@@ -25,6 +13,8 @@ import (
 	"net/rpc"
 
 	goplugin "github.com/hashicorp/go-plugin"
+
+	"github.com/event-gateway/event-gateway/router/event"
 )
 
 // The system events a plugin can subscribe to.
@@ -62,14 +52,10 @@ type Subscription struct {
 	Type      Type
 }
 
-// Event is a system event. Data holds the event's fields as JSON.
-type Event struct {
-	Event      string          `json:"event"`
-	ID         string          `json:"id"`
-	ReceivedAt int64           `json:"receivedAt"`
-	Data       json.RawMessage `json:"data"`
-	DataType   string          `json:"dataType"`
-}
+// Event is a system event: the envelope every function receives, whose
+// Data holds the system event's fields as JSON. It is the event package's
+// type under the name plugins have always used.
+type Event = event.Event
 
 // Reacter is what a plugin implements.
 type Reacter interface {

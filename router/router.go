@@ -21,6 +21,7 @@ import (
 	"github.com/event-gateway/event-gateway/functions"
 	"github.com/event-gateway/event-gateway/internal/errkind"
 	"github.com/event-gateway/event-gateway/libkv"
+	"github.com/event-gateway/event-gateway/router/event"
 	"github.com/event-gateway/event-gateway/subscriptions"
 )
 
@@ -365,7 +366,7 @@ func (r *Router) call(ctx context.Context, t *Target, payload []byte, system boo
 // subscribed to it on path, and returns how many there are. It returns an
 // Unavailable error, and accepts nothing, when the queue cannot take them
 // all.
-func (r *Router) Emit(ctx context.Context, ev *Event, path string) (int, error) {
+func (r *Router) Emit(ctx context.Context, ev *event.Event, path string) (int, error) {
 	snap := r.Snapshot()
 	subs := snap.Subscribers(ev.Event, path)
 	if len(subs) == 0 {

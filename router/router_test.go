@@ -16,6 +16,7 @@ import (
 	"github.com/event-gateway/event-gateway/internal/etcdtest"
 	"github.com/event-gateway/event-gateway/libkv"
 	"github.com/event-gateway/event-gateway/router"
+	"github.com/event-gateway/event-gateway/router/event"
 	"github.com/event-gateway/event-gateway/router/pathtree"
 	"github.com/event-gateway/event-gateway/subscriptions"
 )
@@ -319,7 +320,7 @@ func TestEmitAcceptsForEverySubscriber(t *testing.T) {
 	e.sub(t, subscriptions.Subscription{Event: "ev", FunctionID: "a", Path: "/p"})
 	e.sub(t, subscriptions.Subscription{Event: "ev", FunctionID: "b", Path: "/p"})
 	e.until(t, "subscribers", func(s *router.Snapshot) bool { return len(s.Subscribers("ev", "/p")) == 2 })
-	ev, _ := router.NewEvent("ev", []byte(`{"k":1}`), "application/json", time.Now())
+	ev, _ := event.New("ev", []byte(`{"k":1}`), "application/json", time.Now())
 	n, err := e.r.Emit(e.ctx, &ev, "/p/")
 	if err != nil || n != 2 {
 		t.Fatalf("Emit = %d, %v; want 2 deliveries", n, err)

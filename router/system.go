@@ -6,13 +6,11 @@ import (
 	"errors"
 	"fmt"
 	"net/http"
-	"strings"
 	"time"
-
-	"github.com/google/uuid"
 
 	"github.com/event-gateway/event-gateway/internal/errkind"
 	"github.com/event-gateway/event-gateway/plugin"
+	"github.com/event-gateway/event-gateway/router/event"
 )
 
 // The system events, emitted at each stage of handling an event.
@@ -71,24 +69,14 @@ func (r *Router) listening(snap *Snapshot, eventType string) bool {
 // Received emits gateway.event.received for an event that reached the
 // Events API. A sync plugin's refusal comes back as an Invalid error with
 // the plugin's message: the event must not go further.
-func (r *Router) Received(ctx context.Context, ev *Event, path string, headers http.Header) error {
+func (r *Router) Received(ctx context.Context, ev *event.Event, path string, headers http.Header) error {
 	snap := r.Snapshot()
 	if !r.listening(snap, SystemEventReceived) {
 		return nil
 	}
 	return r.emitSystem(ctx, snap, SystemEventReceived, receivedData{
-		Event: ev.AppendJSON(nil), Path: path, Headers: FlattenHeaders(headers),
+		Event: ev.AppendJSON(nil), Path: path, Headers: event.FlattenHeaders(headers),
 	}, errkind.Invalid)
-}
-
-// FlattenHeaders turns HTTP headers into one string per name, joining
-// repeated values with ", " as HTTP allows.
-func FlattenHeaders(h http.Header) map[string]string {
-	out := make(map[string]string, len(h))
-	for k, vs := range h {
-		out[k] = strings.Join(vs, ", ")
-	}
-	return out
 }
 
 // emitSystem builds one system event and hands it to the plugins, then to
@@ -99,7 +87,7 @@ func (r *Router) emitSystem(ctx context.Context, snap *Snapshot, eventType strin
 	if err != nil {
 		return fmt.Errorf("encode %s: %w", eventType, err)
 	}
-	ev := Event{Event: eventType, ID: uuid.NewString(), ReceivedAt: time.Now().UnixMilli(), Data: raw, DataType: "application/json"}
+	ev := event.Event{Event: eventType, ID: event.NewID(), ReceivedAt: time.Now().UnixMilli(), Data: raw, DataType: "application/json"}
 	payload := ev.AppendJSON(make([]byte, 0, 128+len(raw)))
 	if r.plugins != nil && r.plugins.Wants(eventType) {
 		if err := r.plugins.React(ctx, eventType, payload); err != nil {

@@ -45,7 +45,7 @@ func refMatchOne(segs []subscriptions.Segment, parts []string) (Params, bool) {
 			if i >= len(parts) || rest == "" {
 				return nil, false
 			}
-			return append(ps, Param{s.Value, rest}), true
+			return append(ps, Param{Key: s.Value, Value: rest}), true
 		}
 		if i >= len(parts) {
 			return nil, false
@@ -59,7 +59,7 @@ func refMatchOne(segs []subscriptions.Segment, parts []string) (Params, bool) {
 			if parts[i] == "" {
 				return nil, false
 			}
-			ps = append(ps, Param{s.Value, parts[i]})
+			ps = append(ps, Param{Key: s.Value, Value: parts[i]})
 		}
 	}
 	return ps, len(segs) == len(parts)

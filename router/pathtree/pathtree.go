@@ -12,6 +12,7 @@ import (
 	"strings"
 
 	"github.com/event-gateway/event-gateway/internal/errkind"
+	"github.com/event-gateway/event-gateway/router/event"
 	"github.com/event-gateway/event-gateway/subscriptions"
 )
 
@@ -48,8 +49,10 @@ type node[V any] struct {
 	has     bool
 }
 
-// Param is one parameter or wildcard value captured by Lookup.
-type Param struct{ Key, Value string }
+// Param is one parameter or wildcard value captured by Lookup. It is the
+// event package's type, so the parameters of a match go into an http
+// event as they are.
+type Param = event.Param
 
 // Params is owned by the caller so one slice can be reused across requests:
 // Lookup appends into it instead of allocating a fresh slice or map per

@@ -70,33 +70,33 @@ func TestLookup(t *testing.T) {
 		{"static trailing slash", "/users/", "/users", nil},
 		{"static beats param", "/users/new", "/users/new", nil},
 		{"static beats param trailing slash", "/users/new/", "/users/new", nil},
-		{"param", "/users/42", "/users/:id", P{{"id", "42"}}},
-		{"param trailing slash", "/users/42/", "/users/:id", P{{"id", "42"}}},
-		{"param then static", "/users/42/posts", "/users/:id/posts", P{{"id", "42"}}},
-		{"two params", "/users/42/posts/7", "/users/:id/posts/:post", P{{"id", "42"}, {"post", "7"}}},
-		{"backtrack from static to param", "/users/new/posts", "/users/:id/posts", P{{"id", "new"}}},
-		{"backtrack from static to param, two params", "/users/new/posts/9", "/users/:id/posts/:post", P{{"id", "new"}, {"post", "9"}}},
-		{"backtrack from param to wildcard", "/users/42/other", "/users/*rest", P{{"rest", "42/other"}}},
-		{"backtrack from static and param to wildcard", "/users/new/other/x", "/users/*rest", P{{"rest", "new/other/x"}}},
-		{"wildcard keeps inner slashes", "/users/group1/user1", "/users/*rest", P{{"rest", "group1/user1"}}},
-		{"wildcard past a full param route", "/users/42/posts/7/comments", "/users/*rest", P{{"rest", "42/posts/7/comments"}}},
-		{"wildcard drops trailing slash", "/files/a/b/", "/files/*path", P{{"path", "a/b"}}},
-		{"wildcard single segment", "/files/x", "/files/*path", P{{"path", "x"}}},
-		{"wildcard keeps inner empty segment", "/files/a//b", "/files/*path", P{{"path", "a//b"}}},
-		{"wildcard of slashes", "/files///", "/files/*path", P{{"path", "/"}}},
+		{"param", "/users/42", "/users/:id", P{{Key: "id", Value: "42"}}},
+		{"param trailing slash", "/users/42/", "/users/:id", P{{Key: "id", Value: "42"}}},
+		{"param then static", "/users/42/posts", "/users/:id/posts", P{{Key: "id", Value: "42"}}},
+		{"two params", "/users/42/posts/7", "/users/:id/posts/:post", P{{Key: "id", Value: "42"}, {Key: "post", Value: "7"}}},
+		{"backtrack from static to param", "/users/new/posts", "/users/:id/posts", P{{Key: "id", Value: "new"}}},
+		{"backtrack from static to param, two params", "/users/new/posts/9", "/users/:id/posts/:post", P{{Key: "id", Value: "new"}, {Key: "post", Value: "9"}}},
+		{"backtrack from param to wildcard", "/users/42/other", "/users/*rest", P{{Key: "rest", Value: "42/other"}}},
+		{"backtrack from static and param to wildcard", "/users/new/other/x", "/users/*rest", P{{Key: "rest", Value: "new/other/x"}}},
+		{"wildcard keeps inner slashes", "/users/group1/user1", "/users/*rest", P{{Key: "rest", Value: "group1/user1"}}},
+		{"wildcard past a full param route", "/users/42/posts/7/comments", "/users/*rest", P{{Key: "rest", Value: "42/posts/7/comments"}}},
+		{"wildcard drops trailing slash", "/files/a/b/", "/files/*path", P{{Key: "path", Value: "a/b"}}},
+		{"wildcard single segment", "/files/x", "/files/*path", P{{Key: "path", Value: "x"}}},
+		{"wildcard keeps inner empty segment", "/files/a//b", "/files/*path", P{{Key: "path", Value: "a//b"}}},
+		{"wildcard of slashes", "/files///", "/files/*path", P{{Key: "path", Value: "/"}}},
 		{"static beats wildcard", "/files/readme", "/files/readme", nil},
-		{"wildcard below a static that only has children", "/files/readme/more", "/files/*path", P{{"path", "readme/more"}}},
+		{"wildcard below a static that only has children", "/files/readme/more", "/files/*path", P{{Key: "path", Value: "readme/more"}}},
 		{"deep static", "/a/b/c", "/a/b/c", nil},
-		{"backtrack one level to param", "/a/b/d", "/a/:x/d", P{{"x", "b"}}},
-		{"backtrack to root param, params truncated", "/a/b/e", "/:root/b/e", P{{"root", "a"}}},
-		{"root param", "/zzz/b/e", "/:root/b/e", P{{"root", "zzz"}}},
-		{"three params", "/x/1/2/3", "/x/:a/:b/:c", P{{"a", "1"}, {"b", "2"}, {"c", "3"}}},
-		{"static wildcard beats params", "/x/y/z/w", "/x/y/z/*tail", P{{"tail", "w"}}},
+		{"backtrack one level to param", "/a/b/d", "/a/:x/d", P{{Key: "x", Value: "b"}}},
+		{"backtrack to root param, params truncated", "/a/b/e", "/:root/b/e", P{{Key: "root", Value: "a"}}},
+		{"root param", "/zzz/b/e", "/:root/b/e", P{{Key: "root", Value: "zzz"}}},
+		{"three params", "/x/1/2/3", "/x/:a/:b/:c", P{{Key: "a", Value: "1"}, {Key: "b", Value: "2"}, {Key: "c", Value: "3"}}},
+		{"static wildcard beats params", "/x/y/z/w", "/x/y/z/*tail", P{{Key: "tail", Value: "w"}}},
 		{"no match after exhausting static, param and wildcard", "/x/y/z", "", nil},
 		{"unicode static", "/héllo/wörld", "/héllo/wörld", nil},
 		{"unicode static trailing slash", "/héllo/wörld/", "/héllo/wörld", nil},
-		{"unicode param value", "/日本/東京", "/日本/:name", P{{"name", "東京"}}},
-		{"unicode wildcard", "/café/crème/brûlée", "/café/*rest", P{{"rest", "crème/brûlée"}}},
+		{"unicode param value", "/日本/東京", "/日本/:name", P{{Key: "name", Value: "東京"}}},
+		{"unicode wildcard", "/café/crème/brûlée", "/café/*rest", P{{Key: "rest", Value: "crème/brûlée"}}},
 		{"unicode is not normalized", "/he\u0301llo/wörld", "", nil},
 
 		{"no match unknown", "/nope", "", nil},
@@ -114,7 +114,7 @@ func TestLookup(t *testing.T) {
 	}
 	for _, tc := range tests {
 		t.Run(tc.name, func(t *testing.T) {
-			ps := Params{{"stale", "value"}}
+			ps := Params{{Key: "stale", Value: "value"}}
 			got, ok := tree.Lookup(tc.path, &ps)
 			if tc.route == "" {
 				if ok {
@@ -300,7 +300,7 @@ func TestManySiblings(t *testing.T) {
 		}
 	}
 	var ps Params
-	if v, ok := tree.Lookup("/wide/s5/x", &ps); !ok || v != -1 || ps[0] != (Param{"p", "s5"}) {
+	if v, ok := tree.Lookup("/wide/s5/x", &ps); !ok || v != -1 || ps[0] != (Param{Key: "p", Value: "s5"}) {
 		t.Fatalf("backtracking out of a map node: %d, %v, %v", v, ok, ps)
 	}
 	wide := tree.root.child("wide")

@@ -1,21 +1,36 @@
-package router
+package event
 
 import (
+	"encoding/json"
 	"net/http"
 	"net/url"
-	"strconv"
+	"strings"
 	"time"
-
-	"github.com/event-gateway/event-gateway/router/pathtree"
 )
 
-// EncodeHTTPEvent builds the envelope of an http event and its JSON
+// HTTPData is the data of an http event: the request as the function sees
+// it.
+type HTTPData struct {
+	Path    string              `json:"path"`
+	Method  string              `json:"method"`
+	Headers map[string]string   `json:"headers"`
+	Host    string              `json:"host"`
+	Query   map[string][]string `json:"query"`
+	Params  map[string]string   `json:"params"`
+	// Body follows the rule of EncodeData.
+	Body json.RawMessage `json:"body"`
+}
+
+// Param is a path parameter matched by an http route.
+type Param struct{ Key, Value string }
+
+// EncodeHTTP builds the envelope of an http event and its JSON
 // encoding in one buffer, without reflection or intermediate maps: it is
 // the per-request work of every http subscription. The envelope's Data is
 // a slice of the returned payload. The JSON is the same as encoding/json
 // would write for an Event holding HTTPData, up to the order of keys.
-func EncodeHTTPEvent(r *http.Request, params pathtree.Params, body []byte, now time.Time) (Event, []byte) {
-	ev := Event{Event: "http", ID: newEventID(), ReceivedAt: now.UnixMilli(), DataType: "application/json"}
+func EncodeHTTP(r *http.Request, params []Param, body []byte, now time.Time) (Event, []byte) {
+	ev := Event{Event: "http", ID: NewID(), ReceivedAt: now.UnixMilli(), DataType: "application/json"}
 	bodyJSON := EncodeBody(body, r.Header.Get("Content-Type"))
 
 	size := 256 + len(r.URL.Path) + len(r.URL.RawQuery)*2 + len(r.Host) + len(bodyJSON)
@@ -30,11 +45,7 @@ func EncodeHTTPEvent(r *http.Request, params pathtree.Params, body []byte, now t
 	}
 	b := make([]byte, 0, size)
 
-	b = append(b, `{"event":"http","id":`...)
-	b = appendString(b, ev.ID)
-	b = append(b, `,"receivedAt":`...)
-	b = strconv.AppendInt(b, ev.ReceivedAt, 10)
-	b = append(b, `,"data":`...)
+	b = appendHead(b, ev.Event, ev.ID, ev.ReceivedAt)
 	start := len(b)
 
 	b = append(b, `{"path":`...)
@@ -72,8 +83,7 @@ func EncodeHTTPEvent(r *http.Request, params pathtree.Params, body []byte, now t
 	b = append(b, '}')
 
 	ev.Data = b[start:len(b):len(b)]
-	b = append(b, `,"dataType":"application/json"}`...)
-	return ev, b
+	return ev, appendTail(b, ev.DataType)
 }
 
 // appendJoined appends header values as one JSON string, joined by ", ".
@@ -116,4 +126,14 @@ func appendQuery(b []byte, raw string) []byte {
 		b = append(b, ']')
 	}
 	return b
+}
+
+// FlattenHeaders turns HTTP headers into one string per name, joining
+// repeated values with ", " as HTTP allows.
+func FlattenHeaders(h http.Header) map[string]string {
+	out := make(map[string]string, len(h))
+	for k, vs := range h {
+		out[k] = strings.Join(vs, ", ")
+	}
+	return out
 }

@@ -1,4 +1,4 @@
-package router
+package event
 
 import (
 	"encoding/json"
@@ -7,24 +7,22 @@ import (
 	"strings"
 	"testing"
 	"time"
-
-	"github.com/event-gateway/event-gateway/router/pathtree"
 )
 
-func TestEncodeHTTPEvent(t *testing.T) {
+func TestEncodeHTTP(t *testing.T) {
 	for _, tt := range []struct {
 		name, method, target, body, ct string
 		headers                        map[string][]string
-		params                         pathtree.Params
+		params                         []Param
 	}{
 		{name: "plain", method: "GET", target: "/users/42"},
 		{name: "json body and query", method: "POST", target: "/users/42?x=1&x=2&y=%C3%A9&empty=", body: `{"a":[1,2]}`, ct: "application/json",
-			params: pathtree.Params{{Key: "id", Value: "42"}}},
+			params: []Param{{Key: "id", Value: "42"}}},
 		{name: "binary body", method: "PUT", target: "/f", body: "\x00\xff😸", ct: "application/octet-stream"},
 		{name: "claims json", method: "POST", target: "/f", body: "{oops", ct: "application/json"},
 		{name: "hostile headers", method: "GET", target: "/h", headers: map[string][]string{
 			"X-Quote": {`a "quoted" \ value`}, "X-Html": {"<b>&</b>"}, "X-Multi": {"1", "2", "3"}, "X-Unicode": {"é\u2028"},
-		}, params: pathtree.Params{{Key: "rest", Value: `a/"b"/ü`}}},
+		}, params: []Param{{Key: "rest", Value: `a/"b"/ü`}}},
 	} {
 		t.Run(tt.name, func(t *testing.T) {
 			r := httptest.NewRequest(tt.method, tt.target, strings.NewReader(tt.body))
@@ -35,7 +33,7 @@ func TestEncodeHTTPEvent(t *testing.T) {
 				r.Header[k] = vs
 			}
 			now := time.UnixMilli(1700000000000)
-			ev, payload := EncodeHTTPEvent(r, tt.params, []byte(tt.body), now)
+			ev, payload := EncodeHTTP(r, tt.params, []byte(tt.body), now)
 
 			// The reference: the same data through encoding/json.
 			want := HTTPData{
@@ -73,13 +71,13 @@ func TestEncodeHTTPEvent(t *testing.T) {
 	}
 }
 
-func BenchmarkEncodeHTTPEvent(b *testing.B) {
+func BenchmarkEncodeHTTP(b *testing.B) {
 	r := httptest.NewRequest("GET", "/users/42?expand=true", nil)
 	r.Header.Set("Accept", "application/json")
 	r.Header.Set("User-Agent", "bench/1.0")
-	ps := pathtree.Params{{Key: "id", Value: "42"}}
+	ps := []Param{{Key: "id", Value: "42"}}
 	b.ReportAllocs()
 	for b.Loop() {
-		EncodeHTTPEvent(r, ps, nil, time.Now())
+		EncodeHTTP(r, ps, nil, time.Now())
 	}
 }

@@ -1,4 +1,4 @@
-package router
+package event
 
 import (
 	"bytes"
@@ -77,9 +77,9 @@ func TestEncodeBody(t *testing.T) {
 	}
 }
 
-func TestNewEvent(t *testing.T) {
+func TestNew(t *testing.T) {
 	now := time.UnixMilli(1700000000123)
-	ev, err := NewEvent("e", []byte(`{"x":true}`), "application/json", now)
+	ev, err := New("e", []byte(`{"x":true}`), "application/json", now)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -90,7 +90,7 @@ func TestNewEvent(t *testing.T) {
 	if ev.ReceivedAt != 1700000000123 || string(ev.Data) != `{"x":true}` || ev.Event != "e" {
 		t.Fatalf("event %+v", ev)
 	}
-	other, _ := NewEvent("e", nil, "", now)
+	other, _ := New("e", nil, "", now)
 	if other.ID == ev.ID {
 		t.Fatal("two events share an id")
 	}
@@ -189,7 +189,7 @@ func TestParseHTTPResponseFast(t *testing.T) {
 }
 
 func BenchmarkAppendJSON(b *testing.B) {
-	ev, _ := NewEvent("user.created", []byte(`{"name":"Max","email":"max@example.com"}`), "application/json", time.Now())
+	ev, _ := New("user.created", []byte(`{"name":"Max","email":"max@example.com"}`), "application/json", time.Now())
 	buf := make([]byte, 0, 512)
 	b.ReportAllocs()
 	for b.Loop() {
@@ -198,7 +198,7 @@ func BenchmarkAppendJSON(b *testing.B) {
 }
 
 func BenchmarkMarshalJSON(b *testing.B) {
-	ev, _ := NewEvent("user.created", []byte(`{"name":"Max","email":"max@example.com"}`), "application/json", time.Now())
+	ev, _ := New("user.created", []byte(`{"name":"Max","email":"max@example.com"}`), "application/json", time.Now())
 	b.ReportAllocs()
 	for b.Loop() {
 		json.Marshal(ev)

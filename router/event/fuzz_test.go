@@ -1,4 +1,4 @@
-package router
+package event
 
 import (
 	"encoding/json"
@@ -7,8 +7,6 @@ import (
 	"strings"
 	"testing"
 	"time"
-
-	"github.com/event-gateway/event-gateway/router/pathtree"
 )
 
 // FuzzEncodeData: the envelope built from any body and content type is
@@ -19,7 +17,7 @@ func FuzzEncodeData(f *testing.F) {
 	f.Add([]byte("\xff\x00"), "text/plain; charset=utf-8")
 	f.Add([]byte(`[1,2`), "application/problem+json")
 	f.Fuzz(func(t *testing.T, body []byte, ct string) {
-		ev, err := NewEvent("fuzz", body, ct, time.Now())
+		ev, err := New("fuzz", body, ct, time.Now())
 		if err != nil {
 			if !IsJSON(ct) {
 				t.Fatalf("non-JSON content type %q refused: %v", ct, err)
@@ -40,9 +38,9 @@ func FuzzEncodeData(f *testing.F) {
 	})
 }
 
-// FuzzEncodeHTTPEvent: any request path, query, header and body gives a
+// FuzzEncodeHTTP: any request path, query, header and body gives a
 // valid JSON envelope.
-func FuzzEncodeHTTPEvent(f *testing.F) {
+func FuzzEncodeHTTP(f *testing.F) {
 	f.Add("/a/b", "x=1&x=2", "X-A", "v\"\\<>&", []byte(`{}`))
 	f.Add("/ü", "%zz=%", "X-B", "\u2028", []byte("\xff"))
 	f.Fuzz(func(t *testing.T, path, query, hk, hv string, body []byte) {
@@ -54,7 +52,7 @@ func FuzzEncodeHTTPEvent(f *testing.F) {
 		r := httptest.NewRequest("POST", "http://h/", nil)
 		r.URL = u
 		r.Header[hk] = []string{hv}
-		_, payload := EncodeHTTPEvent(r, pathtree.Params{{Key: "k", Value: hv}}, body, time.Now())
+		_, payload := EncodeHTTP(r, []Param{{Key: "k", Value: hv}}, body, time.Now())
 		if !json.Valid(payload) {
 			t.Fatalf("invalid JSON: %s", payload)
 		}
