@@ -15,7 +15,6 @@ import (
 	httpfn "github.com/event-gateway/event-gateway/functions/http"
 	"github.com/event-gateway/event-gateway/internal/gwproc"
 	"github.com/event-gateway/event-gateway/internal/metrics"
-	"github.com/event-gateway/event-gateway/libkv"
 	"github.com/event-gateway/event-gateway/plugin"
 	"github.com/event-gateway/event-gateway/router"
 	"github.com/event-gateway/event-gateway/router/jetstream"
@@ -76,8 +75,8 @@ func benchHTTPEvent(b *testing.B, url string, reacters router.Reacters, wrapper 
 	st := etcd.Store(b)
 	ctx, cancel := context.WithCancel(context.Background())
 	defer cancel()
-	fns := functions.NewService(st, libkv.DefaultSpace)
-	subs := subscriptions.NewService(st, libkv.DefaultSpace)
+	fns := functions.NewService(st, functions.DefaultSpace)
+	subs := subscriptions.NewService(st).In(functions.DefaultSpace)
 	if _, err := fns.Create(ctx, functions.Function{ID: "f", Provider: functions.Provider{Type: "http", URL: url}}); err != nil {
 		b.Fatal(err)
 	}
@@ -101,7 +100,7 @@ func benchHTTPEvent(b *testing.B, url string, reacters router.Reacters, wrapper 
 		b.Fatal(err)
 	}
 	r := router.New(router.Options{
-		Store: st, Space: libkv.DefaultSpace, Queue: q, Plugins: reacters,
+		Store: st, Queue: q, Plugins: reacters,
 		Invokers: func(f functions.Function) (functions.Invoker, error) { return provider.Invoker(f.Provider.URL), nil },
 	})
 	go r.Run(ctx)
@@ -110,7 +109,7 @@ func benchHTTPEvent(b *testing.B, url string, reacters router.Reacters, wrapper 
 	}
 	defer q.Stop(context.Background())
 	for {
-		if _, ok := r.Snapshot().MatchHTTP("GET", "/users/1", nil); ok {
+		if _, ok := r.Snapshot().Space(functions.DefaultSpace).MatchHTTP("GET", "/users/1", nil); ok {
 			break
 		}
 		time.Sleep(time.Millisecond)

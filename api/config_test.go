@@ -23,8 +23,8 @@ func TestMain(m *testing.M) { etcdtest.Main(m, func(s *etcdtest.Server) { etcd =
 func newConfigServer(t *testing.T, st *libkv.Store) *httptest.Server {
 	t.Helper()
 	h := api.NewConfig(api.ConfigOptions{
-		Functions:     functions.NewService(st, libkv.DefaultSpace),
-		Subscriptions: subscriptions.NewService(st, libkv.DefaultSpace),
+		Functions:     functions.NewService(st, functions.DefaultSpace),
+		Subscriptions: subscriptions.NewService(st).In(functions.DefaultSpace),
 		StoreTimeout:  500 * time.Millisecond,
 	})
 	srv := httptest.NewServer(h)

@@ -26,8 +26,8 @@ import (
 type Router interface {
 	Snapshot() *router.Snapshot
 	Call(ctx context.Context, t *router.Target, payload []byte) ([]byte, error)
-	Emit(ctx context.Context, ev *event.Event, path string) (int, error)
-	Received(ctx context.Context, ev *event.Event, path string, headers http.Header) error
+	Emit(ctx context.Context, space string, ev *event.Event, path string) (int, error)
+	Received(ctx context.Context, space string, ev *event.Event, path string, headers http.Header) error
 }
 
 // EventsOptions configures the Events API.
@@ -133,7 +133,7 @@ func (e *Events) preflight(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	method := strings.ToUpper(r.Header.Get("Access-Control-Request-Method"))
-	route, ok := e.router.Snapshot().MatchHTTP(method, r.URL.Path, nil)
+	route, ok := e.router.Snapshot().Space(functions.DefaultSpace).MatchHTTP(method, r.URL.Path, nil)
 	if !ok {
 		writeErrorMessage(w, http.StatusNotFound, fmt.Sprintf("no http subscription for %s %s", method, r.URL.Path))
 		return
@@ -160,7 +160,7 @@ func requestsHeader(r *http.Request, name string) bool {
 func (e *Events) httpEvent(w http.ResponseWriter, r *http.Request) {
 	ps := e.params.Get().(*pathtree.Params)
 	defer e.params.Put(ps)
-	route, ok := e.router.Snapshot().MatchHTTP(r.Method, r.URL.Path, ps)
+	route, ok := e.router.Snapshot().Space(functions.DefaultSpace).MatchHTTP(r.Method, r.URL.Path, ps)
 	if !ok {
 		writeErrorMessage(w, http.StatusNotFound, fmt.Sprintf("no http subscription for %s %s", r.Method, r.URL.Path))
 		return
@@ -174,7 +174,7 @@ func (e *Events) httpEvent(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	ev, payload := event.EncodeHTTP(r, *ps, body, time.Now())
-	if err := e.router.Received(r.Context(), &ev, r.URL.Path, r.Header); err != nil {
+	if err := e.router.Received(r.Context(), route.Target.Space, &ev, r.URL.Path, r.Header); err != nil {
 		writeError(w, r, e.log, err)
 		return
 	}
@@ -215,17 +215,17 @@ func (e *Events) invoke(w http.ResponseWriter, r *http.Request) {
 		writeErrorMessage(w, http.StatusBadRequest, "invoke needs a Function-ID header")
 		return
 	}
-	snap := e.router.Snapshot()
-	t, ok := snap.InvokeTarget(r.URL.Path, id)
+	space := e.router.Snapshot().Space(functions.DefaultSpace)
+	t, ok := space.InvokeTarget(r.URL.Path, id)
 	if !ok {
-		if snap.Function(id) == nil {
+		if space.Function(id) == nil {
 			writeErrorMessage(w, http.StatusNotFound, fmt.Sprintf("function %q not found", id))
 		} else {
 			writeErrorMessage(w, http.StatusNotFound, fmt.Sprintf("function %q has no invoke subscription on %s", id, r.URL.Path))
 		}
 		return
 	}
-	ev, err := e.receive(r, w, subscriptions.EventInvoke)
+	ev, err := e.receive(r, w, t.Space, subscriptions.EventInvoke)
 	if err != nil {
 		writeError(w, r, e.log, err)
 		return
@@ -263,12 +263,12 @@ func (e *Events) customEvent(w http.ResponseWriter, r *http.Request, name string
 		writeError(w, r, e.log, err)
 		return
 	}
-	ev, err := e.receive(r, w, name)
+	ev, err := e.receive(r, w, functions.DefaultSpace, name)
 	if err != nil {
 		writeError(w, r, e.log, err)
 		return
 	}
-	if _, err := e.router.Emit(r.Context(), &ev, r.URL.Path); err != nil {
+	if _, err := e.router.Emit(r.Context(), functions.DefaultSpace, &ev, r.URL.Path); err != nil {
 		writeError(w, r, e.log, err)
 		return
 	}
@@ -277,7 +277,7 @@ func (e *Events) customEvent(w http.ResponseWriter, r *http.Request, name string
 
 // receive reads the body of an invoke or custom event into an envelope and
 // emits gateway.event.received, whose sync plugins may refuse the event.
-func (e *Events) receive(r *http.Request, w http.ResponseWriter, name string) (event.Event, error) {
+func (e *Events) receive(r *http.Request, w http.ResponseWriter, space, name string) (event.Event, error) {
 	body, err := e.readBody(w, r)
 	if err != nil {
 		return event.Event{}, err
@@ -286,7 +286,7 @@ func (e *Events) receive(r *http.Request, w http.ResponseWriter, name string) (e
 	if err != nil {
 		return event.Event{}, errkind.Wrap(errkind.Invalid, err, "%s", err)
 	}
-	if err := e.router.Received(r.Context(), &ev, r.URL.Path, r.Header); err != nil {
+	if err := e.router.Received(r.Context(), space, &ev, r.URL.Path, r.Header); err != nil {
 		return event.Event{}, err
 	}
 	return ev, nil

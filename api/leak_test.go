@@ -13,7 +13,6 @@ import (
 
 	"github.com/event-gateway/event-gateway/api"
 	"github.com/event-gateway/event-gateway/functions"
-	"github.com/event-gateway/event-gateway/libkv"
 	"github.com/event-gateway/event-gateway/router"
 	"github.com/event-gateway/event-gateway/subscriptions"
 )
@@ -28,15 +27,15 @@ func TestHostileInputLeaksNoGoroutine(t *testing.T) {
 	st := etcd.Store(t)
 	ctx, cancel := context.WithCancel(context.Background())
 	defer cancel()
-	rt := router.New(router.Options{Store: st, Space: libkv.DefaultSpace, Queue: nopQueue{},
+	rt := router.New(router.Options{Store: st, Queue: nopQueue{},
 		Invokers: func(functions.Function) (functions.Invoker, error) { return nil, nil }})
 	go rt.Run(ctx)
 	<-rt.Ready()
 	var logs bytes.Buffer
 	log := slog.New(slog.NewTextHandler(&logs, nil))
 	cfg := api.AccessLog(log, api.NewConfig(api.ConfigOptions{
-		Functions:     functions.NewService(st, libkv.DefaultSpace),
-		Subscriptions: subscriptions.NewService(st, libkv.DefaultSpace),
+		Functions:     functions.NewService(st, functions.DefaultSpace),
+		Subscriptions: subscriptions.NewService(st).In(functions.DefaultSpace),
 	}))
 	ev := api.NewEvents(api.EventsOptions{Router: rt, MaxBody: 1024})
 	cfgSrv, evSrv := httptest.NewServer(cfg), httptest.NewServer(ev)

@@ -204,7 +204,7 @@ func scaleTest(ctx context.Context, c config, bin, tmp, backend string) (scaleRe
 // routes/<METHOD>/ index key. Batches are transactions of at most 99
 // operations (etcd allows 128), written by a few goroutines at once.
 func writeSubscriptions(ctx context.Context, cli *clientv3.Client, prefix, backend string, n int, path func(int) string) error {
-	space := libkv.Space(libkv.DefaultSpace)
+	space := functions.DefaultSpace
 	f := functions.Function{ID: "scale", Provider: functions.Provider{Type: functions.HTTP, URL: backend + "/fn"}}
 	if err := f.Validate(); err != nil {
 		return err
@@ -213,7 +213,7 @@ func writeSubscriptions(ctx context.Context, cli *clientv3.Client, prefix, backe
 	if err != nil {
 		return err
 	}
-	if _, err := cli.Put(ctx, prefix+space.Function(f.ID), string(fv)); err != nil {
+	if _, err := cli.Put(ctx, prefix+functions.FunctionKey(space, f.ID), string(fv)); err != nil {
 		return err
 	}
 	const perTxn = 33 // three keys each
@@ -230,7 +230,7 @@ func writeSubscriptions(ctx context.Context, cli *clientv3.Client, prefix, backe
 				ops := make([]clientv3.Op, 0, 3*perTxn)
 				for i := lo; i < min(lo+perTxn, n); i++ {
 					sub := subscriptions.Subscription{Event: subscriptions.EventHTTP, FunctionID: f.ID, Method: "GET", Path: path(i)}
-					if _, err := sub.Normalize(); err != nil {
+					if _, err := sub.Normalize(functions.DefaultSpace); err != nil {
 						errs <- fmt.Errorf("subscription %d: %w", i, err)
 						return
 					}
@@ -240,9 +240,9 @@ func writeSubscriptions(ctx context.Context, cli *clientv3.Client, prefix, backe
 						return
 					}
 					ops = append(ops,
-						clientv3.OpPut(prefix+space.Subscription(sub.ID), string(v)),
-						clientv3.OpPut(prefix+space.Use(sub.FunctionID, sub.ID), ""),
-						clientv3.OpPut(prefix+space.Route(sub.Method, sub.ID), sub.Path))
+						clientv3.OpPut(prefix+subscriptions.Key(space, sub.ID), string(v)),
+						clientv3.OpPut(prefix+functions.UseKey(space, sub.FunctionID, sub.ID), ""),
+						clientv3.OpPut(prefix+subscriptions.RouteKey(space, sub.Method, sub.ID), sub.Path))
 				}
 				if _, err := cli.Txn(ctx).Then(ops...).Commit(); err != nil {
 					errs <- err

@@ -17,11 +17,11 @@ const maxRetries = 16
 // Service stores and retrieves functions in one space.
 type Service struct {
 	kv    *libkv.Store
-	space libkv.Space
+	space string
 }
 
 // NewService returns a Service for the given space of store kv.
-func NewService(kv *libkv.Store, space libkv.Space) *Service {
+func NewService(kv *libkv.Store, space string) *Service {
 	return &Service{kv: kv, space: space}
 }
 
@@ -37,7 +37,7 @@ func (s *Service) Create(ctx context.Context, f Function) (Function, error) {
 	if err != nil {
 		return Function{}, fmt.Errorf("encode function: %w", err)
 	}
-	ok, err := s.kv.Create(ctx, s.space.Function(f.ID), val)
+	ok, err := s.kv.Create(ctx, FunctionKey(s.space, f.ID), val)
 	if err != nil {
 		return Function{}, err
 	}
@@ -58,7 +58,7 @@ func (s *Service) get(ctx context.Context, id string) (Function, int64, error) {
 		// An id that could never have been created is simply not there.
 		return Function{}, 0, errkind.New(errkind.NotFound, "function not found")
 	}
-	kv, err := s.kv.Get(ctx, s.space.Function(id))
+	kv, err := s.kv.Get(ctx, FunctionKey(s.space, id))
 	if errors.Is(err, libkv.ErrNotFound) {
 		return Function{}, 0, errkind.New(errkind.NotFound, "function %q not found", id)
 	}
@@ -74,7 +74,7 @@ func (s *Service) get(ctx context.Context, id string) (Function, int64, error) {
 
 // List returns every function, ordered by id.
 func (s *Service) List(ctx context.Context) ([]Function, error) {
-	kvs, _, err := s.kv.List(ctx, s.space.Functions())
+	kvs, _, err := s.kv.List(ctx, FunctionsPrefix(s.space))
 	if err != nil {
 		return nil, err
 	}
@@ -112,7 +112,7 @@ func (s *Service) Update(ctx context.Context, f Function) (Function, error) {
 		if err != nil {
 			return Function{}, fmt.Errorf("encode function: %w", err)
 		}
-		ok, err := s.kv.CompareAndSwap(ctx, s.space.Function(id), val, rev)
+		ok, err := s.kv.CompareAndSwap(ctx, FunctionKey(s.space, id), val, rev)
 		if err != nil {
 			return Function{}, err
 		}
@@ -129,9 +129,9 @@ func (s *Service) Delete(ctx context.Context, id string) error {
 	if err := ValidateID("functionId", id); err != nil {
 		return errkind.New(errkind.NotFound, "function not found")
 	}
-	key := s.space.Function(id)
+	key := FunctionKey(s.space, id)
 	ok, _, err := s.kv.Txn(ctx,
-		[]libkv.Cond{libkv.Exists(key), libkv.PrefixEmpty(s.space.Uses(id))},
+		[]libkv.Cond{libkv.Exists(key), libkv.PrefixEmpty(UsesPrefix(s.space, id))},
 		[]libkv.Op{libkv.Del(key)})
 	if err != nil || ok {
 		return err

@@ -21,7 +21,7 @@ func newService(t *testing.T) (*functions.Service, *libkv.Store, context.Context
 	st := etcd.Store(t)
 	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
 	t.Cleanup(cancel)
-	return functions.NewService(st, libkv.DefaultSpace), st, ctx
+	return functions.NewService(st, functions.DefaultSpace), st, ctx
 }
 
 func wantKind(t *testing.T, err error, k errkind.Kind) {
@@ -76,10 +76,10 @@ func TestDeleteRefusedWhileInUse(t *testing.T) {
 	svc, st, ctx := newService(t)
 	svc.Create(ctx, functions.Function{ID: "f", Provider: functions.Provider{Type: "http", URL: "http://h"}})
 	// What the subscriptions service writes alongside a subscription.
-	space := libkv.Space(libkv.DefaultSpace)
-	st.Put(ctx, space.Use("f", "sub1"), nil)
+	space := functions.DefaultSpace
+	st.Put(ctx, functions.UseKey(space, "f", "sub1"), nil)
 	wantKind(t, svc.Delete(ctx, "f"), errkind.Conflict)
-	st.Delete(ctx, space.Use("f", "sub1"))
+	st.Delete(ctx, functions.UseKey(space, "f", "sub1"))
 	if err := svc.Delete(ctx, "f"); err != nil {
 		t.Fatalf("Delete after the subscription went: %v", err)
 	}

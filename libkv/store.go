@@ -196,6 +196,31 @@ func (s *Store) Scan(ctx context.Context, prefix string, rev, pageSize int64, fn
 	}
 }
 
+// NextKey returns the first key in [from, end) as of revision rev (0: the
+// current one), whether there is one, and the revision it read at. It
+// reads the key alone, not its value: it lets a reader jump over whole
+// ranges of keys it does not need.
+func (s *Store) NextKey(ctx context.Context, from, end string, rev int64) (key string, ok bool, readRev int64, err error) {
+	opts := []clientv3.OpOption{clientv3.WithRange(end), clientv3.WithLimit(1), clientv3.WithKeysOnly()}
+	if rev != 0 {
+		opts = append(opts, clientv3.WithRev(rev))
+	}
+	resp, err := s.kv.Get(ctx, from, opts...)
+	if err != nil {
+		return "", false, 0, storeErr("read key after "+from, err)
+	}
+	if rev == 0 {
+		rev = resp.Header.Revision
+	}
+	if len(resp.Kvs) == 0 {
+		return "", false, rev, nil
+	}
+	return string(resp.Kvs[0].Key), true, rev, nil
+}
+
+// PrefixEnd returns the end of the range of keys that start with prefix.
+func PrefixEnd(prefix string) string { return clientv3.GetPrefixRangeEnd(prefix) }
+
 // Put writes key unconditionally and returns the new store revision.
 func (s *Store) Put(ctx context.Context, key string, value []byte) (int64, error) {
 	resp, err := s.kv.Put(ctx, key, string(value))

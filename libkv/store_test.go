@@ -228,23 +228,6 @@ func TestUnavailable(t *testing.T) {
 	}
 }
 
-func TestLayout(t *testing.T) {
-	sp := libkv.Space("default")
-	for got, want := range map[string]string{
-		sp.Function("f"):        "spaces/default/functions/f",
-		sp.Subscription("s"):    "spaces/default/subscriptions/s",
-		sp.Use("f", "s"):        "spaces/default/uses/f/s",
-		sp.Uses("f"):            "spaces/default/uses/f/",
-		sp.Functions():          "spaces/default/functions/",
-		sp.Subscriptions():      "spaces/default/subscriptions/",
-		libkv.Space("b").Root(): "spaces/b/",
-	} {
-		if got != want {
-			t.Errorf("key %q, want %q", got, want)
-		}
-	}
-}
-
 func TestTLSAndAuth(t *testing.T) {
 	dir := t.TempDir()
 	certs, err := etcdtest.WriteCerts(dir)

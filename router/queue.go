@@ -1,9 +1,16 @@
 package router
 
-import "context"
+import (
+	"context"
+
+	"github.com/event-gateway/event-gateway/functions"
+)
 
 // Delivery is one accepted event on its way to one subscriber.
 type Delivery struct {
+	// Space is the space of the subscription; empty means the default
+	// space.
+	Space          string
 	SubscriptionID string
 	FunctionID     string
 	EventID        string
@@ -17,6 +24,14 @@ type Delivery struct {
 	// An instance whose snapshot is older waits for it rather than take a
 	// subscription it has not seen yet for a deleted one.
 	Revision int64
+}
+
+// SpaceOrDefault returns the delivery's space.
+func (d *Delivery) SpaceOrDefault() string {
+	if d.Space == "" {
+		return functions.DefaultSpace
+	}
+	return d.Space
 }
 
 // Queue holds accepted deliveries until a worker makes them. The gateway's

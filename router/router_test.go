@@ -40,7 +40,7 @@ type env struct {
 	queue *recordingQueue
 	store *libkv.Store
 	fns   *functions.Service
-	subs  *subscriptions.Service
+	subs  *subscriptions.Space
 	r     *router.Router
 	ctx   context.Context
 }
@@ -59,13 +59,12 @@ func newEnv(t *testing.T, wrap func(router.Store) router.Store) *env {
 	e := &env{
 		queue: &recordingQueue{},
 		store: st,
-		fns:   functions.NewService(st, libkv.DefaultSpace),
-		subs:  subscriptions.NewService(st, libkv.DefaultSpace),
+		fns:   functions.NewService(st, functions.DefaultSpace),
+		subs:  subscriptions.NewService(st).In(functions.DefaultSpace),
 		ctx:   ctx,
 	}
 	e.r = router.New(router.Options{
 		Store: rs,
-		Space: libkv.DefaultSpace,
 		Invokers: func(f functions.Function) (functions.Invoker, error) {
 			return &invoker{id: f.ID + "@" + f.Provider.URL}, nil
 		},
@@ -98,10 +97,10 @@ func (e *env) sub(t *testing.T, s subscriptions.Subscription) string {
 }
 
 // until waits for the snapshot to satisfy cond.
-func (e *env) until(t *testing.T, what string, cond func(*router.Snapshot) bool) {
+func (e *env) until(t *testing.T, what string, cond func(*router.Space) bool) {
 	t.Helper()
 	deadline := time.Now().Add(10 * time.Second)
-	for !cond(e.r.Snapshot()) {
+	for !cond(e.r.Snapshot().Space(functions.DefaultSpace)) {
 		if time.Now().After(deadline) {
 			t.Fatalf("snapshot never showed %s", what)
 		}
@@ -109,8 +108,8 @@ func (e *env) until(t *testing.T, what string, cond func(*router.Snapshot) bool)
 	}
 }
 
-func hasRoute(method, path string) func(*router.Snapshot) bool {
-	return func(s *router.Snapshot) bool { _, ok := s.MatchHTTP(method, path, nil); return ok }
+func hasRoute(method, path string) func(*router.Space) bool {
+	return func(s *router.Space) bool { _, ok := s.MatchHTTP(method, path, nil); return ok }
 }
 
 func TestSnapshotFollowsStore(t *testing.T) {
@@ -122,7 +121,7 @@ func TestSnapshotFollowsStore(t *testing.T) {
 	case <-time.After(10 * time.Second):
 		t.Fatal("router never became ready")
 	}
-	e.until(t, "function a", func(s *router.Snapshot) bool { return s.Function("a") != nil })
+	e.until(t, "function a", func(s *router.Space) bool { return s.Function("a") != nil })
 
 	// Written after: arrives through the watch.
 	e.fn(t, "b", "http://127.0.0.1:1/b")
@@ -132,7 +131,7 @@ func TestSnapshotFollowsStore(t *testing.T) {
 	e.sub(t, subscriptions.Subscription{Event: "invoke", FunctionID: "a"})
 	e.until(t, "GET /users/:id", hasRoute("GET", "/users/7"))
 
-	s := e.r.Snapshot()
+	s := e.r.Snapshot().Space(functions.DefaultSpace)
 	var ps pathtree.Params
 	route, _ := s.MatchHTTP("GET", "/users/7/", &ps)
 	if route == nil || route.Target.Function.ID != "b" || len(ps) != 1 || ps[0].Value != "7" {
@@ -141,12 +140,12 @@ func TestSnapshotFollowsStore(t *testing.T) {
 	if _, ok := s.MatchHTTP("POST", "/users/7", nil); ok {
 		t.Fatal("route matched another method")
 	}
-	e.until(t, "two subscribers", func(s *router.Snapshot) bool { return len(s.Subscribers("user.created", "/team")) == 2 })
+	e.until(t, "two subscribers", func(s *router.Space) bool { return len(s.Subscribers("user.created", "/team")) == 2 })
 	if len(s.Subscribers("user.created", "/other")) != 0 || len(s.Subscribers("user.deleted", "/team")) != 0 {
 		t.Fatal("subscribers on the wrong event or path")
 	}
-	e.until(t, "invoke a", func(s *router.Snapshot) bool { _, ok := s.InvokeTarget("/", "a"); return ok })
-	if _, ok := e.r.Snapshot().InvokeTarget("/", "b"); ok {
+	e.until(t, "invoke a", func(s *router.Space) bool { _, ok := s.InvokeTarget("/", "a"); return ok })
+	if _, ok := e.r.Snapshot().Space(functions.DefaultSpace).InvokeTarget("/", "b"); ok {
 		t.Fatal("invoke allowed without a subscription")
 	}
 
@@ -154,11 +153,11 @@ func TestSnapshotFollowsStore(t *testing.T) {
 	if _, err := e.fns.Update(e.ctx, functions.Function{ID: "b", Provider: functions.Provider{Type: "http", URL: "http://127.0.0.1:1/b2"}, Timeout: "250ms"}); err != nil {
 		t.Fatal(err)
 	}
-	e.until(t, "updated b", func(s *router.Snapshot) bool {
+	e.until(t, "updated b", func(s *router.Space) bool {
 		t := s.Function("b")
 		return t != nil && t.Function.Provider.URL == "http://127.0.0.1:1/b2" && t.Timeout == 250*time.Millisecond
 	})
-	route, _ = e.r.Snapshot().MatchHTTP("GET", "/users/7", nil)
+	route, _ = e.r.Snapshot().Space(functions.DefaultSpace).MatchHTTP("GET", "/users/7", nil)
 	if route.Target.Function.Provider.URL != "http://127.0.0.1:1/b2" {
 		t.Fatal("the http route still calls the old function")
 	}
@@ -168,8 +167,8 @@ func TestSnapshotFollowsStore(t *testing.T) {
 	if err := e.subs.Delete(e.ctx, evID); err != nil {
 		t.Fatal(err)
 	}
-	e.until(t, "route gone", func(s *router.Snapshot) bool { _, ok := s.MatchHTTP("GET", "/users/7", nil); return !ok })
-	e.until(t, "one subscriber", func(s *router.Snapshot) bool { return len(s.Subscribers("user.created", "/team")) == 1 })
+	e.until(t, "route gone", func(s *router.Space) bool { _, ok := s.MatchHTTP("GET", "/users/7", nil); return !ok })
+	e.until(t, "one subscriber", func(s *router.Space) bool { return len(s.Subscribers("user.created", "/team")) == 1 })
 }
 
 // flakyStore is the real store whose first watches fail at once, as when
@@ -215,8 +214,8 @@ func TestResyncAfterWatchFailure(t *testing.T) {
 	e.fns.Delete(e.ctx, "gone")
 	close(fs.hold)
 
-	e.until(t, "resynced", func(s *router.Snapshot) bool { return s.Function("a") != nil })
-	s := e.r.Snapshot()
+	e.until(t, "resynced", func(s *router.Space) bool { return s.Function("a") != nil })
+	s := e.r.Snapshot().Space(functions.DefaultSpace)
 	if s.Function("gone") != nil {
 		t.Fatal("a function deleted during the outage is still routed")
 	}
@@ -229,22 +228,22 @@ func TestResyncAfterWatchFailure(t *testing.T) {
 	}
 	// And the new watch works.
 	e.fn(t, "later", "http://127.0.0.1:1/later")
-	e.until(t, "later", func(s *router.Snapshot) bool { return s.Function("later") != nil })
+	e.until(t, "later", func(s *router.Space) bool { return s.Function("later") != nil })
 }
 
 func TestDeliverSkipsDeletedSubscription(t *testing.T) {
 	e := newEnv(t, nil)
 	e.fn(t, "a", "http://127.0.0.1:1/a")
 	id := e.sub(t, subscriptions.Subscription{Event: "ev", FunctionID: "a", Path: "/"})
-	e.until(t, "subscriber", func(s *router.Snapshot) bool { return len(s.Subscribers("ev", "/")) == 1 })
-	inv := e.r.Snapshot().Function("a").Invoker.(*invoker)
+	e.until(t, "subscriber", func(s *router.Space) bool { return len(s.Subscribers("ev", "/")) == 1 })
+	inv := e.r.Snapshot().Space(functions.DefaultSpace).Function("a").Invoker.(*invoker)
 
 	d := router.Delivery{SubscriptionID: id, FunctionID: "a", Payload: []byte(`{}`)}
 	if err := e.r.Deliver(e.ctx, d); err != nil || inv.calls.Load() != 1 {
 		t.Fatalf("deliver: %v, calls %d", err, inv.calls.Load())
 	}
 	e.subs.Delete(e.ctx, id)
-	e.until(t, "no subscriber", func(s *router.Snapshot) bool { return !s.HasSubscription(id) })
+	e.until(t, "no subscriber", func(s *router.Space) bool { return !s.HasSubscription(id) })
 	if err := e.r.Deliver(e.ctx, d); !errors.Is(err, router.ErrSubscriptionGone) || inv.calls.Load() != 1 {
 		t.Fatalf("a delivery for a deleted subscription: %v, calls %d; want ErrSubscriptionGone and no call", err, inv.calls.Load())
 	}
@@ -266,13 +265,23 @@ type heldStore struct {
 	once sync.Once
 }
 
-func (h *heldStore) Scan(ctx context.Context, prefix string, rev, page int64, fn func(libkv.KV) error) (int64, error) {
+// wait holds the router's first read of the store until hold is closed.
+func (h *heldStore) wait(ctx context.Context) {
 	h.once.Do(func() {
 		select {
 		case <-h.hold:
 		case <-ctx.Done():
 		}
 	})
+}
+
+func (h *heldStore) NextKey(ctx context.Context, from, end string, rev int64) (string, bool, int64, error) {
+	h.wait(ctx)
+	return h.Store.NextKey(ctx, from, end, rev)
+}
+
+func (h *heldStore) Scan(ctx context.Context, prefix string, rev, page int64, fn func(libkv.KV) error) (int64, error) {
+	h.wait(ctx)
 	return h.Store.Scan(ctx, prefix, rev, page, fn)
 }
 
@@ -298,7 +307,7 @@ func TestDeliverWaitsForConfiguration(t *testing.T) {
 	if err := <-done; err != nil {
 		t.Fatalf("Deliver once loaded: %v", err)
 	}
-	if n := e.r.Snapshot().Function("a").Invoker.(*invoker).calls.Load(); n != 1 {
+	if n := e.r.Snapshot().Space(functions.DefaultSpace).Function("a").Invoker.(*invoker).calls.Load(); n != 1 {
 		t.Fatalf("%d calls, want 1", n)
 	}
 
@@ -319,9 +328,9 @@ func TestEmitAcceptsForEverySubscriber(t *testing.T) {
 	e.fn(t, "b", "http://127.0.0.1:1/b")
 	e.sub(t, subscriptions.Subscription{Event: "ev", FunctionID: "a", Path: "/p"})
 	e.sub(t, subscriptions.Subscription{Event: "ev", FunctionID: "b", Path: "/p"})
-	e.until(t, "subscribers", func(s *router.Snapshot) bool { return len(s.Subscribers("ev", "/p")) == 2 })
+	e.until(t, "subscribers", func(s *router.Space) bool { return len(s.Subscribers("ev", "/p")) == 2 })
 	ev, _ := event.New("ev", []byte(`{"k":1}`), "application/json", time.Now())
-	n, err := e.r.Emit(e.ctx, &ev, "/p/")
+	n, err := e.r.Emit(e.ctx, functions.DefaultSpace, &ev, "/p/")
 	if err != nil || n != 2 {
 		t.Fatalf("Emit = %d, %v; want 2 deliveries", n, err)
 	}
@@ -329,7 +338,7 @@ func TestEmitAcceptsForEverySubscriber(t *testing.T) {
 	if len(q.ds) != 2 || q.ds[0].EventID != ev.ID || q.ds[0].Revision < 1 || q.ds[0].FunctionID == q.ds[1].FunctionID || string(q.ds[0].Payload) != string(ev.AppendJSON(nil)) {
 		t.Fatalf("deliveries %+v", q.ds)
 	}
-	n, err = e.r.Emit(e.ctx, &ev, "/nobody")
+	n, err = e.r.Emit(e.ctx, functions.DefaultSpace, &ev, "/nobody")
 	if err != nil || n != 0 {
 		t.Fatalf("Emit to no subscriber = %d, %v", n, err)
 	}
@@ -341,12 +350,12 @@ func BenchmarkPropagation(b *testing.B) {
 	st := etcd.Store(b)
 	ctx, cancel := context.WithCancel(context.Background())
 	defer cancel()
-	r := router.New(router.Options{Store: st, Space: libkv.DefaultSpace, Queue: &recordingQueue{},
+	r := router.New(router.Options{Store: st, Queue: &recordingQueue{},
 		Invokers: func(functions.Function) (functions.Invoker, error) { return &invoker{}, nil }})
 	go r.Run(ctx)
 	<-r.Ready()
-	fns := functions.NewService(st, libkv.DefaultSpace)
-	subs := subscriptions.NewService(st, libkv.DefaultSpace)
+	fns := functions.NewService(st, functions.DefaultSpace)
+	subs := subscriptions.NewService(st).In(functions.DefaultSpace)
 	fns.Create(ctx, functions.Function{ID: "f", Provider: functions.Provider{Type: "http", URL: "http://127.0.0.1:1/"}})
 	i := 0
 	for b.Loop() {
@@ -356,7 +365,7 @@ func BenchmarkPropagation(b *testing.B) {
 			b.Fatal(err)
 		}
 		for {
-			if _, ok := r.Snapshot().MatchHTTP("GET", path, nil); ok {
+			if _, ok := r.Snapshot().Space(functions.DefaultSpace).MatchHTTP("GET", path, nil); ok {
 				break
 			}
 			time.Sleep(50 * time.Microsecond)
@@ -369,19 +378,19 @@ func BenchmarkPropagation(b *testing.B) {
 func BenchmarkSnapshotBuild10000(b *testing.B) {
 	st := etcd.Store(b)
 	ctx := context.Background()
-	fns := functions.NewService(st, libkv.DefaultSpace)
+	fns := functions.NewService(st, functions.DefaultSpace)
 	fns.Create(ctx, functions.Function{ID: "f", Provider: functions.Provider{Type: "http", URL: "http://127.0.0.1:1/"}})
-	space := libkv.Space(libkv.DefaultSpace)
+	space := functions.DefaultSpace
 	for i := range 10000 {
 		// Written directly: the conflict check of 10,000 creates is not
 		// what this measures.
 		s := subscriptions.Subscription{Event: "http", FunctionID: "f", Method: "GET", Path: fmt.Sprintf("/r%d/:id/x%d", i, i%7)}
-		s.Normalize()
+		s.Normalize(functions.DefaultSpace)
 		v, _ := json.Marshal(s)
-		st.Put(ctx, space.Subscription(s.ID), v)
+		st.Put(ctx, subscriptions.Key(space, s.ID), v)
 	}
 	for b.Loop() {
-		r := router.New(router.Options{Store: st, Space: libkv.DefaultSpace, Queue: &recordingQueue{},
+		r := router.New(router.Options{Store: st, Queue: &recordingQueue{},
 			Invokers: func(functions.Function) (functions.Invoker, error) { return &invoker{}, nil }})
 		rctx, cancel := context.WithCancel(ctx)
 		go r.Run(rctx)
@@ -396,15 +405,15 @@ func BenchmarkScale100k(b *testing.B) {
 	const n = 100_000
 	st := etcd.Store(b)
 	ctx := context.Background()
-	fns := functions.NewService(st, libkv.DefaultSpace)
+	fns := functions.NewService(st, functions.DefaultSpace)
 	fns.Create(ctx, functions.Function{ID: "f", Provider: functions.Provider{Type: "http", URL: "http://127.0.0.1:1/"}})
-	space := libkv.Space(libkv.DefaultSpace)
+	space := functions.DefaultSpace
 	var ops []libkv.Op
 	for i := range n {
 		s := subscriptions.Subscription{Event: "http", FunctionID: "f", Method: "GET", Path: fmt.Sprintf("/r%d/:id/x%d", i, i%7)}
-		s.Normalize()
+		s.Normalize(functions.DefaultSpace)
 		v, _ := json.Marshal(s)
-		ops = append(ops, libkv.Put(space.Subscription(s.ID), v))
+		ops = append(ops, libkv.Put(subscriptions.Key(space, s.ID), v))
 		if len(ops) == 100 {
 			if _, _, err := st.Txn(ctx, nil, ops); err != nil {
 				b.Fatal(err)
@@ -414,7 +423,7 @@ func BenchmarkScale100k(b *testing.B) {
 	}
 	// The embedded etcd lives in this process: read the keys once, so its
 	// own memory does not count, and serve them from memory.
-	kvs, rev, err := st.List(ctx, space.Root())
+	kvs, rev, err := st.List(ctx, functions.SpaceRoot(space))
 	if err != nil {
 		b.Fatal(err)
 	}
@@ -424,7 +433,7 @@ func BenchmarkScale100k(b *testing.B) {
 		runtime.GC()
 		runtime.ReadMemStats(&before)
 		begin := time.Now()
-		r := router.New(router.Options{Store: fixed, Space: libkv.DefaultSpace, Queue: &recordingQueue{},
+		r := router.New(router.Options{Store: fixed, Queue: &recordingQueue{},
 			Invokers: func(functions.Function) (functions.Invoker, error) { return &invoker{}, nil }})
 		rctx, cancel := context.WithCancel(ctx)
 		go r.Run(rctx)
@@ -439,7 +448,7 @@ func BenchmarkScale100k(b *testing.B) {
 		lookups := 0
 		lb := time.Now()
 		for i := 0; i < 1_000_000; i++ {
-			if _, ok := r.Snapshot().MatchHTTP("GET", "/r77777/abc/x0", &ps); ok {
+			if _, ok := r.Snapshot().Space(functions.DefaultSpace).MatchHTTP("GET", "/r77777/abc/x0", &ps); ok {
 				lookups++
 			}
 		}
@@ -467,6 +476,15 @@ func (f fixedStore) Scan(_ context.Context, prefix string, _, _ int64, fn func(l
 	return f.rev, nil
 }
 
+func (f fixedStore) NextKey(_ context.Context, from, end string, _ int64) (string, bool, int64, error) {
+	for _, kv := range f.kvs { // sorted, as etcd lists them
+		if kv.Key >= from && kv.Key < end {
+			return kv.Key, true, f.rev, nil
+		}
+	}
+	return "", false, f.rev, nil
+}
+
 func (f fixedStore) Watch(ctx context.Context, _ string, _ int64) <-chan libkv.WatchResponse {
 	return make(chan libkv.WatchResponse)
 }
@@ -482,4 +500,96 @@ func (q *recordingQueue) Enqueue(_ context.Context, ds []router.Delivery) error 
 	defer q.mu.Unlock()
 	q.ds = append(q.ds, ds...)
 	return nil
+}
+
+// closingInvoker counts its Close calls.
+type closingInvoker struct {
+	invoker
+	closed atomic.Int64
+}
+
+func (c *closingInvoker) Close() error { c.closed.Add(1); return nil }
+
+// TestSpacesStayApart: two spaces with the same function ids, paths and
+// events route each to its own functions; a change in one space leaves the
+// other's table as it was; an invoker replaced by an update is closed.
+func TestSpacesStayApart(t *testing.T) {
+	st := etcd.Store(t)
+	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+	defer cancel()
+	var mu sync.Mutex
+	made := map[string]*closingInvoker{}
+	r := router.New(router.Options{Store: st, Queue: &recordingQueue{},
+		Invokers: func(f functions.Function) (functions.Invoker, error) {
+			mu.Lock()
+			defer mu.Unlock()
+			inv := &closingInvoker{invoker: invoker{id: f.Provider.URL}}
+			made[f.Provider.URL] = inv
+			return inv, nil
+		}})
+	done := make(chan struct{})
+	go func() { r.Run(ctx); close(done) }()
+	defer func() { cancel(); <-done }()
+	<-r.Ready()
+
+	subs := subscriptions.NewService(st)
+	for _, space := range []string{"a", "b"} {
+		fns := functions.NewService(st, space)
+		if _, err := fns.Create(ctx, functions.Function{ID: "f", Provider: functions.Provider{Type: "http", URL: "http://127.0.0.1:1/" + space}}); err != nil {
+			t.Fatal(err)
+		}
+		for _, s := range []subscriptions.Subscription{
+			{Event: "http", FunctionID: "f", Method: "GET", Path: "/users/:id"},
+			{Event: "user.created", FunctionID: "f", Path: "/"},
+		} {
+			if _, err := subs.In(space).Create(ctx, s); err != nil {
+				t.Fatalf("space %s: %v", space, err)
+			}
+		}
+	}
+	wait := func(what string, cond func(*router.Snapshot) bool) {
+		t.Helper()
+		deadline := time.Now().Add(10 * time.Second)
+		for !cond(r.Snapshot()) {
+			if time.Now().After(deadline) {
+				t.Fatalf("snapshot never showed %s", what)
+			}
+			time.Sleep(2 * time.Millisecond)
+		}
+	}
+	wait("both spaces", func(s *router.Snapshot) bool {
+		return len(s.Space("a").Subscribers("user.created", "/")) == 1 && len(s.Space("b").Subscribers("user.created", "/")) == 1
+	})
+	snap := r.Snapshot()
+	for _, space := range []string{"a", "b"} {
+		route, ok := snap.Space(space).MatchHTTP("GET", "/users/1", nil)
+		if !ok || route.Target.Function.Provider.URL != "http://127.0.0.1:1/"+space || route.Target.Space != space {
+			t.Fatalf("space %s: GET /users/1 routes to %+v", space, route)
+		}
+	}
+	if snap.Space("a").Subscribers("user.created", "/")[0].SubscriptionID == snap.Space("b").Subscribers("user.created", "/")[0].SubscriptionID {
+		t.Fatal("the same subscription in two spaces has one id")
+	}
+	if snap.Space("default") != nil || snap.Space("c").Function("f") != nil {
+		t.Fatal("a space with nothing in it routes something")
+	}
+
+	// Update a's function: b's table is reused as it is, and a's old
+	// invoker is closed once the new snapshot is in.
+	before := r.Snapshot()
+	if _, err := functions.NewService(st, "a").Update(ctx, functions.Function{ID: "f", Provider: functions.Provider{Type: "http", URL: "http://127.0.0.1:1/a2"}}); err != nil {
+		t.Fatal(err)
+	}
+	wait("a updated", func(s *router.Snapshot) bool {
+		return s.Space("a").Function("f").Function.Provider.URL == "http://127.0.0.1:1/a2"
+	})
+	if r.Snapshot().Space("b") != before.Space("b") {
+		t.Fatal("a change in space a rebuilt space b")
+	}
+	mu.Lock()
+	closedA, closedB := made["http://127.0.0.1:1/a"].closed.Load(), made["http://127.0.0.1:1/b"].closed.Load()
+	mu.Unlock()
+	if closedA != 1 || closedB != 0 {
+		t.Fatalf("closed: old invoker of a %d times, b's %d times; want 1 and 0", closedA, closedB)
+	}
 }

@@ -13,6 +13,8 @@ import (
 
 // Target is a function ready to be called.
 type Target struct {
+	// Space is the space of the function.
+	Space    string
 	Function functions.Function
 	Invoker  functions.Invoker
 	// Timeout bounds one call: the function's own, or the default.
@@ -34,8 +36,9 @@ type Subscriber struct {
 	FunctionID     string
 }
 
-// Snapshot is an immutable view of the configuration, built from the
-// store at one revision. Request handling reads it without locks.
+// Snapshot is an immutable view of the configuration of every space,
+// built from the store at one revision. Request handling reads it without
+// locks.
 type Snapshot struct {
 	// Revision is the store revision the snapshot reflects.
 	Revision int64
@@ -44,6 +47,16 @@ type Snapshot struct {
 	// subscriptions", and events must not be accepted against it.
 	Loaded bool
 
+	spaces map[string]*Space
+}
+
+// Space returns the routing table of a space, or nil when the space has
+// nothing. Every method of a nil *Space finds nothing.
+func (s *Snapshot) Space(name string) *Space { return s.spaces[name] }
+
+// Space is the routing table of one space within a snapshot.
+type Space struct {
+	name      string
 	functions map[string]*Target
 	// subs holds the subscriptions of custom and system events, for
 	// deliveries to check that theirs still exists and to find its retry
@@ -83,25 +96,42 @@ func methodIndex(m string) int {
 	return -1
 }
 
+// Name returns the name of the space.
+func (s *Space) Name() string {
+	if s == nil {
+		return ""
+	}
+	return s.name
+}
+
 // Function returns the target of a function, or nil.
-func (s *Snapshot) Function(id string) *Target { return s.functions[id] }
+func (s *Space) Function(id string) *Target {
+	if s == nil {
+		return nil
+	}
+	return s.functions[id]
+}
 
 // HasSubscription reports whether a subscription of a custom or system
 // event exists (http subscriptions are not kept by id).
-func (s *Snapshot) HasSubscription(id string) bool {
-	_, ok := s.subs[id]
-	return ok
+func (s *Space) HasSubscription(id string) bool {
+	return s.Subscription(id) != nil
 }
 
 // Subscription returns a subscription of a custom or system event, or nil.
 // Do not modify it.
-func (s *Snapshot) Subscription(id string) *subscriptions.Subscription { return s.subs[id] }
+func (s *Space) Subscription(id string) *subscriptions.Subscription {
+	if s == nil {
+		return nil
+	}
+	return s.subs[id]
+}
 
 // MatchHTTP finds the http route of a request, filling ps with the path
 // parameters.
-func (s *Snapshot) MatchHTTP(method, path string, ps *pathtree.Params) (*HTTPRoute, bool) {
+func (s *Space) MatchHTTP(method, path string, ps *pathtree.Params) (*HTTPRoute, bool) {
 	i := methodIndex(method)
-	if i < 0 || s.http[i] == nil {
+	if s == nil || i < 0 || s.http[i] == nil {
 		return nil, false
 	}
 	return s.http[i].Lookup(path, ps)
@@ -109,13 +139,19 @@ func (s *Snapshot) MatchHTTP(method, path string, ps *pathtree.Params) (*HTTPRou
 
 // Subscribers returns the subscribers of a custom event on a path. The
 // slice is shared: do not modify it.
-func (s *Snapshot) Subscribers(event, path string) []Subscriber {
+func (s *Space) Subscribers(event, path string) []Subscriber {
+	if s == nil {
+		return nil
+	}
 	return s.events[event][trimSlash(path)]
 }
 
 // InvokeTarget returns the function to invoke on path, if it exists and has
 // an invoke subscription there.
-func (s *Snapshot) InvokeTarget(path, functionID string) (*Target, bool) {
+func (s *Space) InvokeTarget(path, functionID string) (*Target, bool) {
+	if s == nil {
+		return nil, false
+	}
 	if _, ok := s.invoke[trimSlash(path)][functionID]; !ok {
 		return nil, false
 	}
@@ -172,20 +208,39 @@ func newSubEntry(sub subscriptions.Subscription) (*subEntry, error) {
 	return e, nil
 }
 
-// build makes a snapshot of the cached configuration.
-func build(rev int64, fns map[string]*Target, subs map[string]*subEntry, log *slog.Logger) *Snapshot {
-	s := &Snapshot{
-		Revision:  rev,
-		Loaded:    fns != nil,
-		functions: make(map[string]*Target, len(fns)),
+// build makes a snapshot of the cached configuration; a nil cache makes
+// the empty snapshot of a router that has not read the store yet.
+// Spaces that did not change since prev are taken from it as they are, so
+// a change costs the rebuild of its own space only.
+func build(rev int64, c *cache, prev *Snapshot, log *slog.Logger) *Snapshot {
+	s := &Snapshot{Revision: rev, Loaded: c != nil, spaces: make(map[string]*Space)}
+	if c == nil {
+		return s
+	}
+	for name, sc := range c.spaces {
+		if old := prev.Space(name); old != nil && !c.dirty[name] {
+			s.spaces[name] = old
+			continue
+		}
+		s.spaces[name] = buildSpace(name, sc, log)
+	}
+	clear(c.dirty)
+	return s
+}
+
+func buildSpace(name string, c *spaceCache, log *slog.Logger) *Space {
+	s := &Space{
+		name:      name,
+		functions: make(map[string]*Target, len(c.fns)),
 		subs:      make(map[string]*subscriptions.Subscription),
 		events:    make(map[string]map[string][]Subscriber),
 		invoke:    make(map[string]map[string]struct{}),
 	}
+	fns := c.fns
 	for id, t := range fns {
 		s.functions[id] = t
 	}
-	for id, e := range subs {
+	for id, e := range c.subs {
 		sub := e.sub
 		if sub.Event != subscriptions.EventHTTP {
 			// Only asynchronous deliveries look subscriptions up.
@@ -196,7 +251,7 @@ func build(rev int64, fns map[string]*Target, subs map[string]*subEntry, log *sl
 			t := fns[sub.FunctionID]
 			i := methodIndex(sub.Method)
 			if t == nil || i < 0 {
-				log.Warn("http subscription skipped: unknown function or method", "subscriptionId", id, "functionId", sub.FunctionID, "method", sub.Method)
+				log.Warn("http subscription skipped: unknown function or method", "space", name, "subscriptionId", id, "functionId", sub.FunctionID, "method", sub.Method)
 				continue
 			}
 			if s.http[i] == nil {
@@ -205,7 +260,7 @@ func build(rev int64, fns map[string]*Target, subs map[string]*subEntry, log *sl
 			if err := s.http[i].Insert(e.segs, &HTTPRoute{Subscription: &e.sub, Target: t, CORS: e.cors}); err != nil {
 				// The Configuration API refuses conflicts in one
 				// transaction; only a hand-edited store gets here.
-				log.Warn("http subscription skipped", "subscriptionId", id, "method", sub.Method, "path", sub.Path, "error", err)
+				log.Warn("http subscription skipped", "space", name, "subscriptionId", id, "method", sub.Method, "path", sub.Path, "error", err)
 			}
 		case subscriptions.EventInvoke:
 			m := s.invoke[sub.Path]

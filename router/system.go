@@ -62,27 +62,28 @@ type failedData struct {
 // listening reports whether anything wants system events of this type:
 // a function subscribed to it or a plugin. When nothing does, no system
 // event is built at all.
-func (r *Router) listening(snap *Snapshot, eventType string) bool {
-	return len(snap.Subscribers(eventType, systemPath)) > 0 || (r.plugins != nil && r.plugins.Wants(eventType))
+func (r *Router) listening(snap *Snapshot, space, eventType string) bool {
+	return len(snap.Space(space).Subscribers(eventType, systemPath)) > 0 || (r.plugins != nil && r.plugins.Wants(eventType))
 }
 
 // Received emits gateway.event.received for an event that reached the
-// Events API. A sync plugin's refusal comes back as an Invalid error with
-// the plugin's message: the event must not go further.
-func (r *Router) Received(ctx context.Context, ev *event.Event, path string, headers http.Header) error {
+// Events API in a space. A sync plugin's refusal comes back as an Invalid
+// error with the plugin's message: the event must not go further.
+func (r *Router) Received(ctx context.Context, space string, ev *event.Event, path string, headers http.Header) error {
 	snap := r.Snapshot()
-	if !r.listening(snap, SystemEventReceived) {
+	if !r.listening(snap, space, SystemEventReceived) {
 		return nil
 	}
-	return r.emitSystem(ctx, snap, SystemEventReceived, receivedData{
+	return r.emitSystem(ctx, snap, space, SystemEventReceived, receivedData{
 		Event: ev.AppendJSON(nil), Path: path, Headers: event.FlattenHeaders(headers),
 	}, errkind.Invalid)
 }
 
-// emitSystem builds one system event and hands it to the plugins, then to
-// the subscribed functions. A plugin's refusal is returned as an error of
-// kind veto; the functions' deliveries never stop anything.
-func (r *Router) emitSystem(ctx context.Context, snap *Snapshot, eventType string, data any, veto errkind.Kind) error {
+// emitSystem builds one system event of a space and hands it to the
+// plugins, then to the functions of the space subscribed to it. A plugin's
+// refusal is returned as an error of kind veto; the functions' deliveries
+// never stop anything.
+func (r *Router) emitSystem(ctx context.Context, snap *Snapshot, space, eventType string, data any, veto errkind.Kind) error {
 	raw, err := json.Marshal(data)
 	if err != nil {
 		return fmt.Errorf("encode %s: %w", eventType, err)
@@ -98,18 +99,18 @@ func (r *Router) emitSystem(ctx context.Context, snap *Snapshot, eventType strin
 			return errkind.Wrap(errkind.Unavailable, err, "a plugin could not check the event, retry later")
 		}
 	}
-	subs := snap.Subscribers(eventType, systemPath)
+	subs := snap.Space(space).Subscribers(eventType, systemPath)
 	if len(subs) == 0 {
 		return nil
 	}
 	ds := make([]Delivery, len(subs))
 	for i, s := range subs {
-		ds[i] = Delivery{SubscriptionID: s.SubscriptionID, FunctionID: s.FunctionID, EventID: ev.ID, Event: eventType, Payload: payload, System: true, Revision: snap.Revision}
+		ds[i] = Delivery{Space: space, SubscriptionID: s.SubscriptionID, FunctionID: s.FunctionID, EventID: ev.ID, Event: eventType, Payload: payload, System: true, Revision: snap.Revision}
 	}
 	if err := r.queue.Enqueue(ctx, ds); err != nil {
 		// System events are a side channel: a full queue must not fail
 		// the event that caused them.
-		r.log.Warn("system event not delivered to functions", "event", eventType, "subscribers", len(subs), "error", err)
+		r.log.Warn("system event not delivered to functions", "space", space, "event", eventType, "subscribers", len(subs), "error", err)
 	}
 	return nil
 }

@@ -4,6 +4,8 @@ import (
 	"encoding/json"
 	"strings"
 	"testing"
+
+	"github.com/event-gateway/event-gateway/functions"
 )
 
 // FuzzParsePath: any string either parses to a normal form that parses to
@@ -57,11 +59,11 @@ func FuzzNormalize(f *testing.F) {
 		if json.Unmarshal(data, &s) != nil {
 			return
 		}
-		if _, err := s.Normalize(); err != nil {
+		if _, err := s.Normalize(functions.DefaultSpace); err != nil {
 			return
 		}
 		again := s
-		if _, err := again.Normalize(); err != nil || again.ID != s.ID || again.Path != s.Path || again.Method != s.Method {
+		if _, err := again.Normalize(functions.DefaultSpace); err != nil || again.ID != s.ID || again.Path != s.Path || again.Method != s.Method {
 			t.Fatalf("normalized %+v normalizes to %+v, %v", s, again, err)
 		}
 	})

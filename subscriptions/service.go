@@ -5,6 +5,7 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"hash/fnv"
 	"math/rand/v2"
 	"strings"
 	"sync"
@@ -12,6 +13,7 @@ import (
 
 	"github.com/google/uuid"
 
+	"github.com/event-gateway/event-gateway/functions"
 	"github.com/event-gateway/event-gateway/internal/errkind"
 	"github.com/event-gateway/event-gateway/libkv"
 )
@@ -20,32 +22,45 @@ import (
 // concurrent writer before the caller is told to try again.
 const maxRetries = 32
 
-// Service stores and retrieves subscriptions in one space.
+// Service stores and retrieves the subscriptions of every space; In gives
+// the view of one.
 type Service struct {
-	kv    *libkv.Store
-	space libkv.Space
-	// routeLocks serialize this instance's creations of http routes per
-	// method. Correctness comes from the etcd transaction; the lock only
-	// keeps writers in one process from failing each other's transactions
-	// over and over when many routes are created at once.
-	routeLocks map[string]*sync.Mutex
+	kv *libkv.Store
+	// routeLocks serialize this instance's creations of http routes of
+	// one space and method (striped by a hash of the two). Correctness
+	// comes from the etcd transaction; the locks only keep writers in one
+	// process from failing each other's transactions over and over when
+	// many routes are created at once.
+	routeLocks [64]sync.Mutex
 }
 
-// NewService returns a Service for the given space of store kv.
-func NewService(kv *libkv.Store, space libkv.Space) *Service {
-	s := &Service{kv: kv, space: space, routeLocks: make(map[string]*sync.Mutex, len(httpMethods))}
-	for m := range httpMethods {
-		s.routeLocks[m] = new(sync.Mutex)
-	}
-	return s
+// NewService returns a Service on store kv.
+func NewService(kv *libkv.Store) *Service { return &Service{kv: kv} }
+
+// In returns the subscriptions of one space. The space name must be valid
+// (functions.ValidateSpace).
+func (s *Service) In(space string) *Space { return &Space{svc: s, space: space} }
+
+// Space stores and retrieves the subscriptions of one space.
+type Space struct {
+	svc   *Service
+	space string
+}
+
+func (s *Service) routeLock(space, method string) *sync.Mutex {
+	h := fnv.New32a()
+	h.Write([]byte(space))
+	h.Write([]byte{0})
+	h.Write([]byte(method))
+	return &s.routeLocks[h.Sum32()%uint32(len(s.routeLocks))]
 }
 
 // Create validates and stores a new subscription. The function must exist;
 // an http subscription must not conflict with another on the same method.
 // The checks and the write are one etcd transaction: of two gateways
 // racing, exactly one wins.
-func (s *Service) Create(ctx context.Context, sub Subscription) (Subscription, error) {
-	segs, err := sub.Normalize()
+func (s *Space) Create(ctx context.Context, sub Subscription) (Subscription, error) {
+	segs, err := sub.Normalize(s.space)
 	if err != nil {
 		return Subscription{}, err
 	}
@@ -53,12 +68,12 @@ func (s *Service) Create(ctx context.Context, sub Subscription) (Subscription, e
 	if err != nil {
 		return Subscription{}, fmt.Errorf("encode subscription: %w", err)
 	}
-	key := s.space.Subscription(sub.ID)
-	fnKey := s.space.Function(sub.FunctionID)
-	ops := []libkv.Op{libkv.Put(key, val), libkv.Put(s.space.Use(sub.FunctionID, sub.ID), nil)}
+	key := Key(s.space, sub.ID)
+	fnKey := functions.FunctionKey(s.space, sub.FunctionID)
+	ops := []libkv.Op{libkv.Put(key, val), libkv.Put(functions.UseKey(s.space, sub.FunctionID, sub.ID), nil)}
 	if sub.Event == EventHTTP {
-		ops = append(ops, libkv.Put(s.space.Route(sub.Method, sub.ID), []byte(sub.Path)))
-		lock := s.routeLocks[sub.Method]
+		ops = append(ops, libkv.Put(RouteKey(s.space, sub.Method, sub.ID), []byte(sub.Path)))
+		lock := s.svc.routeLock(s.space, sub.Method)
 		lock.Lock()
 		defer lock.Unlock()
 	}
@@ -70,8 +85,8 @@ func (s *Service) Create(ctx context.Context, sub Subscription) (Subscription, e
 			// Path conflicts depend on the other routes of the method:
 			// check them against a snapshot, and commit only if no route
 			// of the method was added or changed since.
-			routes := s.space.Routes(sub.Method)
-			kvs, rev, err := s.kv.List(ctx, routes)
+			routes := RoutesPrefix(s.space, sub.Method)
+			kvs, rev, err := s.svc.kv.List(ctx, routes)
 			if err != nil {
 				return Subscription{}, err
 			}
@@ -80,7 +95,7 @@ func (s *Service) Create(ctx context.Context, sub Subscription) (Subscription, e
 			}
 			conds = append(conds, libkv.PrefixUnchangedSince(routes, rev))
 		}
-		ok, _, err := s.kv.Txn(ctx, conds, ops)
+		ok, _, err := s.svc.kv.Txn(ctx, conds, ops)
 		if err != nil {
 			return Subscription{}, err
 		}
@@ -88,12 +103,12 @@ func (s *Service) Create(ctx context.Context, sub Subscription) (Subscription, e
 			return sub, nil
 		}
 		// Find out which condition failed.
-		if _, err := s.kv.Get(ctx, fnKey); errors.Is(err, libkv.ErrNotFound) {
+		if _, err := s.svc.kv.Get(ctx, fnKey); errors.Is(err, libkv.ErrNotFound) {
 			return Subscription{}, errkind.New(errkind.Invalid, "function %q does not exist", sub.FunctionID)
 		} else if err != nil {
 			return Subscription{}, err
 		}
-		if _, err := s.kv.Get(ctx, key); err == nil {
+		if _, err := s.svc.kv.Get(ctx, key); err == nil {
 			return Subscription{}, duplicate(sub)
 		} else if !errors.Is(err, libkv.ErrNotFound) {
 			return Subscription{}, err
@@ -138,16 +153,16 @@ func checkConflicts(sub Subscription, segs []Segment, prefix string, routes []li
 }
 
 // Get returns one subscription.
-func (s *Service) Get(ctx context.Context, id string) (Subscription, error) {
+func (s *Space) Get(ctx context.Context, id string) (Subscription, error) {
 	sub, _, err := s.get(ctx, id)
 	return sub, err
 }
 
-func (s *Service) get(ctx context.Context, id string) (Subscription, int64, error) {
+func (s *Space) get(ctx context.Context, id string) (Subscription, int64, error) {
 	if _, err := uuid.Parse(id); err != nil {
 		return Subscription{}, 0, errkind.New(errkind.NotFound, "subscription not found")
 	}
-	kv, err := s.kv.Get(ctx, s.space.Subscription(id))
+	kv, err := s.svc.kv.Get(ctx, Key(s.space, id))
 	if errors.Is(err, libkv.ErrNotFound) {
 		return Subscription{}, 0, errkind.New(errkind.NotFound, "subscription %q not found", id)
 	}
@@ -162,8 +177,8 @@ func (s *Service) get(ctx context.Context, id string) (Subscription, int64, erro
 }
 
 // List returns every subscription, ordered by id.
-func (s *Service) List(ctx context.Context) ([]Subscription, error) {
-	kvs, _, err := s.kv.List(ctx, s.space.Subscriptions())
+func (s *Space) List(ctx context.Context) ([]Subscription, error) {
+	kvs, _, err := s.svc.kv.List(ctx, Prefix(s.space))
 	if err != nil {
 		return nil, err
 	}
@@ -179,18 +194,18 @@ func (s *Service) List(ctx context.Context) ([]Subscription, error) {
 }
 
 // Delete removes a subscription and its function-use index key.
-func (s *Service) Delete(ctx context.Context, id string) error {
+func (s *Space) Delete(ctx context.Context, id string) error {
 	for range maxRetries {
 		sub, rev, err := s.get(ctx, id)
 		if err != nil {
 			return err
 		}
-		key := s.space.Subscription(id)
-		ops := []libkv.Op{libkv.Del(key), libkv.Del(s.space.Use(sub.FunctionID, id))}
+		key := Key(s.space, id)
+		ops := []libkv.Op{libkv.Del(key), libkv.Del(functions.UseKey(s.space, sub.FunctionID, id))}
 		if sub.Event == EventHTTP {
-			ops = append(ops, libkv.Del(s.space.Route(sub.Method, id)))
+			ops = append(ops, libkv.Del(RouteKey(s.space, sub.Method, id)))
 		}
-		ok, _, err := s.kv.Txn(ctx, []libkv.Cond{libkv.ModRevisionIs(key, rev)}, ops)
+		ok, _, err := s.svc.kv.Txn(ctx, []libkv.Cond{libkv.ModRevisionIs(key, rev)}, ops)
 		if err != nil || ok {
 			return err
 		}

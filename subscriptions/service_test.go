@@ -22,7 +22,7 @@ var etcd *etcdtest.Server
 func TestMain(m *testing.M) { etcdtest.Main(m, func(s *etcdtest.Server) { etcd = s }) }
 
 type fixture struct {
-	subs  *subscriptions.Service
+	subs  *subscriptions.Space
 	fns   *functions.Service
 	store *libkv.Store
 	ctx   context.Context
@@ -34,8 +34,8 @@ func newFixture(t *testing.T, fnIDs ...string) fixture {
 	t.Cleanup(cancel)
 	f := fixture{
 		store: st,
-		subs:  subscriptions.NewService(st, libkv.DefaultSpace),
-		fns:   functions.NewService(st, libkv.DefaultSpace),
+		subs:  subscriptions.NewService(st).In(functions.DefaultSpace),
+		fns:   functions.NewService(st, functions.DefaultSpace),
 		ctx:   ctx,
 	}
 	for _, id := range fnIDs {
@@ -225,7 +225,7 @@ func TestConcurrentConflictingCreates(t *testing.T) {
 	for i, p := range paths {
 		// A service each, as if every writer were another gateway: they
 		// share nothing but etcd.
-		svc := subscriptions.NewService(f.store, libkv.DefaultSpace)
+		svc := subscriptions.NewService(f.store).In(functions.DefaultSpace)
 		wg.Go(func() {
 			<-start
 			_, errs[i] = svc.Create(f.ctx, subscriptions.Subscription{Event: "http", FunctionID: "fn", Method: "GET", Path: p})
@@ -282,7 +282,7 @@ func TestConcurrentCompatibleCreates(t *testing.T) {
 	var wg sync.WaitGroup
 	errs := make(chan error, 200)
 	for g := range 5 {
-		svc := subscriptions.NewService(f.store, libkv.DefaultSpace)
+		svc := subscriptions.NewService(f.store).In(functions.DefaultSpace)
 		for i := range 20 {
 			wg.Go(func() {
 				_, err := svc.Create(f.ctx, subscriptions.Subscription{Event: "http", FunctionID: "fn", Method: "PUT", Path: fmt.Sprintf("/g%d/r%d/:id", g, i)})

@@ -113,10 +113,10 @@ var httpMethods = map[string]bool{
 // id and creating it twice collides on one etcd key.
 var idNamespace = uuid.MustParse("5f1b7a4e-3c52-4d0e-9a43-2b9f0f6c1e07")
 
-// Normalize validates s and brings it to its stored form: method upper
-// case, path normalized, CORS defaults filled in, id derived. It returns the
-// parsed path segments.
-func (s *Subscription) Normalize() ([]Segment, error) {
+// Normalize validates s and brings it to its stored form in a space:
+// method upper case, path normalized, CORS defaults filled in, id derived.
+// It returns the parsed path segments.
+func (s *Subscription) Normalize(space string) ([]Segment, error) {
 	if err := functions.ValidateID("event", s.Event); err != nil {
 		return nil, err
 	}
@@ -149,7 +149,7 @@ func (s *Subscription) Normalize() ([]Segment, error) {
 				return nil, err
 			}
 		}
-		s.ID = uuid.NewSHA1(idNamespace, []byte("event\x00"+s.Event+"\x00"+s.FunctionID+"\x00"+s.Path)).String()
+		s.ID = newID(space, "event\x00"+s.Event+"\x00"+s.FunctionID+"\x00"+s.Path)
 		return segs, nil
 	}
 
@@ -167,8 +167,20 @@ func (s *Subscription) Normalize() ([]Segment, error) {
 			return nil, err
 		}
 	}
-	s.ID = uuid.NewSHA1(idNamespace, []byte("http\x00"+s.Method+"\x00"+s.Path)).String()
+	s.ID = newID(space, "http\x00"+s.Method+"\x00"+s.Path)
 	return segs, nil
+}
+
+// newID derives a subscription id from what makes the subscription unique
+// in its space. The space is part of the name, so two spaces never share
+// an id (ids name queue subjects and dead letters, which all spaces
+// share), except for the default space, whose ids are derived as before
+// spaces existed: subscriptions stored then keep the ids their users hold.
+func newID(space, unique string) string {
+	if space != functions.DefaultSpace {
+		unique = "space\x00" + space + "\x00" + unique
+	}
+	return uuid.NewSHA1(idNamespace, []byte(unique)).String()
 }
 
 func (c *CORS) normalize() error {

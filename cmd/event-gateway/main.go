@@ -119,8 +119,6 @@ func serve(ctx context.Context, stop context.CancelFunc, opts *options, log *slo
 	defer store.Close()
 	go waitForStore(ctx, store, endpoints, log)
 
-	space := libkv.Space(libkv.DefaultSpace)
-
 	httpProvider := httpfn.New(httpfn.Options{MaxResponseBytes: opts.maxBody})
 	defer httpProvider.Close()
 	lambdaProvider := awslambda.New(awslambda.Options{MaxResponseBytes: opts.maxBody})
@@ -176,7 +174,6 @@ func serve(ctx context.Context, stop context.CancelFunc, opts *options, log *slo
 	}
 	rt := router.New(router.Options{
 		Store:          store,
-		Space:          space,
 		Invokers:       invokers,
 		Queue:          queue,
 		Plugins:        reacters,
@@ -195,14 +192,14 @@ func serve(ctx context.Context, stop context.CancelFunc, opts *options, log *slo
 	}()
 	defaultRetry := jetstream.RetryPolicy{MaxAttempts: opts.deliveryAttempts, InitialBackoff: opts.deliveryInitialBackoff, MaxBackoff: opts.deliveryMaxBackoff}
 	if err := queue.Start(bgCtx, rt.Deliver, func(subscriptionID string) jetstream.RetryPolicy {
-		return retryPolicy(rt.Snapshot().Subscription(subscriptionID), defaultRetry)
+		return retryPolicy(rt.Snapshot().Space(functions.DefaultSpace).Subscription(subscriptionID), defaultRetry)
 	}); err != nil {
 		return fmt.Errorf("delivery queue: %w", err)
 	}
 
 	configAPI := api.NewConfig(api.ConfigOptions{
-		Functions:     functions.NewService(store, space),
-		Subscriptions: subscriptions.NewService(store, space),
+		Functions:     functions.NewService(store, functions.DefaultSpace),
+		Subscriptions: subscriptions.NewService(store).In(functions.DefaultSpace),
 		Logger:        log.With("api", "config"),
 		StoreTimeout:  opts.dbTimeout,
 		Ready: func() (bool, int64) {

@@ -3,7 +3,6 @@
 package metrics
 
 import (
-	"errors"
 	"maps"
 	"net/http"
 	"strconv"
@@ -14,7 +13,6 @@ import (
 	"github.com/prometheus/client_golang/prometheus"
 	"github.com/prometheus/client_golang/prometheus/promhttp"
 
-	"github.com/event-gateway/event-gateway/functions"
 	"github.com/event-gateway/event-gateway/internal/httpx"
 )
 
@@ -115,14 +113,7 @@ func statusLabel(code int) string {
 }
 
 // Invoked records one function call and its outcome.
-func (m *Metrics) Invoked(functionID, provider string, d time.Duration, err error) {
-	result := "ok"
-	switch {
-	case errors.Is(err, functions.ErrTimeout):
-		result = "timeout"
-	case err != nil:
-		result = "failed"
-	}
+func (m *Metrics) Invoked(space, functionID, provider string, d time.Duration, result string) {
 	m.invocations.WithLabelValues(functionID, provider, result).Inc()
 	m.invDuration.WithLabelValues(functionID, provider).Observe(d.Seconds())
 }
