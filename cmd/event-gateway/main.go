@@ -21,10 +21,10 @@ import (
 	"time"
 
 	"github.com/event-gateway/event-gateway/api"
+	"github.com/event-gateway/event-gateway/api/metrics"
 	"github.com/event-gateway/event-gateway/functions"
 	"github.com/event-gateway/event-gateway/functions/awslambda"
 	httpfn "github.com/event-gateway/event-gateway/functions/http"
-	"github.com/event-gateway/event-gateway/internal/metrics"
 	"github.com/event-gateway/event-gateway/libkv"
 	"github.com/event-gateway/event-gateway/plugin"
 	"github.com/event-gateway/event-gateway/router"
