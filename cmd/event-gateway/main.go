@@ -180,7 +180,7 @@ func serve(ctx context.Context, stop context.CancelFunc, opts *options, log *slo
 		Invokers:       invokers,
 		Queue:          queue,
 		Plugins:        reacters,
-		Observer:       m,
+		Observer:       invokeObserver{m},
 		DefaultTimeout: opts.functionTimeout,
 		Logger:         log.With("component", "router"),
 	})
@@ -351,6 +351,22 @@ func registerGauges(m *metrics.Metrics, rt *router.Router, q *jetstream.Queue, p
 	if h, ok := plugins.(*plugin.Host); ok {
 		m.Counter("plugin_events_dropped_total", "Async system events dropped because a plugin's buffer was full.", func() float64 { return float64(h.Dropped()) })
 	}
+}
+
+// invokeObserver tells the metrics of the router's function calls, in the
+// default space, classifying the error as the metrics no longer do. It goes
+// when the router reports the space and the result itself.
+type invokeObserver struct{ m *metrics.Metrics }
+
+func (o invokeObserver) Invoked(functionID, provider string, d time.Duration, err error) {
+	result := "ok"
+	switch {
+	case errors.Is(err, functions.ErrTimeout):
+		result = "timeout"
+	case err != nil:
+		result = "failed"
+	}
+	o.m.Invoked(libkv.DefaultSpace, functionID, provider, d, result)
 }
 
 // loopback reports whether a bind address reaches only this machine.
