@@ -55,4 +55,11 @@ func TestMetrics(t *testing.T) {
 	if t.Failed() {
 		t.Logf("metrics:\n%s", body)
 	}
+
+	// The 0.8+ clients read the same metrics at /v1/metrics.
+	r := call(t, "GET", gw.ConfigURL+"/v1/metrics", "")
+	expect(t, r, 200, "")
+	if v := metric(r.body, `eventgateway_config_loaded`); v != 1 {
+		t.Errorf("/v1/metrics: eventgateway_config_loaded = %v, want 1:\n%s", v, r.body)
+	}
 }
