@@ -11,10 +11,10 @@ import (
 	"time"
 
 	"github.com/event-gateway/event-gateway/api"
+	"github.com/event-gateway/event-gateway/api/metrics"
 	"github.com/event-gateway/event-gateway/functions"
 	httpfn "github.com/event-gateway/event-gateway/functions/http"
 	"github.com/event-gateway/event-gateway/internal/gwproc"
-	"github.com/event-gateway/event-gateway/internal/metrics"
 	"github.com/event-gateway/event-gateway/plugin"
 	"github.com/event-gateway/event-gateway/router"
 	"github.com/event-gateway/event-gateway/router/jetstream"

@@ -41,8 +41,10 @@ type ConfigOptions struct {
 	Functions     FunctionService
 	Subscriptions SubscriptionService
 	Logger        *slog.Logger
-	// StoreTimeout bounds each call's work against the store, so a request
-	// made while etcd is away answers 503 instead of hanging. Default 5s.
+	// StoreTimeout bounds the handling of each request, so one made while
+	// etcd is away answers 503 instead of hanging. It runs from the start
+	// of the handler, reading the request body (at most MaxBody) included.
+	// Default 5s.
 	StoreTimeout time.Duration
 	// MaxBody bounds request bodies. Default 1 MiB.
 	MaxBody int64
@@ -90,17 +92,17 @@ func NewConfig(opts ConfigOptions) *Config {
 	r.RedirectTrailingSlash = false
 	r.RedirectFixedPath = false
 	r.HandleOPTIONS = false
-	r.GET("/v1/status", c.status)
-	r.GET("/v1/status/ready", c.readiness)
-	r.POST("/v1/functions", c.createFunction)
-	r.GET("/v1/functions", c.listFunctions)
-	r.GET("/v1/functions/:id", c.getFunction)
-	r.PUT("/v1/functions/:id", c.updateFunction)
-	r.DELETE("/v1/functions/:id", c.deleteFunction)
-	r.POST("/v1/subscriptions", c.createSubscription)
-	r.GET("/v1/subscriptions", c.listSubscriptions)
-	r.GET("/v1/subscriptions/:id", c.getSubscription)
-	r.DELETE("/v1/subscriptions/:id", c.deleteSubscription)
+	r.GET("/v1/status", c.handle(c.status))
+	r.GET("/v1/status/ready", c.handle(c.readiness))
+	r.POST("/v1/functions", c.handle(c.createFunction))
+	r.GET("/v1/functions", c.handle(c.listFunctions))
+	r.GET("/v1/functions/:id", c.handle(c.getFunction))
+	r.PUT("/v1/functions/:id", c.handle(c.updateFunction))
+	r.DELETE("/v1/functions/:id", c.handle(c.deleteFunction))
+	r.POST("/v1/subscriptions", c.handle(c.createSubscription))
+	r.GET("/v1/subscriptions", c.handle(c.listSubscriptions))
+	r.GET("/v1/subscriptions/:id", c.handle(c.getSubscription))
+	r.DELETE("/v1/subscriptions/:id", c.handle(c.deleteSubscription))
 	if c.dead != nil {
 		c.routeDeadLetters(r)
 	}
@@ -120,13 +122,32 @@ func NewConfig(opts ConfigOptions) *Config {
 
 func (c *Config) ServeHTTP(w http.ResponseWriter, r *http.Request) { c.router.ServeHTTP(w, r) }
 
-func (c *Config) ctx(r *http.Request) (context.Context, context.CancelFunc) {
-	return context.WithTimeout(r.Context(), c.timeout)
+// handlerFunc is the shape of every Configuration API handler. On success
+// it writes its own response, so each handler picks its status (200, 201,
+// 204) and the body shape of its API generation; on failure it writes
+// nothing and returns the error, which handle turns into the one error
+// response every generation shares.
+type handlerFunc func(w http.ResponseWriter, r *http.Request, ps httprouter.Params) error
+
+// handle adapts h to httprouter. It bounds the request's context by the
+// store timeout, so a request made while etcd is away answers 503 instead
+// of hanging, and writes a returned error with writeError, which maps its
+// kind to a status and logs it: handlers neither log nor write errors.
+func (c *Config) handle(h handlerFunc) httprouter.Handle {
+	return func(w http.ResponseWriter, r *http.Request, ps httprouter.Params) {
+		ctx, cancel := context.WithTimeout(r.Context(), c.timeout)
+		defer cancel()
+		r = r.WithContext(ctx)
+		if err := h(w, r, ps); err != nil {
+			writeError(w, r, c.log, err)
+		}
+	}
 }
 
 // status is liveness: the process answers.
-func (c *Config) status(w http.ResponseWriter, r *http.Request, _ httprouter.Params) {
+func (c *Config) status(w http.ResponseWriter, r *http.Request, _ httprouter.Params) error {
 	writeJSON(w, http.StatusOK, map[string]string{"status": "ok"})
+	return nil
 }
 
 type readyBody struct {
@@ -136,8 +157,9 @@ type readyBody struct {
 
 // readiness answers 200 once the instance routes from a configuration it
 // has read from etcd, and keeps answering 200 while etcd is away (the
-// instance still routes from its copy).
-func (c *Config) readiness(w http.ResponseWriter, r *http.Request, _ httprouter.Params) {
+// instance still routes from its copy). Not ready is an answer, not an
+// error: its body is the status, not an error body.
+func (c *Config) readiness(w http.ResponseWriter, r *http.Request, _ httprouter.Params) error {
 	ready, rev := true, int64(0)
 	if c.ready != nil {
 		ready, rev = c.ready()
@@ -145,9 +167,10 @@ func (c *Config) readiness(w http.ResponseWriter, r *http.Request, _ httprouter.
 	if !ready {
 		w.Header().Set("Retry-After", "1")
 		writeJSON(w, http.StatusServiceUnavailable, readyBody{Status: "configuration not loaded yet"})
-		return
+		return nil
 	}
 	writeJSON(w, http.StatusOK, readyBody{Status: "ready", Revision: rev})
+	return nil
 }
 
 type functionList struct {
@@ -165,139 +188,115 @@ type updateFunctionRequest struct {
 	Timeout    string              `json:"timeout"`
 }
 
-func (c *Config) createFunction(w http.ResponseWriter, r *http.Request, _ httprouter.Params) {
+func (c *Config) createFunction(w http.ResponseWriter, r *http.Request, _ httprouter.Params) error {
 	var f functions.Function
 	if err := c.decode(w, r, &f); err != nil {
-		writeError(w, r, c.log, err)
-		return
+		return err
 	}
-	ctx, cancel := c.ctx(r)
-	defer cancel()
-	f, err := c.fns.Create(ctx, f)
+	f, err := c.fns.Create(r.Context(), f)
 	if err != nil {
-		writeError(w, r, c.log, err)
-		return
+		return err
 	}
 	c.log.InfoContext(r.Context(), "function registered", "functionId", f.ID, "provider", f.Provider.Type)
 	writeJSON(w, http.StatusOK, f.Redact())
+	return nil
 }
 
-func (c *Config) listFunctions(w http.ResponseWriter, r *http.Request, _ httprouter.Params) {
-	ctx, cancel := c.ctx(r)
-	defer cancel()
-	fns, err := c.fns.List(ctx)
+func (c *Config) listFunctions(w http.ResponseWriter, r *http.Request, _ httprouter.Params) error {
+	fns, err := c.fns.List(r.Context())
 	if err != nil {
-		writeError(w, r, c.log, err)
-		return
+		return err
 	}
 	for i := range fns {
 		fns[i] = fns[i].Redact()
 	}
 	writeJSON(w, http.StatusOK, functionList{Functions: fns})
+	return nil
 }
 
-func (c *Config) getFunction(w http.ResponseWriter, r *http.Request, ps httprouter.Params) {
-	ctx, cancel := c.ctx(r)
-	defer cancel()
-	f, err := c.fns.Get(ctx, ps.ByName("id"))
+func (c *Config) getFunction(w http.ResponseWriter, r *http.Request, ps httprouter.Params) error {
+	f, err := c.fns.Get(r.Context(), ps.ByName("id"))
 	if err != nil {
-		writeError(w, r, c.log, err)
-		return
+		return err
 	}
 	writeJSON(w, http.StatusOK, f.Redact())
+	return nil
 }
 
-func (c *Config) updateFunction(w http.ResponseWriter, r *http.Request, ps httprouter.Params) {
+func (c *Config) updateFunction(w http.ResponseWriter, r *http.Request, ps httprouter.Params) error {
 	id := ps.ByName("id")
 	var req updateFunctionRequest
 	if err := c.decode(w, r, &req); err != nil {
-		writeError(w, r, c.log, err)
-		return
+		return err
 	}
 	if req.Provider == nil {
-		writeError(w, r, c.log, errkind.New(errkind.Invalid, "provider is required"))
-		return
+		return errkind.New(errkind.Invalid, "provider is required")
 	}
 	if req.FunctionID != "" && req.FunctionID != id {
-		writeError(w, r, c.log, errkind.New(errkind.Invalid, "functionId %q does not match the URL's %q: a function cannot be renamed", req.FunctionID, id))
-		return
+		return errkind.New(errkind.Invalid, "functionId %q does not match the URL's %q: a function cannot be renamed", req.FunctionID, id)
 	}
-	ctx, cancel := c.ctx(r)
-	defer cancel()
-	f, err := c.fns.Update(ctx, functions.Function{ID: id, Provider: *req.Provider, Timeout: req.Timeout})
+	f, err := c.fns.Update(r.Context(), functions.Function{ID: id, Provider: *req.Provider, Timeout: req.Timeout})
 	if err != nil {
-		writeError(w, r, c.log, err)
-		return
+		return err
 	}
 	c.log.InfoContext(r.Context(), "function updated", "functionId", f.ID, "provider", f.Provider.Type)
 	writeJSON(w, http.StatusOK, f.Redact())
+	return nil
 }
 
-func (c *Config) deleteFunction(w http.ResponseWriter, r *http.Request, ps httprouter.Params) {
-	ctx, cancel := c.ctx(r)
-	defer cancel()
+func (c *Config) deleteFunction(w http.ResponseWriter, r *http.Request, ps httprouter.Params) error {
 	id := ps.ByName("id")
-	if err := c.fns.Delete(ctx, id); err != nil {
-		writeError(w, r, c.log, err)
-		return
+	if err := c.fns.Delete(r.Context(), id); err != nil {
+		return err
 	}
 	c.log.InfoContext(r.Context(), "function deleted", "functionId", id)
 	w.WriteHeader(http.StatusNoContent)
+	return nil
 }
 
-func (c *Config) createSubscription(w http.ResponseWriter, r *http.Request, _ httprouter.Params) {
+func (c *Config) createSubscription(w http.ResponseWriter, r *http.Request, _ httprouter.Params) error {
 	var s subscriptions.Subscription
 	if err := c.decode(w, r, &s); err != nil {
-		writeError(w, r, c.log, err)
-		return
+		return err
 	}
 	if s.ID != "" {
-		writeError(w, r, c.log, errkind.New(errkind.Invalid, "subscriptionId is assigned by the gateway"))
-		return
+		return errkind.New(errkind.Invalid, "subscriptionId is assigned by the gateway")
 	}
-	ctx, cancel := c.ctx(r)
-	defer cancel()
-	s, err := c.subs.Create(ctx, s)
+	s, err := c.subs.Create(r.Context(), s)
 	if err != nil {
-		writeError(w, r, c.log, err)
-		return
+		return err
 	}
 	c.log.InfoContext(r.Context(), "subscription created", "subscriptionId", s.ID, "event", s.Event, "functionId", s.FunctionID, "method", s.Method, "path", s.Path)
 	writeJSON(w, http.StatusOK, s)
+	return nil
 }
 
-func (c *Config) listSubscriptions(w http.ResponseWriter, r *http.Request, _ httprouter.Params) {
-	ctx, cancel := c.ctx(r)
-	defer cancel()
-	subs, err := c.subs.List(ctx)
+func (c *Config) listSubscriptions(w http.ResponseWriter, r *http.Request, _ httprouter.Params) error {
+	subs, err := c.subs.List(r.Context())
 	if err != nil {
-		writeError(w, r, c.log, err)
-		return
+		return err
 	}
 	writeJSON(w, http.StatusOK, subscriptionList{Subscriptions: subs})
+	return nil
 }
 
-func (c *Config) getSubscription(w http.ResponseWriter, r *http.Request, ps httprouter.Params) {
-	ctx, cancel := c.ctx(r)
-	defer cancel()
-	s, err := c.subs.Get(ctx, ps.ByName("id"))
+func (c *Config) getSubscription(w http.ResponseWriter, r *http.Request, ps httprouter.Params) error {
+	s, err := c.subs.Get(r.Context(), ps.ByName("id"))
 	if err != nil {
-		writeError(w, r, c.log, err)
-		return
+		return err
 	}
 	writeJSON(w, http.StatusOK, s)
+	return nil
 }
 
-func (c *Config) deleteSubscription(w http.ResponseWriter, r *http.Request, ps httprouter.Params) {
-	ctx, cancel := c.ctx(r)
-	defer cancel()
+func (c *Config) deleteSubscription(w http.ResponseWriter, r *http.Request, ps httprouter.Params) error {
 	id := ps.ByName("id")
-	if err := c.subs.Delete(ctx, id); err != nil {
-		writeError(w, r, c.log, err)
-		return
+	if err := c.subs.Delete(r.Context(), id); err != nil {
+		return err
 	}
 	c.log.InfoContext(r.Context(), "subscription deleted", "subscriptionId", id)
 	w.WriteHeader(http.StatusNoContent)
+	return nil
 }
 
 // decode reads one JSON value from the request body into v, strictly:

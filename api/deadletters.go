@@ -31,13 +31,13 @@ type replayed struct {
 }
 
 func (c *Config) routeDeadLetters(r *httprouter.Router) {
-	r.GET("/v1/deadletters", c.listDeadLetters)
-	r.POST("/v1/deadletters/:id/replay", c.replayDeadLetter)
-	r.DELETE("/v1/deadletters/:id", c.deleteDeadLetter)
-	r.POST("/v1/subscriptions/:id/deadletters/replay", c.replaySubscriptionDeadLetters)
+	r.GET("/v1/deadletters", c.handle(c.listDeadLetters))
+	r.POST("/v1/deadletters/:id/replay", c.handle(c.replayDeadLetter))
+	r.DELETE("/v1/deadletters/:id", c.handle(c.deleteDeadLetter))
+	r.POST("/v1/subscriptions/:id/deadletters/replay", c.handle(c.replaySubscriptionDeadLetters))
 }
 
-func (c *Config) listDeadLetters(w http.ResponseWriter, r *http.Request, _ httprouter.Params) {
+func (c *Config) listDeadLetters(w http.ResponseWriter, r *http.Request, _ httprouter.Params) error {
 	q := r.URL.Query()
 	f := jetstream.DeadLetterFilter{
 		SubscriptionID: q.Get("subscriptionId"),
@@ -47,57 +47,48 @@ func (c *Config) listDeadLetters(w http.ResponseWriter, r *http.Request, _ httpr
 	if l := q.Get("limit"); l != "" {
 		n, err := strconv.Atoi(l)
 		if err != nil || n < 1 || n > 1000 {
-			writeError(w, r, c.log, errkind.New(errkind.Invalid, "limit must be a number from 1 to 1000"))
-			return
+			return errkind.New(errkind.Invalid, "limit must be a number from 1 to 1000")
 		}
 		f.Limit = n
 	}
-	ctx, cancel := c.ctx(r)
-	defer cancel()
-	items, next, err := c.dead.DeadLetters(ctx, f)
+	items, next, err := c.dead.DeadLetters(r.Context(), f)
 	if err != nil {
-		writeError(w, r, c.log, err)
-		return
+		return err
 	}
 	if items == nil {
 		items = []jetstream.DeadLetter{}
 	}
 	writeJSON(w, http.StatusOK, deadLetterList{DeadLetters: items, Next: next})
+	return nil
 }
 
-func (c *Config) replayDeadLetter(w http.ResponseWriter, r *http.Request, ps httprouter.Params) {
-	ctx, cancel := c.ctx(r)
-	defer cancel()
+func (c *Config) replayDeadLetter(w http.ResponseWriter, r *http.Request, ps httprouter.Params) error {
 	id := ps.ByName("id")
-	if err := c.dead.Replay(ctx, id); err != nil {
-		writeError(w, r, c.log, err)
-		return
+	if err := c.dead.Replay(r.Context(), id); err != nil {
+		return err
 	}
 	c.log.InfoContext(r.Context(), "dead letter replayed", "id", id)
 	writeJSON(w, http.StatusOK, replayed{Replayed: 1})
+	return nil
 }
 
-func (c *Config) replaySubscriptionDeadLetters(w http.ResponseWriter, r *http.Request, ps httprouter.Params) {
-	ctx, cancel := c.ctx(r)
-	defer cancel()
+func (c *Config) replaySubscriptionDeadLetters(w http.ResponseWriter, r *http.Request, ps httprouter.Params) error {
 	id := ps.ByName("id")
-	n, err := c.dead.ReplayAll(ctx, id)
+	n, err := c.dead.ReplayAll(r.Context(), id)
 	if err != nil {
-		writeError(w, r, c.log, err)
-		return
+		return err
 	}
 	c.log.InfoContext(r.Context(), "dead letters replayed", "subscriptionId", id, "count", n)
 	writeJSON(w, http.StatusOK, replayed{Replayed: n})
+	return nil
 }
 
-func (c *Config) deleteDeadLetter(w http.ResponseWriter, r *http.Request, ps httprouter.Params) {
-	ctx, cancel := c.ctx(r)
-	defer cancel()
+func (c *Config) deleteDeadLetter(w http.ResponseWriter, r *http.Request, ps httprouter.Params) error {
 	id := ps.ByName("id")
-	if err := c.dead.DeleteDeadLetter(ctx, id); err != nil {
-		writeError(w, r, c.log, err)
-		return
+	if err := c.dead.DeleteDeadLetter(r.Context(), id); err != nil {
+		return err
 	}
 	c.log.InfoContext(r.Context(), "dead letter deleted", "id", id)
 	w.WriteHeader(http.StatusNoContent)
+	return nil
 }

@@ -37,16 +37,16 @@ func TestMetrics(t *testing.T) {
 		return metric(body, "eventgateway_deliveries_delivered_total") >= 1
 	})
 	for series, atLeast := range map[string]float64{
-		`eventgateway_requests_total{api="events",kind="http",status="200"}`:                 2,
-		`eventgateway_requests_total{api="events",kind="http",status="404"}`:                 1,
-		`eventgateway_requests_total{api="events",kind="custom",status="202"}`:               1,
-		`eventgateway_requests_total{api="config",kind="config",status="200"}`:               3,
-		`eventgateway_function_invocations_total{function="fn",provider="http",result="ok"}`: 3,
-		`eventgateway_function_duration_seconds_count{function="fn",provider="http"}`:        3,
-		`eventgateway_deliveries_enqueued_total`:                                             1,
-		`eventgateway_config_loaded`:                                                         1,
-		`eventgateway_config_revision`:                                                       1,
-		`eventgateway_deliveries_pending`:                                                    0,
+		`eventgateway_requests_total{api="events",kind="http",status="200"}`:                                 2,
+		`eventgateway_requests_total{api="events",kind="http",status="404"}`:                                 1,
+		`eventgateway_requests_total{api="events",kind="custom",status="202"}`:                               1,
+		`eventgateway_requests_total{api="config",kind="config",status="200"}`:                               3,
+		`eventgateway_function_invocations_total{function="fn",provider="http",result="ok",space="default"}`: 3,
+		`eventgateway_function_duration_seconds_count{function="fn",provider="http",space="default"}`:        3,
+		`eventgateway_deliveries_enqueued_total`:                                                             1,
+		`eventgateway_config_loaded`:                                                                         1,
+		`eventgateway_config_revision`:                                                                       1,
+		`eventgateway_deliveries_pending`:                                                                    0,
 	} {
 		if v := metric(body, series); v < atLeast {
 			t.Errorf("%s = %v, want at least %v", series, v, atLeast)
@@ -54,5 +54,12 @@ func TestMetrics(t *testing.T) {
 	}
 	if t.Failed() {
 		t.Logf("metrics:\n%s", body)
+	}
+
+	// The 0.8+ clients read the same metrics at /v1/metrics.
+	r := call(t, "GET", gw.ConfigURL+"/v1/metrics", "")
+	expect(t, r, 200, "")
+	if v := metric(r.body, `eventgateway_config_loaded`); v != 1 {
+		t.Errorf("/v1/metrics: eventgateway_config_loaded = %v, want 1:\n%s", v, r.body)
 	}
 }

@@ -57,8 +57,10 @@ func TestTLSAndToken(t *testing.T) {
 	if r := do("GET", gw.ConfigURL+"/v1/functions", ""); r.StatusCode != 401 {
 		t.Fatalf("no token: %d, want 401", r.StatusCode)
 	}
-	if r := do("GET", gw.ConfigURL+"/metrics", ""); r.StatusCode != 401 {
-		t.Fatalf("metrics without a token: %d, want 401", r.StatusCode)
+	for _, path := range []string{"/metrics", "/v1/metrics"} {
+		if r := do("GET", gw.ConfigURL+path, ""); r.StatusCode != 401 {
+			t.Fatalf("%s without a token: %d, want 401", path, r.StatusCode)
+		}
 	}
 	if r := do("GET", gw.ConfigURL+"/v1/functions", "", "Authorization", "Bearer wrong"); r.StatusCode != 401 {
 		t.Fatalf("wrong token: %d, want 401", r.StatusCode)

@@ -21,10 +21,10 @@ import (
 	"time"
 
 	"github.com/event-gateway/event-gateway/api"
+	"github.com/event-gateway/event-gateway/api/metrics"
 	"github.com/event-gateway/event-gateway/functions"
 	"github.com/event-gateway/event-gateway/functions/awslambda"
 	httpfn "github.com/event-gateway/event-gateway/functions/http"
-	"github.com/event-gateway/event-gateway/internal/metrics"
 	"github.com/event-gateway/event-gateway/libkv"
 	"github.com/event-gateway/event-gateway/plugin"
 	"github.com/event-gateway/event-gateway/router"
@@ -218,7 +218,8 @@ func serve(ctx context.Context, stop context.CancelFunc, opts *options, log *slo
 	registerGauges(m, rt, queue, reacters)
 	metricsHandler := m.Handler()
 	var configHandler http.Handler = http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
-		if r.URL.Path == "/metrics" && r.Method == http.MethodGet {
+		// /v1/metrics is where the 0.8+ clients look.
+		if (r.URL.Path == "/metrics" || r.URL.Path == "/v1/metrics") && r.Method == http.MethodGet {
 			metricsHandler.ServeHTTP(w, r)
 			return
 		}

@@ -105,6 +105,33 @@ func TestInstrumentConcurrent(t *testing.T) {
 	}
 }
 
+// TestInvoked checks the per-function series: the space is a label of
+// each, the result is the caller's. (The space is the first label given,
+// but the text format sorts labels by name.)
+func TestInvoked(t *testing.T) {
+	m := New()
+	m.Invoked("default", "fn", "http", 3*time.Millisecond, "ok")
+	m.Invoked("default", "fn", "http", 5*time.Millisecond, "ok")
+	m.Invoked("default", "fn", "http", time.Second, "timeout")
+	m.Invoked("team-a", "fn", "awslambda", time.Millisecond, "failed")
+	w := httptest.NewRecorder()
+	m.Handler().ServeHTTP(w, httptest.NewRequest("GET", "/metrics", nil))
+	for _, want := range []string{
+		`eventgateway_function_invocations_total{function="fn",provider="http",result="ok",space="default"} 2`,
+		`eventgateway_function_invocations_total{function="fn",provider="http",result="timeout",space="default"} 1`,
+		`eventgateway_function_invocations_total{function="fn",provider="awslambda",result="failed",space="team-a"} 1`,
+		`eventgateway_function_duration_seconds_count{function="fn",provider="http",space="default"} 3`,
+		`eventgateway_function_duration_seconds_count{function="fn",provider="awslambda",space="team-a"} 1`,
+	} {
+		if !strings.Contains(w.Body.String(), want) {
+			t.Errorf("metrics lack %s", want)
+		}
+	}
+	if t.Failed() {
+		t.Logf("metrics:\n%s", w.Body)
+	}
+}
+
 // BenchmarkRequestSeries compares recording a request through
 // WithLabelValues (Request) and through Instrument's cache of series.
 func BenchmarkRequestSeries(b *testing.B) {

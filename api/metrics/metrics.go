@@ -1,5 +1,7 @@
 // Package metrics holds the gateway's Prometheus metrics. Everything is
-// registered on a registry the caller owns: nothing global.
+// registered on a registry the caller owns: nothing global. It knows
+// nothing of the router or the functions: what they report arrives as
+// plain values (ids, a result already classified).
 package metrics
 
 import (
@@ -46,13 +48,13 @@ func New() *Metrics {
 		}, []string{"api", "kind"}),
 		invocations: prometheus.NewCounterVec(prometheus.CounterOpts{
 			Namespace: ns, Name: "function_invocations_total",
-			Help: "Function calls, by function, provider and result (ok, failed, timeout).",
-		}, []string{"function", "provider", "result"}),
+			Help: "Function calls, by space, function, provider and result (ok, failed, timeout).",
+		}, []string{"space", "function", "provider", "result"}),
 		invDuration: prometheus.NewHistogramVec(prometheus.HistogramOpts{
 			Namespace: ns, Name: "function_duration_seconds",
-			Help:    "Duration of function calls, by function and provider.",
+			Help:    "Duration of function calls, by space, function and provider.",
 			Buckets: prometheus.ExponentialBuckets(0.001, 2, 16), // 1ms .. 32s
-		}, []string{"function", "provider"}),
+		}, []string{"space", "function", "provider"}),
 	}
 	m.pluginCalls = prometheus.NewHistogramVec(prometheus.HistogramOpts{
 		Namespace: ns, Name: "plugin_call_duration_seconds",
@@ -112,10 +114,12 @@ func statusLabel(code int) string {
 	return strconv.Itoa(code)
 }
 
-// Invoked records one function call and its outcome.
+// Invoked records one function call of a space and its result: "ok",
+// "timeout" or "failed". The caller classifies the result, so that this
+// package needs nothing of the functions' errors.
 func (m *Metrics) Invoked(space, functionID, provider string, d time.Duration, result string) {
-	m.invocations.WithLabelValues(functionID, provider, result).Inc()
-	m.invDuration.WithLabelValues(functionID, provider).Observe(d.Seconds())
+	m.invocations.WithLabelValues(space, functionID, provider, result).Inc()
+	m.invDuration.WithLabelValues(space, functionID, provider).Observe(d.Seconds())
 }
 
 // PluginCall records one call to a plugin.
