@@ -30,10 +30,13 @@ type HTTPRoute struct {
 	CORS *cors.Cors
 }
 
-// Subscriber is one function subscribed to a custom event.
+// Subscriber is one function subscribed to an event, asynchronously.
 type Subscriber struct {
 	SubscriptionID string
 	FunctionID     string
+	// Envelope is the form the function receives events in
+	// (subscriptions.Envelope*).
+	Envelope string
 }
 
 // Snapshot is an immutable view of the configuration of every space,
@@ -66,6 +69,12 @@ type Space struct {
 	http [numMethods]*pathtree.Tree[*HTTPRoute]
 	// events maps event name → path → subscribers.
 	events map[string]map[string][]Subscriber
+	// asyncHTTP maps method → path → the asynchronous subscribers of
+	// http requests.
+	asyncHTTP [numMethods]map[string][]Subscriber
+	// syncEvents maps event name → one path tree per method of the
+	// synchronous subscriptions to custom events.
+	syncEvents map[string]*[numMethods]*pathtree.Tree[*HTTPRoute]
 	// invoke maps path → function ids with an invoke subscription there.
 	invoke map[string]map[string]struct{}
 }
@@ -144,6 +153,30 @@ func (s *Space) Subscribers(event, path string) []Subscriber {
 		return nil
 	}
 	return s.events[event][trimSlash(path)]
+}
+
+// AsyncHTTP returns the asynchronous subscribers of http requests to a
+// method and path. The slice is shared: do not modify it.
+func (s *Space) AsyncHTTP(method, path string) []Subscriber {
+	i := methodIndex(method)
+	if s == nil || i < 0 {
+		return nil
+	}
+	return s.asyncHTTP[i][trimSlash(path)]
+}
+
+// MatchEvent finds the synchronous subscription to a custom event on a
+// method and path, filling ps with the path parameters.
+func (s *Space) MatchEvent(eventType, method, path string, ps *pathtree.Params) (*HTTPRoute, bool) {
+	i := methodIndex(method)
+	if s == nil || i < 0 {
+		return nil, false
+	}
+	trees := s.syncEvents[eventType]
+	if trees == nil || trees[i] == nil {
+		return nil, false
+	}
+	return trees[i].Lookup(path, ps)
 }
 
 // InvokeTarget returns the function to invoke on path, if it exists and has
@@ -230,52 +263,71 @@ func build(rev int64, c *cache, prev *Snapshot, log *slog.Logger) *Snapshot {
 
 func buildSpace(name string, c *spaceCache, log *slog.Logger) *Space {
 	s := &Space{
-		name:      name,
-		functions: make(map[string]*Target, len(c.fns)),
-		subs:      make(map[string]*subscriptions.Subscription),
-		events:    make(map[string]map[string][]Subscriber),
-		invoke:    make(map[string]map[string]struct{}),
+		name:       name,
+		functions:  make(map[string]*Target, len(c.fns)),
+		subs:       make(map[string]*subscriptions.Subscription),
+		events:     make(map[string]map[string][]Subscriber),
+		syncEvents: make(map[string]*[numMethods]*pathtree.Tree[*HTTPRoute]),
+		invoke:     make(map[string]map[string]struct{}),
 	}
 	fns := c.fns
 	for id, t := range fns {
 		s.functions[id] = t
 	}
 	for id, e := range c.subs {
-		sub := e.sub
-		if sub.Event != subscriptions.EventHTTP {
+		sub := &e.sub
+		if !sub.IsSync() {
 			// Only asynchronous deliveries look subscriptions up.
-			s.subs[id] = &e.sub
+			s.subs[id] = sub
 		}
-		switch sub.Event {
-		case subscriptions.EventHTTP:
-			t := fns[sub.FunctionID]
-			i := methodIndex(sub.Method)
-			if t == nil || i < 0 {
-				log.Warn("http subscription skipped: unknown function or method", "space", name, "subscriptionId", id, "functionId", sub.FunctionID, "method", sub.Method)
-				continue
-			}
-			if s.http[i] == nil {
-				s.http[i] = new(pathtree.Tree[*HTTPRoute])
-			}
-			if err := s.http[i].Insert(e.segs, &HTTPRoute{Subscription: &e.sub, Target: t, CORS: e.cors}); err != nil {
-				// The Configuration API refuses conflicts in one
-				// transaction; only a hand-edited store gets here.
-				log.Warn("http subscription skipped", "space", name, "subscriptionId", id, "method", sub.Method, "path", sub.Path, "error", err)
-			}
-		case subscriptions.EventInvoke:
+		subscriber := Subscriber{SubscriptionID: id, FunctionID: sub.FunctionID, Envelope: sub.EnvelopeOrLegacy()}
+		switch {
+		case sub.Event == subscriptions.EventInvoke:
 			m := s.invoke[sub.Path]
 			if m == nil {
 				m = make(map[string]struct{})
 				s.invoke[sub.Path] = m
 			}
 			m[sub.FunctionID] = struct{}{}
+		case sub.IsSync():
+			trees := &s.http
+			if sub.Event != subscriptions.EventHTTP {
+				trees = s.syncEvents[sub.Event]
+				if trees == nil {
+					trees = new([numMethods]*pathtree.Tree[*HTTPRoute])
+					s.syncEvents[sub.Event] = trees
+				}
+			}
+			t := fns[sub.FunctionID]
+			i := methodIndex(sub.Method)
+			if t == nil || i < 0 {
+				log.Warn("synchronous subscription skipped: unknown function or method", "space", name, "subscriptionId", id, "functionId", sub.FunctionID, "method", sub.Method)
+				continue
+			}
+			if trees[i] == nil {
+				trees[i] = new(pathtree.Tree[*HTTPRoute])
+			}
+			if err := trees[i].Insert(e.segs, &HTTPRoute{Subscription: sub, Target: t, CORS: e.cors}); err != nil {
+				// The Configuration API refuses conflicts in one
+				// transaction; only a hand-edited store gets here.
+				log.Warn("synchronous subscription skipped", "space", name, "subscriptionId", id, "method", sub.Method, "path", sub.Path, "error", err)
+			}
+		case sub.Event == subscriptions.EventHTTP:
+			i := methodIndex(sub.Method)
+			if i < 0 {
+				continue
+			}
+			if s.asyncHTTP[i] == nil {
+				s.asyncHTTP[i] = make(map[string][]Subscriber)
+			}
+			s.asyncHTTP[i][sub.Path] = append(s.asyncHTTP[i][sub.Path], subscriber)
 		default:
 			m := s.events[sub.Event]
 			if m == nil {
 				m = make(map[string][]Subscriber)
 				s.events[sub.Event] = m
 			}
-			m[sub.Path] = append(m[sub.Path], Subscriber{SubscriptionID: id, FunctionID: sub.FunctionID})
+			m[sub.Path] = append(m[sub.Path], subscriber)
 		}
 	}
 	return s

@@ -16,6 +16,7 @@ import (
 	"github.com/event-gateway/event-gateway/functions"
 	"github.com/event-gateway/event-gateway/internal/errkind"
 	"github.com/event-gateway/event-gateway/libkv"
+	"github.com/event-gateway/event-gateway/subscriptions/eventtypes"
 )
 
 // maxRetries bounds optimistic transactions that lose a race to a
@@ -47,11 +48,11 @@ type Space struct {
 	space string
 }
 
-func (s *Service) routeLock(space, method string) *sync.Mutex {
+// routeLock returns the lock of the creations of routes under one route
+// index prefix (a space's method, or event type and method).
+func (s *Service) routeLock(routes string) *sync.Mutex {
 	h := fnv.New32a()
-	h.Write([]byte(space))
-	h.Write([]byte{0})
-	h.Write([]byte(method))
+	h.Write([]byte(routes))
 	return &s.routeLocks[h.Sum32()%uint32(len(s.routeLocks))]
 }
 
@@ -71,21 +72,30 @@ func (s *Space) Create(ctx context.Context, sub Subscription) (Subscription, err
 	key := Key(s.space, sub.ID)
 	fnKey := functions.FunctionKey(s.space, sub.FunctionID)
 	ops := []libkv.Op{libkv.Put(key, val), libkv.Put(functions.UseKey(s.space, sub.FunctionID, sub.ID), nil)}
-	if sub.Event == EventHTTP {
-		ops = append(ops, libkv.Put(RouteKey(s.space, sub.Method, sub.ID), []byte(sub.Path)))
-		lock := s.svc.routeLock(s.space, sub.Method)
+	baseConds := []libkv.Cond{libkv.Exists(fnKey), libkv.Absent(key)}
+	var typeKey string
+	if sub.NeedsEventType() {
+		// The event type must be registered, and cannot be deleted while
+		// the subscription uses it.
+		typeKey = eventtypes.Key(s.space, sub.Event)
+		baseConds = append(baseConds, libkv.Exists(typeKey))
+		ops = append(ops, libkv.Put(eventtypes.UseKey(s.space, sub.Event, sub.ID), nil))
+	}
+	routes := routesPrefix(s.space, &sub)
+	if routes != "" {
+		ops = append(ops, libkv.Put(routes+sub.ID, []byte(sub.Path)))
+		lock := s.svc.routeLock(routes)
 		lock.Lock()
 		defer lock.Unlock()
 	}
 
 	backoff := time.Millisecond
 	for range maxRetries {
-		conds := []libkv.Cond{libkv.Exists(fnKey), libkv.Absent(key)}
-		if sub.Event == EventHTTP {
+		conds := baseConds
+		if routes != "" {
 			// Path conflicts depend on the other routes of the method:
 			// check them against a snapshot, and commit only if no route
 			// of the method was added or changed since.
-			routes := RoutesPrefix(s.space, sub.Method)
 			kvs, rev, err := s.svc.kv.List(ctx, routes)
 			if err != nil {
 				return Subscription{}, err
@@ -93,7 +103,7 @@ func (s *Space) Create(ctx context.Context, sub Subscription) (Subscription, err
 			if err := checkConflicts(sub, segs, routes, kvs); err != nil {
 				return Subscription{}, err
 			}
-			conds = append(conds, libkv.PrefixUnchangedSince(routes, rev))
+			conds = append(conds[:len(conds):len(conds)], libkv.PrefixUnchangedSince(routes, rev))
 		}
 		ok, _, err := s.svc.kv.Txn(ctx, conds, ops)
 		if err != nil {
@@ -107,6 +117,13 @@ func (s *Space) Create(ctx context.Context, sub Subscription) (Subscription, err
 			return Subscription{}, errkind.New(errkind.Invalid, "function %q does not exist", sub.FunctionID)
 		} else if err != nil {
 			return Subscription{}, err
+		}
+		if typeKey != "" {
+			if _, err := s.svc.kv.Get(ctx, typeKey); errors.Is(err, libkv.ErrNotFound) {
+				return Subscription{}, errkind.New(errkind.Invalid, "event type %q is not registered in space %q: create it first", sub.Event, s.space)
+			} else if err != nil {
+				return Subscription{}, err
+			}
 		}
 		if _, err := s.svc.kv.Get(ctx, key); err == nil {
 			return Subscription{}, duplicate(sub)
@@ -125,9 +142,41 @@ func (s *Space) Create(ctx context.Context, sub Subscription) (Subscription, err
 	return Subscription{}, errkind.New(errkind.Unavailable, "too many concurrent changes to %s routes, retry later", sub.Method)
 }
 
+// UpdateMetadata replaces the metadata of a subscription, the one thing of
+// it that can change: everything else makes it what it is.
+func (s *Space) UpdateMetadata(ctx context.Context, id string, metadata map[string]string) (Subscription, error) {
+	if err := ValidateMetadata(metadata); err != nil {
+		return Subscription{}, err
+	}
+	for range maxRetries {
+		sub, rev, err := s.get(ctx, id)
+		if err != nil {
+			return Subscription{}, err
+		}
+		sub.Metadata = metadata
+		val, err := json.Marshal(sub)
+		if err != nil {
+			return Subscription{}, fmt.Errorf("encode subscription: %w", err)
+		}
+		ok, err := s.svc.kv.CompareAndSwap(ctx, Key(s.space, id), val, rev)
+		if err != nil {
+			return Subscription{}, err
+		}
+		if ok {
+			return sub, nil
+		}
+	}
+	return Subscription{}, errkind.New(errkind.Conflict, "subscription %q is being changed concurrently, try again", id)
+}
+
 func duplicate(sub Subscription) error {
-	if sub.Event == EventHTTP {
+	switch {
+	case sub.Event == EventHTTP && sub.IsSync():
 		return errkind.New(errkind.Conflict, "an http subscription for %s %s already exists", sub.Method, sub.Path)
+	case sub.Event != EventInvoke && sub.IsSync():
+		return errkind.New(errkind.Conflict, "a synchronous subscription to %q on %s %s already exists", sub.Event, sub.Method, sub.Path)
+	case sub.Event == EventHTTP:
+		return errkind.New(errkind.Conflict, "function %q is already subscribed to http requests %s %s", sub.FunctionID, sub.Method, sub.Path)
 	}
 	return errkind.New(errkind.Conflict, "function %q is already subscribed to %q on %s", sub.FunctionID, sub.Event, sub.Path)
 }
@@ -202,8 +251,11 @@ func (s *Space) Delete(ctx context.Context, id string) error {
 		}
 		key := Key(s.space, id)
 		ops := []libkv.Op{libkv.Del(key), libkv.Del(functions.UseKey(s.space, sub.FunctionID, id))}
-		if sub.Event == EventHTTP {
-			ops = append(ops, libkv.Del(RouteKey(s.space, sub.Method, id)))
+		if routes := routesPrefix(s.space, &sub); routes != "" {
+			ops = append(ops, libkv.Del(routes+id))
+		}
+		if sub.NeedsEventType() {
+			ops = append(ops, libkv.Del(eventtypes.UseKey(s.space, sub.Event, id)))
 		}
 		ok, _, err := s.svc.kv.Txn(ctx, []libkv.Cond{libkv.ModRevisionIs(key, rev)}, ops)
 		if err != nil || ok {

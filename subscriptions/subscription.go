@@ -34,6 +34,64 @@ type Subscription struct {
 	// Retry overrides the gateway's retry policy for the asynchronous
 	// deliveries of this subscription (custom and system events).
 	Retry *Retry `json:"retry,omitempty"`
+
+	// The fields below are set by the spaces API (the second generation);
+	// subscriptions of the first generation leave them out.
+
+	// Type is Sync or Async. Empty means what the event implies: http
+	// subscriptions are synchronous, the others asynchronous.
+	Type string `json:"type,omitempty"`
+	// Envelope is the form in which the function receives events: one of
+	// the Envelope constants. Empty means EnvelopeLegacy.
+	Envelope string `json:"envelope,omitempty"`
+	// Metadata is the user's own labels, for filtering lists.
+	Metadata map[string]string `json:"metadata,omitempty"`
+}
+
+// Subscription types.
+const (
+	// Sync subscriptions answer the request that carries the event.
+	Sync = "sync"
+	// Async subscriptions get the event delivered from the durable queue;
+	// the sender is answered 202 once it is stored.
+	Async = "async"
+)
+
+// Envelopes a function can receive events in.
+const (
+	// EnvelopeLegacy is the first generation's envelope
+	// {event, id, receivedAt, data, dataType}.
+	EnvelopeLegacy = "legacy"
+	// EnvelopeCloudEvents01 is CloudEvents v0.1, as the 0.9-generation
+	// clients expect.
+	EnvelopeCloudEvents01 = "cloudevents-0.1"
+	// EnvelopeCloudEvents10 is CloudEvents 1.0 in structured JSON.
+	EnvelopeCloudEvents10 = "cloudevents-1.0"
+)
+
+// IsSync reports whether the subscription answers requests synchronously.
+func (s *Subscription) IsSync() bool {
+	if s.Type != "" {
+		return s.Type == Sync
+	}
+	return s.Event == EventHTTP || s.Event == EventInvoke
+}
+
+// NeedsEventType reports whether the subscription's event type must be
+// registered in its space: that of a custom event, subscribed to through
+// the spaces API with a type (sync or async). Subscriptions of the first
+// generation, and those of the spaces API's first clients that name an
+// event without a type, predate event types and need none.
+func (s *Subscription) NeedsEventType() bool {
+	return s.Type != "" && s.Event != EventHTTP && s.Event != EventInvoke
+}
+
+// EnvelopeOrLegacy returns the subscription's envelope.
+func (s *Subscription) EnvelopeOrLegacy() string {
+	if s.Envelope == "" {
+		return EnvelopeLegacy
+	}
+	return s.Envelope
 }
 
 // Retry is how a failed asynchronous delivery is retried: up to
@@ -130,7 +188,30 @@ func (s *Subscription) Normalize(space string) ([]Segment, error) {
 	s.Path = path
 	s.Method = strings.ToUpper(s.Method)
 
-	if s.Event != EventHTTP {
+	switch s.Envelope {
+	case "", EnvelopeLegacy, EnvelopeCloudEvents01, EnvelopeCloudEvents10:
+	default:
+		return nil, errkind.New(errkind.Invalid, "envelope %q is not one of %q, %q, %q", s.Envelope, EnvelopeLegacy, EnvelopeCloudEvents01, EnvelopeCloudEvents10)
+	}
+	if err := ValidateMetadata(s.Metadata); err != nil {
+		return nil, err
+	}
+	switch s.Type {
+	case "":
+	case Sync, Async:
+		if s.Event == EventInvoke && s.Type != Sync {
+			return nil, errkind.New(errkind.Invalid, "invoke subscriptions are synchronous")
+		}
+	default:
+		return nil, errkind.New(errkind.Invalid, "type %q is not %q or %q", s.Type, Sync, Async)
+	}
+
+	switch {
+	case s.Event == EventHTTP && s.Type == Async:
+		return s.normalizeAsyncHTTP(space, segs)
+	case s.Event != EventHTTP && s.Event != EventInvoke && s.Type == Sync:
+		return s.normalizeSyncEvent(space, segs)
+	case s.Event != EventHTTP:
 		if s.Method != "" && s.Method != "POST" {
 			return nil, errkind.New(errkind.Invalid, "method applies to http subscriptions only (%s events are always POSTed)", s.Event)
 		}
@@ -153,14 +234,11 @@ func (s *Subscription) Normalize(space string) ([]Segment, error) {
 		return segs, nil
 	}
 
-	if s.Method == "" {
-		return nil, errkind.New(errkind.Invalid, "method is required for http subscriptions")
+	if err := s.checkMethod(); err != nil {
+		return nil, err
 	}
 	if s.Retry != nil {
 		return nil, errkind.New(errkind.Invalid, "retry applies to asynchronous deliveries, and http subscriptions are synchronous")
-	}
-	if !httpMethods[s.Method] {
-		return nil, errkind.New(errkind.Invalid, "method %q is not one of GET, POST, PUT, PATCH, DELETE, HEAD, OPTIONS", s.Method)
 	}
 	if s.CORS != nil {
 		if err := s.CORS.normalize(); err != nil {
@@ -169,6 +247,98 @@ func (s *Subscription) Normalize(space string) ([]Segment, error) {
 	}
 	s.ID = newID(space, "http\x00"+s.Method+"\x00"+s.Path)
 	return segs, nil
+}
+
+// checkMethod checks the method of a subscription that needs one.
+func (s *Subscription) checkMethod() error {
+	if s.Method == "" {
+		return errkind.New(errkind.Invalid, "method is required for %s subscriptions", s.Event)
+	}
+	if !httpMethods[s.Method] {
+		return errkind.New(errkind.Invalid, "method %q is not one of GET, POST, PUT, PATCH, DELETE, HEAD, OPTIONS", s.Method)
+	}
+	return nil
+}
+
+// normalizeAsyncHTTP: an asynchronous subscription to http requests gets a
+// copy of every request to its method and path, answered 202 if no
+// synchronous subscription answers it. Any number of functions may
+// subscribe so; the path is static, as for custom events.
+func (s *Subscription) normalizeAsyncHTTP(space string, segs []Segment) ([]Segment, error) {
+	if err := s.checkMethod(); err != nil {
+		return nil, err
+	}
+	if s.CORS != nil {
+		return nil, errkind.New(errkind.Invalid, "cors of an http route belongs to its synchronous subscription or to a CORS configuration")
+	}
+	if !IsStatic(segs) {
+		return nil, errkind.New(errkind.Invalid, "path of an asynchronous http subscription cannot have parameters")
+	}
+	if s.Retry != nil {
+		if err := s.Retry.validate(); err != nil {
+			return nil, err
+		}
+	}
+	s.ID = newID(space, "async-http\x00"+s.FunctionID+"\x00"+s.Method+"\x00"+s.Path)
+	return segs, nil
+}
+
+// normalizeSyncEvent: a synchronous subscription to a custom event answers
+// the request that carries an event of that type to its method and path,
+// as an http subscription answers a plain request. One function per event
+// type, method and path.
+func (s *Subscription) normalizeSyncEvent(space string, segs []Segment) ([]Segment, error) {
+	if s.Method == "" {
+		s.Method = "POST"
+	}
+	if err := s.checkMethod(); err != nil {
+		return nil, err
+	}
+	if s.CORS != nil {
+		return nil, errkind.New(errkind.Invalid, "cors of an event's route belongs to a CORS configuration")
+	}
+	if s.Retry != nil {
+		return nil, errkind.New(errkind.Invalid, "retry applies to asynchronous deliveries, and this subscription is synchronous")
+	}
+	s.ID = newID(space, "sync-event\x00"+s.Event+"\x00"+s.Method+"\x00"+s.Path)
+	return segs, nil
+}
+
+// Bounds of metadata, which is stored with every resource and shown in
+// every list.
+const (
+	MaxMetadataKeys  = 64
+	MaxMetadataKey   = 256
+	MaxMetadataValue = 1024
+)
+
+// ValidateMetadata checks the user's labels of a resource.
+func ValidateMetadata(m map[string]string) error {
+	if len(m) > MaxMetadataKeys {
+		return errkind.New(errkind.Invalid, "metadata has %d keys, more than %d", len(m), MaxMetadataKeys)
+	}
+	for k, v := range m {
+		switch {
+		case k == "":
+			return errkind.New(errkind.Invalid, "metadata has an empty key")
+		case len(k) > MaxMetadataKey:
+			return errkind.New(errkind.Invalid, "metadata key %.32q… is longer than %d bytes", k, MaxMetadataKey)
+		case len(v) > MaxMetadataValue:
+			return errkind.New(errkind.Invalid, "metadata %q is longer than %d bytes", k, MaxMetadataValue)
+		}
+	}
+	return nil
+}
+
+// MatchMetadata reports whether m has every key of filter with its value,
+// as the spaces API's ?metadata.<key>=<value> asks.
+func MatchMetadata(m, filter map[string]string) bool {
+	for k, v := range filter {
+		if got, ok := m[k]; !ok || got != v {
+			return false
+		}
+	}
+	return true
 }
 
 // newID derives a subscription id from what makes the subscription unique
