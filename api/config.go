@@ -25,6 +25,8 @@ type FunctionService interface {
 	List(ctx context.Context) ([]functions.Function, error)
 	Update(ctx context.Context, f functions.Function) (functions.Function, error)
 	Delete(ctx context.Context, id string) error
+	// Redact returns a function as a client may see it, without secrets.
+	Redact(f functions.Function) functions.Function
 }
 
 // SubscriptionService is what the Configuration API needs of the
@@ -179,7 +181,7 @@ func (c *Config) createFunction(w http.ResponseWriter, r *http.Request, _ httpro
 		return
 	}
 	c.log.InfoContext(r.Context(), "function registered", "functionId", f.ID, "provider", f.Provider.Type)
-	writeJSON(w, http.StatusOK, f.Redact())
+	writeJSON(w, http.StatusOK, c.fns.Redact(f))
 }
 
 func (c *Config) listFunctions(w http.ResponseWriter, r *http.Request, _ httprouter.Params) {
@@ -191,7 +193,7 @@ func (c *Config) listFunctions(w http.ResponseWriter, r *http.Request, _ httprou
 		return
 	}
 	for i := range fns {
-		fns[i] = fns[i].Redact()
+		fns[i] = c.fns.Redact(fns[i])
 	}
 	writeJSON(w, http.StatusOK, functionList{Functions: fns})
 }
@@ -204,7 +206,7 @@ func (c *Config) getFunction(w http.ResponseWriter, r *http.Request, ps httprout
 		writeError(w, r, c.log, err)
 		return
 	}
-	writeJSON(w, http.StatusOK, f.Redact())
+	writeJSON(w, http.StatusOK, c.fns.Redact(f))
 }
 
 func (c *Config) updateFunction(w http.ResponseWriter, r *http.Request, ps httprouter.Params) {
@@ -230,7 +232,7 @@ func (c *Config) updateFunction(w http.ResponseWriter, r *http.Request, ps httpr
 		return
 	}
 	c.log.InfoContext(r.Context(), "function updated", "functionId", f.ID, "provider", f.Provider.Type)
-	writeJSON(w, http.StatusOK, f.Redact())
+	writeJSON(w, http.StatusOK, c.fns.Redact(f))
 }
 
 func (c *Config) deleteFunction(w http.ResponseWriter, r *http.Request, ps httprouter.Params) {

@@ -14,30 +14,31 @@ import (
 // concurrent writer before the caller is told to try again.
 const maxRetries = 16
 
-// Service stores and retrieves functions in one space.
+// Service stores and retrieves functions in one space. Functions it
+// returns carry their secrets: show them to clients through Redact.
 type Service struct {
-	kv    *libkv.Store
-	space libkv.Space
+	kv        *libkv.Store
+	space     string
+	providers *Registry
 }
 
-// NewService returns a Service for the given space of store kv.
-func NewService(kv *libkv.Store, space libkv.Space) *Service {
-	return &Service{kv: kv, space: space}
+// NewService returns a Service for the given space of store kv, accepting
+// the provider types of providers.
+func NewService(kv *libkv.Store, space string, providers *Registry) *Service {
+	return &Service{kv: kv, space: space, providers: providers}
 }
 
 // Create registers a new function.
 func (s *Service) Create(ctx context.Context, f Function) (Function, error) {
-	if err := f.Validate(); err != nil {
+	f, err := s.providers.Validate(f)
+	if err != nil {
 		return Function{}, err
-	}
-	if f.Provider.AWSSecretAccessKey == Redacted || f.Provider.AWSSessionToken == Redacted {
-		return Function{}, errkind.New(errkind.Invalid, "%q is the redaction marker, not a credential", Redacted)
 	}
 	val, err := json.Marshal(f)
 	if err != nil {
 		return Function{}, fmt.Errorf("encode function: %w", err)
 	}
-	ok, err := s.kv.Create(ctx, s.space.Function(f.ID), val)
+	ok, err := s.kv.Create(ctx, FunctionKey(s.space, f.ID), val)
 	if err != nil {
 		return Function{}, err
 	}
@@ -58,7 +59,7 @@ func (s *Service) get(ctx context.Context, id string) (Function, int64, error) {
 		// An id that could never have been created is simply not there.
 		return Function{}, 0, errkind.New(errkind.NotFound, "function not found")
 	}
-	kv, err := s.kv.Get(ctx, s.space.Function(id))
+	kv, err := s.kv.Get(ctx, FunctionKey(s.space, id))
 	if errors.Is(err, libkv.ErrNotFound) {
 		return Function{}, 0, errkind.New(errkind.NotFound, "function %q not found", id)
 	}
@@ -74,7 +75,7 @@ func (s *Service) get(ctx context.Context, id string) (Function, int64, error) {
 
 // List returns every function, ordered by id.
 func (s *Service) List(ctx context.Context) ([]Function, error) {
-	kvs, _, err := s.kv.List(ctx, s.space.Functions())
+	kvs, _, err := s.kv.List(ctx, FunctionsPrefix(s.space))
 	if err != nil {
 		return nil, err
 	}
@@ -91,28 +92,22 @@ func (s *Service) List(ctx context.Context) ([]Function, error) {
 
 // Update replaces the provider and timeout of an existing function, f.ID. A
 // secret sent as Redacted keeps the stored value.
-func (s *Service) Update(ctx context.Context, f Function) (Function, error) {
-	id, p := f.ID, f.Provider
+func (s *Service) Update(ctx context.Context, update Function) (Function, error) {
+	id := update.ID
 	for range maxRetries {
 		old, rev, err := s.get(ctx, id)
 		if err != nil {
 			return Function{}, err
 		}
-		if p.AWSSecretAccessKey == Redacted {
-			p.AWSSecretAccessKey = old.Provider.AWSSecretAccessKey
-		}
-		if p.AWSSessionToken == Redacted {
-			p.AWSSessionToken = old.Provider.AWSSessionToken
-		}
-		f := Function{ID: id, Provider: p, Timeout: f.Timeout}
-		if err := f.Validate(); err != nil {
+		f, err := s.providers.Merge(old, update)
+		if err != nil {
 			return Function{}, err
 		}
 		val, err := json.Marshal(f)
 		if err != nil {
 			return Function{}, fmt.Errorf("encode function: %w", err)
 		}
-		ok, err := s.kv.CompareAndSwap(ctx, s.space.Function(id), val, rev)
+		ok, err := s.kv.CompareAndSwap(ctx, FunctionKey(s.space, id), val, rev)
 		if err != nil {
 			return Function{}, err
 		}
@@ -129,9 +124,9 @@ func (s *Service) Delete(ctx context.Context, id string) error {
 	if err := ValidateID("functionId", id); err != nil {
 		return errkind.New(errkind.NotFound, "function not found")
 	}
-	key := s.space.Function(id)
+	key := FunctionKey(s.space, id)
 	ok, _, err := s.kv.Txn(ctx,
-		[]libkv.Cond{libkv.Exists(key), libkv.PrefixEmpty(s.space.Uses(id))},
+		[]libkv.Cond{libkv.Exists(key), libkv.PrefixEmpty(UsesPrefix(s.space, id))},
 		[]libkv.Op{libkv.Del(key)})
 	if err != nil || ok {
 		return err
@@ -144,3 +139,7 @@ func (s *Service) Delete(ctx context.Context, id string) error {
 	}
 	return errkind.New(errkind.Conflict, "function %q is used by a subscription: delete the subscription first", id)
 }
+
+// Redact returns f as a client may see it, its secrets replaced by
+// Redacted.
+func (s *Service) Redact(f Function) Function { return s.providers.Redact(f) }

@@ -13,6 +13,7 @@ import (
 	"time"
 
 	"github.com/event-gateway/event-gateway/functions"
+	httpfn "github.com/event-gateway/event-gateway/functions/http"
 	"github.com/event-gateway/event-gateway/internal/etcdtest"
 	"github.com/event-gateway/event-gateway/libkv"
 	"github.com/event-gateway/event-gateway/router"
@@ -58,7 +59,7 @@ func newEnv(t *testing.T, wrap func(router.Store) router.Store) *env {
 	e := &env{
 		queue: &recordingQueue{},
 		store: st,
-		fns:   functions.NewService(st, libkv.DefaultSpace),
+		fns:   functions.NewService(st, libkv.DefaultSpace, functions.NewRegistry(httpfn.New(httpfn.Options{}))),
 		subs:  subscriptions.NewService(st, libkv.DefaultSpace),
 		ctx:   ctx,
 	}
@@ -66,7 +67,7 @@ func newEnv(t *testing.T, wrap func(router.Store) router.Store) *env {
 		Store: rs,
 		Space: libkv.DefaultSpace,
 		Invokers: func(f functions.Function) (functions.Invoker, error) {
-			return &invoker{id: f.ID + "@" + f.Provider.URL}, nil
+			return &invoker{id: f.ID + "@" + urlOf(f)}, nil
 		},
 		Queue:          e.queue,
 		DefaultTimeout: time.Second,
@@ -80,9 +81,16 @@ func newEnv(t *testing.T, wrap func(router.Store) router.Store) *env {
 	return e
 }
 
+// urlOf returns the url of an http function.
+func urlOf(f functions.Function) string {
+	var c httpfn.Config
+	_ = json.Unmarshal(f.Provider.Config, &c)
+	return c.URL
+}
+
 func (e *env) fn(t *testing.T, id, url string) {
 	t.Helper()
-	if _, err := e.fns.Create(e.ctx, functions.Function{ID: id, Provider: functions.Provider{Type: "http", URL: url}}); err != nil {
+	if _, err := e.fns.Create(e.ctx, functions.Function{ID: id, Provider: httpfn.Config{URL: url}.Provider()}); err != nil {
 		t.Fatal(err)
 	}
 }
@@ -150,15 +158,15 @@ func TestSnapshotFollowsStore(t *testing.T) {
 	}
 
 	// Updates and deletes apply.
-	if _, err := e.fns.Update(e.ctx, functions.Function{ID: "b", Provider: functions.Provider{Type: "http", URL: "http://127.0.0.1:1/b2"}, Timeout: "250ms"}); err != nil {
+	if _, err := e.fns.Update(e.ctx, functions.Function{ID: "b", Provider: httpfn.Config{URL: "http://127.0.0.1:1/b2"}.Provider(), Timeout: "250ms"}); err != nil {
 		t.Fatal(err)
 	}
 	e.until(t, "updated b", func(s *router.Snapshot) bool {
 		t := s.Function("b")
-		return t != nil && t.Function.Provider.URL == "http://127.0.0.1:1/b2" && t.Timeout == 250*time.Millisecond
+		return t != nil && urlOf(t.Function) == "http://127.0.0.1:1/b2" && t.Timeout == 250*time.Millisecond
 	})
 	route, _ = e.r.Snapshot().MatchHTTP("GET", "/users/7", nil)
-	if route.Target.Function.Provider.URL != "http://127.0.0.1:1/b2" {
+	if urlOf(route.Target.Function) != "http://127.0.0.1:1/b2" {
 		t.Fatal("the http route still calls the old function")
 	}
 	if err := e.subs.Delete(e.ctx, httpID); err != nil {
@@ -344,9 +352,9 @@ func BenchmarkPropagation(b *testing.B) {
 		Invokers: func(functions.Function) (functions.Invoker, error) { return &invoker{}, nil }})
 	go r.Run(ctx)
 	<-r.Ready()
-	fns := functions.NewService(st, libkv.DefaultSpace)
+	fns := functions.NewService(st, libkv.DefaultSpace, functions.NewRegistry(httpfn.New(httpfn.Options{})))
 	subs := subscriptions.NewService(st, libkv.DefaultSpace)
-	fns.Create(ctx, functions.Function{ID: "f", Provider: functions.Provider{Type: "http", URL: "http://127.0.0.1:1/"}})
+	fns.Create(ctx, functions.Function{ID: "f", Provider: httpfn.Config{URL: "http://127.0.0.1:1/"}.Provider()})
 	i := 0
 	for b.Loop() {
 		i++
@@ -368,8 +376,8 @@ func BenchmarkPropagation(b *testing.B) {
 func BenchmarkSnapshotBuild10000(b *testing.B) {
 	st := etcd.Store(b)
 	ctx := context.Background()
-	fns := functions.NewService(st, libkv.DefaultSpace)
-	fns.Create(ctx, functions.Function{ID: "f", Provider: functions.Provider{Type: "http", URL: "http://127.0.0.1:1/"}})
+	fns := functions.NewService(st, libkv.DefaultSpace, functions.NewRegistry(httpfn.New(httpfn.Options{})))
+	fns.Create(ctx, functions.Function{ID: "f", Provider: httpfn.Config{URL: "http://127.0.0.1:1/"}.Provider()})
 	space := libkv.Space(libkv.DefaultSpace)
 	for i := range 10000 {
 		// Written directly: the conflict check of 10,000 creates is not
@@ -395,8 +403,8 @@ func BenchmarkScale100k(b *testing.B) {
 	const n = 100_000
 	st := etcd.Store(b)
 	ctx := context.Background()
-	fns := functions.NewService(st, libkv.DefaultSpace)
-	fns.Create(ctx, functions.Function{ID: "f", Provider: functions.Provider{Type: "http", URL: "http://127.0.0.1:1/"}})
+	fns := functions.NewService(st, libkv.DefaultSpace, functions.NewRegistry(httpfn.New(httpfn.Options{})))
+	fns.Create(ctx, functions.Function{ID: "f", Provider: httpfn.Config{URL: "http://127.0.0.1:1/"}.Provider()})
 	space := libkv.Space(libkv.DefaultSpace)
 	var ops []libkv.Op
 	for i := range n {
