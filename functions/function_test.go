@@ -50,6 +50,7 @@ func TestRegistryValidate(t *testing.T) {
 		{"https", fn(t, "f", `{"type":"http","url":"https://example.com"}`), ""},
 		{"lambda", fn(t, "f", lambdaP), ""},
 		{"lambda with keys", fn(t, "f", withKeysP), ""},
+		{"field names in another case", fn(t, "f", `{"Type":"http","URL":"http://h"}`), ""},
 		{"timeout", timeout(fn(t, "f", httpP), "2500ms"), ""},
 		{"bad timeout", timeout(fn(t, "f", httpP), "5"), "timeout"},
 		{"zero timeout", timeout(fn(t, "f", httpP), "0s"), "timeout"},
@@ -225,6 +226,9 @@ func TestProviderJSON(t *testing.T) {
 		{`{"type":"http"}`, "http", `{}`},
 		{`{}`, "", `{}`},
 		{`{"a":{"type":"x"},"type":"t","b":[1]}`, "t", `{"a":{"type":"x"},"b":[1]}`},
+		// As encoding/json matched the former struct's field.
+		{`{"Type":"http","URL":"u"}`, "http", `{"URL":"u"}`},
+		{`{"type":"a","TYPE":"b"}`, "b", `{}`},
 	} {
 		var p functions.Provider
 		if err := json.Unmarshal([]byte(tt.in), &p); err != nil {

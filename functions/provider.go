@@ -6,6 +6,7 @@ import (
 	"errors"
 	"fmt"
 	"reflect"
+	"strings"
 )
 
 // ProviderType names the kind of backend a function runs on. Each type is
@@ -59,22 +60,22 @@ func (p Provider) MarshalJSON() ([]byte, error) {
 // so that a field written by a newer gateway does not stop an older one in
 // the same cluster from routing to the function.
 func (p *Provider) UnmarshalJSON(data []byte) error {
-	if bytes.Equal(bytes.TrimSpace(data), []byte("null")) {
+	data = bytes.TrimSpace(data)
+	switch {
+	case bytes.Equal(data, []byte("null")):
 		return nil // as encoding/json leaves a struct alone for null
+	case len(data) == 0 || data[0] != '{':
+		// encoding/json adds the path of the enclosing field:
+		// "field provider must be a JSON object".
+		return &json.UnmarshalTypeError{Value: jsonValueKind(data), Type: reflect.TypeFor[Provider]()}
 	}
-	var fields map[string]json.RawMessage
-	if err := json.Unmarshal(data, &fields); err != nil {
-		var te *json.UnmarshalTypeError
-		if errors.As(err, &te) {
-			// Reported by encoding/json with the field path of the
-			// enclosing value, e.g. "field provider must be an object".
-			return &json.UnmarshalTypeError{Value: te.Value, Type: reflect.TypeFor[Provider](), Offset: te.Offset}
-		}
+	typ, cfg, err := splitType(data)
+	if err != nil {
 		return err
 	}
-	var typ ProviderType
-	if raw, ok := fields["type"]; ok {
-		if err := json.Unmarshal(raw, &typ); err != nil {
+	*p = Provider{Config: cfg}
+	if typ != nil {
+		if err := json.Unmarshal(typ, &p.Type); err != nil {
 			var te *json.UnmarshalTypeError
 			if errors.As(err, &te) {
 				return &json.UnmarshalTypeError{Value: te.Value, Type: te.Type, Field: "type"}
@@ -82,43 +83,58 @@ func (p *Provider) UnmarshalJSON(data []byte) error {
 			return err
 		}
 	}
-	cfg, err := withoutType(data)
-	if err != nil {
-		return err
-	}
-	*p = Provider{Type: typ, Config: cfg}
 	return nil
 }
 
-// withoutType returns the object obj without its "type" members, keeping
-// the other members and their order as they are, so that a Kind's strict
-// decoding sees exactly what the client sent.
-func withoutType(obj []byte) (json.RawMessage, error) {
+// splitType returns the value of the "type" member of obj and obj without
+// it, keeping the other members and their order as they are, so that a
+// Kind's strict decoding sees exactly what the client sent. Like
+// encoding/json for a struct field, it matches "type" regardless of case
+// and takes the last one.
+func splitType(obj []byte) (typ, rest json.RawMessage, err error) {
 	dec := json.NewDecoder(bytes.NewReader(obj))
-	if _, err := dec.Token(); err != nil { // '{', checked by the caller
-		return nil, err
+	if _, err := dec.Token(); err != nil { // '{'
+		return nil, nil, err
 	}
-	out := []byte{'{'}
+	rest = []byte{'{'}
 	for dec.More() {
 		tok, err := dec.Token()
 		if err != nil {
-			return nil, err
+			return nil, nil, err
 		}
 		key, _ := tok.(string)
 		var val json.RawMessage
 		if err := dec.Decode(&val); err != nil {
-			return nil, err
+			return nil, nil, err
 		}
-		if key == "type" {
+		if strings.EqualFold(key, "type") {
+			typ = val
 			continue
 		}
-		if len(out) > 1 {
-			out = append(out, ',')
+		if len(rest) > 1 {
+			rest = append(rest, ',')
 		}
 		k, _ := json.Marshal(key)
-		out = append(out, k...)
-		out = append(out, ':')
-		out = append(out, val...)
+		rest = append(rest, k...)
+		rest = append(rest, ':')
+		rest = append(rest, val...)
 	}
-	return append(out, '}'), nil
+	return typ, append(rest, '}'), nil
+}
+
+// jsonValueKind names the JSON type of a value, as json.UnmarshalTypeError
+// does.
+func jsonValueKind(v []byte) string {
+	switch {
+	case len(v) == 0:
+		return "value"
+	case v[0] == '"':
+		return "string"
+	case v[0] == '[':
+		return "array"
+	case v[0] == 't' || v[0] == 'f':
+		return "bool"
+	default:
+		return "number"
+	}
 }
