@@ -75,9 +75,9 @@ func benchHTTPEvent(b *testing.B, url string, reacters router.Reacters, wrapper 
 	st := etcd.Store(b)
 	ctx, cancel := context.WithCancel(context.Background())
 	defer cancel()
-	fns := functions.NewService(st, functions.DefaultSpace)
+	fns := functions.NewService(st, functions.DefaultSpace, functions.NewRegistry(httpfn.New(httpfn.Options{})))
 	subs := subscriptions.NewService(st).In(functions.DefaultSpace)
-	if _, err := fns.Create(ctx, functions.Function{ID: "f", Provider: functions.Provider{Type: "http", URL: url}}); err != nil {
+	if _, err := fns.Create(ctx, functions.Function{ID: "f", Provider: httpfn.Config{URL: url}.Provider()}); err != nil {
 		b.Fatal(err)
 	}
 	if _, err := subs.Create(ctx, subscriptions.Subscription{Event: "http", FunctionID: "f", Method: "GET", Path: "/users/:id"}); err != nil {
@@ -101,7 +101,7 @@ func benchHTTPEvent(b *testing.B, url string, reacters router.Reacters, wrapper 
 	}
 	r := router.New(router.Options{
 		Store: st, Queue: q, Plugins: reacters,
-		Invokers: func(f functions.Function) (functions.Invoker, error) { return provider.Invoker(f.Provider.URL), nil },
+		Invokers: functions.NewRegistry(provider).Invoker,
 	})
 	go r.Run(ctx)
 	if err := q.Start(ctx, r.Deliver, func(string) jetstream.RetryPolicy { return jetstream.DefaultRetryPolicy() }); err != nil {

@@ -25,6 +25,8 @@ type FunctionService interface {
 	List(ctx context.Context) ([]functions.Function, error)
 	Update(ctx context.Context, f functions.Function) (functions.Function, error)
 	Delete(ctx context.Context, id string) error
+	// Redact returns a function as a client may see it, without secrets.
+	Redact(f functions.Function) functions.Function
 }
 
 // SubscriptionService is what the Configuration API needs of the
@@ -198,7 +200,7 @@ func (c *Config) createFunction(w http.ResponseWriter, r *http.Request, _ httpro
 		return err
 	}
 	c.log.InfoContext(r.Context(), "function registered", "functionId", f.ID, "provider", f.Provider.Type)
-	writeJSON(w, http.StatusOK, f.Redact())
+	writeJSON(w, http.StatusOK, c.fns.Redact(f))
 	return nil
 }
 
@@ -208,7 +210,7 @@ func (c *Config) listFunctions(w http.ResponseWriter, r *http.Request, _ httprou
 		return err
 	}
 	for i := range fns {
-		fns[i] = fns[i].Redact()
+		fns[i] = c.fns.Redact(fns[i])
 	}
 	writeJSON(w, http.StatusOK, functionList{Functions: fns})
 	return nil
@@ -219,7 +221,7 @@ func (c *Config) getFunction(w http.ResponseWriter, r *http.Request, ps httprout
 	if err != nil {
 		return err
 	}
-	writeJSON(w, http.StatusOK, f.Redact())
+	writeJSON(w, http.StatusOK, c.fns.Redact(f))
 	return nil
 }
 
@@ -240,7 +242,7 @@ func (c *Config) updateFunction(w http.ResponseWriter, r *http.Request, ps httpr
 		return err
 	}
 	c.log.InfoContext(r.Context(), "function updated", "functionId", f.ID, "provider", f.Provider.Type)
-	writeJSON(w, http.StatusOK, f.Redact())
+	writeJSON(w, http.StatusOK, c.fns.Redact(f))
 	return nil
 }
 

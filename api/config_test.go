@@ -11,6 +11,8 @@ import (
 
 	"github.com/event-gateway/event-gateway/api"
 	"github.com/event-gateway/event-gateway/functions"
+	"github.com/event-gateway/event-gateway/functions/awslambda"
+	httpfn "github.com/event-gateway/event-gateway/functions/http"
 	"github.com/event-gateway/event-gateway/internal/etcdtest"
 	"github.com/event-gateway/event-gateway/libkv"
 	"github.com/event-gateway/event-gateway/subscriptions"
@@ -23,7 +25,7 @@ func TestMain(m *testing.M) { etcdtest.Main(m, func(s *etcdtest.Server) { etcd =
 func newConfigServer(t *testing.T, st *libkv.Store) *httptest.Server {
 	t.Helper()
 	h := api.NewConfig(api.ConfigOptions{
-		Functions:     functions.NewService(st, functions.DefaultSpace),
+		Functions:     functions.NewService(st, functions.DefaultSpace, functions.NewRegistry(httpfn.New(httpfn.Options{}), awslambda.New(awslambda.Options{}))),
 		Subscriptions: subscriptions.NewService(st).In(functions.DefaultSpace),
 		StoreTimeout:  500 * time.Millisecond,
 	})
@@ -104,7 +106,7 @@ func TestFunctionsEndpoints(t *testing.T) {
 
 	var f functions.Function
 	wantJSON(t, do(t, srv, "POST", "/v1/functions", `{"functionId":"hello","provider":{"type":"http","url":"http://127.0.0.1:9/hello"}}`), 200, &f)
-	if f.ID != "hello" || f.Provider.URL != "http://127.0.0.1:9/hello" {
+	if f.ID != "hello" || string(f.Provider.Config) != `{"url":"http://127.0.0.1:9/hello"}` {
 		t.Fatalf("created %+v", f)
 	}
 	wantError(t, do(t, srv, "POST", "/v1/functions", `{"functionId":"hello","provider":{"type":"http","url":"http://127.0.0.1:9/hello"}}`), 409, "already exists")
@@ -127,13 +129,14 @@ func TestFunctionsEndpoints(t *testing.T) {
 	}
 	r = do(t, srv, "GET", "/v1/functions/lam", "")
 	wantJSON(t, r, 200, &f)
-	if f.Provider.AWSSecretAccessKey != functions.Redacted || f.Provider.AWSAccessKeyID != "AKID" {
+	var lc awslambda.Config
+	if err := json.Unmarshal(f.Provider.Config, &lc); err != nil || lc.AWSSecretAccessKey != functions.Redacted || lc.AWSAccessKeyID != "AKID" {
 		t.Fatalf("GET shows %+v", f.Provider)
 	}
 	wantError(t, do(t, srv, "GET", "/v1/functions/nope", ""), 404, "not found")
 
 	wantJSON(t, do(t, srv, "PUT", "/v1/functions/hello", `{"provider":{"type":"http","url":"https://example.com/v2"}}`), 200, &f)
-	if f.Provider.URL != "https://example.com/v2" {
+	if string(f.Provider.Config) != `{"url":"https://example.com/v2"}` {
 		t.Fatalf("updated %+v", f)
 	}
 	wantJSON(t, do(t, srv, "PUT", "/v1/functions/hello", `{"functionId":"hello","provider":{"type":"http","url":"https://example.com/v3"}}`), 200, nil)
@@ -161,6 +164,10 @@ func TestFunctionValidationErrors(t *testing.T) {
 		{`{"functionId":"f","provider":{"type":"awslambda","region":"us-east-1"}}`, "arn is required"},
 		{`{"functionId":"f","provider":{"type":"awslambda","arn":"a"}}`, "region is required"},
 		{`{"functionId":"f","provider":{"type":"http","url":"http://h"},"extra":1}`, `unknown field "extra"`},
+		{`{"functionId":"f","provider":{"type":"http","url":"http://h","arn":"x"}}`, `unknown field "provider.arn"`},
+		{`{"functionId":"f","provider":{"type":"http","url":42}}`, "field provider.url must be a JSON string"},
+		{`{"functionId":"f","provider":{"type":42}}`, "field provider.type must be a JSON string"},
+		{`{"functionId":"f","provider":"http"}`, "field provider must be a JSON object"},
 		{`{"functionId":42}`, "functionId must be a JSON string"},
 		{`[1,2]`, "must be a JSON object"},
 		{`{"functionId":"f"`, "not valid JSON"},

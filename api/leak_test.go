@@ -13,6 +13,7 @@ import (
 
 	"github.com/event-gateway/event-gateway/api"
 	"github.com/event-gateway/event-gateway/functions"
+	httpfn "github.com/event-gateway/event-gateway/functions/http"
 	"github.com/event-gateway/event-gateway/router"
 	"github.com/event-gateway/event-gateway/subscriptions"
 )
@@ -34,7 +35,7 @@ func TestHostileInputLeaksNoGoroutine(t *testing.T) {
 	var logs bytes.Buffer
 	log := slog.New(slog.NewTextHandler(&logs, nil))
 	cfg := api.AccessLog(log, api.NewConfig(api.ConfigOptions{
-		Functions:     functions.NewService(st, functions.DefaultSpace),
+		Functions:     functions.NewService(st, functions.DefaultSpace, functions.NewRegistry(httpfn.New(httpfn.Options{}))),
 		Subscriptions: subscriptions.NewService(st).In(functions.DefaultSpace),
 	}))
 	ev := api.NewEvents(api.EventsOptions{Router: rt, MaxBody: 1024})

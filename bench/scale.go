@@ -19,6 +19,7 @@ import (
 	"go.uber.org/zap"
 
 	"github.com/event-gateway/event-gateway/functions"
+	httpfn "github.com/event-gateway/event-gateway/functions/http"
 	"github.com/event-gateway/event-gateway/libkv"
 	"github.com/event-gateway/event-gateway/subscriptions"
 
@@ -205,7 +206,7 @@ func scaleTest(ctx context.Context, c config, bin, tmp, backend string) (scaleRe
 // operations (etcd allows 128), written by a few goroutines at once.
 func writeSubscriptions(ctx context.Context, cli *clientv3.Client, prefix, backend string, n int, path func(int) string) error {
 	space := functions.DefaultSpace
-	f := functions.Function{ID: "scale", Provider: functions.Provider{Type: functions.HTTP, URL: backend + "/fn"}}
+	f := functions.Function{ID: "scale", Provider: httpfn.Config{URL: backend + "/fn"}.Provider()}
 	if err := f.Validate(); err != nil {
 		return err
 	}

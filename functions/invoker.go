@@ -7,6 +7,14 @@ import (
 
 // Invoker calls one function. Implementations live in the provider
 // sub-packages and must be safe for concurrent use.
+//
+// An Invoker may also implement io.Closer, when it holds something on
+// behalf of its function (the Lambda provider's cached client). Whoever
+// made it through Registry.Invoker closes it once no new call will pick it,
+// e.g. when the function's configuration is replaced. Close must be
+// idempotent and must not cut short calls in flight; an Invoker may even
+// serve calls after Close, which a caller that loaded it just before the
+// replacement may still make.
 type Invoker interface {
 	// Invoke sends payload to the function and returns its raw response.
 	// It returns an error wrapping ErrFunctionFailed when the function ran

@@ -14,24 +14,25 @@ import (
 // concurrent writer before the caller is told to try again.
 const maxRetries = 16
 
-// Service stores and retrieves functions in one space.
+// Service stores and retrieves functions in one space. Functions it
+// returns carry their secrets: show them to clients through Redact.
 type Service struct {
-	kv    *libkv.Store
-	space string
+	kv        *libkv.Store
+	space     string
+	providers *Registry
 }
 
-// NewService returns a Service for the given space of store kv.
-func NewService(kv *libkv.Store, space string) *Service {
-	return &Service{kv: kv, space: space}
+// NewService returns a Service for the given space of store kv, accepting
+// the provider types of providers.
+func NewService(kv *libkv.Store, space string, providers *Registry) *Service {
+	return &Service{kv: kv, space: space, providers: providers}
 }
 
 // Create registers a new function.
 func (s *Service) Create(ctx context.Context, f Function) (Function, error) {
-	if err := f.Validate(); err != nil {
+	f, err := s.providers.Validate(f)
+	if err != nil {
 		return Function{}, err
-	}
-	if f.Provider.AWSSecretAccessKey == Redacted || f.Provider.AWSSessionToken == Redacted {
-		return Function{}, errkind.New(errkind.Invalid, "%q is the redaction marker, not a credential", Redacted)
 	}
 	val, err := json.Marshal(f)
 	if err != nil {
@@ -91,21 +92,15 @@ func (s *Service) List(ctx context.Context) ([]Function, error) {
 
 // Update replaces the provider and timeout of an existing function, f.ID. A
 // secret sent as Redacted keeps the stored value.
-func (s *Service) Update(ctx context.Context, f Function) (Function, error) {
-	id, p := f.ID, f.Provider
+func (s *Service) Update(ctx context.Context, update Function) (Function, error) {
+	id := update.ID
 	for range maxRetries {
 		old, rev, err := s.get(ctx, id)
 		if err != nil {
 			return Function{}, err
 		}
-		if p.AWSSecretAccessKey == Redacted {
-			p.AWSSecretAccessKey = old.Provider.AWSSecretAccessKey
-		}
-		if p.AWSSessionToken == Redacted {
-			p.AWSSessionToken = old.Provider.AWSSessionToken
-		}
-		f := Function{ID: id, Provider: p, Timeout: f.Timeout}
-		if err := f.Validate(); err != nil {
+		f, err := s.providers.Merge(old, update)
+		if err != nil {
 			return Function{}, err
 		}
 		val, err := json.Marshal(f)
@@ -144,3 +139,7 @@ func (s *Service) Delete(ctx context.Context, id string) error {
 	}
 	return errkind.New(errkind.Conflict, "function %q is used by a subscription: delete the subscription first", id)
 }
+
+// Redact returns f as a client may see it, its secrets replaced by
+// Redacted.
+func (s *Service) Redact(f Function) Function { return s.providers.Redact(f) }

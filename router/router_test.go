@@ -13,6 +13,7 @@ import (
 	"time"
 
 	"github.com/event-gateway/event-gateway/functions"
+	httpfn "github.com/event-gateway/event-gateway/functions/http"
 	"github.com/event-gateway/event-gateway/internal/etcdtest"
 	"github.com/event-gateway/event-gateway/libkv"
 	"github.com/event-gateway/event-gateway/router"
@@ -59,14 +60,14 @@ func newEnv(t *testing.T, wrap func(router.Store) router.Store) *env {
 	e := &env{
 		queue: &recordingQueue{},
 		store: st,
-		fns:   functions.NewService(st, functions.DefaultSpace),
+		fns:   functions.NewService(st, functions.DefaultSpace, functions.NewRegistry(httpfn.New(httpfn.Options{}))),
 		subs:  subscriptions.NewService(st).In(functions.DefaultSpace),
 		ctx:   ctx,
 	}
 	e.r = router.New(router.Options{
 		Store: rs,
 		Invokers: func(f functions.Function) (functions.Invoker, error) {
-			return &invoker{id: f.ID + "@" + f.Provider.URL}, nil
+			return &invoker{id: f.ID + "@" + urlOf(f)}, nil
 		},
 		Queue:          e.queue,
 		DefaultTimeout: time.Second,
@@ -80,9 +81,16 @@ func newEnv(t *testing.T, wrap func(router.Store) router.Store) *env {
 	return e
 }
 
+// urlOf returns the url of an http function.
+func urlOf(f functions.Function) string {
+	var c httpfn.Config
+	_ = json.Unmarshal(f.Provider.Config, &c)
+	return c.URL
+}
+
 func (e *env) fn(t *testing.T, id, url string) {
 	t.Helper()
-	if _, err := e.fns.Create(e.ctx, functions.Function{ID: id, Provider: functions.Provider{Type: "http", URL: url}}); err != nil {
+	if _, err := e.fns.Create(e.ctx, functions.Function{ID: id, Provider: httpfn.Config{URL: url}.Provider()}); err != nil {
 		t.Fatal(err)
 	}
 }
@@ -150,15 +158,15 @@ func TestSnapshotFollowsStore(t *testing.T) {
 	}
 
 	// Updates and deletes apply.
-	if _, err := e.fns.Update(e.ctx, functions.Function{ID: "b", Provider: functions.Provider{Type: "http", URL: "http://127.0.0.1:1/b2"}, Timeout: "250ms"}); err != nil {
+	if _, err := e.fns.Update(e.ctx, functions.Function{ID: "b", Provider: httpfn.Config{URL: "http://127.0.0.1:1/b2"}.Provider(), Timeout: "250ms"}); err != nil {
 		t.Fatal(err)
 	}
 	e.until(t, "updated b", func(s *router.Space) bool {
 		t := s.Function("b")
-		return t != nil && t.Function.Provider.URL == "http://127.0.0.1:1/b2" && t.Timeout == 250*time.Millisecond
+		return t != nil && urlOf(t.Function) == "http://127.0.0.1:1/b2" && t.Timeout == 250*time.Millisecond
 	})
 	route, _ = e.r.Snapshot().Space(functions.DefaultSpace).MatchHTTP("GET", "/users/7", nil)
-	if route.Target.Function.Provider.URL != "http://127.0.0.1:1/b2" {
+	if urlOf(route.Target.Function) != "http://127.0.0.1:1/b2" {
 		t.Fatal("the http route still calls the old function")
 	}
 	if err := e.subs.Delete(e.ctx, httpID); err != nil {
@@ -354,9 +362,9 @@ func BenchmarkPropagation(b *testing.B) {
 		Invokers: func(functions.Function) (functions.Invoker, error) { return &invoker{}, nil }})
 	go r.Run(ctx)
 	<-r.Ready()
-	fns := functions.NewService(st, functions.DefaultSpace)
+	fns := functions.NewService(st, functions.DefaultSpace, functions.NewRegistry(httpfn.New(httpfn.Options{})))
 	subs := subscriptions.NewService(st).In(functions.DefaultSpace)
-	fns.Create(ctx, functions.Function{ID: "f", Provider: functions.Provider{Type: "http", URL: "http://127.0.0.1:1/"}})
+	fns.Create(ctx, functions.Function{ID: "f", Provider: httpfn.Config{URL: "http://127.0.0.1:1/"}.Provider()})
 	i := 0
 	for b.Loop() {
 		i++
@@ -378,8 +386,8 @@ func BenchmarkPropagation(b *testing.B) {
 func BenchmarkSnapshotBuild10000(b *testing.B) {
 	st := etcd.Store(b)
 	ctx := context.Background()
-	fns := functions.NewService(st, functions.DefaultSpace)
-	fns.Create(ctx, functions.Function{ID: "f", Provider: functions.Provider{Type: "http", URL: "http://127.0.0.1:1/"}})
+	fns := functions.NewService(st, functions.DefaultSpace, functions.NewRegistry(httpfn.New(httpfn.Options{})))
+	fns.Create(ctx, functions.Function{ID: "f", Provider: httpfn.Config{URL: "http://127.0.0.1:1/"}.Provider()})
 	space := functions.DefaultSpace
 	for i := range 10000 {
 		// Written directly: the conflict check of 10,000 creates is not
@@ -405,8 +413,8 @@ func BenchmarkScale100k(b *testing.B) {
 	const n = 100_000
 	st := etcd.Store(b)
 	ctx := context.Background()
-	fns := functions.NewService(st, functions.DefaultSpace)
-	fns.Create(ctx, functions.Function{ID: "f", Provider: functions.Provider{Type: "http", URL: "http://127.0.0.1:1/"}})
+	fns := functions.NewService(st, functions.DefaultSpace, functions.NewRegistry(httpfn.New(httpfn.Options{})))
+	fns.Create(ctx, functions.Function{ID: "f", Provider: httpfn.Config{URL: "http://127.0.0.1:1/"}.Provider()})
 	space := functions.DefaultSpace
 	var ops []libkv.Op
 	for i := range n {
@@ -523,8 +531,8 @@ func TestSpacesStayApart(t *testing.T) {
 		Invokers: func(f functions.Function) (functions.Invoker, error) {
 			mu.Lock()
 			defer mu.Unlock()
-			inv := &closingInvoker{invoker: invoker{id: f.Provider.URL}}
-			made[f.Provider.URL] = inv
+			inv := &closingInvoker{invoker: invoker{id: urlOf(f)}}
+			made[urlOf(f)] = inv
 			return inv, nil
 		}})
 	done := make(chan struct{})
@@ -533,9 +541,10 @@ func TestSpacesStayApart(t *testing.T) {
 	<-r.Ready()
 
 	subs := subscriptions.NewService(st)
+	registry := functions.NewRegistry(httpfn.New(httpfn.Options{}))
 	for _, space := range []string{"a", "b"} {
-		fns := functions.NewService(st, space)
-		if _, err := fns.Create(ctx, functions.Function{ID: "f", Provider: functions.Provider{Type: "http", URL: "http://127.0.0.1:1/" + space}}); err != nil {
+		fns := functions.NewService(st, space, registry)
+		if _, err := fns.Create(ctx, functions.Function{ID: "f", Provider: httpfn.Config{URL: "http://127.0.0.1:1/" + space}.Provider()}); err != nil {
 			t.Fatal(err)
 		}
 		for _, s := range []subscriptions.Subscription{
@@ -563,7 +572,7 @@ func TestSpacesStayApart(t *testing.T) {
 	snap := r.Snapshot()
 	for _, space := range []string{"a", "b"} {
 		route, ok := snap.Space(space).MatchHTTP("GET", "/users/1", nil)
-		if !ok || route.Target.Function.Provider.URL != "http://127.0.0.1:1/"+space || route.Target.Space != space {
+		if !ok || urlOf(route.Target.Function) != "http://127.0.0.1:1/"+space || route.Target.Space != space {
 			t.Fatalf("space %s: GET /users/1 routes to %+v", space, route)
 		}
 	}
@@ -577,11 +586,11 @@ func TestSpacesStayApart(t *testing.T) {
 	// Update a's function: b's table is reused as it is, and a's old
 	// invoker is closed once the new snapshot is in.
 	before := r.Snapshot()
-	if _, err := functions.NewService(st, "a").Update(ctx, functions.Function{ID: "f", Provider: functions.Provider{Type: "http", URL: "http://127.0.0.1:1/a2"}}); err != nil {
+	if _, err := functions.NewService(st, "a", registry).Update(ctx, functions.Function{ID: "f", Provider: httpfn.Config{URL: "http://127.0.0.1:1/a2"}.Provider()}); err != nil {
 		t.Fatal(err)
 	}
 	wait("a updated", func(s *router.Snapshot) bool {
-		return s.Space("a").Function("f").Function.Provider.URL == "http://127.0.0.1:1/a2"
+		return urlOf(s.Space("a").Function("f").Function) == "http://127.0.0.1:1/a2"
 	})
 	if r.Snapshot().Space("b") != before.Space("b") {
 		t.Fatal("a change in space a rebuilt space b")

@@ -11,6 +11,7 @@ import (
 	"time"
 
 	"github.com/event-gateway/event-gateway/functions"
+	httpfn "github.com/event-gateway/event-gateway/functions/http"
 	"github.com/event-gateway/event-gateway/internal/errkind"
 	"github.com/event-gateway/event-gateway/internal/etcdtest"
 	"github.com/event-gateway/event-gateway/libkv"
@@ -35,11 +36,11 @@ func newFixture(t *testing.T, fnIDs ...string) fixture {
 	f := fixture{
 		store: st,
 		subs:  subscriptions.NewService(st).In(functions.DefaultSpace),
-		fns:   functions.NewService(st, functions.DefaultSpace),
+		fns:   functions.NewService(st, functions.DefaultSpace, functions.NewRegistry(httpfn.New(httpfn.Options{}))),
 		ctx:   ctx,
 	}
 	for _, id := range fnIDs {
-		if _, err := f.fns.Create(ctx, functions.Function{ID: id, Provider: functions.Provider{Type: "http", URL: "http://127.0.0.1:1/"}}); err != nil {
+		if _, err := f.fns.Create(ctx, functions.Function{ID: id, Provider: httpfn.Config{URL: "http://127.0.0.1:1/"}.Provider()}); err != nil {
 			t.Fatal(err)
 		}
 	}

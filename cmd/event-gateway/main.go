@@ -119,19 +119,13 @@ func serve(ctx context.Context, stop context.CancelFunc, opts *options, log *slo
 	defer store.Close()
 	go waitForStore(ctx, store, endpoints, log)
 
-	httpProvider := httpfn.New(httpfn.Options{MaxResponseBytes: opts.maxBody})
-	defer httpProvider.Close()
-	lambdaProvider := awslambda.New(awslambda.Options{MaxResponseBytes: opts.maxBody})
-	defer lambdaProvider.Close()
-	invokers := func(f functions.Function) (functions.Invoker, error) {
-		switch f.Provider.Type {
-		case functions.HTTP:
-			return httpProvider.Invoker(f.Provider.URL), nil
-		case functions.AWSLambda:
-			return lambdaProvider.Invoker(f.Provider)
-		}
-		return nil, fmt.Errorf("unknown provider type %q", f.Provider.Type)
-	}
+	// The provider types this gateway serves: the Configuration API
+	// accepts these, and the router invokes them.
+	providers := functions.NewRegistry(
+		httpfn.New(httpfn.Options{MaxResponseBytes: opts.maxBody}),
+		awslambda.New(awslambda.Options{MaxResponseBytes: opts.maxBody}),
+	)
+	defer providers.Close()
 
 	m := metrics.New()
 	var reacters router.Reacters
@@ -174,7 +168,7 @@ func serve(ctx context.Context, stop context.CancelFunc, opts *options, log *slo
 	}
 	rt := router.New(router.Options{
 		Store:          store,
-		Invokers:       invokers,
+		Invokers:       providers.Invoker,
 		Queue:          queue,
 		Plugins:        reacters,
 		Observer:       m,
@@ -198,7 +192,7 @@ func serve(ctx context.Context, stop context.CancelFunc, opts *options, log *slo
 	}
 
 	configAPI := api.NewConfig(api.ConfigOptions{
-		Functions:     functions.NewService(store, functions.DefaultSpace),
+		Functions:     functions.NewService(store, functions.DefaultSpace, providers),
 		Subscriptions: subscriptions.NewService(store).In(functions.DefaultSpace),
 		Logger:        log.With("api", "config"),
 		StoreTimeout:  opts.dbTimeout,

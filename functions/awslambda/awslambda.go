@@ -1,12 +1,17 @@
 // Package awslambda invokes functions of provider type "awslambda" through
 // the AWS SDK for Go v2, synchronously (InvocationType RequestResponse).
 //
+// Provider is the functions.Kind of type "awslambda": register it in the
+// gateway's functions.Registry. Its configuration is Config.
+//
 // One Provider serves every Lambda function of a gateway. It keeps one
 // *lambda.Client per distinct (region, credentials) pair, because a client
 // is costly to build (configuration loading, credential and endpoint
 // resolution) and holds the per-region endpoint and signer state, while all
 // clients share one pooled HTTP client so keep-alive connections to the
-// Lambda endpoint are reused across functions.
+// Lambda endpoint are reused across functions. A client is cached while an
+// invoker uses it: closing the last invoker of a pair evicts its client,
+// so credentials that are no longer configured do not stay in memory.
 //
 // Endpoints come from the SDK's standard configuration: AWS_ENDPOINT_URL_LAMBDA
 // (or AWS_ENDPOINT_URL, or endpoint_url in the shared config file) points
@@ -22,6 +27,7 @@ import (
 	"fmt"
 	"io"
 	"net/http"
+	"regexp"
 	"sync"
 	"time"
 
@@ -33,7 +39,80 @@ import (
 	"github.com/aws/aws-sdk-go-v2/service/lambda/types"
 
 	"github.com/event-gateway/event-gateway/functions"
+	"github.com/event-gateway/event-gateway/internal/errkind"
 )
+
+// Type is the provider type this package serves.
+const Type functions.ProviderType = "awslambda"
+
+// Config is the configuration of a Lambda function. Without keys, the
+// function is called with the credentials of the gateway's environment
+// (the SDK's default chain). The secret key and the session token are
+// secrets: never shown by the API, kept when sent back as
+// functions.Redacted.
+type Config struct {
+	ARN                string `json:"arn"`
+	Region             string `json:"region"`
+	AWSAccessKeyID     string `json:"awsAccessKeyId,omitempty"`
+	AWSSecretAccessKey string `json:"awsSecretAccessKey,omitempty"`
+	AWSSessionToken    string `json:"awsSessionToken,omitempty"`
+}
+
+// Provider returns c as the provider of a Function, for code (and tests)
+// that build functions without going through the API.
+func (c Config) Provider() functions.Provider {
+	b, _ := json.Marshal(c) // a struct of strings always encodes
+	return functions.Provider{Type: Type, Config: b}
+}
+
+var regionPattern = regexp.MustCompile(`^[a-z0-9-]+$`)
+
+// Validate checks that the function is named and its credentials complete.
+func (c *Config) Validate() error {
+	switch {
+	case c.ARN == "":
+		return errkind.New(errkind.Invalid, "provider.arn is required for type awslambda")
+	case c.Region == "":
+		return errkind.New(errkind.Invalid, "provider.region is required for type awslambda")
+	case !regionPattern.MatchString(c.Region):
+		return errkind.New(errkind.Invalid, "provider.region %q is not a region name", c.Region)
+	case (c.AWSAccessKeyID == "") != (c.AWSSecretAccessKey == ""):
+		return errkind.New(errkind.Invalid, "provider.awsAccessKeyId and provider.awsSecretAccessKey go together")
+	case c.AWSSessionToken != "" && c.AWSAccessKeyID == "":
+		return errkind.New(errkind.Invalid, "provider.awsSessionToken needs provider.awsAccessKeyId and provider.awsSecretAccessKey")
+	}
+	return nil
+}
+
+// Redact hides the secret key and the session token; the access key id
+// stays visible, so a client can tell which key a function uses.
+func (c *Config) Redact() {
+	if c.AWSSecretAccessKey != "" {
+		c.AWSSecretAccessKey = functions.Redacted
+	}
+	if c.AWSSessionToken != "" {
+		c.AWSSessionToken = functions.Redacted
+	}
+}
+
+// KeepSecrets takes each secret sent as functions.Redacted from stored, a
+// *Config or nil.
+func (c *Config) KeepSecrets(stored functions.Config) error {
+	old, _ := stored.(*Config)
+	if c.AWSSecretAccessKey != functions.Redacted && c.AWSSessionToken != functions.Redacted {
+		return nil
+	}
+	if old == nil {
+		return errkind.New(errkind.Invalid, "%q is the redaction marker, not a credential", functions.Redacted)
+	}
+	if c.AWSSecretAccessKey == functions.Redacted {
+		c.AWSSecretAccessKey = old.AWSSecretAccessKey
+	}
+	if c.AWSSessionToken == functions.Redacted {
+		c.AWSSessionToken = old.AWSSessionToken
+	}
+	return nil
+}
 
 // Defaults for Options fields left at their zero value.
 const (
@@ -83,12 +162,14 @@ type Provider struct {
 	userHTTP       aws.HTTPClient
 	loadOptions    []func(*config.LoadOptions) error
 
-	// clients caches one *lambda.Client per clientKey. Reads are lock-free;
-	// mu serialises only the building of a missing client, so that two
-	// first calls for the same credentials do not both load configuration.
-	clients sync.Map // clientKey -> *lambda.Client
-
 	mu sync.Mutex
+	// clients caches one *lambda.Client per clientKey, counting the
+	// invokers that hold it. A mutex, not a sync.Map: it is taken only
+	// when an invoker is made or closed, once per function version, never
+	// per call. Holding it while a missing client is built also keeps two
+	// first invokers of the same credentials from both loading
+	// configuration.
+	clients map[clientKey]*cachedClient
 	// httpClient is shared by every Lambda client. It is set when the
 	// first client is built, because the SDK's configuration (a custom CA
 	// bundle from AWS_CA_BUNDLE or the shared config) shapes its transport.
@@ -96,6 +177,12 @@ type Provider struct {
 	// idle closes the idle connections of the client the Provider built;
 	// nil when the client came from Options.
 	idle func()
+}
+
+// cachedClient is a Lambda client and the number of open invokers using it.
+type cachedClient struct {
+	client *lambda.Client
+	refs   int
 }
 
 // clientKey identifies a (region, credentials) pair by a SHA-256 digest,
@@ -109,6 +196,7 @@ func New(opts Options) *Provider {
 		defaultTimeout: opts.DefaultTimeout,
 		userHTTP:       opts.HTTPClient,
 		loadOptions:    opts.LoadOptions,
+		clients:        make(map[clientKey]*cachedClient),
 	}
 	if p.maxResponse <= 0 {
 		p.maxResponse = DefaultMaxResponseBytes
@@ -152,36 +240,58 @@ func sharedHTTPClient(c aws.HTTPClient) (aws.HTTPClient, func()) {
 }
 
 // Close closes the idle connections of the HTTP client the Provider built.
-// The Provider stays usable.
-func (p *Provider) Close() {
+// The Provider stays usable. It returns nil; the error makes Provider an
+// io.Closer, which functions.Registry.Close closes.
+func (p *Provider) Close() error {
 	p.mu.Lock()
 	idle := p.idle
 	p.mu.Unlock()
 	if idle != nil {
 		idle()
 	}
+	return nil
 }
 
-// Invoker returns an Invoker for fn, which must be of type awslambda with
-// an ARN and region. It uses fn's static credentials when it has them and
-// the SDK's default credential chain (environment, shared files, web
-// identity, container or instance role) otherwise. The Lambda client behind
-// it is cached, so calling Invoker for every call is cheap after the first.
-func (p *Provider) Invoker(fn functions.Provider) (functions.Invoker, error) {
-	if fn.Type != functions.AWSLambda {
-		return nil, fmt.Errorf("awslambda: provider type %q is not %q", fn.Type, functions.AWSLambda)
+var (
+	_ functions.Kind = (*Provider)(nil)
+	_ io.Closer      = (*invoker)(nil)
+)
+
+// Type returns "awslambda".
+func (p *Provider) Type() functions.ProviderType { return Type }
+
+// NewConfig returns an empty *Config.
+func (p *Provider) NewConfig() functions.Config { return new(Config) }
+
+// Invoker returns the invoker of f, whose configuration c is a *Config
+// with an ARN and a region. It uses the static credentials of c when it has
+// them and the SDK's default credential chain (environment, shared files,
+// web identity, container or instance role) otherwise.
+//
+// The invoker holds the cached Lambda client of c's region and credentials
+// until it is closed (it is an io.Closer): close it when f's configuration
+// is replaced, so that the client of credentials no longer used is evicted.
+func (p *Provider) Invoker(f functions.Function, c functions.Config) (functions.Invoker, error) {
+	cfg, ok := c.(*Config)
+	if !ok {
+		return nil, fmt.Errorf("awslambda: configuration of type %T is not a Lambda configuration", c)
 	}
+	return p.invoker(*cfg)
+}
+
+func (p *Provider) invoker(fn Config) (*invoker, error) {
 	if fn.ARN == "" || fn.Region == "" {
 		return nil, errors.New("awslambda: function arn and region are required")
 	}
-	c, err := p.client(fn)
+	k := keyOf(fn)
+	c, err := p.acquire(k, fn)
 	if err != nil {
 		return nil, err
 	}
-	return &invoker{p: p, client: c, arn: fn.ARN}, nil
+	return &invoker{p: p, client: c, key: k, arn: fn.ARN}, nil
 }
 
-func keyOf(fn functions.Provider) clientKey {
+func keyOf(fn Config) clientKey {
 	h := sha256.New()
 	for _, s := range []string{fn.Region, fn.AWSAccessKeyID, fn.AWSSecretAccessKey, fn.AWSSessionToken} {
 		// Length-prefix each field so that no two tuples hash alike by
@@ -193,17 +303,15 @@ func keyOf(fn functions.Provider) clientKey {
 	return k
 }
 
-// client returns the cached Lambda client for fn's region and credentials,
-// building it on first use.
-func (p *Provider) client(fn functions.Provider) (*lambda.Client, error) {
-	k := keyOf(fn)
-	if c, ok := p.clients.Load(k); ok {
-		return c.(*lambda.Client), nil
-	}
+// acquire returns the cached Lambda client for key k, fn's region and
+// credentials, building it when no open invoker uses one, and counts one
+// more user of it. Each acquire is matched by one release.
+func (p *Provider) acquire(k clientKey, fn Config) (*lambda.Client, error) {
 	p.mu.Lock()
 	defer p.mu.Unlock()
-	if c, ok := p.clients.Load(k); ok {
-		return c.(*lambda.Client), nil
+	if cc, ok := p.clients[k]; ok {
+		cc.refs++
+		return cc.client, nil
 	}
 
 	opts := []func(*config.LoadOptions) error{
@@ -247,14 +355,47 @@ func (p *Provider) client(fn functions.Provider) (*lambda.Client, error) {
 	c := lambda.NewFromConfig(cfg, func(o *lambda.Options) {
 		o.HTTPClient = p.httpClient
 	})
-	p.clients.Store(k, c)
+	p.clients[k] = &cachedClient{client: c, refs: 1}
 	return c, nil
+}
+
+// release counts one user of the client of k less, and evicts the client
+// when it was the last. Eviction only forgets the client: calls in flight
+// on it hold it and complete.
+func (p *Provider) release(k clientKey) {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	cc, ok := p.clients[k]
+	if !ok {
+		return
+	}
+	if cc.refs--; cc.refs <= 0 {
+		delete(p.clients, k)
+	}
+}
+
+// cached reports how many clients are cached, for tests.
+func (p *Provider) cached() int {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	return len(p.clients)
 }
 
 type invoker struct {
 	p      *Provider
 	client *lambda.Client
+	key    clientKey
 	arn    string
+	closed sync.Once
+}
+
+// Close releases the invoker's hold on its cached client, once however
+// often it is called. The invoker stays usable: a call that picked it from
+// a routing snapshot just before the snapshot was replaced still runs,
+// on a client that may no longer be cached.
+func (inv *invoker) Close() error {
+	inv.closed.Do(func() { inv.p.release(inv.key) })
+	return nil
 }
 
 // Invoke runs the function synchronously and returns its response payload.

@@ -94,17 +94,17 @@ func setup(t *testing.T, opts Options) (*lambdatest.Server, *Provider) {
 	})
 	opts.LoadOptions = append([]func(*config.LoadOptions) error{config.WithBaseEndpoint(srv.URL())}, opts.LoadOptions...)
 	p := New(opts)
-	t.Cleanup(p.Close)
+	t.Cleanup(func() { p.Close() })
 	return srv, p
 }
 
-func fn(name string) functions.Provider {
-	return functions.Provider{Type: functions.AWSLambda, ARN: arn + name, Region: region}
+func fn(name string) Config {
+	return Config{ARN: arn + name, Region: region}
 }
 
-func invoke(t *testing.T, p *Provider, f functions.Provider, payload string) ([]byte, error) {
+func invoke(t *testing.T, p *Provider, f Config, payload string) ([]byte, error) {
 	t.Helper()
-	inv, err := p.Invoker(f)
+	inv, err := p.invoker(f)
 	if err != nil {
 		t.Fatalf("Invoker: %v", err)
 	}
@@ -187,15 +187,15 @@ func TestStaticCredentials(t *testing.T) {
 
 func TestClientCache(t *testing.T) {
 	_, p := setup(t, Options{})
-	client := func(f functions.Provider) *lambda.Client {
+	client := func(f Config) *lambda.Client {
 		t.Helper()
-		inv, err := p.Invoker(f)
+		inv, err := p.invoker(f)
 		if err != nil {
 			t.Fatal(err)
 		}
-		return inv.(*invoker).client
+		return inv.client
 	}
-	withKeys := func(f functions.Provider, id, secret, token string) functions.Provider {
+	withKeys := func(f Config, id, secret, token string) Config {
 		f.AWSAccessKeyID, f.AWSSecretAccessKey, f.AWSSessionToken = id, secret, token
 		return f
 	}
@@ -206,7 +206,7 @@ func TestClientCache(t *testing.T) {
 	if client(a) != client(withKeys(fn("fails"), "AKID1", "s1", "")) {
 		t.Error("another function with the same credentials got a different client")
 	}
-	others := []functions.Provider{
+	others := []Config{
 		withKeys(fn("hello"), "AKID2", "s1", ""),
 		withKeys(fn("hello"), "AKID1", "s2", ""),
 		withKeys(fn("hello"), "AKID1", "s1", "tok"),
@@ -238,12 +238,12 @@ func TestClientCacheConcurrent(t *testing.T) {
 		wg.Go(func() {
 			f := fn("hello")
 			f.AWSAccessKeyID, f.AWSSecretAccessKey = "AKIDC", "sc"
-			inv, err := p.Invoker(f)
+			inv, err := p.invoker(f)
 			if err != nil {
 				errs[i] = err
 				return
 			}
-			clients[i] = inv.(*invoker).client
+			clients[i] = inv.client
 			ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
 			defer cancel()
 			_, errs[i] = inv.Invoke(ctx, fmt.Appendf(nil, `{"name":"%d"}`, i))
@@ -275,7 +275,7 @@ func TestEndpointFromEnvironment(t *testing.T) {
 	t.Setenv("AWS_SECRET_ACCESS_KEY", "secret-from-env")
 
 	p := New(Options{}) // no LoadOptions: only the SDK's standard config
-	t.Cleanup(p.Close)
+	t.Cleanup(func() { p.Close() })
 	out, err := invoke(t, p, fn("hello"), `{"name":"env"}`)
 	if err != nil {
 		t.Fatalf("Invoke: %v", err)
@@ -297,7 +297,7 @@ func TestGenericEndpointFromEnvironment(t *testing.T) {
 	t.Setenv("AWS_ENDPOINT_URL", srv.URL())
 
 	p := New(Options{})
-	t.Cleanup(p.Close)
+	t.Cleanup(func() { p.Close() })
 	if _, err := invoke(t, p, fn("hello"), `{}`); err != nil {
 		t.Fatalf("Invoke via AWS_ENDPOINT_URL: %v", err)
 	}
@@ -305,7 +305,7 @@ func TestGenericEndpointFromEnvironment(t *testing.T) {
 
 func TestTimeout(t *testing.T) {
 	_, p := setup(t, Options{})
-	inv, err := p.Invoker(fn("slow"))
+	inv, err := p.invoker(fn("slow"))
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -323,7 +323,7 @@ func TestTimeout(t *testing.T) {
 
 func TestDefaultTimeoutWithoutDeadline(t *testing.T) {
 	_, p := setup(t, Options{DefaultTimeout: 200 * time.Millisecond})
-	inv, err := p.Invoker(fn("slow"))
+	inv, err := p.invoker(fn("slow"))
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -347,13 +347,13 @@ func TestResponseTooLarge(t *testing.T) {
 
 func TestInvokerRejectsWrongProvider(t *testing.T) {
 	p := New(Options{})
-	for _, f := range []functions.Provider{
-		{Type: functions.HTTP, URL: "http://127.0.0.1/"},
-		{Type: functions.AWSLambda, Region: region},
-		{Type: functions.AWSLambda, ARN: arn + "x"},
+	for _, c := range []functions.Config{
+		&Config{Region: region},
+		&Config{ARN: arn + "x"},
+		otherConfig{},
 	} {
-		if _, err := p.Invoker(f); err == nil {
-			t.Errorf("Invoker(%+v) succeeded", f)
+		if _, err := p.Invoker(functions.Function{ID: "f"}, c); err == nil {
+			t.Errorf("Invoker(%+v) succeeded", c)
 		}
 	}
 }
@@ -380,14 +380,14 @@ func TestCABundleAndTLS(t *testing.T) {
 
 	// Without the bundle the certificate is not trusted.
 	p := New(Options{})
-	t.Cleanup(p.Close)
+	t.Cleanup(func() { p.Close() })
 	if _, err := invoke(t, p, fn("hello"), `{}`); err == nil {
 		t.Fatal("Invoke trusted a self-signed certificate without AWS_CA_BUNDLE")
 	}
 
 	t.Setenv("AWS_CA_BUNDLE", bundle)
 	p = New(Options{})
-	t.Cleanup(p.Close)
+	t.Cleanup(func() { p.Close() })
 	out, err := invoke(t, p, fn("hello"), `{}`)
 	if err != nil {
 		t.Fatalf("Invoke with AWS_CA_BUNDLE: %v", err)
@@ -433,3 +433,96 @@ func TestCallerHTTPClient(t *testing.T) {
 type doerFunc func(*http.Request) (*http.Response, error)
 
 func (f doerFunc) Do(r *http.Request) (*http.Response, error) { return f(r) }
+
+// otherConfig is the configuration of another provider type.
+type otherConfig struct{}
+
+func (otherConfig) Validate() error                    { return nil }
+func (otherConfig) Redact()                            {}
+func (otherConfig) KeepSecrets(functions.Config) error { return nil }
+
+// TestClientEvictedWithLastInvoker checks the reference counting of cached
+// clients: closing an invoker twice counts once, the client goes from the
+// cache with the last invoker of its credentials, and a call in flight on
+// it (or made on a closed invoker) still completes.
+func TestClientEvictedWithLastInvoker(t *testing.T) {
+	srv, p := setup(t, Options{})
+	started, release := make(chan struct{}, 1), make(chan struct{})
+	srv.Register("gate", func(ctx context.Context) (string, error) {
+		started <- struct{}{}
+		select {
+		case <-release:
+		case <-ctx.Done():
+		}
+		return "done", nil
+	})
+	f := fn("gate")
+	f.AWSAccessKeyID, f.AWSSecretAccessKey = "AKIDEVICT", "evict-secret"
+	other := fn("hello") // default chain: another key, which must stay
+	keep, err := p.invoker(other)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer keep.Close()
+
+	a, err := p.invoker(f)
+	if err != nil {
+		t.Fatal(err)
+	}
+	b, err := p.invoker(f)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if a.client != b.client {
+		t.Fatal("two invokers of the same credentials got different clients")
+	}
+	if n := p.cached(); n != 2 {
+		t.Fatalf("%d clients cached, want 2", n)
+	}
+
+	type result struct {
+		out []byte
+		err error
+	}
+	inFlight := make(chan result, 1)
+	go func() {
+		ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+		defer cancel()
+		out, err := a.Invoke(ctx, []byte(`{}`))
+		inFlight <- result{out, err}
+	}()
+	<-started
+
+	a.Close()
+	a.Close() // idempotent: must not release b's hold too
+	if n := p.cached(); n != 2 {
+		t.Fatalf("after closing one of two invokers %d clients cached, want 2", n)
+	}
+	b.Close()
+	if n := p.cached(); n != 1 {
+		t.Fatalf("after closing the last invoker %d clients cached, want 1", n)
+	}
+
+	close(release)
+	if r := <-inFlight; r.err != nil || string(r.out) != `"done"` {
+		t.Fatalf("call in flight during eviction = %s, %v; want \"done\"", r.out, r.err)
+	}
+	if _, err := invoke(t, p, other, `{"name":"x"}`); err != nil {
+		t.Fatalf("the other credentials' client: %v", err)
+	}
+	// A closed invoker still calls, on its evicted client.
+	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+	defer cancel()
+	if out, err := a.Invoke(ctx, []byte(`{}`)); err != nil || string(out) != `"done"` {
+		t.Fatalf("call on a closed invoker = %s, %v", out, err)
+	}
+
+	c, err := p.invoker(f)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer c.Close()
+	if c.client == a.client {
+		t.Fatal("an evicted client was handed out again")
+	}
+}

@@ -1,6 +1,9 @@
 // Package httpfn invokes functions of provider type "http": it POSTs the
 // event payload to the function's URL and returns the response body.
 //
+// Provider is the functions.Kind of type "http": register it in the
+// gateway's functions.Registry. Its configuration is Config, {"url": …}.
+//
 // One Provider serves every http function of a gateway. It owns a single
 // pooled http.Transport so that keep-alive connections to a function's host are
 // shared by all calls; building a client or transport per call (or per
@@ -10,16 +13,59 @@ package httpfn
 import (
 	"bytes"
 	"context"
+	"encoding/json"
 	"errors"
 	"fmt"
 	"io"
 	"net"
 	"net/http"
 	"net/url"
+	"strings"
 	"time"
 
 	"github.com/event-gateway/event-gateway/functions"
+	"github.com/event-gateway/event-gateway/internal/errkind"
 )
+
+// Type is the provider type this package serves.
+const Type functions.ProviderType = "http"
+
+// Config is the configuration of an http function: the URL the event is
+// POSTed to. It has no secret (a secret in the URL would be shown by GET;
+// credentials in it are refused).
+type Config struct {
+	URL string `json:"url"`
+}
+
+// Provider returns c as the provider of a Function, for code (and tests)
+// that build functions without going through the API.
+func (c Config) Provider() functions.Provider {
+	b, _ := json.Marshal(c) // a struct of strings always encodes
+	return functions.Provider{Type: Type, Config: b}
+}
+
+// Validate checks that URL is an absolute http or https URL without
+// credentials.
+func (c *Config) Validate() error {
+	if c.URL == "" {
+		return errkind.New(errkind.Invalid, "provider.url is required for type http")
+	}
+	u, err := url.Parse(c.URL)
+	if err != nil || (u.Scheme != "http" && u.Scheme != "https") || u.Host == "" || strings.HasPrefix(u.Host, ":") {
+		return errkind.New(errkind.Invalid, "provider.url %q must be an absolute http or https URL", c.URL)
+	}
+	if u.User != nil {
+		// Credentials in the URL would be shown back by GET.
+		return errkind.New(errkind.Invalid, "provider.url must not carry credentials")
+	}
+	return nil
+}
+
+// Redact does nothing: an http function's configuration has no secret.
+func (c *Config) Redact() {}
+
+// KeepSecrets does nothing: an http function's configuration has no secret.
+func (c *Config) KeepSecrets(functions.Config) error { return nil }
 
 // Defaults for Options fields left at their zero value.
 const (
@@ -150,17 +196,37 @@ func newTransport(opts Options) *http.Transport {
 }
 
 // Close closes the Provider's idle connections. Calls in flight finish; the
-// Provider stays usable and simply dials again.
-func (p *Provider) Close() {
+// Provider stays usable and simply dials again. It returns nil; the error
+// makes Provider an io.Closer, which functions.Registry.Close closes.
+func (p *Provider) Close() error {
 	if c, ok := p.rt.(interface{ CloseIdleConnections() }); ok {
 		c.CloseIdleConnections()
 	}
+	return nil
 }
 
-// Invoker returns an Invoker for the function at rawURL. It is cheap: it
-// holds no connection of its own, and may be built per call or cached.
-// A URL that does not parse makes every Invoke fail with that error.
-func (p *Provider) Invoker(rawURL string) functions.Invoker {
+var _ functions.Kind = (*Provider)(nil)
+
+// Type returns "http".
+func (p *Provider) Type() functions.ProviderType { return Type }
+
+// NewConfig returns an empty *Config.
+func (p *Provider) NewConfig() functions.Config { return new(Config) }
+
+// Invoker returns the invoker of f, whose configuration c is a *Config.
+func (p *Provider) Invoker(f functions.Function, c functions.Config) (functions.Invoker, error) {
+	cfg, ok := c.(*Config)
+	if !ok {
+		return nil, fmt.Errorf("httpfn: configuration of type %T is not an http configuration", c)
+	}
+	return p.URLInvoker(cfg.URL), nil
+}
+
+// URLInvoker returns an Invoker for the function at rawURL. It is cheap: it
+// holds no connection of its own (so it needs no Close), and may be built
+// per call or cached. A URL that does not parse makes every Invoke fail
+// with that error.
+func (p *Provider) URLInvoker(rawURL string) functions.Invoker {
 	inv := &invoker{p: p, url: rawURL}
 	u, err := url.Parse(rawURL)
 	switch {

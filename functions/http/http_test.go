@@ -38,7 +38,7 @@ func server(t *testing.T, h http.HandlerFunc) (*httptest.Server, *atomic.Int64) 
 func provider(t *testing.T, opts Options) *Provider {
 	t.Helper()
 	p := New(opts)
-	t.Cleanup(p.Close)
+	t.Cleanup(func() { p.Close() })
 	return p
 }
 
@@ -68,7 +68,7 @@ func TestInvokeRoundTrip(t *testing.T) {
 	p := provider(t, Options{})
 
 	in := []byte(`{"event":"user.created","data":{"id":7}}`)
-	out, err := p.Invoker(srv.URL+"/fn?x=1").Invoke(ctxTimeout(t, 5*time.Second), in)
+	out, err := p.URLInvoker(srv.URL+"/fn?x=1").Invoke(ctxTimeout(t, 5*time.Second), in)
 	if err != nil {
 		t.Fatalf("Invoke: %v", err)
 	}
@@ -86,7 +86,7 @@ func TestInvokeEmptyPayloadAndResponse(t *testing.T) {
 		w.WriteHeader(http.StatusNoContent)
 	})
 	p := provider(t, Options{})
-	out, err := p.Invoker(srv.URL).Invoke(ctxTimeout(t, 5*time.Second), nil)
+	out, err := p.URLInvoker(srv.URL).Invoke(ctxTimeout(t, 5*time.Second), nil)
 	if err != nil {
 		t.Fatalf("Invoke: %v", err)
 	}
@@ -106,7 +106,7 @@ func TestInvokeNon2xxIsFunctionFailed(t *testing.T) {
 				_, _ = w.Write([]byte(`{"error":"boom"}`))
 			})
 			p := provider(t, Options{})
-			out, err := p.Invoker(srv.URL).Invoke(ctxTimeout(t, 5*time.Second), []byte(`{}`))
+			out, err := p.URLInvoker(srv.URL).Invoke(ctxTimeout(t, 5*time.Second), []byte(`{}`))
 			if !errors.Is(err, functions.ErrFunctionFailed) {
 				t.Fatalf("err = %v, want ErrFunctionFailed", err)
 			}
@@ -133,7 +133,7 @@ func TestInvokeTimeout(t *testing.T) {
 	p := provider(t, Options{})
 
 	start := time.Now()
-	_, err := p.Invoker(srv.URL).Invoke(ctxTimeout(t, 100*time.Millisecond), []byte(`{}`))
+	_, err := p.URLInvoker(srv.URL).Invoke(ctxTimeout(t, 100*time.Millisecond), []byte(`{}`))
 	if !errors.Is(err, functions.ErrTimeout) {
 		t.Fatalf("err = %v, want ErrTimeout", err)
 	}
@@ -158,7 +158,7 @@ func TestInvokeTimeoutWhileReadingBody(t *testing.T) {
 	})
 	defer close(release)
 	p := provider(t, Options{})
-	_, err := p.Invoker(srv.URL).Invoke(ctxTimeout(t, 200*time.Millisecond), []byte(`{}`))
+	_, err := p.URLInvoker(srv.URL).Invoke(ctxTimeout(t, 200*time.Millisecond), []byte(`{}`))
 	if !errors.Is(err, functions.ErrTimeout) {
 		t.Fatalf("err = %v, want ErrTimeout", err)
 	}
@@ -175,7 +175,7 @@ func TestInvokeDefaultTimeoutWithoutDeadline(t *testing.T) {
 	})
 	defer close(release)
 	p := provider(t, Options{DefaultTimeout: 100 * time.Millisecond})
-	_, err := p.Invoker(srv.URL).Invoke(context.Background(), []byte(`{}`))
+	_, err := p.URLInvoker(srv.URL).Invoke(context.Background(), []byte(`{}`))
 	if !errors.Is(err, functions.ErrTimeout) {
 		t.Fatalf("err = %v, want ErrTimeout", err)
 	}
@@ -194,7 +194,7 @@ func TestInvokeCanceledIsNotTimeout(t *testing.T) {
 	p := provider(t, Options{})
 	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
 	time.AfterFunc(50*time.Millisecond, cancel)
-	_, err := p.Invoker(srv.URL).Invoke(ctx, []byte(`{}`))
+	_, err := p.URLInvoker(srv.URL).Invoke(ctx, []byte(`{}`))
 	if err == nil || errors.Is(err, functions.ErrTimeout) || !errors.Is(err, context.Canceled) {
 		t.Fatalf("err = %v, want context.Canceled and not ErrTimeout", err)
 	}
@@ -233,7 +233,7 @@ func TestInvokeResponseTooLarge(t *testing.T) {
 				_, _ = w.Write(body)
 			})
 			p := provider(t, Options{MaxResponseBytes: limit})
-			out, err := p.Invoker(srv.URL).Invoke(ctxTimeout(t, 5*time.Second), []byte(`{}`))
+			out, err := p.URLInvoker(srv.URL).Invoke(ctxTimeout(t, 5*time.Second), []byte(`{}`))
 			if !errors.Is(err, tc.wantErr) || (tc.wantErr == nil && err != nil) {
 				t.Fatalf("err = %v, want %v", err, tc.wantErr)
 			}
@@ -264,7 +264,7 @@ func TestConnectionReuse(t *testing.T) {
 		echo(w, r)
 	})
 	p := provider(t, Options{})
-	inv := p.Invoker(srv.URL)
+	inv := p.URLInvoker(srv.URL)
 	for i := range 50 {
 		_, err := inv.Invoke(ctxTimeout(t, 5*time.Second), []byte(`{"i":1}`))
 		if i%2 == 0 && err != nil {
@@ -278,7 +278,7 @@ func TestConnectionReuse(t *testing.T) {
 		t.Fatalf("50 sequential calls opened %d connections, want 1", got)
 	}
 	// Invokers for the same host share the Provider's pool.
-	if _, err := p.Invoker(srv.URL+"/other").Invoke(ctxTimeout(t, 5*time.Second), []byte(`{}`)); err != nil {
+	if _, err := p.URLInvoker(srv.URL+"/other").Invoke(ctxTimeout(t, 5*time.Second), []byte(`{}`)); err != nil {
 		t.Fatalf("second invoker: %v", err)
 	}
 	if got := conns.Load(); got != 1 {
@@ -290,7 +290,7 @@ func TestConcurrentInvokes(t *testing.T) {
 	t.Parallel()
 	srv, conns := server(t, echo)
 	p := provider(t, Options{})
-	inv := p.Invoker(srv.URL)
+	inv := p.URLInvoker(srv.URL)
 
 	const workers, calls = 32, 25
 	var wg sync.WaitGroup
@@ -327,7 +327,7 @@ func TestInvalidURL(t *testing.T) {
 	t.Parallel()
 	p := provider(t, Options{})
 	for _, u := range []string{"://nope", "ftp://example.com/x"} {
-		_, err := p.Invoker(u).Invoke(context.Background(), nil)
+		_, err := p.URLInvoker(u).Invoke(context.Background(), nil)
 		if err == nil || errors.Is(err, functions.ErrFunctionFailed) {
 			t.Errorf("Invoker(%q).Invoke err = %v, want a plain error", u, err)
 		}
@@ -344,7 +344,7 @@ func TestUnreachableIsPlainError(t *testing.T) {
 	addr := l.Addr().String()
 	l.Close()
 	p := provider(t, Options{})
-	_, err = p.Invoker("http://"+addr+"/fn?token=secret").Invoke(ctxTimeout(t, 5*time.Second), nil)
+	_, err = p.URLInvoker("http://"+addr+"/fn?token=secret").Invoke(ctxTimeout(t, 5*time.Second), nil)
 	if err == nil || errors.Is(err, functions.ErrFunctionFailed) || errors.Is(err, functions.ErrTimeout) {
 		t.Fatalf("err = %v, want a plain error", err)
 	}
@@ -362,7 +362,7 @@ func TestCustomTransport(t *testing.T) {
 		return srv.Client().Transport.RoundTrip(r)
 	})
 	p := provider(t, Options{Transport: rt})
-	if _, err := p.Invoker(srv.URL).Invoke(ctxTimeout(t, 5*time.Second), []byte(`{}`)); err != nil {
+	if _, err := p.URLInvoker(srv.URL).Invoke(ctxTimeout(t, 5*time.Second), []byte(`{}`)); err != nil {
 		t.Fatal(err)
 	}
 	if !used.Load() {
@@ -428,7 +428,7 @@ func BenchmarkInvoke(b *testing.B) {
 	defer srv.Close()
 	p := New(Options{})
 	defer p.Close()
-	inv := p.Invoker(srv.URL + "/fn")
+	inv := p.URLInvoker(srv.URL + "/fn")
 	payload := []byte(`{"eventType":"user.created","data":{"id":7,"name":"ada"}}`)
 	ctx, cancel := context.WithTimeout(context.Background(), time.Hour)
 	defer cancel()
