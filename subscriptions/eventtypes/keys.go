@@ -13,4 +13,6 @@ func UsesPrefix(space, name string) string {
 }
 
 // UseKey is the index key recording that a subscription uses an event type.
-func UseKey(space, name, subscriptionID string) string { return UsesPrefix(space, name) + subscriptionID }
+func UseKey(space, name, subscriptionID string) string {
+	return UsesPrefix(space, name) + subscriptionID
+}
