@@ -105,7 +105,7 @@ func benchHTTPEvent(b *testing.B, url string, reacters router.Reacters, wrapper 
 		Invokers: func(f functions.Function) (functions.Invoker, error) { return provider.Invoker(f.Provider.URL), nil },
 	})
 	go r.Run(ctx)
-	if err := q.Start(ctx, r.Deliver, func(string) jetstream.RetryPolicy { return jetstream.DefaultRetryPolicy() }); err != nil {
+	if err := q.Start(ctx, r.Deliver, func(string, string) jetstream.RetryPolicy { return jetstream.DefaultRetryPolicy() }); err != nil {
 		b.Fatal(err)
 	}
 	defer q.Stop(context.Background())

@@ -194,7 +194,7 @@ func serve(ctx context.Context, stop context.CancelFunc, opts *options, log *slo
 		close(routerDone)
 	}()
 	defaultRetry := jetstream.RetryPolicy{MaxAttempts: opts.deliveryAttempts, InitialBackoff: opts.deliveryInitialBackoff, MaxBackoff: opts.deliveryMaxBackoff}
-	if err := queue.Start(bgCtx, rt.Deliver, func(subscriptionID string) jetstream.RetryPolicy {
+	if err := queue.Start(bgCtx, rt.Deliver, func(_, subscriptionID string) jetstream.RetryPolicy {
 		return retryPolicy(rt.Snapshot().Subscription(subscriptionID), defaultRetry)
 	}); err != nil {
 		return fmt.Errorf("delivery queue: %w", err)

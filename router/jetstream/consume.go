@@ -4,12 +4,12 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"math/rand/v2"
 	"runtime/debug"
 	"strconv"
 	"sync"
 	"time"
 
-	"github.com/nats-io/nats.go"
 	"github.com/nats-io/nats.go/jetstream"
 
 	"github.com/event-gateway/event-gateway/router"
@@ -18,17 +18,17 @@ import (
 // Start begins pulling deliveries and making them with deliver, Workers at
 // a time, until Stop or until ctx ends. ctx is also the context of each
 // call of deliver, so it should outlive Stop's wait. policy gives the retry
-// policy of a subscription (zero fields are the default's); nil means
-// DefaultRetryPolicy for all.
+// policy of a subscription of a space, asked only when a delivery failed;
+// nil means DefaultRetryPolicy for all.
 //
-// deliver's error decides what happens to a failed delivery: of kind
-// Forbidden, Invalid or NotFound it goes to the dead letters at once,
-// since trying again cannot help; otherwise it is retried after
-// policy.Backoff(attempt) until policy.MaxAttempts attempts have been made,
-// then dead-lettered.
-func (q *Queue) Start(ctx context.Context, deliver router.DeliverFunc, policy func(subscriptionID string) RetryPolicy) error {
+// deliver's error decides what happens to a failed delivery (see settle):
+// router.ErrSubscriptionGone drops it; of kind Forbidden, Invalid or
+// NotFound it goes to the dead letters at once, since trying again cannot
+// help; otherwise it is retried after policy's Backoff(attempt) until its
+// MaxAttempts attempts have been made, then dead-lettered.
+func (q *Queue) Start(ctx context.Context, deliver router.DeliverFunc, policy PolicyFunc) error {
 	if policy == nil {
-		policy = func(string) RetryPolicy { return DefaultRetryPolicy() }
+		policy = func(string, string) RetryPolicy { return DefaultRetryPolicy() }
 	}
 	q.mu.Lock()
 	defer q.mu.Unlock()
@@ -99,7 +99,7 @@ func (q *Queue) isStopping() bool {
 }
 
 // run hands messages to workers until halted.
-func (q *Queue) run(ctx context.Context, deliver router.DeliverFunc, policy func(string) RetryPolicy) {
+func (q *Queue) run(ctx context.Context, deliver router.DeliverFunc, policy PolicyFunc) {
 	defer close(q.loopDone)
 	sem := make(chan struct{}, q.workers)
 	for {
@@ -198,21 +198,55 @@ func (q *Queue) nak(msg jetstream.Msg) {
 	}
 }
 
-// handle makes one delivery and settles its message.
-func (q *Queue) handle(ctx context.Context, msg jetstream.Msg, deliver router.DeliverFunc, policy func(string) RetryPolicy) {
+// Stop stops pulling and waits until the deliveries in progress are done,
+// or ctx ends. Messages buffered and not begun are handed back at once;
+// those whose call has not ended when Stop returns (ctx ended first) are
+// handed out again after AckWait, to this or another instance. Nothing is
+// lost. The queue cannot be started again; Enqueue still works.
+func (q *Queue) Stop(ctx context.Context) error {
+	q.mu.Lock()
+	started := q.started
+	q.mu.Unlock()
+	if !started {
+		return nil
+	}
+	q.halt()
+	done := make(chan struct{})
+	go func() {
+		<-q.loopDone
+		q.inflight.Wait()
+		close(done)
+	}()
+	select {
+	case <-done:
+		return nil
+	case <-ctx.Done():
+		return ctx.Err()
+	}
+}
+
+// handle makes the deliveries of a record and settles it.
+func (q *Queue) handle(ctx context.Context, msg jetstream.Msg, deliver router.DeliverFunc, policy PolicyFunc) {
 	md, err := msg.Metadata()
-	if err == nil && msg.Subject() == batchSubject {
+	if err != nil {
+		// Not a message of a JetStream consumer: there is nothing to ack.
+		q.log.Error("delivery queue: dropping a message without metadata", "subject", msg.Subject(), "error", err)
+		_ = msg.TermWithReason("malformed")
+		return
+	}
+	if msg.Subject() == batchSubject {
 		q.handleBatch(ctx, msg, md, deliver, policy)
 		return
 	}
 	d := deliveryOf(msg.Headers(), msg.Data())
-	if err != nil || d.SubscriptionID == "" {
-		q.log.Error("delivery queue: dropping a malformed message", "subject", msg.Subject(), "error", err)
+	if d.SubscriptionID == "" {
+		// No gateway can deliver it, now or later.
+		q.log.Error("delivery queue: terminating a record without a subscription", "subject", msg.Subject(), "seq", md.Sequence.Stream)
 		_ = msg.TermWithReason("malformed")
 		return
 	}
-	attempt, settled := retryDue(msg, md)
-	if settled {
+	attempt, scheduled := retryDue(msg, md)
+	if scheduled {
 		return
 	}
 	stop := q.keepAlive(msg)
@@ -220,42 +254,69 @@ func (q *Queue) handle(ctx context.Context, msg jetstream.Msg, deliver router.De
 	err = q.call(ctx, deliver, d)
 	<-q.calls
 	stop()
-	if err == nil {
-		if aerr := msg.Ack(); aerr != nil {
-			q.log.Warn("delivery queue: ack", "eventId", d.EventID, "subscriptionId", d.SubscriptionID, "error", aerr)
-		}
-		q.delivered.Add(1)
-		return
+	var p RetryPolicy
+	if err != nil {
+		p = policy(d.Space, d.SubscriptionID)
 	}
-	if errors.Is(err, router.ErrSubscriptionGone) {
-		// Unsubscribed since the event was accepted: the function must not
-		// get it. Dropped, and counted.
-		if aerr := msg.Ack(); aerr != nil {
-			q.log.Warn("delivery queue: ack", "eventId", d.EventID, "subscriptionId", d.SubscriptionID, "error", aerr)
-		}
-		q.dropped.Add(1)
-		return
-	}
-	if ctx.Err() != nil {
-		// Shutting down cut the call short: hand it back.
-		q.nak(msg)
-		return
-	}
-	p := policy(d.SubscriptionID).normalized()
-	switch {
-	case !retryable(err):
-		// Refused, or nothing to call: trying again cannot help.
-	case attempt < p.MaxAttempts:
-		delay := p.Backoff(attempt)
-		if nerr := msg.NakWithDelay(delay); nerr != nil {
+	q.settleRecord(ctx, msg, md, &d, attempt, err, settle(err, attempt, p, ctx.Err() != nil, rand.Int64N))
+}
+
+// handleBatch makes the deliveries of a batch record, each as its own
+// call, then settles the record.
+//
+// A record this gateway cannot read is never acked away: one of a format
+// it does not know (a newer gateway's, during a rolling upgrade on a
+// shared NATS, or an older one's) is handed back after a pause, for a
+// gateway that reads it; one that no gateway can read is terminated. Both
+// are logged as errors.
+func (q *Queue) handleBatch(ctx context.Context, msg jetstream.Msg, md *jetstream.MsgMetadata, deliver router.DeliverFunc, policy PolicyFunc) {
+	ds, err := decodeBatch(msg.Data())
+	if errors.Is(err, errUnsupportedBatch) {
+		q.log.Error("delivery queue: a batch record this gateway cannot read, handing it back for a gateway that can", "seq", md.Sequence.Stream, "handedOut", md.NumDelivered, "retryIn", unreadableRetry, "error", err)
+		if nerr := msg.NakWithDelay(unreadableRetry); nerr != nil {
 			q.log.Warn("delivery queue: nak", "error", nerr)
 		}
-		q.retried.Add(1)
-		q.log.Debug("delivery failed, will retry", "eventId", d.EventID, "subscriptionId", d.SubscriptionID, "functionId", d.FunctionID, "attempt", attempt, "retryIn", delay, "error", err)
 		return
 	}
-	q.deadLetter(ctx, msg, md, d, attempt, err, p)
+	if err != nil {
+		q.log.Error("delivery queue: terminating a malformed batch record", "seq", md.Sequence.Stream, "bytes", len(msg.Data()), "error", err)
+		_ = msg.TermWithReason("malformed")
+		return
+	}
+	errs := make([]error, len(ds))
+	stop := q.keepAlive(msg)
+	if len(ds) == 1 {
+		q.calls <- struct{}{}
+		errs[0] = q.call(ctx, deliver, ds[0])
+		<-q.calls
+	} else {
+		var wg sync.WaitGroup
+		for i := range ds {
+			q.calls <- struct{}{}
+			wg.Go(func() {
+				defer func() { <-q.calls }()
+				errs[i] = q.call(ctx, deliver, ds[i])
+			})
+		}
+		wg.Wait()
+	}
+	stop()
+	attempt := int(md.NumDelivered)
+	stopping := ctx.Err() != nil
+	outs := make([]outcome, len(ds))
+	for i, err := range errs {
+		var p RetryPolicy
+		if err != nil {
+			p = policy(ds[i].Space, ds[i].SubscriptionID)
+		}
+		outs[i] = settle(err, attempt, p, stopping, rand.Int64N)
+	}
+	q.settleBatch(ctx, msg, md, ds, attempt, errs, outs)
 }
+
+// unreadableRetry is how long a record of a format this gateway does not
+// read waits before it is handed out again.
+const unreadableRetry = 30 * time.Second
 
 // call makes one delivery. A panic fails the attempt instead of the
 // process: a message that crashed every instance that took it would
@@ -297,81 +358,6 @@ func (q *Queue) keepAlive(msg jetstream.Msg) (stop func()) {
 		t.Stop()
 		mu.Unlock()
 	}
-}
-
-// handleBatch makes the deliveries of a batch record, each as its own
-// call, then settles the record: acked once every delivery succeeded, was
-// dropped, or left as a retry record or a dead letter.
-func (q *Queue) handleBatch(ctx context.Context, msg jetstream.Msg, md *jetstream.MsgMetadata, deliver router.DeliverFunc, policy func(string) RetryPolicy) {
-	ds, err := decodeBatch(msg.Data())
-	if err != nil {
-		q.log.Error("delivery queue: dropping a malformed record", "subject", msg.Subject(), "error", err)
-		_ = msg.TermWithReason("malformed")
-		return
-	}
-	errs := make([]error, len(ds))
-	stop := q.keepAlive(msg)
-	if len(ds) == 1 {
-		q.calls <- struct{}{}
-		errs[0] = q.call(ctx, deliver, ds[0])
-		<-q.calls
-	} else {
-		var wg sync.WaitGroup
-		for i := range ds {
-			q.calls <- struct{}{}
-			wg.Go(func() {
-				defer func() { <-q.calls }()
-				errs[i] = q.call(ctx, deliver, ds[i])
-			})
-		}
-		wg.Wait()
-	}
-	stop()
-	if ctx.Err() != nil {
-		// Shutting down cut calls short: hand it all back.
-		q.nak(msg)
-		return
-	}
-
-	attempt := int(md.NumDelivered)
-	var follow []*nats.Msg
-	var delivered, dropped, retried, dead int
-	for i, err := range errs {
-		d := &ds[i]
-		switch {
-		case err == nil:
-			delivered++
-		case errors.Is(err, router.ErrSubscriptionGone):
-			dropped++
-		default:
-			p := policy(d.SubscriptionID).normalized()
-			if retryable(err) && attempt < p.MaxAttempts {
-				delay := p.Backoff(attempt)
-				follow = append(follow, retryRecord(d, attempt, time.Now().Add(delay)))
-				retried++
-				q.log.Debug("delivery failed, will retry", "eventId", d.EventID, "subscriptionId", d.SubscriptionID, "functionId", d.FunctionID, "attempt", attempt, "retryIn", delay, "error", err)
-				continue
-			}
-			follow = append(follow, deadLetterMsg(md.Sequence.Stream, d, attempt, err))
-			dead++
-			q.log.Warn("delivery failed, dead-lettered", "eventId", d.EventID, "event", d.Event, "subscriptionId", d.SubscriptionID, "functionId", d.FunctionID, "attempts", attempt, "error", err)
-		}
-	}
-	if err := q.publishAll(ctx, follow); err != nil {
-		// Without its retries and dead letters stored, the record must
-		// stay: all of it is tried again, the deliveries that worked too.
-		delay := 5 * time.Second
-		q.log.Error("delivery queue: cannot store retries or dead letters of a record, will make it again", "retryIn", delay, "error", err)
-		_ = msg.NakWithDelay(delay)
-		return
-	}
-	if err := msg.Ack(); err != nil {
-		q.log.Warn("delivery queue: ack", "error", err)
-	}
-	q.delivered.Add(uint64(delivered))
-	q.dropped.Add(uint64(dropped))
-	q.retried.Add(uint64(retried))
-	q.deadLettered.Add(uint64(dead))
 }
 
 // retryDue handles the first hand-out of a retry record, which only

@@ -23,48 +23,64 @@ import (
 // a record is on its way, new events gather for the next one; an idle
 // gateway stores each event at once, a busy one stores many together, and a
 // 202 still waits for the record holding its event to be stored.
-//
-// A worker makes every delivery of a record, each as its own call, and
-// acks the record once all of them are settled. A delivery that failed and
-// is to be tried again leaves the record as a record of its own (a retry
-// record, on the subscription's subject, stored before the batch is acked),
-// so that its backoff and attempts are its own and no other delivery of
-// the batch is made again for it.
 
-// Errors of Enqueue. Their messages are safe to show to clients.
+// Errors of Enqueue, which any error it returns matches with errors.Is.
+// Their messages are safe to show to clients; the cause that follows them
+// in Error() is for logs.
 var (
 	ErrFull        = &errkind.Error{Kind: errkind.Unavailable, Msg: "too many events waiting for delivery, retry later"}
 	errUnavailable = &errkind.Error{Kind: errkind.Unavailable, Msg: "event store unavailable, retry later"}
 )
 
-// unavailable classifies an error of NATS for Enqueue's caller, keeping it
-// as the cause for logs.
+// Codes of the JetStream API errors that mean the store is full. nats.go
+// names none of them; the names are the server's.
+const (
+	jsErrAccountResourcesExceeded jetstream.ErrorCode = 10002 // JSAccountResourcesExceededErr
+	jsErrInsufficientResources    jetstream.ErrorCode = 10023 // JSInsufficientResourcesErr
+	jsErrStorageResourcesExceeded jetstream.ErrorCode = 10047 // JSStorageResourcesExceededErr
+	// JSStreamStoreFailedF: the stream could not store the message, among
+	// other reasons because its MaxBytes or MaxMsgs is reached (a
+	// DiscardNew stream refuses what does not fit).
+	jsErrStreamStoreFailed jetstream.ErrorCode = 10077
+)
+
+// unavailable classifies an error of NATS for Enqueue's caller as ErrFull
+// or errUnavailable, keeping it as the cause.
 func unavailable(err error) error {
-	var apiErr *jetstream.APIError
-	if errors.As(err, &apiErr) {
-		switch apiErr.ErrorCode {
-		case 10002, 10023, 10047: // account, server or disk limits reached
-			return &errkind.Error{Kind: ErrFull.Kind, Msg: ErrFull.Msg, Err: err}
-		case 10077: // the stream refused it: its MaxBytes when full
-			if strings.Contains(apiErr.Description, "maximum") {
-				return &errkind.Error{Kind: ErrFull.Kind, Msg: ErrFull.Msg, Err: err}
-			}
-		}
+	if isFull(err) {
+		return fmt.Errorf("%w: %w", ErrFull, err)
 	}
-	return &errkind.Error{Kind: errUnavailable.Kind, Msg: errUnavailable.Msg, Err: err}
+	return fmt.Errorf("%w: %w", errUnavailable, err)
+}
+
+// isFull reports whether err is NATS refusing a message for want of room.
+func isFull(err error) bool {
+	var apiErr *jetstream.APIError
+	if !errors.As(err, &apiErr) {
+		return false
+	}
+	switch apiErr.ErrorCode {
+	case jsErrAccountResourcesExceeded, jsErrInsufficientResources, jsErrStorageResourcesExceeded:
+		return true
+	case jsErrStreamStoreFailed:
+		// The code covers other store failures; only this text says
+		// "maximum messages/bytes exceeded".
+		return strings.Contains(apiErr.Description, "maximum")
+	}
+	return false
 }
 
 // Enqueue implements router.Queue: it stores ds, with the deliveries of
 // other Enqueue calls made at the same time, in one batch record, and
 // returns nil only once JetStream has stored it. Any failure (the stream
 // full, NATS unreachable, ctx or PublishTimeout over) is an Unavailable
-// error.
+// error, ErrFull when the store is full.
 //
 // Deliveries too many or too large for a batch record are published one
-// message each. On failure some of them may have been stored: they are
-// delivered. Calling Enqueue again with the same deliveries (same event
-// and subscription ids) within DedupeWindow stores only the missing ones
-// of those.
+// record each. On failure some of them may have been stored: they are
+// delivered. Calling Enqueue again with the same deliveries (same space,
+// event and subscription ids) within DedupeWindow stores only the missing
+// ones of those.
 func (q *Queue) Enqueue(ctx context.Context, ds []router.Delivery) error {
 	if len(ds) == 0 {
 		return nil
@@ -81,24 +97,45 @@ func (q *Queue) Enqueue(ctx context.Context, ds []router.Delivery) error {
 			return errkind.New(errkind.TooLarge, "event of %d bytes is too large for the delivery queue (at most %d)", n, maxPayload)
 		}
 	}
-	if len(ds) <= maxBatchDeliveries && encodedSize(ds) <= q.batch.maxBytes {
-		return q.batch.enqueue(&pubReq{ctx: ctx, ds: ds, size: encodedSize(ds), done: make(chan error, 1)})
+	if size := encodedSize(ds); len(ds) <= maxBatchDeliveries && batchHeaderLen+size <= q.batch.maxBytes {
+		return q.batch.enqueue(&pubReq{ctx: ctx, ds: ds, size: size, done: make(chan error, 1)})
 	}
 	// Too large for a batch record: one record per delivery.
-	deadline, _ := ctx.Deadline()
-	futures := make([]jetstream.PubAckFuture, 0, len(ds))
+	msgs := make([]*nats.Msg, len(ds))
 	for i := range ds {
-		d := &ds[i]
-		m := &nats.Msg{
-			Subject: deliveriesPrefix + token(d.SubscriptionID),
-			Header:  deliveryHeader(d, 2),
-			Data:    d.Payload,
-		}
-		m.Header[jetstream.MsgIDHeader] = []string{d.EventID + "/" + d.SubscriptionID}
-		m.Header[jetstream.ExpectedStreamHeader] = []string{DeliveriesStream}
-		f, err := q.js.PublishMsgAsync(m, jetstream.WithStallWait(max(time.Until(deadline), time.Millisecond)))
+		msgs[i] = deliveryMsg(&ds[i], deliveryMsgID(&ds[i]))
+	}
+	if err := q.store(ctx, msgs...); err != nil {
+		return unavailable(err)
+	}
+	q.enqueued.Add(uint64(len(ds)))
+	return nil
+}
+
+// store publishes msgs and waits until JetStream has stored every one of
+// them, or ctx ends. Every publish of the queue goes through here. One
+// message is published and awaited (a request and its reply); several are
+// published at once and their acks awaited together, so that they cost
+// one round trip rather than one each. When ctx has a deadline, a publish
+// waits for room among the pending ones (MaxPublishPending) until then.
+// Its errors are those of NATS, and ctx's: callers classify them.
+func (q *Queue) store(ctx context.Context, msgs ...*nats.Msg) error {
+	switch len(msgs) {
+	case 0:
+		return nil
+	case 1:
+		_, err := q.js.PublishMsg(ctx, msgs[0])
+		return err
+	}
+	var opts []jetstream.PublishOpt
+	if deadline, ok := ctx.Deadline(); ok {
+		opts = append(opts, jetstream.WithStallWait(max(time.Until(deadline), time.Millisecond)))
+	}
+	futures := make([]jetstream.PubAckFuture, 0, len(msgs))
+	for _, m := range msgs {
+		f, err := q.js.PublishMsgAsync(m, opts...)
 		if err != nil {
-			return unavailable(err)
+			return err
 		}
 		futures = append(futures, f)
 	}
@@ -106,12 +143,11 @@ func (q *Queue) Enqueue(ctx context.Context, ds []router.Delivery) error {
 		select {
 		case <-f.Ok():
 		case err := <-f.Err():
-			return unavailable(err)
+			return err
 		case <-ctx.Done():
-			return unavailable(ctx.Err())
+			return ctx.Err()
 		}
 	}
-	q.enqueued.Add(uint64(len(ds)))
 	return nil
 }
 
@@ -119,7 +155,7 @@ func (q *Queue) Enqueue(ctx context.Context, ds []router.Delivery) error {
 type pubReq struct {
 	ctx  context.Context
 	ds   []router.Delivery
-	size int
+	size int        // encodedSize(ds)
 	done chan error // one result, buffered
 }
 
@@ -172,7 +208,7 @@ func (b *batcher) publish() {
 		b.mu.Unlock()
 		return
 	}
-	take, size := 0, 0
+	take, size := 0, batchHeaderLen
 	n := 0
 	for _, r := range b.pending {
 		if take > 0 && (n+len(r.ds) > maxBatchDeliveries || size+r.size > b.maxBytes) {
@@ -189,7 +225,7 @@ func (b *batcher) publish() {
 	}
 	b.mu.Unlock()
 
-	b.store(reqs, n, size)
+	b.commit(reqs, size)
 
 	b.mu.Lock()
 	more := len(b.pending) > 0
@@ -204,24 +240,27 @@ func (b *batcher) publish() {
 	}
 }
 
-// store publishes reqs as one record and tells each the result.
-func (b *batcher) store(reqs []*pubReq, n, size int) {
+// commit stores reqs, of size bytes at most, as one record and tells
+// each the result.
+func (b *batcher) commit(reqs []*pubReq, size int) {
 	// Requests whose caller gave up are not stored.
 	live := reqs[:0:0]
+	n := 0
 	for _, r := range reqs {
 		if r.ctx.Err() != nil {
 			r.done <- unavailable(r.ctx.Err())
 			continue
 		}
 		live = append(live, r)
+		n += len(r.ds)
 	}
 	if len(live) == 0 {
 		return
 	}
-	data := make([]byte, 0, size)
+	data := appendBatchHeader(make([]byte, 0, size))
 	var prev []byte
 	for _, r := range live {
-		data = appendBatch(data, r.ds, prev)
+		data = appendDeliveries(data, r.ds, prev)
 		prev = r.ds[len(r.ds)-1].Payload
 	}
 	m := &nats.Msg{
@@ -229,10 +268,11 @@ func (b *batcher) store(reqs []*pubReq, n, size int) {
 		Header:  nats.Header{jetstream.ExpectedStreamHeader: []string{DeliveriesStream}},
 		Data:    data,
 	}
+	// The record is of many requests: no one's context bounds it.
 	ctx, cancel := context.WithTimeout(context.Background(), b.q.pubTimeout)
 	defer cancel()
 	var err error
-	if _, perr := b.q.js.PublishMsg(ctx, m); perr != nil {
+	if perr := b.q.store(ctx, m); perr != nil {
 		err = unavailable(perr)
 	} else {
 		b.q.enqueued.Add(uint64(n))
@@ -240,31 +280,4 @@ func (b *batcher) store(reqs []*pubReq, n, size int) {
 	for _, r := range live {
 		r.done <- err
 	}
-}
-
-// publishAll stores msgs and waits until every one is stored.
-func (q *Queue) publishAll(ctx context.Context, msgs []*nats.Msg) error {
-	if len(msgs) == 0 {
-		return nil
-	}
-	pctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), 10*time.Second)
-	defer cancel()
-	futures := make([]jetstream.PubAckFuture, 0, len(msgs))
-	for _, m := range msgs {
-		f, err := q.js.PublishMsgAsync(m)
-		if err != nil {
-			return err
-		}
-		futures = append(futures, f)
-	}
-	for _, f := range futures {
-		select {
-		case <-f.Ok():
-		case err := <-f.Err():
-			return err
-		case <-pctx.Done():
-			return fmt.Errorf("storing retries: %w", pctx.Err())
-		}
-	}
-	return nil
 }

@@ -3,9 +3,10 @@
 //
 // Accepted deliveries are stored in the work-queue stream EG_DELIVERIES:
 // those of events accepted together in one batch record, on the subject
-// eg.deliveries._batch (see batch.go), and a delivery waiting for a retry
-// (or too large to share a record) in a record of its own, on the subject
-// eg.deliveries.<subscriptionID>. Enqueue returns only once JetStream has
+// eg.deliveries._batch (codec_batch.go, publish.go), and a delivery
+// waiting for a retry (or too large to share a record) in a record of its
+// own, on the subject eg.deliveries.<space>.<subscriptionID> (codec.go).
+// Enqueue returns only once JetStream has
 // stored every delivery of the event, so a 202 means persisted. One durable
 // pull consumer, shared by every gateway instance that uses the same NATS,
 // hands each record to one worker of one instance at a time; a record
@@ -13,14 +14,14 @@
 //
 // A failed delivery is not retried by the worker: it is stored as a record
 // of its own, negatively acknowledged with a delay (exponential backoff
-// with jitter), and JetStream hands it out again when the delay is over. A worker is
-// never held by a failing subscriber, so one slow or failing function
+// with jitter), and JetStream hands it out again when the delay is over
+// (settle.go, policy.go). A worker is never held by a failing subscriber, so one slow or failing function
 // never delays the deliveries of another. The attempt number is the
 // message's delivery count kept by JetStream, so it survives crashes and
 // moves with the message between instances. After the last attempt the
 // delivery goes to the stream EG_DEADLETTERS (subject
-// eg.deadletters.<functionID>.<subscriptionID>) with its last error, where
-// it can be listed, replayed or deleted.
+// eg.deadletters.<space>.<functionID>.<subscriptionID>) with its last
+// error, where it can be listed, replayed or deleted (deadletter.go).
 //
 // Delivery is at least once: a crash between a call and its ack, or an ack
 // lost on the way, makes the call again.
@@ -31,7 +32,6 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
-	"strconv"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -42,14 +42,24 @@ import (
 	"github.com/event-gateway/event-gateway/router"
 )
 
-// Names of the streams, their subjects and the consumer.
+// Names of the streams and the consumer.
 const (
 	DeliveriesStream   = "EG_DELIVERIES"
 	DeadLettersStream  = "EG_DEADLETTERS"
 	DeliveriesConsumer = "eg-deliveries"
+)
 
-	deliveriesPrefix  = "eg.deliveries."
-	deadLettersPrefix = "eg.deadletters."
+// Defaults of Options, also those of the gateway's flags that set them.
+const (
+	DefaultReplicas          = 1
+	DefaultMaxBytes          = 1 << 30
+	DefaultMaxMsgs           = 1_000_000
+	DefaultAckWait           = 30 * time.Second
+	DefaultWorkers           = 200
+	DefaultDeadLetterMaxAge  = 14 * 24 * time.Hour
+	DefaultDedupeWindow      = 15 * time.Second
+	DefaultPublishTimeout    = 5 * time.Second
+	DefaultMaxPublishPending = 16384
 )
 
 // Options configures a Queue.
@@ -58,15 +68,16 @@ type Options struct {
 	// external cluster.
 	Conn *nats.Conn
 	// Replicas of the streams: 1 on the embedded server, 3 on a cluster.
+	// Default 1.
 	Replicas int
 	// MaxBytes bounds the deliveries stream. When it is full, new
-	// deliveries are refused (Enqueue fails with Unavailable, the emitter
-	// gets a 503) instead of old ones being dropped. 0 or less: no bound
-	// but the server's.
+	// deliveries are refused (Enqueue fails with ErrFull, the emitter
+	// gets a 503) instead of old ones being dropped. Default 1 GiB; less
+	// than 0: no bound but the server's.
 	MaxBytes int64
 	// MaxMsgs bounds the number of records waiting in the stream (a
 	// record holds up to 64 deliveries), with the same refusal when it is
-	// reached. 0 or less: no bound.
+	// reached. Default 1,000,000; less than 0: no bound.
 	MaxMsgs int64
 	// AckWait is how long a delivery handed to a worker may go without
 	// word from it before it is handed out again: the time to notice a
@@ -74,7 +85,7 @@ type Options struct {
 	// it is still working every AckWait/2. Default 30s.
 	AckWait time.Duration
 	// Workers is the number of deliveries this instance makes at once.
-	// Default 32.
+	// Default 200.
 	Workers int
 	// DeadLetterMaxAge is how long a dead letter is kept. Default 14 days.
 	DeadLetterMaxAge time.Duration
@@ -82,7 +93,7 @@ type Options struct {
 	// first. 0 or less: no bound but the age.
 	DeadLetterMaxBytes int64
 	// DedupeWindow is how long a publish of a delivery in a record of its
-	// own is remembered by its message id (eventID/subscriptionID), so a
+	// own is remembered by its message id (space/eventID/subscriptionID), so a
 	// retried Enqueue of the same event does not store it twice. Batch
 	// records carry no id. Each id costs memory in the server
 	// for that long: about 170 bytes per delivery, so 25 MB at 10,000
@@ -112,7 +123,7 @@ type Stats struct {
 	Delivered    uint64 // deliveries made (acked)
 	Retried      uint64 // failed attempts scheduled for a retry
 	DeadLettered uint64 // deliveries moved to the dead letters
-	Dropped      uint64 // deliveries given up without a call (CountDropped)
+	Dropped      uint64 // deliveries of deleted subscriptions, left uncalled
 	Replayed     uint64 // dead letters put back in the queue
 	// Pending is the number of records not yet done, over all instances:
 	// waiting, in progress or waiting for a retry. -1 when NATS could not
@@ -163,34 +174,41 @@ func New(ctx context.Context, o Options) (*Queue, error) {
 		o.Logger = slog.New(slog.DiscardHandler)
 	}
 	if o.Replicas <= 0 {
-		o.Replicas = 1
+		o.Replicas = DefaultReplicas
 	}
-	if o.MaxBytes <= 0 {
+	// JetStream's "no bound" is -1.
+	switch {
+	case o.MaxBytes == 0:
+		o.MaxBytes = DefaultMaxBytes
+	case o.MaxBytes < 0:
 		o.MaxBytes = -1
 	}
-	if o.MaxMsgs <= 0 {
+	switch {
+	case o.MaxMsgs == 0:
+		o.MaxMsgs = DefaultMaxMsgs
+	case o.MaxMsgs < 0:
 		o.MaxMsgs = -1
 	}
 	if o.DeadLetterMaxBytes <= 0 {
 		o.DeadLetterMaxBytes = -1
 	}
 	if o.AckWait <= 0 {
-		o.AckWait = 30 * time.Second
+		o.AckWait = DefaultAckWait
 	}
 	if o.Workers <= 0 {
-		o.Workers = 32
+		o.Workers = DefaultWorkers
 	}
 	if o.DeadLetterMaxAge <= 0 {
-		o.DeadLetterMaxAge = 14 * 24 * time.Hour
+		o.DeadLetterMaxAge = DefaultDeadLetterMaxAge
 	}
 	if o.DedupeWindow <= 0 {
-		o.DedupeWindow = 15 * time.Second
+		o.DedupeWindow = DefaultDedupeWindow
 	}
 	if o.PublishTimeout <= 0 {
-		o.PublishTimeout = 5 * time.Second
+		o.PublishTimeout = DefaultPublishTimeout
 	}
 	if o.MaxPublishPending <= 0 {
-		o.MaxPublishPending = 16384
+		o.MaxPublishPending = DefaultMaxPublishPending
 	}
 	if o.MaxAckPending == 0 {
 		o.MaxAckPending = -1
@@ -265,58 +283,6 @@ func (q *Queue) consumer(ctx context.Context) (jetstream.Consumer, error) {
 	return c, nil
 }
 
-// Stop stops pulling and waits until the deliveries in progress are done,
-// or ctx ends. Messages buffered and not begun are handed back at once;
-// those whose call has not ended when Stop returns (ctx ended first) are
-// handed out again after AckWait, to this or another instance. Nothing is
-// lost. The queue cannot be started again; Enqueue still works.
-func (q *Queue) Stop(ctx context.Context) error {
-	q.mu.Lock()
-	started := q.started
-	q.mu.Unlock()
-	if !started {
-		return nil
-	}
-	q.halt()
-	done := make(chan struct{})
-	go func() {
-		<-q.loopDone
-		q.inflight.Wait()
-		close(done)
-	}()
-	select {
-	case <-done:
-		return nil
-	case <-ctx.Done():
-		return ctx.Err()
-	}
-}
-
-// CountDropped counts n deliveries given up without a call, for Stats:
-// the caller's deliver func returns nil for a subscription deleted since
-// its event was accepted.
-func (q *Queue) CountDropped(n int) { q.dropped.Add(uint64(n)) }
-
-// DropSubscription removes the deliveries still queued for a subscription
-// (it was deleted) and counts them as dropped. Calls already in progress
-// finish.
-func (q *Queue) DropSubscription(ctx context.Context, subscriptionID string) (int, error) {
-	subj := deliveriesPrefix + token(subscriptionID)
-	info, err := q.deliveries.Info(ctx, jetstream.WithSubjectFilter(subj))
-	if err != nil {
-		return 0, unavailable(err)
-	}
-	n := int(info.State.Subjects[subj])
-	if n == 0 {
-		return 0, nil
-	}
-	if err := q.deliveries.Purge(ctx, jetstream.WithPurgeSubject(subj)); err != nil {
-		return 0, unavailable(err)
-	}
-	q.dropped.Add(uint64(n))
-	return n, nil
-}
-
 // Stats returns the counters; Pending and DeadLetters ask NATS (for up to
 // two seconds).
 func (q *Queue) Stats() Stats {
@@ -341,6 +307,3 @@ func (q *Queue) Stats() Stats {
 	}
 	return s
 }
-
-// seqID is a stream sequence as a dead letter's id.
-func seqID(seq uint64) string { return strconv.FormatUint(seq, 10) }
