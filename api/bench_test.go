@@ -104,7 +104,7 @@ func benchHTTPEvent(b *testing.B, url string, reacters router.Reacters, wrapper 
 		Invokers: functions.NewRegistry(provider).Invoker,
 	})
 	go r.Run(ctx)
-	if err := q.Start(ctx, r.Deliver, func(string) jetstream.RetryPolicy { return jetstream.DefaultRetryPolicy() }); err != nil {
+	if err := q.Start(ctx, r.Deliver, func(string, string) jetstream.RetryPolicy { return jetstream.DefaultRetryPolicy() }); err != nil {
 		b.Fatal(err)
 	}
 	defer q.Stop(context.Background())

@@ -40,6 +40,7 @@ func (c *Config) routeDeadLetters(r *httprouter.Router) {
 func (c *Config) listDeadLetters(w http.ResponseWriter, r *http.Request, _ httprouter.Params) error {
 	q := r.URL.Query()
 	f := jetstream.DeadLetterFilter{
+		Space:          q.Get("space"),
 		SubscriptionID: q.Get("subscriptionId"),
 		FunctionID:     q.Get("functionId"),
 		After:          q.Get("after"),

@@ -8,8 +8,11 @@ import (
 
 // Delivery is one accepted event on its way to one subscriber.
 type Delivery struct {
-	// Space is the space of the subscription; empty means the default
-	// space.
+	// Space is the space of the subscription and its function. Queues
+	// keep it with the delivery (in their subjects, records and dead
+	// letters) and look retry policies up by it. "" is the space
+	// "default", that of the first-generation API (/v1/...); a queue
+	// stores it as "default".
 	Space          string
 	SubscriptionID string
 	FunctionID     string

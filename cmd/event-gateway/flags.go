@@ -8,6 +8,8 @@ import (
 	"log/slog"
 	"strings"
 	"time"
+
+	"github.com/event-gateway/event-gateway/router/jetstream"
 )
 
 // options are the command-line settings. The flag names are those earlier
@@ -94,13 +96,13 @@ func parseFlags(args []string, stderr io.Writer, getenv func(string) string) (*o
 	fs.StringVar(&o.logFormat, "log-format", "text", "log format: text or json")
 	fs.Int64Var(&o.maxBody, "max-body", 6<<20, "largest request body the Events API accepts, in bytes (413 above)")
 	fs.DurationVar(&o.functionTimeout, "function-timeout", 5*time.Second, "timeout of a function call when the function sets none")
-	fs.IntVar(&o.workers, "workers", 200, "deliveries of custom events this instance makes at once")
-	fs.IntVar(&o.workersBacklog, "workers-backlog", 1_000_000, "records (each up to 64 deliveries of events accepted together) that may wait in the store; past it emitters get 503")
-	fs.IntVar(&o.deliveryAttempts, "delivery-attempts", 10, "tries of a delivery before it becomes a dead letter (a subscription's retry.maxAttempts overrides it)")
-	fs.DurationVar(&o.deliveryInitialBackoff, "delivery-initial-backoff", 20*time.Second, "pause before the first retry of a failed delivery; it doubles for each further one")
-	fs.DurationVar(&o.deliveryMaxBackoff, "delivery-max-backoff", 15*time.Minute, "longest pause between two tries of a delivery")
-	fs.DurationVar(&o.deliveryAckWait, "delivery-ack-wait", 30*time.Second, "how long a delivery taken by an instance that then died waits before another try")
-	fs.DurationVar(&o.deadLetterMaxAge, "dead-letter-max-age", 14*24*time.Hour, "how long dead letters are kept")
+	fs.IntVar(&o.workers, "workers", jetstream.DefaultWorkers, "deliveries of custom events this instance makes at once")
+	fs.IntVar(&o.workersBacklog, "workers-backlog", jetstream.DefaultMaxMsgs, "records (each up to 64 deliveries of events accepted together) that may wait in the store; past it emitters get 503")
+	fs.IntVar(&o.deliveryAttempts, "delivery-attempts", jetstream.DefaultMaxAttempts, "tries of a delivery before it becomes a dead letter (a subscription's retry.maxAttempts overrides it)")
+	fs.DurationVar(&o.deliveryInitialBackoff, "delivery-initial-backoff", jetstream.DefaultInitialBackoff, "pause before the first retry of a failed delivery; it doubles for each further one")
+	fs.DurationVar(&o.deliveryMaxBackoff, "delivery-max-backoff", jetstream.DefaultMaxBackoff, "longest pause between two tries of a delivery")
+	fs.DurationVar(&o.deliveryAckWait, "delivery-ack-wait", jetstream.DefaultAckWait, "how long a delivery taken by an instance that then died waits before another try")
+	fs.DurationVar(&o.deadLetterMaxAge, "dead-letter-max-age", jetstream.DefaultDeadLetterMaxAge, "how long dead letters are kept")
 	fs.StringVar(&o.natsURL, "nats-url", "", "NATS server(s) with JetStream that store deliveries (comma-separated); empty: an embedded server")
 	fs.StringVar(&o.natsCreds, "nats-creds", "", "NATS credentials file (-nats-url)")
 	fs.StringVar(&o.natsCert, "nats-cert", "", "client certificate for NATS TLS (-nats-url)")
@@ -108,8 +110,8 @@ func parseFlags(args []string, stderr io.Writer, getenv func(string) string) (*o
 	fs.StringVar(&o.natsCA, "nats-ca", "", "CA of the NATS servers' certificates (-nats-url)")
 	fs.StringVar(&o.natsDataDir, "nats-data-dir", "event-gateway.nats", "data directory of the embedded NATS server")
 	fs.BoolVar(&o.natsSync, "nats-sync", false, "embedded NATS: write each accepted event to disk (fsync) before answering 202, so it survives power loss, not only a crash")
-	fs.IntVar(&o.natsReplicas, "nats-replicas", 1, "replicas of the delivery streams (3 on a NATS cluster)")
-	fs.Int64Var(&o.natsMaxBytes, "nats-max-bytes", 1<<30, "bytes the waiting deliveries may take in the store; past it emitters get 503")
+	fs.IntVar(&o.natsReplicas, "nats-replicas", jetstream.DefaultReplicas, "replicas of the delivery streams (3 on a NATS cluster)")
+	fs.Int64Var(&o.natsMaxBytes, "nats-max-bytes", jetstream.DefaultMaxBytes, "bytes the waiting deliveries may take in the store; past it emitters get 503")
 	fs.Var((*stringList)(&o.plugins), "plugin", "path of a plugin executable to load (repeatable)")
 	fs.DurationVar(&o.pluginTimeout, "plugin-timeout", time.Second, "how long a plugin may take to react to one system event before it is restarted")
 	fs.BoolVar(&o.pluginFailOpen, "plugin-fail-open", false, "let events through when a sync plugin cannot be asked (default: stop them with 503)")

@@ -6,6 +6,8 @@ import (
 	"strings"
 	"testing"
 	"time"
+
+	"github.com/event-gateway/event-gateway/router/jetstream"
 )
 
 func TestParseFlagsDefaults(t *testing.T) {
@@ -17,6 +19,20 @@ func TestParseFlagsDefaults(t *testing.T) {
 		o.embedCliAddr != "http://127.0.0.1:2379" || o.embedPeerAddr != "http://127.0.0.1:2380" ||
 		o.logLevel != slog.LevelInfo || o.logFormat != "text" || o.maxBody != 6<<20 || o.functionTimeout != 5*time.Second {
 		t.Fatalf("defaults: %+v", o)
+	}
+}
+
+// The queue's flags default to the queue's own defaults.
+func TestQueueFlagDefaults(t *testing.T) {
+	o, err := parseFlags(nil, io.Discard, noEnv)
+	if err != nil {
+		t.Fatal(err)
+	}
+	def := jetstream.DefaultRetryPolicy()
+	if o.workers != jetstream.DefaultWorkers || int64(o.workersBacklog) != jetstream.DefaultMaxMsgs || o.natsMaxBytes != jetstream.DefaultMaxBytes ||
+		o.natsReplicas != jetstream.DefaultReplicas || o.deliveryAckWait != jetstream.DefaultAckWait || o.deadLetterMaxAge != jetstream.DefaultDeadLetterMaxAge ||
+		o.deliveryAttempts != def.MaxAttempts || o.deliveryInitialBackoff != def.InitialBackoff || o.deliveryMaxBackoff != def.MaxBackoff {
+		t.Fatalf("queue flags: %+v", o)
 	}
 }
 

@@ -185,8 +185,8 @@ func serve(ctx context.Context, stop context.CancelFunc, opts *options, log *slo
 		close(routerDone)
 	}()
 	defaultRetry := jetstream.RetryPolicy{MaxAttempts: opts.deliveryAttempts, InitialBackoff: opts.deliveryInitialBackoff, MaxBackoff: opts.deliveryMaxBackoff}
-	if err := queue.Start(bgCtx, rt.Deliver, func(subscriptionID string) jetstream.RetryPolicy {
-		return retryPolicy(rt.Snapshot().Space(functions.DefaultSpace).Subscription(subscriptionID), defaultRetry)
+	if err := queue.Start(bgCtx, rt.Deliver, func(space, subscriptionID string) jetstream.RetryPolicy {
+		return retryPolicy(rt.Snapshot().Space(space).Subscription(subscriptionID), defaultRetry)
 	}); err != nil {
 		return fmt.Errorf("delivery queue: %w", err)
 	}

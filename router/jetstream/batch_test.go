@@ -1,7 +1,6 @@
 package jetstream
 
 import (
-	"bytes"
 	"context"
 	"errors"
 	"sync"
@@ -11,62 +10,6 @@ import (
 
 	"github.com/event-gateway/event-gateway/router"
 )
-
-func TestBatchEncoding(t *testing.T) {
-	shared := []byte(`{"event":"a","data":{"n":1}}`)
-	ds := []router.Delivery{
-		{SubscriptionID: "s1", FunctionID: "f.1", EventID: "e1", Event: "a", Revision: 7, Payload: shared},
-		{SubscriptionID: "s2", FunctionID: "f2", EventID: "e1", Event: "a", Revision: 7, Payload: shared},
-		{SubscriptionID: "s3", FunctionID: "f3", EventID: "e2", Event: "gateway.function.invoked", System: true, Payload: []byte(`{}`)},
-		{SubscriptionID: "s4", FunctionID: "f4", EventID: "e3", Event: "b", Payload: nil},
-	}
-	data := appendBatch(nil, ds, nil)
-	if len(data) > encodedSize(ds) {
-		t.Fatalf("encoded %d bytes, more than encodedSize's %d", len(data), encodedSize(ds))
-	}
-	if bytes.Count(data, shared) != 1 {
-		t.Errorf("a payload shared by two deliveries is stored %d times", bytes.Count(data, shared))
-	}
-	got, err := decodeBatch(data)
-	if err != nil {
-		t.Fatal(err)
-	}
-	if len(got) != len(ds) {
-		t.Fatalf("decoded %d deliveries, want %d", len(got), len(ds))
-	}
-	for i := range ds {
-		w, g := ds[i], got[i]
-		if g.SubscriptionID != w.SubscriptionID || g.FunctionID != w.FunctionID || g.EventID != w.EventID || g.Event != w.Event ||
-			g.Revision != w.Revision || g.System != w.System || !bytes.Equal(g.Payload, w.Payload) {
-			t.Errorf("delivery %d: got %+v, want %+v", i, g, w)
-		}
-	}
-	// Every truncation is an error, never a panic or a wrong delivery.
-	for n := range len(data) {
-		if ds, err := decodeBatch(data[:n]); err == nil && len(ds) == len(got) {
-			t.Fatalf("truncated to %d bytes: decoded all %d deliveries", n, len(ds))
-		}
-	}
-	if _, err := decodeBatch([]byte{flagSamePayload, 0, 1, 'x', 0, 0, 0}); err == nil {
-		t.Error("a first delivery that refers to a payload before it decoded")
-	}
-}
-
-func FuzzDecodeBatch(f *testing.F) {
-	f.Add(appendBatch(nil, []router.Delivery{{SubscriptionID: "s", FunctionID: "f", EventID: "e", Event: "x", Payload: []byte("{}")}}, nil))
-	f.Add([]byte{0, 0, 1})
-	f.Fuzz(func(t *testing.T, data []byte) {
-		ds, err := decodeBatch(data)
-		if err != nil {
-			return
-		}
-		// What decodes encodes back to what decodes the same.
-		again, err := decodeBatch(appendBatch(nil, ds, nil))
-		if err != nil || len(again) != len(ds) {
-			t.Fatalf("re-encoded: %v, %d deliveries, want %d", err, len(again), len(ds))
-		}
-	})
-}
 
 // TestGroupCommit: events accepted concurrently are all stored (each
 // Enqueue returns only once its own are) and each is delivered once, in
@@ -140,7 +83,7 @@ func TestBatchFailureRetriesAlone(t *testing.T) {
 			}
 		}
 		return rec.call(d, nil)
-	}, func(string) RetryPolicy {
+	}, func(string, string) RetryPolicy {
 		return RetryPolicy{MaxAttempts: 3, InitialBackoff: time.Millisecond, MaxBackoff: 5 * time.Millisecond}
 	})
 	if err != nil {

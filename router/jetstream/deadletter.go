@@ -5,21 +5,19 @@ import (
 	"encoding/json"
 	"errors"
 	"strconv"
-	"strings"
 	"time"
-	"unicode/utf8"
 
-	"github.com/nats-io/nats.go"
 	"github.com/nats-io/nats.go/jetstream"
 
 	"github.com/event-gateway/event-gateway/internal/errkind"
-	"github.com/event-gateway/event-gateway/router"
 )
 
 // DeadLetter is a delivery that failed every attempt.
 type DeadLetter struct {
 	// ID is the dead letter's sequence in its stream: ids grow with time.
-	ID             string          `json:"id"`
+	ID string `json:"id"`
+	// Space is the space of the subscription and the function.
+	Space          string          `json:"space"`
 	SubscriptionID string          `json:"subscriptionId"`
 	FunctionID     string          `json:"functionId"`
 	EventID        string          `json:"eventId"`
@@ -33,6 +31,8 @@ type DeadLetter struct {
 
 // DeadLetterFilter selects and pages dead letters.
 type DeadLetterFilter struct {
+	// Space, SubscriptionID and FunctionID select; "" selects all.
+	Space          string
 	SubscriptionID string
 	FunctionID     string
 	// After is a cursor: only dead letters with a greater ID are listed.
@@ -41,99 +41,9 @@ type DeadLetterFilter struct {
 	Limit int
 }
 
-// maxErrorLen bounds the error text kept with a dead letter.
-const maxErrorLen = 2048
-
 // errNoDeadLetter is Replay's and DeleteDeadLetter's NotFound.
 func errNoDeadLetter(id string) error {
 	return errkind.New(errkind.NotFound, "dead letter %q not found", id)
-}
-
-// deadLetter moves a delivery that will not be retried to the dead
-// letters, then removes it from the queue. If the dead letter cannot be
-// written, the delivery stays in the queue and is tried again later.
-func (q *Queue) deadLetter(ctx context.Context, msg jetstream.Msg, md *jetstream.MsgMetadata, d router.Delivery, attempt int, cause error, p RetryPolicy) {
-	m := deadLetterMsg(md.Sequence.Stream, &d, attempt, cause)
-	pctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), 10*time.Second)
-	defer cancel()
-	if _, err := q.js.PublishMsg(pctx, m); err != nil {
-		delay := p.Backoff(attempt)
-		q.log.Error("delivery queue: cannot write a dead letter, will try again", "eventId", d.EventID, "subscriptionId", d.SubscriptionID, "retryIn", delay, "error", err)
-		_ = msg.NakWithDelay(delay)
-		return
-	}
-	if err := msg.TermWithReason("dead-lettered"); err != nil {
-		q.log.Warn("delivery queue: term", "error", err)
-	}
-	q.deadLettered.Add(1)
-	q.log.Warn("delivery failed, dead-lettered", "eventId", d.EventID, "event", d.Event, "subscriptionId", d.SubscriptionID, "functionId", d.FunctionID, "attempts", attempt, "error", cause)
-}
-
-// deadLetterMsg is the dead letter of delivery d of the record at stream
-// sequence seq, which failed attempt attempt with cause.
-func deadLetterMsg(seq uint64, d *router.Delivery, attempt int, cause error) *nats.Msg {
-	h := deliveryHeader(d, 4)
-	h[hdrAttempts] = []string{strconv.Itoa(attempt)}
-	h[hdrError] = []string{headerSafe(cause.Error())}
-	h[hdrFailedAt] = []string{time.Now().UTC().Format(time.RFC3339Nano)}
-	// A crash between this publish and the settling of the record
-	// publishes again: the id makes that a duplicate the stream drops.
-	h[jetstream.MsgIDHeader] = []string{"dl/" + seqID(seq) + "/" + d.EventID + "/" + d.SubscriptionID}
-	h[jetstream.ExpectedStreamHeader] = []string{DeadLettersStream}
-	return &nats.Msg{Subject: deadLettersPrefix + token(d.FunctionID) + "." + token(d.SubscriptionID), Header: h, Data: d.Payload}
-}
-
-// headerSafe makes s a header value: no line breaks or other control
-// characters, valid UTF-8, at most maxErrorLen bytes.
-func headerSafe(s string) string {
-	if len(s) > maxErrorLen {
-		cut := maxErrorLen
-		for cut > 0 && !utf8.RuneStart(s[cut]) {
-			cut-- // do not cut a character in two
-		}
-		s = s[:cut]
-	}
-	s = strings.ToValidUTF8(s, "?")
-	return strings.Map(func(r rune) rune {
-		if r < ' ' || r == 0x7f {
-			return ' '
-		}
-		return r
-	}, s)
-}
-
-// deadLetterOf decodes a message of the dead-letter stream.
-func deadLetterOf(m *jetstream.RawStreamMsg) DeadLetter {
-	d := deliveryOf(m.Header, m.Data)
-	dl := DeadLetter{
-		ID:             seqID(m.Sequence),
-		SubscriptionID: d.SubscriptionID,
-		FunctionID:     d.FunctionID,
-		EventID:        d.EventID,
-		Event:          d.Event,
-		System:         d.System,
-		LastError:      m.Header.Get(hdrError),
-		FailedAt:       m.Time,
-		Payload:        json.RawMessage(m.Data),
-	}
-	dl.Attempts, _ = strconv.Atoi(m.Header.Get(hdrAttempts))
-	if t, err := time.Parse(time.RFC3339Nano, m.Header.Get(hdrFailedAt)); err == nil {
-		dl.FailedAt = t
-	}
-	return dl
-}
-
-// deadLetterSubject is the subject filter of dead letters of a function
-// and a subscription, either of them "" for any.
-func deadLetterSubject(functionID, subscriptionID string) string {
-	fn, sub := "*", "*"
-	if functionID != "" {
-		fn = token(functionID)
-	}
-	if subscriptionID != "" {
-		sub = token(subscriptionID)
-	}
-	return deadLettersPrefix + fn + "." + sub
 }
 
 // nextDeadLetter returns the first dead letter at or after seq on subject,
@@ -149,8 +59,8 @@ func (q *Queue) nextDeadLetter(ctx context.Context, seq uint64, subject string) 
 	return m, nil
 }
 
-// DeadLetters lists dead letters, oldest first, filtered by function and
-// subscription. next is the cursor of the following page (pass it as
+// DeadLetters lists dead letters, oldest first, filtered by space,
+// function and subscription. next is the cursor of the following page (pass it as
 // After), or "" when this is the last page.
 func (q *Queue) DeadLetters(ctx context.Context, f DeadLetterFilter) (items []DeadLetter, next string, err error) {
 	limit := f.Limit
@@ -166,7 +76,7 @@ func (q *Queue) DeadLetters(ctx context.Context, f DeadLetterFilter) (items []De
 		}
 		seq = after + 1
 	}
-	subject := deadLetterSubject(f.FunctionID, f.SubscriptionID)
+	subject := deadLetterSubject(f.Space, f.FunctionID, f.SubscriptionID)
 	items = []DeadLetter{}
 	for len(items) < limit {
 		m, err := q.nextDeadLetter(ctx, seq, subject)
@@ -209,11 +119,9 @@ func (q *Queue) Replay(ctx context.Context, id string) error {
 
 func (q *Queue) replay(ctx context.Context, m *jetstream.RawStreamMsg) error {
 	d := deliveryOf(m.Header, m.Data)
-	out := &nats.Msg{Subject: deliveriesPrefix + token(d.SubscriptionID), Header: deliveryHeader(&d, 2), Data: d.Payload}
 	// A replay retried after a failure below does not queue it twice.
-	out.Header[jetstream.MsgIDHeader] = []string{d.EventID + "/" + d.SubscriptionID + "/replay/" + seqID(m.Sequence)}
-	out.Header[jetstream.ExpectedStreamHeader] = []string{DeliveriesStream}
-	if _, err := q.js.PublishMsg(ctx, out); err != nil {
+	out := deliveryMsg(&d, deliveryMsgID(&d)+"/replay/"+seqID(m.Sequence))
+	if err := q.store(ctx, out); err != nil {
 		return unavailable(err)
 	}
 	if _, err := q.deleteDead(ctx, m.Sequence); err != nil {
@@ -223,8 +131,8 @@ func (q *Queue) replay(ctx context.Context, m *jetstream.RawStreamMsg) error {
 	return nil
 }
 
-// ReplayAll replays every dead letter of a subscription that exists when
-// it begins (those dead-lettered again meanwhile are left), and returns how
+// ReplayAll replays every dead letter of a subscription (of any space:
+// subscription ids are unique) that exists when it begins (those dead-lettered again meanwhile are left), and returns how
 // many it replayed.
 func (q *Queue) ReplayAll(ctx context.Context, subscriptionID string) (int, error) {
 	if subscriptionID == "" {
@@ -235,7 +143,7 @@ func (q *Queue) ReplayAll(ctx context.Context, subscriptionID string) (int, erro
 		return 0, unavailable(err)
 	}
 	last := info.State.LastSeq
-	subject := deadLetterSubject("", subscriptionID)
+	subject := deadLetterSubject("", "", subscriptionID)
 	n := 0
 	for seq := uint64(1); seq <= last; {
 		m, err := q.nextDeadLetter(ctx, seq, subject)

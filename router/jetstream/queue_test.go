@@ -257,7 +257,7 @@ func TestRandomFailuresAllDelivered(t *testing.T) {
 	ds := deliveries(1000, "ev", map[string]string{"sub-a": "fn-a", "sub-b": "fn-b"})
 	enqueueAll(t, q, ds)
 	rec := newRecorder()
-	policy := func(string) RetryPolicy {
+	policy := func(string, string) RetryPolicy {
 		return RetryPolicy{MaxAttempts: 20, InitialBackoff: time.Millisecond, MaxBackoff: 10 * time.Millisecond}
 	}
 	err := q.Start(context.Background(), func(_ context.Context, d router.Delivery) error {
@@ -311,7 +311,7 @@ func TestDeadLetters(t *testing.T) {
 		}
 		return rec.call(d, nil)
 	}
-	policy := func(sub string) RetryPolicy {
+	policy := func(_, sub string) RetryPolicy {
 		if sub == subFail {
 			return RetryPolicy{MaxAttempts: 3, InitialBackoff: time.Millisecond, MaxBackoff: 5 * time.Millisecond}
 		}
@@ -488,7 +488,7 @@ func TestFailingSubscriberDoesNotDelayOthers(t *testing.T) {
 	rec := newRecorder()
 	var aCalls, bDone atomic.Int64
 	var aCallsWhenBDone atomic.Int64
-	policy := func(sub string) RetryPolicy {
+	policy := func(_, sub string) RetryPolicy {
 		if sub == "sub-a" {
 			return RetryPolicy{MaxAttempts: 100, InitialBackoff: time.Hour, MaxBackoff: time.Hour}
 		}
@@ -574,15 +574,19 @@ func TestStoreFull(t *testing.T) {
 	if fullErr == nil {
 		t.Fatal("the stream never filled")
 	}
-	if errkind.Of(fullErr) != errkind.Unavailable || errkind.Message(fullErr) != ErrFull.Msg {
+	if errkind.Of(fullErr) != errkind.Unavailable || errkind.Message(fullErr) != ErrFull.Msg || !errors.Is(fullErr, ErrFull) {
 		t.Fatalf("full: %v (kind %v)", fullErr, errkind.Of(fullErr))
 	}
 	if len(accepted) < 10 {
 		t.Fatalf("only %d accepted", len(accepted))
 	}
-	// An event of ten deliveries finds no room either.
+	// An event of ten deliveries, with the same envelope as the one
+	// refused (so a record larger than that one), finds no room either.
 	many := deliveries(1, "many", map[string]string{"s1": "f", "s2": "f", "s3": "f", "s4": "f", "s5": "f", "s6": "f", "s7": "f", "s8": "f", "s9": "f", "s10": "f"})
-	if err := q.Enqueue(ctx, many); errkind.Of(err) != errkind.Unavailable {
+	for i := range many {
+		many[i].Payload = payload
+	}
+	if err := q.Enqueue(ctx, many); !errors.Is(err, ErrFull) || errkind.Of(err) != errkind.Unavailable {
 		t.Fatalf("event of ten: %v", err)
 	}
 
@@ -614,29 +618,21 @@ func TestStoreFull(t *testing.T) {
 	})
 }
 
-// TestDropSubscription: the retry records of a deleted subscription are
-// purged at once; its deliveries in batch records, which hold other
-// subscriptions' too, are dropped when their turn comes.
-func TestDropSubscription(t *testing.T) {
+// TestDeletedSubscriptionDropped: the deliveries of a deleted
+// subscription, in retry records of their own and in batch records shared
+// with other subscriptions, are dropped and counted when their turn comes.
+func TestDeletedSubscriptionDropped(t *testing.T) {
 	_, _, q := fixture(t, Options{})
 	ctx := context.Background()
 	var retries []*nats.Msg
 	for _, d := range deliveries(10, "x", map[string]string{"sub-x": "f"}) {
 		retries = append(retries, retryRecord(&d, 1, time.Now()))
 	}
-	if err := q.publishAll(ctx, retries); err != nil {
+	if err := q.store(ctx, retries...); err != nil {
 		t.Fatal(err)
 	}
 	enqueueAll(t, q, deliveries(5, "y", map[string]string{"sub-y": "f"}))
-	enqueueAll(t, q, deliveries(3, "z", map[string]string{"sub-x": "f"}))
-	n, err := q.DropSubscription(ctx, "sub-x")
-	if err != nil || n != 10 {
-		t.Fatalf("DropSubscription: %d, %v", n, err)
-	}
-	if n, err := q.DropSubscription(ctx, "sub-x"); err != nil || n != 0 {
-		t.Fatalf("DropSubscription again: %d, %v", n, err)
-	}
-	q.CountDropped(2)
+	enqueueAll(t, q, deliveries(3, "z", map[string]string{"sub-x": "f", "sub-y": "f"}))
 	rec := newRecorder()
 	if err := q.Start(ctx, func(_ context.Context, d router.Delivery) error {
 		if d.SubscriptionID == "sub-x" {
@@ -648,10 +644,15 @@ func TestDropSubscription(t *testing.T) {
 	}
 	stopAtEnd(t, q)
 	waitFor(t, 10*time.Second, "an empty stream", func() bool { return streamMsgs(t, q) == 0 })
-	if got := rec.okCount(); got != 5 {
-		t.Errorf("%d delivered, want 5", got)
+	if got := rec.okCount(); got != 8 {
+		t.Errorf("%d delivered, want 8", got)
 	}
-	if s := q.Stats(); s.Dropped != 15 {
+	var s Stats
+	waitFor(t, 5*time.Second, "13 dropped and 8 delivered", func() bool {
+		s = q.Stats()
+		return s.Dropped == 13 && s.Delivered == 8
+	})
+	if s.DeadLettered != 0 || s.Retried != 0 {
 		t.Errorf("stats %+v", s)
 	}
 }
@@ -661,7 +662,7 @@ func TestPanicIsAFailedAttempt(t *testing.T) {
 	_, _, q := fixture(t, Options{})
 	enqueueAll(t, q, deliveries(1, "ev", map[string]string{"s": "f"}))
 	var calls atomic.Int64
-	policy := func(string) RetryPolicy { return RetryPolicy{MaxAttempts: 2, InitialBackoff: time.Millisecond} }
+	policy := func(string, string) RetryPolicy { return RetryPolicy{MaxAttempts: 2, InitialBackoff: time.Millisecond} }
 	if err := q.Start(context.Background(), func(context.Context, router.Delivery) error {
 		calls.Add(1)
 		panic("boom")
@@ -938,5 +939,96 @@ func TestEmbeddedListensOnLoopback(t *testing.T) {
 	defer in.Close()
 	if u := in.ClientURL(); u != "" {
 		t.Errorf("in-process only, ClientURL %q", u)
+	}
+}
+
+// TestSpaces: a delivery's space is kept in records of one delivery and
+// in batch records, handed to deliver and to the retry policy, and kept
+// by its dead letter, which can be listed by space. An empty space is the
+// default one.
+func TestSpaces(t *testing.T) {
+	_, _, q := fixture(t, Options{Workers: 8})
+	ctx := context.Background()
+	// More deliveries than a batch record holds: records of their own.
+	var many []router.Delivery
+	for i := range maxBatchDeliveries + 1 {
+		many = append(many, router.Delivery{Space: "acme", SubscriptionID: fmt.Sprintf("sub-%d", i), FunctionID: "f", EventID: "big", Event: "e", Payload: []byte(`{}`)})
+	}
+	if err := q.Enqueue(ctx, many); err != nil {
+		t.Fatal(err)
+	}
+	info, err := q.deliveries.Info(ctx, jetstream.WithSubjectFilter("eg.deliveries.acme.*"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if n := len(info.State.Subjects); n != len(many) {
+		t.Fatalf("%d subjects eg.deliveries.acme.*, want %d", n, len(many))
+	}
+	// A batch record of two spaces.
+	shared := []byte(`{"n":1}`)
+	if err := q.Enqueue(ctx, []router.Delivery{
+		{SubscriptionID: "s-def", FunctionID: "f.1", EventID: "ev", Event: "e", Payload: shared},
+		{Space: "acme", SubscriptionID: "s-acme", FunctionID: "f.1", EventID: "ev", Event: "e", Payload: shared},
+	}); err != nil {
+		t.Fatal(err)
+	}
+
+	var mu sync.Mutex
+	spaces := map[string]string{}       // subscription → space delivered
+	policySpaces := map[string]string{} // subscription → space of the policy asked
+	err = q.Start(ctx, func(_ context.Context, d router.Delivery) error {
+		mu.Lock()
+		spaces[d.SubscriptionID] = d.Space
+		mu.Unlock()
+		if d.EventID == "ev" {
+			return errkind.New(errkind.Forbidden, "refused")
+		}
+		return nil
+	}, func(space, sub string) RetryPolicy {
+		mu.Lock()
+		policySpaces[sub] = space
+		mu.Unlock()
+		return RetryPolicy{}
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	stopAtEnd(t, q)
+	waitFor(t, 10*time.Second, "2 dead letters", func() bool { return q.Stats().DeadLetters == 2 })
+	waitFor(t, 10*time.Second, "an empty stream", func() bool { return streamMsgs(t, q) == 0 })
+	mu.Lock()
+	for _, d := range many {
+		if spaces[d.SubscriptionID] != "acme" {
+			t.Errorf("%s delivered in space %q", d.SubscriptionID, spaces[d.SubscriptionID])
+		}
+	}
+	if spaces["s-def"] != "default" || spaces["s-acme"] != "acme" {
+		t.Errorf("batch deliveries in spaces %q and %q", spaces["s-def"], spaces["s-acme"])
+	}
+	if len(policySpaces) != 2 || policySpaces["s-def"] != "default" || policySpaces["s-acme"] != "acme" {
+		t.Errorf("policies asked for %v", policySpaces)
+	}
+	mu.Unlock()
+
+	for space, sub := range map[string]string{"acme": "s-acme", "default": "s-def"} {
+		items, _, err := q.DeadLetters(ctx, DeadLetterFilter{Space: space})
+		if err != nil || len(items) != 1 || items[0].Space != space || items[0].SubscriptionID != sub || items[0].FunctionID != "f.1" {
+			t.Errorf("dead letters of space %s: %+v, %v", space, items, err)
+		}
+	}
+	if items, _, _ := q.DeadLetters(ctx, DeadLetterFilter{Space: "other"}); len(items) != 0 {
+		t.Errorf("dead letters of another space: %+v", items)
+	}
+	if items, _, _ := q.DeadLetters(ctx, DeadLetterFilter{Space: "acme", FunctionID: "f.1", SubscriptionID: "s-acme"}); len(items) != 1 {
+		t.Errorf("by space, function and subscription: %+v", items)
+	}
+	dinfo, err := q.dead.Info(ctx, jetstream.WithSubjectFilter("eg.deadletters.>"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, subj := range []string{"eg.deadletters.acme.f%2E1.s-acme", "eg.deadletters.default.f%2E1.s-def"} {
+		if dinfo.State.Subjects[subj] != 1 {
+			t.Errorf("no dead letter on %s: %v", subj, dinfo.State.Subjects)
+		}
 	}
 }
