@@ -18,6 +18,8 @@ type Function struct {
 	// Timeout bounds one invocation, as a duration string ("5s", "500ms").
 	// Empty means the gateway's default (-function-timeout).
 	Timeout string `json:"timeout,omitempty"`
+	// Metadata is the user's own labels, set through the spaces API.
+	Metadata map[string]string `json:"metadata,omitempty"`
 }
 
 // MaxTimeout is the longest per-function timeout, as long as AWS Lambda's.
@@ -58,6 +60,9 @@ func ValidateID(field, id string) error {
 // type. Registry.Validate checks the whole function.
 func (f *Function) Validate() error {
 	if err := ValidateID("functionId", f.ID); err != nil {
+		return err
+	}
+	if err := ValidateMetadata(f.Metadata); err != nil {
 		return err
 	}
 	if f.Timeout != "" {

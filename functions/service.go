@@ -90,14 +90,19 @@ func (s *Service) List(ctx context.Context) ([]Function, error) {
 	return out, nil
 }
 
-// Update replaces the provider and timeout of an existing function, f.ID. A
-// secret sent as Redacted keeps the stored value.
+// Update replaces the provider and timeout of an existing function, f.ID,
+// and its metadata when update has some (nil keeps the stored metadata:
+// the first-generation API has none to send). A secret sent as Redacted
+// keeps the stored value.
 func (s *Service) Update(ctx context.Context, update Function) (Function, error) {
 	id := update.ID
 	for range maxRetries {
 		old, rev, err := s.get(ctx, id)
 		if err != nil {
 			return Function{}, err
+		}
+		if update.Metadata == nil {
+			update.Metadata = old.Metadata
 		}
 		f, err := s.providers.Merge(old, update)
 		if err != nil {

@@ -145,7 +145,7 @@ func (s *Space) Create(ctx context.Context, sub Subscription) (Subscription, err
 // UpdateMetadata replaces the metadata of a subscription, the one thing of
 // it that can change: everything else makes it what it is.
 func (s *Space) UpdateMetadata(ctx context.Context, id string, metadata map[string]string) (Subscription, error) {
-	if err := ValidateMetadata(metadata); err != nil {
+	if err := functions.ValidateMetadata(metadata); err != nil {
 		return Subscription{}, err
 	}
 	for range maxRetries {

@@ -193,7 +193,7 @@ func (s *Subscription) Normalize(space string) ([]Segment, error) {
 	default:
 		return nil, errkind.New(errkind.Invalid, "envelope %q is not one of %q, %q, %q", s.Envelope, EnvelopeLegacy, EnvelopeCloudEvents01, EnvelopeCloudEvents10)
 	}
-	if err := ValidateMetadata(s.Metadata); err != nil {
+	if err := functions.ValidateMetadata(s.Metadata); err != nil {
 		return nil, err
 	}
 	switch s.Type {
@@ -302,43 +302,6 @@ func (s *Subscription) normalizeSyncEvent(space string, segs []Segment) ([]Segme
 	}
 	s.ID = newID(space, "sync-event\x00"+s.Event+"\x00"+s.Method+"\x00"+s.Path)
 	return segs, nil
-}
-
-// Bounds of metadata, which is stored with every resource and shown in
-// every list.
-const (
-	MaxMetadataKeys  = 64
-	MaxMetadataKey   = 256
-	MaxMetadataValue = 1024
-)
-
-// ValidateMetadata checks the user's labels of a resource.
-func ValidateMetadata(m map[string]string) error {
-	if len(m) > MaxMetadataKeys {
-		return errkind.New(errkind.Invalid, "metadata has %d keys, more than %d", len(m), MaxMetadataKeys)
-	}
-	for k, v := range m {
-		switch {
-		case k == "":
-			return errkind.New(errkind.Invalid, "metadata has an empty key")
-		case len(k) > MaxMetadataKey:
-			return errkind.New(errkind.Invalid, "metadata key %.32q… is longer than %d bytes", k, MaxMetadataKey)
-		case len(v) > MaxMetadataValue:
-			return errkind.New(errkind.Invalid, "metadata %q is longer than %d bytes", k, MaxMetadataValue)
-		}
-	}
-	return nil
-}
-
-// MatchMetadata reports whether m has every key of filter with its value,
-// as the spaces API's ?metadata.<key>=<value> asks.
-func MatchMetadata(m, filter map[string]string) bool {
-	for k, v := range filter {
-		if got, ok := m[k]; !ok || got != v {
-			return false
-		}
-	}
-	return true
 }
 
 // newID derives a subscription id from what makes the subscription unique

@@ -1,0 +1,486 @@
+package api
+
+import (
+	"bytes"
+	"context"
+	"encoding/json"
+	"net/http"
+	"net/url"
+	"strings"
+
+	"github.com/julienschmidt/httprouter"
+
+	"github.com/event-gateway/event-gateway/functions"
+	"github.com/event-gateway/event-gateway/internal/errkind"
+	"github.com/event-gateway/event-gateway/subscriptions"
+)
+
+// The spaces API is the Configuration API's second generation, the one of
+// the original gateway's 0.9 release that @serverless/event-gateway-sdk
+// speaks: every resource under /v1/spaces/<space>/, 201 on create, 204 on
+// delete, lists wrapped in an object, a "space" and "metadata" on every
+// resource. It works on the same data as the first generation, whose
+// /v1/functions and /v1/subscriptions are the space "default".
+
+// Spaces gives the configuration services of each space.
+type Spaces interface {
+	Functions(space string) FunctionService
+	Subscriptions(space string) SpaceSubscriptionService
+}
+
+// SpaceSubscriptionService is what the spaces API needs of the
+// subscriptions of one space.
+type SpaceSubscriptionService interface {
+	SubscriptionService
+	UpdateMetadata(ctx context.Context, id string, metadata map[string]string) (subscriptions.Subscription, error)
+}
+
+// eventTypeHTTP is the spaces API's name of the http event: a plain
+// request, answered by a synchronous subscription.
+const eventTypeHTTP = "http.request"
+
+func (c *Config) routeSpaces(r *httprouter.Router) {
+	const root = "/v1/spaces/:space/"
+	r.POST(root+"functions", c.handle(c.spaceCreateFunction))
+	r.GET(root+"functions", c.handle(c.spaceListFunctions))
+	r.GET(root+"functions/:id", c.handle(c.spaceGetFunction))
+	r.PUT(root+"functions/:id", c.handle(c.spaceUpdateFunction))
+	r.DELETE(root+"functions/:id", c.handle(c.spaceDeleteFunction))
+	r.POST(root+"subscriptions", c.handle(c.spaceCreateSubscription))
+	r.GET(root+"subscriptions", c.handle(c.spaceListSubscriptions))
+	r.GET(root+"subscriptions/:id", c.handle(c.spaceGetSubscription))
+	r.PUT(root+"subscriptions/:id", c.handle(c.spaceUpdateSubscription))
+	r.DELETE(root+"subscriptions/:id", c.handle(c.spaceDeleteSubscription))
+}
+
+// space returns the space named in the URL, checked.
+func space(ps httprouter.Params) (string, error) {
+	s := ps.ByName("space")
+	if err := functions.ValidateSpace(s); err != nil {
+		return "", err
+	}
+	return s, nil
+}
+
+// metadataFilter reads the ?metadata.<key>=<value> filters of a list.
+func metadataFilter(r *http.Request) (map[string]string, error) {
+	q, err := url.ParseQuery(r.URL.RawQuery)
+	if err != nil {
+		return nil, errkind.New(errkind.Invalid, "query string: %v", err)
+	}
+	var filter map[string]string
+	for k, vs := range q {
+		key, ok := strings.CutPrefix(k, "metadata.")
+		if !ok || key == "" {
+			return nil, errkind.New(errkind.Invalid, "unknown query parameter %q: lists filter on metadata.<key>=<value> only", k)
+		}
+		if len(vs) != 1 {
+			return nil, errkind.New(errkind.Invalid, "query parameter %q is given %d times", k, len(vs))
+		}
+		if filter == nil {
+			filter = make(map[string]string)
+		}
+		filter[key] = vs[0]
+	}
+	return filter, nil
+}
+
+// checkSpace refuses a body whose "space" names another space than the URL.
+func checkSpace(body, url string) error {
+	if body != "" && body != url {
+		return errkind.New(errkind.Invalid, "space %q of the body does not match the URL's %q", body, url)
+	}
+	return nil
+}
+
+// Functions.
+
+// spaceFunction is a function as the spaces API shows it: its provider
+// type beside the provider's own fields, not among them.
+type spaceFunction struct {
+	Space      string                 `json:"space"`
+	FunctionID string                 `json:"functionId"`
+	Type       functions.ProviderType `json:"type"`
+	Provider   json.RawMessage        `json:"provider"`
+	Timeout    string                 `json:"timeout,omitempty"`
+	Metadata   map[string]string      `json:"metadata,omitempty"`
+}
+
+func toSpaceFunction(space string, f functions.Function) spaceFunction {
+	cfg := f.Provider.Config
+	if len(bytes.TrimSpace(cfg)) == 0 {
+		cfg = json.RawMessage("{}")
+	}
+	return spaceFunction{Space: space, FunctionID: f.ID, Type: f.Provider.Type, Provider: cfg, Timeout: f.Timeout, Metadata: f.Metadata}
+}
+
+// spaceFunctionRequest is a function as clients send it: 0.9 clients put
+// the type beside the provider, 0.6 clients inside it; both are taken.
+type spaceFunctionRequest struct {
+	Space      string                 `json:"space"`
+	FunctionID string                 `json:"functionId"`
+	Type       functions.ProviderType `json:"type"`
+	Provider   *functions.Provider    `json:"provider"`
+	Timeout    string                 `json:"timeout"`
+	Metadata   map[string]string      `json:"metadata"`
+}
+
+func (req *spaceFunctionRequest) function(space string) (functions.Function, error) {
+	if err := checkSpace(req.Space, space); err != nil {
+		return functions.Function{}, err
+	}
+	if req.Provider == nil {
+		return functions.Function{}, errkind.New(errkind.Invalid, "provider is required")
+	}
+	p := *req.Provider
+	switch {
+	case p.Type == "":
+		p.Type = req.Type
+	case req.Type != "" && req.Type != p.Type:
+		return functions.Function{}, errkind.New(errkind.Invalid, "type %q and provider.type %q differ", req.Type, p.Type)
+	}
+	if p.Type == "" {
+		return functions.Function{}, errkind.New(errkind.Invalid, "type is required")
+	}
+	return functions.Function{ID: req.FunctionID, Provider: p, Timeout: req.Timeout, Metadata: req.Metadata}, nil
+}
+
+func (c *Config) spaceCreateFunction(w http.ResponseWriter, r *http.Request, ps httprouter.Params) error {
+	sp, err := space(ps)
+	if err != nil {
+		return err
+	}
+	var req spaceFunctionRequest
+	if err := c.decode(w, r, &req); err != nil {
+		return err
+	}
+	f, err := req.function(sp)
+	if err != nil {
+		return err
+	}
+	svc := c.spaces.Functions(sp)
+	if f, err = svc.Create(r.Context(), f); err != nil {
+		return err
+	}
+	c.log.InfoContext(r.Context(), "function registered", "space", sp, "functionId", f.ID, "provider", f.Provider.Type)
+	writeJSON(w, http.StatusCreated, toSpaceFunction(sp, svc.Redact(f)))
+	return nil
+}
+
+func (c *Config) spaceListFunctions(w http.ResponseWriter, r *http.Request, ps httprouter.Params) error {
+	sp, err := space(ps)
+	if err != nil {
+		return err
+	}
+	filter, err := metadataFilter(r)
+	if err != nil {
+		return err
+	}
+	svc := c.spaces.Functions(sp)
+	fns, err := svc.List(r.Context())
+	if err != nil {
+		return err
+	}
+	out := make([]spaceFunction, 0, len(fns))
+	for _, f := range fns {
+		if functions.MatchMetadata(f.Metadata, filter) {
+			out = append(out, toSpaceFunction(sp, svc.Redact(f)))
+		}
+	}
+	writeJSON(w, http.StatusOK, struct {
+		Functions []spaceFunction `json:"functions"`
+	}{out})
+	return nil
+}
+
+func (c *Config) spaceGetFunction(w http.ResponseWriter, r *http.Request, ps httprouter.Params) error {
+	sp, err := space(ps)
+	if err != nil {
+		return err
+	}
+	svc := c.spaces.Functions(sp)
+	f, err := svc.Get(r.Context(), ps.ByName("id"))
+	if err != nil {
+		return err
+	}
+	writeJSON(w, http.StatusOK, toSpaceFunction(sp, svc.Redact(f)))
+	return nil
+}
+
+func (c *Config) spaceUpdateFunction(w http.ResponseWriter, r *http.Request, ps httprouter.Params) error {
+	sp, err := space(ps)
+	if err != nil {
+		return err
+	}
+	id := ps.ByName("id")
+	var req spaceFunctionRequest
+	if err := c.decode(w, r, &req); err != nil {
+		return err
+	}
+	if req.FunctionID != "" && req.FunctionID != id {
+		return errkind.New(errkind.Invalid, "functionId %q does not match the URL's %q: a function cannot be renamed", req.FunctionID, id)
+	}
+	req.FunctionID = id
+	f, err := req.function(sp)
+	if err != nil {
+		return err
+	}
+	svc := c.spaces.Functions(sp)
+	if f, err = svc.Update(r.Context(), f); err != nil {
+		return err
+	}
+	c.log.InfoContext(r.Context(), "function updated", "space", sp, "functionId", f.ID, "provider", f.Provider.Type)
+	writeJSON(w, http.StatusOK, toSpaceFunction(sp, svc.Redact(f)))
+	return nil
+}
+
+func (c *Config) spaceDeleteFunction(w http.ResponseWriter, r *http.Request, ps httprouter.Params) error {
+	sp, err := space(ps)
+	if err != nil {
+		return err
+	}
+	id := ps.ByName("id")
+	if err := c.spaces.Functions(sp).Delete(r.Context(), id); err != nil {
+		return err
+	}
+	c.log.InfoContext(r.Context(), "function deleted", "space", sp, "functionId", id)
+	w.WriteHeader(http.StatusNoContent)
+	return nil
+}
+
+// Subscriptions.
+
+// spaceSubscription is a subscription as the spaces API shows it. Event
+// is shown for subscriptions made without a type (by the first generation
+// or the spaces API's first clients), which read it back.
+type spaceSubscription struct {
+	Space          string               `json:"space"`
+	SubscriptionID string               `json:"subscriptionId"`
+	Type           string               `json:"type"`
+	EventType      string               `json:"eventType"`
+	Event          string               `json:"event,omitempty"`
+	FunctionID     string               `json:"functionId"`
+	Method         string               `json:"method"`
+	Path           string               `json:"path"`
+	Envelope       string               `json:"envelope"`
+	CORS           *subscriptions.CORS  `json:"cors,omitempty"`
+	Retry          *subscriptions.Retry `json:"retry,omitempty"`
+	Metadata       map[string]string    `json:"metadata,omitempty"`
+}
+
+func toSpaceSubscription(space string, s subscriptions.Subscription) spaceSubscription {
+	out := spaceSubscription{
+		Space: space, SubscriptionID: s.ID, EventType: s.Event, FunctionID: s.FunctionID,
+		Method: s.Method, Path: s.Path, Envelope: s.EnvelopeOrLegacy(),
+		CORS: s.CORS, Retry: s.Retry, Metadata: s.Metadata,
+	}
+	out.Type = subscriptions.Async
+	if s.IsSync() {
+		out.Type = subscriptions.Sync
+	}
+	if s.Event == subscriptions.EventHTTP {
+		out.EventType = eventTypeHTTP
+	}
+	if s.Type == "" {
+		out.Event = s.Event
+	}
+	if out.Method == "" {
+		out.Method = http.MethodPost
+	}
+	return out
+}
+
+// spaceSubscriptionRequest is a subscription as clients send it: 0.9
+// clients with type and eventType, 0.6 clients with event alone.
+type spaceSubscriptionRequest struct {
+	Space          string               `json:"space"`
+	SubscriptionID string               `json:"subscriptionId"`
+	Type           string               `json:"type"`
+	EventType      string               `json:"eventType"`
+	Event          string               `json:"event"`
+	FunctionID     string               `json:"functionId"`
+	Method         string               `json:"method"`
+	Path           string               `json:"path"`
+	Envelope       string               `json:"envelope"`
+	CORS           *subscriptions.CORS  `json:"cors"`
+	Retry          *subscriptions.Retry `json:"retry"`
+	Metadata       map[string]string    `json:"metadata"`
+}
+
+// subscription maps the request onto the model. A typed subscription
+// (0.9) defaults to path "/", method POST and the CloudEvents v0.1
+// envelope; one with an event alone (0.6) keeps the first generation's
+// rules and envelope.
+func (req *spaceSubscriptionRequest) subscription(space string) (subscriptions.Subscription, error) {
+	if err := checkSpace(req.Space, space); err != nil {
+		return subscriptions.Subscription{}, err
+	}
+	s := subscriptions.Subscription{
+		FunctionID: req.FunctionID, Method: req.Method, Path: req.Path,
+		Envelope: req.Envelope, CORS: req.CORS, Retry: req.Retry, Metadata: req.Metadata,
+	}
+	if s.Path == "" {
+		s.Path = "/"
+	}
+	if req.EventType == "" && req.Type == "" {
+		s.Event = req.Event
+		if s.Event == "" {
+			return s, errkind.New(errkind.Invalid, "eventType is required")
+		}
+		return s, nil
+	}
+	if req.Event != "" && req.Event != req.EventType {
+		return s, errkind.New(errkind.Invalid, "event %q and eventType %q differ: send eventType alone", req.Event, req.EventType)
+	}
+	if req.EventType == "" {
+		return s, errkind.New(errkind.Invalid, "eventType is required")
+	}
+	s.Event, s.Type = req.EventType, req.Type
+	switch s.Event {
+	case eventTypeHTTP:
+		s.Event = subscriptions.EventHTTP
+	case subscriptions.EventHTTP:
+		return s, errkind.New(errkind.Invalid, "eventType of http requests is %q", eventTypeHTTP)
+	}
+	if s.Type == "" {
+		s.Type = subscriptions.Async
+		if s.Event == subscriptions.EventHTTP || s.Event == subscriptions.EventInvoke {
+			s.Type = subscriptions.Sync
+		}
+	}
+	if s.Method == "" {
+		s.Method = http.MethodPost
+	}
+	if s.Envelope == "" {
+		s.Envelope = subscriptions.EnvelopeCloudEvents01
+	}
+	return s, nil
+}
+
+func (c *Config) spaceCreateSubscription(w http.ResponseWriter, r *http.Request, ps httprouter.Params) error {
+	sp, err := space(ps)
+	if err != nil {
+		return err
+	}
+	var req spaceSubscriptionRequest
+	if err := c.decode(w, r, &req); err != nil {
+		return err
+	}
+	if req.SubscriptionID != "" {
+		return errkind.New(errkind.Invalid, "subscriptionId is assigned by the gateway")
+	}
+	s, err := req.subscription(sp)
+	if err != nil {
+		return err
+	}
+	if s, err = c.spaces.Subscriptions(sp).Create(r.Context(), s); err != nil {
+		return err
+	}
+	c.log.InfoContext(r.Context(), "subscription created", "space", sp, "subscriptionId", s.ID, "event", s.Event, "type", s.Type, "functionId", s.FunctionID, "method", s.Method, "path", s.Path)
+	writeJSON(w, http.StatusCreated, toSpaceSubscription(sp, s))
+	return nil
+}
+
+func (c *Config) spaceListSubscriptions(w http.ResponseWriter, r *http.Request, ps httprouter.Params) error {
+	sp, err := space(ps)
+	if err != nil {
+		return err
+	}
+	filter, err := metadataFilter(r)
+	if err != nil {
+		return err
+	}
+	subs, err := c.spaces.Subscriptions(sp).List(r.Context())
+	if err != nil {
+		return err
+	}
+	out := make([]spaceSubscription, 0, len(subs))
+	for _, s := range subs {
+		if functions.MatchMetadata(s.Metadata, filter) {
+			out = append(out, toSpaceSubscription(sp, s))
+		}
+	}
+	writeJSON(w, http.StatusOK, struct {
+		Subscriptions []spaceSubscription `json:"subscriptions"`
+	}{out})
+	return nil
+}
+
+func (c *Config) spaceGetSubscription(w http.ResponseWriter, r *http.Request, ps httprouter.Params) error {
+	sp, err := space(ps)
+	if err != nil {
+		return err
+	}
+	s, err := c.spaces.Subscriptions(sp).Get(r.Context(), ps.ByName("id"))
+	if err != nil {
+		return err
+	}
+	writeJSON(w, http.StatusOK, toSpaceSubscription(sp, s))
+	return nil
+}
+
+// spaceUpdateSubscription changes a subscription's metadata. What makes
+// the subscription (its type, event type, function, method and path) may
+// be sent again as it is, but not changed: that is another subscription.
+func (c *Config) spaceUpdateSubscription(w http.ResponseWriter, r *http.Request, ps httprouter.Params) error {
+	sp, err := space(ps)
+	if err != nil {
+		return err
+	}
+	id := ps.ByName("id")
+	var req spaceSubscriptionRequest
+	if err := c.decode(w, r, &req); err != nil {
+		return err
+	}
+	if req.SubscriptionID != "" && req.SubscriptionID != id {
+		return errkind.New(errkind.Invalid, "subscriptionId %q does not match the URL's %q", req.SubscriptionID, id)
+	}
+	if err := checkSpace(req.Space, sp); err != nil {
+		return err
+	}
+	svc := c.spaces.Subscriptions(sp)
+	old, err := svc.Get(r.Context(), id)
+	if err != nil {
+		return err
+	}
+	cur := toSpaceSubscription(sp, old)
+	for _, f := range []struct{ name, sent, have string }{
+		{"type", req.Type, cur.Type},
+		{"eventType", req.EventType, cur.EventType},
+		{"event", req.Event, old.Event},
+		{"functionId", req.FunctionID, cur.FunctionID},
+		{"method", strings.ToUpper(req.Method), cur.Method},
+		{"envelope", req.Envelope, cur.Envelope},
+	} {
+		if f.sent != "" && f.sent != f.have {
+			return errkind.New(errkind.Invalid, "%s cannot be changed (%q to %q): create another subscription", f.name, f.have, f.sent)
+		}
+	}
+	if req.Path != "" {
+		p, _, err := subscriptions.ParsePath(req.Path)
+		if err != nil || p != cur.Path {
+			return errkind.New(errkind.Invalid, "path cannot be changed (%q to %q): create another subscription", cur.Path, req.Path)
+		}
+	}
+	s, err := svc.UpdateMetadata(r.Context(), id, req.Metadata)
+	if err != nil {
+		return err
+	}
+	c.log.InfoContext(r.Context(), "subscription updated", "space", sp, "subscriptionId", id)
+	writeJSON(w, http.StatusOK, toSpaceSubscription(sp, s))
+	return nil
+}
+
+func (c *Config) spaceDeleteSubscription(w http.ResponseWriter, r *http.Request, ps httprouter.Params) error {
+	sp, err := space(ps)
+	if err != nil {
+		return err
+	}
+	id := ps.ByName("id")
+	if err := c.spaces.Subscriptions(sp).Delete(r.Context(), id); err != nil {
+		return err
+	}
+	c.log.InfoContext(r.Context(), "subscription deleted", "space", sp, "subscriptionId", id)
+	w.WriteHeader(http.StatusNoContent)
+	return nil
+}
