@@ -55,6 +55,8 @@ type ConfigOptions struct {
 	Ready func() (bool, int64)
 	// DeadLetters serves /v1/deadletters; nil leaves those endpoints out.
 	DeadLetters DeadLetterService
+	// Spaces serves the spaces API (/v1/spaces/...); nil leaves it out.
+	Spaces Spaces
 }
 
 // Config serves the Configuration API.
@@ -66,6 +68,7 @@ type Config struct {
 	maxBody int64
 	ready   func() (bool, int64)
 	dead    DeadLetterService
+	spaces  Spaces
 	router  *httprouter.Router
 }
 
@@ -79,6 +82,7 @@ func NewConfig(opts ConfigOptions) *Config {
 		maxBody: opts.MaxBody,
 		ready:   opts.Ready,
 		dead:    opts.DeadLetters,
+		spaces:  opts.Spaces,
 	}
 	if c.log == nil {
 		c.log = slog.New(slog.DiscardHandler)
@@ -107,6 +111,9 @@ func NewConfig(opts ConfigOptions) *Config {
 	r.DELETE("/v1/subscriptions/:id", c.handle(c.deleteSubscription))
 	if c.dead != nil {
 		c.routeDeadLetters(r)
+	}
+	if c.spaces != nil {
+		c.routeSpaces(r)
 	}
 	r.NotFound = http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		writeErrorMessage(w, http.StatusNotFound, fmt.Sprintf("no endpoint %s %s", r.Method, r.URL.Path))

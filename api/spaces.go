@@ -13,6 +13,8 @@ import (
 	"github.com/event-gateway/event-gateway/functions"
 	"github.com/event-gateway/event-gateway/internal/errkind"
 	"github.com/event-gateway/event-gateway/subscriptions"
+	"github.com/event-gateway/event-gateway/subscriptions/cors"
+	"github.com/event-gateway/event-gateway/subscriptions/eventtypes"
 )
 
 // The spaces API is the Configuration API's second generation, the one of
@@ -26,6 +28,8 @@ import (
 type Spaces interface {
 	Functions(space string) FunctionService
 	Subscriptions(space string) SpaceSubscriptionService
+	EventTypes(space string) EventTypeService
+	CORS(space string) CORSService
 }
 
 // SpaceSubscriptionService is what the spaces API needs of the
@@ -51,6 +55,7 @@ func (c *Config) routeSpaces(r *httprouter.Router) {
 	r.GET(root+"subscriptions/:id", c.handle(c.spaceGetSubscription))
 	r.PUT(root+"subscriptions/:id", c.handle(c.spaceUpdateSubscription))
 	r.DELETE(root+"subscriptions/:id", c.handle(c.spaceDeleteSubscription))
+	c.routeSpaceResources(r)
 }
 
 // space returns the space named in the URL, checked.
@@ -68,21 +73,7 @@ func metadataFilter(r *http.Request) (map[string]string, error) {
 	if err != nil {
 		return nil, errkind.New(errkind.Invalid, "query string: %v", err)
 	}
-	var filter map[string]string
-	for k, vs := range q {
-		key, ok := strings.CutPrefix(k, "metadata.")
-		if !ok || key == "" {
-			return nil, errkind.New(errkind.Invalid, "unknown query parameter %q: lists filter on metadata.<key>=<value> only", k)
-		}
-		if len(vs) != 1 {
-			return nil, errkind.New(errkind.Invalid, "query parameter %q is given %d times", k, len(vs))
-		}
-		if filter == nil {
-			filter = make(map[string]string)
-		}
-		filter[key] = vs[0]
-	}
-	return filter, nil
+	return functions.ParseFilter(q)
 }
 
 // checkSpace refuses a body whose "space" names another space than the URL.
@@ -481,6 +472,224 @@ func (c *Config) spaceDeleteSubscription(w http.ResponseWriter, r *http.Request,
 		return err
 	}
 	c.log.InfoContext(r.Context(), "subscription deleted", "space", sp, "subscriptionId", id)
+	w.WriteHeader(http.StatusNoContent)
+	return nil
+}
+
+// EventTypeService is what the spaces API needs of the event types of one
+// space.
+type EventTypeService interface {
+	Create(ctx context.Context, et eventtypes.EventType) (eventtypes.EventType, error)
+	Get(ctx context.Context, name string) (eventtypes.EventType, error)
+	List(ctx context.Context, filter map[string]string) ([]eventtypes.EventType, error)
+	Update(ctx context.Context, name string, et eventtypes.EventType) (eventtypes.EventType, error)
+	Delete(ctx context.Context, name string) error
+}
+
+// CORSService is what the spaces API needs of the CORS configurations of
+// one space.
+type CORSService interface {
+	Create(ctx context.Context, c cors.Config) (cors.Config, error)
+	Get(ctx context.Context, id string) (cors.Config, error)
+	List(ctx context.Context, filter map[string]string) ([]cors.Config, error)
+	Update(ctx context.Context, id string, c cors.Config) (cors.Config, error)
+	Delete(ctx context.Context, id string) error
+}
+
+func (c *Config) routeSpaceResources(r *httprouter.Router) {
+	const root = "/v1/spaces/:space/"
+	r.POST(root+"eventtypes", c.handle(c.spaceCreateEventType))
+	r.GET(root+"eventtypes", c.handle(c.spaceListEventTypes))
+	r.GET(root+"eventtypes/:id", c.handle(c.spaceGetEventType))
+	r.PUT(root+"eventtypes/:id", c.handle(c.spaceUpdateEventType))
+	r.DELETE(root+"eventtypes/:id", c.handle(c.spaceDeleteEventType))
+	r.POST(root+"cors", c.handle(c.spaceCreateCORS))
+	r.GET(root+"cors", c.handle(c.spaceListCORS))
+	r.GET(root+"cors/:id", c.handle(c.spaceGetCORS))
+	r.PUT(root+"cors/:id", c.handle(c.spaceUpdateCORS))
+	r.DELETE(root+"cors/:id", c.handle(c.spaceDeleteCORS))
+}
+
+// Event types.
+
+func (c *Config) spaceCreateEventType(w http.ResponseWriter, r *http.Request, ps httprouter.Params) error {
+	sp, err := space(ps)
+	if err != nil {
+		return err
+	}
+	var et eventtypes.EventType
+	if err := c.decode(w, r, &et); err != nil {
+		return err
+	}
+	if err := checkSpace(et.Space, sp); err != nil {
+		return err
+	}
+	if et, err = c.spaces.EventTypes(sp).Create(r.Context(), et); err != nil {
+		return err
+	}
+	c.log.InfoContext(r.Context(), "event type created", "space", sp, "eventType", et.Name, "authorizerId", et.AuthorizerID)
+	writeJSON(w, http.StatusCreated, et)
+	return nil
+}
+
+func (c *Config) spaceListEventTypes(w http.ResponseWriter, r *http.Request, ps httprouter.Params) error {
+	sp, err := space(ps)
+	if err != nil {
+		return err
+	}
+	filter, err := metadataFilter(r)
+	if err != nil {
+		return err
+	}
+	ets, err := c.spaces.EventTypes(sp).List(r.Context(), filter)
+	if err != nil {
+		return err
+	}
+	if ets == nil {
+		ets = []eventtypes.EventType{}
+	}
+	writeJSON(w, http.StatusOK, struct {
+		EventTypes []eventtypes.EventType `json:"eventTypes"`
+	}{ets})
+	return nil
+}
+
+func (c *Config) spaceGetEventType(w http.ResponseWriter, r *http.Request, ps httprouter.Params) error {
+	sp, err := space(ps)
+	if err != nil {
+		return err
+	}
+	et, err := c.spaces.EventTypes(sp).Get(r.Context(), ps.ByName("id"))
+	if err != nil {
+		return err
+	}
+	writeJSON(w, http.StatusOK, et)
+	return nil
+}
+
+func (c *Config) spaceUpdateEventType(w http.ResponseWriter, r *http.Request, ps httprouter.Params) error {
+	sp, err := space(ps)
+	if err != nil {
+		return err
+	}
+	var et eventtypes.EventType
+	if err := c.decode(w, r, &et); err != nil {
+		return err
+	}
+	if err := checkSpace(et.Space, sp); err != nil {
+		return err
+	}
+	name := ps.ByName("id")
+	if et, err = c.spaces.EventTypes(sp).Update(r.Context(), name, et); err != nil {
+		return err
+	}
+	c.log.InfoContext(r.Context(), "event type updated", "space", sp, "eventType", name, "authorizerId", et.AuthorizerID)
+	writeJSON(w, http.StatusOK, et)
+	return nil
+}
+
+func (c *Config) spaceDeleteEventType(w http.ResponseWriter, r *http.Request, ps httprouter.Params) error {
+	sp, err := space(ps)
+	if err != nil {
+		return err
+	}
+	name := ps.ByName("id")
+	if err := c.spaces.EventTypes(sp).Delete(r.Context(), name); err != nil {
+		return err
+	}
+	c.log.InfoContext(r.Context(), "event type deleted", "space", sp, "eventType", name)
+	w.WriteHeader(http.StatusNoContent)
+	return nil
+}
+
+// CORS configurations.
+
+func (c *Config) spaceCreateCORS(w http.ResponseWriter, r *http.Request, ps httprouter.Params) error {
+	sp, err := space(ps)
+	if err != nil {
+		return err
+	}
+	var cfg cors.Config
+	if err := c.decode(w, r, &cfg); err != nil {
+		return err
+	}
+	if err := checkSpace(cfg.Space, sp); err != nil {
+		return err
+	}
+	if cfg, err = c.spaces.CORS(sp).Create(r.Context(), cfg); err != nil {
+		return err
+	}
+	c.log.InfoContext(r.Context(), "CORS configuration created", "space", sp, "corsId", cfg.ID, "method", cfg.Method, "path", cfg.Path)
+	writeJSON(w, http.StatusCreated, cfg)
+	return nil
+}
+
+func (c *Config) spaceListCORS(w http.ResponseWriter, r *http.Request, ps httprouter.Params) error {
+	sp, err := space(ps)
+	if err != nil {
+		return err
+	}
+	filter, err := metadataFilter(r)
+	if err != nil {
+		return err
+	}
+	cfgs, err := c.spaces.CORS(sp).List(r.Context(), filter)
+	if err != nil {
+		return err
+	}
+	if cfgs == nil {
+		cfgs = []cors.Config{}
+	}
+	writeJSON(w, http.StatusOK, struct {
+		CORS []cors.Config `json:"cors"`
+	}{cfgs})
+	return nil
+}
+
+func (c *Config) spaceGetCORS(w http.ResponseWriter, r *http.Request, ps httprouter.Params) error {
+	sp, err := space(ps)
+	if err != nil {
+		return err
+	}
+	cfg, err := c.spaces.CORS(sp).Get(r.Context(), ps.ByName("id"))
+	if err != nil {
+		return err
+	}
+	writeJSON(w, http.StatusOK, cfg)
+	return nil
+}
+
+func (c *Config) spaceUpdateCORS(w http.ResponseWriter, r *http.Request, ps httprouter.Params) error {
+	sp, err := space(ps)
+	if err != nil {
+		return err
+	}
+	var cfg cors.Config
+	if err := c.decode(w, r, &cfg); err != nil {
+		return err
+	}
+	if err := checkSpace(cfg.Space, sp); err != nil {
+		return err
+	}
+	id := ps.ByName("id")
+	if cfg, err = c.spaces.CORS(sp).Update(r.Context(), id, cfg); err != nil {
+		return err
+	}
+	c.log.InfoContext(r.Context(), "CORS configuration updated", "space", sp, "corsId", id)
+	writeJSON(w, http.StatusOK, cfg)
+	return nil
+}
+
+func (c *Config) spaceDeleteCORS(w http.ResponseWriter, r *http.Request, ps httprouter.Params) error {
+	sp, err := space(ps)
+	if err != nil {
+		return err
+	}
+	id := ps.ByName("id")
+	if err := c.spaces.CORS(sp).Delete(r.Context(), id); err != nil {
+		return err
+	}
+	c.log.InfoContext(r.Context(), "CORS configuration deleted", "space", sp, "corsId", id)
 	w.WriteHeader(http.StatusNoContent)
 	return nil
 }

@@ -83,8 +83,12 @@ func (s *Subscription) IsSync() bool {
 // generation, and those of the spaces API's first clients that name an
 // event without a type, predate event types and need none.
 func (s *Subscription) NeedsEventType() bool {
-	return s.Type != "" && s.Event != EventHTTP && s.Event != EventInvoke
+	return s.Type != "" && s.Event != EventHTTP && s.Event != EventInvoke && !strings.HasPrefix(s.Event, systemPrefix)
 }
+
+// systemPrefix starts the names of the gateway's system events, which
+// exist without being registered.
+const systemPrefix = "gateway."
 
 // EnvelopeOrLegacy returns the subscription's envelope.
 func (s *Subscription) EnvelopeOrLegacy() string {

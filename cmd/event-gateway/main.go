@@ -29,7 +29,6 @@ import (
 	"github.com/event-gateway/event-gateway/plugin"
 	"github.com/event-gateway/event-gateway/router"
 	"github.com/event-gateway/event-gateway/router/jetstream"
-	"github.com/event-gateway/event-gateway/subscriptions"
 )
 
 // version is set at build time with -ldflags "-X main.version=v1.2.3".
@@ -191,9 +190,11 @@ func serve(ctx context.Context, stop context.CancelFunc, opts *options, log *slo
 		return fmt.Errorf("delivery queue: %w", err)
 	}
 
+	spaces := newSpaceServices(store, providers)
 	configAPI := api.NewConfig(api.ConfigOptions{
-		Functions:     functions.NewService(store, functions.DefaultSpace, providers),
-		Subscriptions: subscriptions.NewService(store).In(functions.DefaultSpace),
+		Functions:     spaces.Functions(functions.DefaultSpace),
+		Subscriptions: spaces.Subscriptions(functions.DefaultSpace),
+		Spaces:        spaces,
 		Logger:        log.With("api", "config"),
 		StoreTimeout:  opts.dbTimeout,
 		Ready: func() (bool, int64) {
