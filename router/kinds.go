@@ -7,6 +7,8 @@ import (
 	"github.com/event-gateway/event-gateway/functions"
 	"github.com/event-gateway/event-gateway/libkv"
 	"github.com/event-gateway/event-gateway/subscriptions"
+	corsconfig "github.com/event-gateway/event-gateway/subscriptions/cors"
+	"github.com/event-gateway/event-gateway/subscriptions/eventtypes"
 )
 
 // kind is one kind of resource of a space as the router keeps it: where
@@ -26,6 +28,8 @@ type kind struct {
 var kinds = [...]kind{
 	{dir: "functions/", put: putFunction, del: delFunction},
 	{dir: "subscriptions/", put: putSubscription, del: delSubscription},
+	{dir: "eventtypes/", put: putEventType, del: delEventType},
+	{dir: "cors/", put: putCORS, del: delCORS},
 }
 
 // parseKey splits spaces/<space>/<kind dir><id>.
@@ -123,9 +127,55 @@ func delSubscription(r *Router, c *cache, space, id string) bool {
 	return true
 }
 
+func putEventType(r *Router, c *cache, space, name string, val []byte) bool {
+	var et eventtypes.EventType
+	if err := json.Unmarshal(val, &et); err != nil {
+		r.log.Error("skipping undecodable event type", "space", space, "eventType", name, "error", err)
+		return false
+	}
+	et.Space, et.Name = space, name
+	c.space(space, true).types[name] = &et
+	return true
+}
+
+func delEventType(r *Router, c *cache, space, name string) bool {
+	sc := c.space(space, false)
+	if sc == nil {
+		return false
+	}
+	delete(sc.types, name)
+	c.dropIfEmpty(space)
+	return true
+}
+
+func putCORS(r *Router, c *cache, space, id string, val []byte) bool {
+	var cfg corsconfig.Config
+	if err := json.Unmarshal(val, &cfg); err != nil {
+		r.log.Error("skipping undecodable CORS configuration", "space", space, "corsId", id, "error", err)
+		return false
+	}
+	segs, err := cfg.Normalize()
+	if err != nil {
+		r.log.Error("skipping invalid CORS configuration", "space", space, "corsId", id, "error", err)
+		return false
+	}
+	c.space(space, true).cors[id] = &corsEntry{method: cfg.Method, path: cfg.Path, segs: segs, policy: corsPolicy(cfg.AllowedOrigins, cfg.AllowedMethods, cfg.AllowedHeaders, cfg.AllowCredentials)}
+	return true
+}
+
+func delCORS(r *Router, c *cache, space, id string) bool {
+	sc := c.space(space, false)
+	if sc == nil {
+		return false
+	}
+	delete(sc.cors, id)
+	c.dropIfEmpty(space)
+	return true
+}
+
 // dropIfEmpty forgets a space that has nothing left.
 func (c *cache) dropIfEmpty(space string) {
-	if sc := c.spaces[space]; sc != nil && len(sc.fns) == 0 && len(sc.subs) == 0 {
+	if sc := c.spaces[space]; sc != nil && len(sc.fns) == 0 && len(sc.subs) == 0 && len(sc.types) == 0 && len(sc.cors) == 0 {
 		delete(c.spaces, space)
 	}
 }

@@ -9,6 +9,7 @@ import (
 	"github.com/event-gateway/event-gateway/functions"
 	"github.com/event-gateway/event-gateway/router/pathtree"
 	"github.com/event-gateway/event-gateway/subscriptions"
+	"github.com/event-gateway/event-gateway/subscriptions/eventtypes"
 )
 
 // Target is a function ready to be called.
@@ -75,6 +76,11 @@ type Space struct {
 	// syncEvents maps event name → one path tree per method of the
 	// synchronous subscriptions to custom events.
 	syncEvents map[string]*[numMethods]*pathtree.Tree[*HTTPRoute]
+	// types holds the event types registered through the spaces API.
+	types map[string]*EventType
+	// cors holds one path tree per method of the space's CORS
+	// configurations.
+	cors [numMethods]*pathtree.Tree[*cors.Cors]
 	// invoke maps path → function ids with an invoke subscription there.
 	invoke map[string]map[string]struct{}
 }
@@ -179,6 +185,45 @@ func (s *Space) MatchEvent(eventType, method, path string, ps *pathtree.Params) 
 	return trees[i].Lookup(path, ps)
 }
 
+// EventType is a registered event type, with its authorizer when it has
+// one.
+type EventType struct {
+	Name string
+	// Authorizer is the function that authorizes events of the type; nil
+	// for none. AuthorizerID names it even when the function is missing,
+	// and then events of the type are refused.
+	Authorizer   *Target
+	AuthorizerID string
+}
+
+// builtinHTTP is the event type http.request, which every space has.
+var builtinHTTP = &EventType{Name: eventtypes.HTTPRequest}
+
+// EventType returns a registered event type of the space, or nil. The
+// built-in http.request is there unless the space stored its own.
+func (s *Space) EventType(name string) *EventType {
+	if s != nil {
+		if et := s.types[name]; et != nil {
+			return et
+		}
+	}
+	if name == eventtypes.HTTPRequest {
+		return builtinHTTP
+	}
+	return nil
+}
+
+// CORS returns the policy of the space's CORS configuration for a method
+// and path, or nil.
+func (s *Space) CORS(method, path string) *cors.Cors {
+	i := methodIndex(method)
+	if s == nil || i < 0 || s.cors[i] == nil {
+		return nil
+	}
+	p, _ := s.cors[i].Lookup(path, nil)
+	return p
+}
+
 // InvokeTarget returns the function to invoke on path, if it exists and has
 // an invoke subscription there.
 func (s *Space) InvokeTarget(path, functionID string) (*Target, bool) {
@@ -231,14 +276,27 @@ func newSubEntry(sub subscriptions.Subscription) (*subEntry, error) {
 	sub.Path = path
 	e := &subEntry{sub: sub, segs: segs}
 	if sub.CORS != nil {
-		e.cors = cors.New(cors.Options{
-			AllowedOrigins:   sub.CORS.Origins,
-			AllowedMethods:   sub.CORS.Methods,
-			AllowedHeaders:   sub.CORS.Headers,
-			AllowCredentials: sub.CORS.AllowCredentials,
-		})
+		e.cors = corsPolicy(sub.CORS.Origins, sub.CORS.Methods, sub.CORS.Headers, sub.CORS.AllowCredentials)
 	}
 	return e, nil
+}
+
+// corsEntry is a CORS configuration of the spaces API with what the
+// snapshot build needs of it.
+type corsEntry struct {
+	method, path string
+	segs         []subscriptions.Segment
+	policy       *cors.Cors
+}
+
+// corsPolicy makes the policy of a CORS configuration.
+func corsPolicy(origins, methods, headers []string, credentials bool) *cors.Cors {
+	return cors.New(cors.Options{
+		AllowedOrigins:   origins,
+		AllowedMethods:   methods,
+		AllowedHeaders:   headers,
+		AllowCredentials: credentials,
+	})
 }
 
 // build makes a snapshot of the cached configuration; a nil cache makes
@@ -268,11 +326,27 @@ func buildSpace(name string, c *spaceCache, log *slog.Logger) *Space {
 		subs:       make(map[string]*subscriptions.Subscription),
 		events:     make(map[string]map[string][]Subscriber),
 		syncEvents: make(map[string]*[numMethods]*pathtree.Tree[*HTTPRoute]),
+		types:      make(map[string]*EventType, len(c.types)),
 		invoke:     make(map[string]map[string]struct{}),
 	}
 	fns := c.fns
 	for id, t := range fns {
 		s.functions[id] = t
+	}
+	for name, et := range c.types {
+		s.types[name] = &EventType{Name: name, AuthorizerID: et.AuthorizerID, Authorizer: fns[et.AuthorizerID]}
+	}
+	for id, e := range c.cors {
+		i := methodIndex(e.method)
+		if i < 0 {
+			continue
+		}
+		if s.cors[i] == nil {
+			s.cors[i] = new(pathtree.Tree[*cors.Cors])
+		}
+		if err := s.cors[i].Insert(e.segs, e.policy); err != nil {
+			log.Warn("CORS configuration skipped", "space", name, "corsId", id, "method", e.method, "path", e.path, "error", err)
+		}
 	}
 	for id, e := range c.subs {
 		sub := &e.sub

@@ -10,6 +10,7 @@ import (
 
 	"github.com/event-gateway/event-gateway/functions"
 	"github.com/event-gateway/event-gateway/libkv"
+	"github.com/event-gateway/event-gateway/subscriptions/eventtypes"
 )
 
 // Run keeps the snapshot in sync with the store until ctx ends. When the
@@ -65,8 +66,10 @@ type cache struct {
 
 // spaceCache is the cached configuration of one space.
 type spaceCache struct {
-	fns  map[string]*Target
-	subs map[string]*subEntry
+	fns   map[string]*Target
+	subs  map[string]*subEntry
+	types map[string]*eventtypes.EventType
+	cors  map[string]*corsEntry
 }
 
 func newCache() *cache {
@@ -77,7 +80,12 @@ func newCache() *cache {
 func (c *cache) space(name string, create bool) *spaceCache {
 	sc := c.spaces[name]
 	if sc == nil && create {
-		sc = &spaceCache{fns: make(map[string]*Target), subs: make(map[string]*subEntry)}
+		sc = &spaceCache{
+			fns:   make(map[string]*Target),
+			subs:  make(map[string]*subEntry),
+			types: make(map[string]*eventtypes.EventType),
+			cors:  make(map[string]*corsEntry),
+		}
 		c.spaces[name] = sc
 	}
 	return sc
