@@ -7,6 +7,7 @@ import (
 	"fmt"
 	"io"
 	"log/slog"
+	"net"
 	"net/http"
 	"strings"
 	"sync"
@@ -26,7 +27,7 @@ import (
 type Router interface {
 	Snapshot() *router.Snapshot
 	Call(ctx context.Context, t *router.Target, payload []byte) ([]byte, error)
-	Emit(ctx context.Context, space string, ev *event.Event, path string) (int, error)
+	Enqueue(ctx context.Context, space string, in *router.Incoming, subs []router.Subscriber) (int, error)
 	Received(ctx context.Context, space string, ev *event.Event, path string, headers http.Header) error
 }
 
@@ -35,13 +36,17 @@ type EventsOptions struct {
 	Router Router
 	// MaxBody bounds request bodies. Default 6 MiB.
 	MaxBody int64
-	Logger  *slog.Logger
+	// SpaceDomains are the domains under which a request's host names its
+	// space: a request to <space>.<domain> is routed in that space.
+	SpaceDomains []string
+	Logger       *slog.Logger
 }
 
 // Events serves the Events API: http events, invoke, and custom events.
 type Events struct {
 	router  Router
 	maxBody int64
+	domains []string
 	log     *slog.Logger
 	// anyOrigin is the CORS policy of custom events and invoke: any origin
 	// may emit.
@@ -61,10 +66,13 @@ func NewEvents(o EventsOptions) *Events {
 		router:  o.Router,
 		maxBody: o.MaxBody,
 		log:     o.Logger,
+		// Any origin may send events; the origin is echoed and may send
+		// credentials, as the original gateway allowed.
 		anyOrigin: cors.New(cors.Options{
-			AllowedOrigins: []string{"*"},
-			AllowedMethods: []string{http.MethodPost},
-			AllowedHeaders: []string{"*"},
+			AllowOriginFunc:  func(string) bool { return true },
+			AllowedMethods:   []string{http.MethodPost},
+			AllowedHeaders:   []string{"*"},
+			AllowCredentials: true,
 		}),
 	}
 	if e.maxBody <= 0 {
@@ -73,8 +81,37 @@ func NewEvents(o EventsOptions) *Events {
 	if e.log == nil {
 		e.log = slog.New(slog.DiscardHandler)
 	}
+	for _, d := range o.SpaceDomains {
+		if d = strings.Trim(strings.ToLower(d), "."); d != "" {
+			e.domains = append(e.domains, "."+d)
+		}
+	}
 	e.params.New = func() any { ps := make(pathtree.Params, 0, 4); return &ps }
 	return e
+}
+
+// headerSpace names the space of a request to the Events API, as the
+// spaces API's first clients send it.
+const headerSpace = "Space"
+
+// spaceOf returns the space a request is for: the one its host names under
+// a space domain, else its Space header, else the default space.
+func (e *Events) spaceOf(r *http.Request) (string, error) {
+	if len(e.domains) > 0 {
+		host := strings.ToLower(r.Host)
+		if h, _, err := net.SplitHostPort(host); err == nil {
+			host = h
+		}
+		for _, d := range e.domains {
+			if label, ok := strings.CutSuffix(host, d); ok && label != "" && !strings.Contains(label, ".") {
+				return label, functions.ValidateSpace(label)
+			}
+		}
+	}
+	if sp := r.Header.Get(headerSpace); sp != "" {
+		return sp, functions.ValidateSpace(sp)
+	}
+	return functions.DefaultSpace, nil
 }
 
 func (e *Events) ServeHTTP(w http.ResponseWriter, r *http.Request) {
@@ -94,18 +131,46 @@ func (e *Events) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		writeErrorMessage(w, http.StatusServiceUnavailable, "gateway is starting: configuration not loaded yet, retry later")
 		return
 	}
-	if r.Method == http.MethodOptions && r.Header.Get("Access-Control-Request-Method") != "" {
-		e.preflight(w, r)
+	space, err := e.spaceOf(r)
+	if err != nil {
+		writeError(w, r, e.log, err)
 		return
 	}
-	switch name := r.Header.Get(headerEvent); name {
-	case "":
-		e.httpEvent(w, r)
-	case subscriptions.EventInvoke:
-		e.invoke(w, r)
-	default:
-		e.customEvent(w, r, name)
+	sp := e.router.Snapshot().Space(space)
+	if r.Method == http.MethodOptions && r.Header.Get("Access-Control-Request-Method") != "" {
+		e.preflight(w, r, sp)
+		return
 	}
+	switch name := r.Header.Get(headerEvent); {
+	case name == subscriptions.EventInvoke:
+		e.invoke(w, r, sp)
+	case name != "":
+		e.customEvent(w, r, space, name)
+	case r.Header.Get("Ce-Specversion") != "" || mediaType(r.Header.Get("Content-Type")) == event.MediaTypeStructured ||
+		mediaType(r.Header.Get("Content-Type")) == event.MediaTypeBatch:
+		e.cloudEvent(w, r, space, nil)
+	case r.Method == http.MethodPost && event.IsJSON(r.Header.Get("Content-Type")):
+		// A JSON body may be a CloudEvent v0.1, as the 0.9 clients
+		// send it: look before taking it for an http event.
+		body, err := e.readBody(w, r)
+		if err != nil {
+			writeError(w, r, e.log, err)
+			return
+		}
+		if event.Detect(r.Header, body) == event.FormV01 {
+			e.cloudEvent(w, r, space, body)
+			return
+		}
+		e.httpEvent(w, r, space, body, true)
+	default:
+		e.httpEvent(w, r, space, nil, false)
+	}
+}
+
+// mediaType returns the media type of a Content-Type, lower case.
+func mediaType(ct string) string {
+	mt, _, _ := strings.Cut(ct, ";")
+	return strings.ToLower(strings.TrimSpace(mt))
 }
 
 // EventKind names the kind of an Events API request, for metrics:
@@ -116,6 +181,9 @@ func EventKind(r *http.Request) string {
 	}
 	switch r.Header.Get(headerEvent) {
 	case "":
+		if r.Header.Get("Ce-Specversion") != "" || mediaType(r.Header.Get("Content-Type")) == event.MediaTypeStructured {
+			return "cloudevent"
+		}
 		return "http"
 	case subscriptions.EventInvoke:
 		return "invoke"
@@ -126,14 +194,24 @@ func EventKind(r *http.Request) string {
 
 // preflight answers a CORS preflight request without invoking anything. A
 // preflight for a custom event or invoke asks for the Event header; any
-// other is for an http route and follows that route's CORS configuration.
-func (e *Events) preflight(w http.ResponseWriter, r *http.Request) {
-	if requestsHeader(r, headerEvent) {
+// other is for a route of the space, and follows the route's CORS
+// configuration (the spaces API's), else its subscription's.
+func (e *Events) preflight(w http.ResponseWriter, r *http.Request, sp *router.Space) {
+	// rs/cors matches the requested headers in lower case, as browsers
+	// send them; curl users and proxies may not.
+	if v := r.Header.Values("Access-Control-Request-Headers"); len(v) > 0 {
+		r.Header.Set("Access-Control-Request-Headers", strings.ToLower(strings.Join(v, ",")))
+	}
+	if requestsHeader(r, headerEvent) || requestsHeader(r, "ce-specversion") {
 		e.anyOrigin.HandlerFunc(w, r)
 		return
 	}
 	method := strings.ToUpper(r.Header.Get("Access-Control-Request-Method"))
-	route, ok := e.router.Snapshot().Space(functions.DefaultSpace).MatchHTTP(method, r.URL.Path, nil)
+	if policy := sp.CORS(method, r.URL.Path); policy != nil {
+		policy.HandlerFunc(w, r)
+		return
+	}
+	route, ok := sp.MatchHTTP(method, r.URL.Path, nil)
 	if !ok {
 		writeErrorMessage(w, http.StatusNotFound, fmt.Sprintf("no http subscription for %s %s", method, r.URL.Path))
 		return
@@ -157,35 +235,70 @@ func requestsHeader(r *http.Request, name string) bool {
 	return false
 }
 
-func (e *Events) httpEvent(w http.ResponseWriter, r *http.Request) {
+// httpEvent handles a request that carries no event: the http event, or
+// http.request. Its synchronous subscription answers it; its asynchronous
+// subscribers get a copy, and without a synchronous one the answer is 202.
+// read says whether body was read already.
+func (e *Events) httpEvent(w http.ResponseWriter, r *http.Request, space string, body []byte, read bool) {
 	ps := e.params.Get().(*pathtree.Params)
 	defer e.params.Put(ps)
-	route, ok := e.router.Snapshot().Space(functions.DefaultSpace).MatchHTTP(r.Method, r.URL.Path, ps)
-	if !ok {
+	sp := e.router.Snapshot().Space(space)
+	route, ok := sp.MatchHTTP(r.Method, r.URL.Path, ps)
+	async := sp.AsyncHTTP(r.Method, r.URL.Path)
+	if !ok && len(async) == 0 {
 		writeErrorMessage(w, http.StatusNotFound, fmt.Sprintf("no http subscription for %s %s", r.Method, r.URL.Path))
 		return
 	}
-	if route.CORS != nil {
+	if policy := sp.CORS(r.Method, r.URL.Path); policy != nil {
+		policy.HandlerFunc(w, r)
+	} else if ok && route.CORS != nil {
 		route.CORS.HandlerFunc(w, r)
 	}
-	body, err := e.readBody(w, r)
-	if err != nil {
+	if !read {
+		var err error
+		if body, err = e.readBody(w, r); err != nil {
+			writeError(w, r, e.log, err)
+			return
+		}
+	}
+	now := time.Now()
+	ev, payload := event.EncodeHTTP(r, *ps, body, now)
+	if err := e.router.Received(r.Context(), space, &ev, r.URL.Path, r.Header); err != nil {
 		writeError(w, r, e.log, err)
 		return
 	}
-	ev, payload := event.EncodeHTTP(r, *ps, body, time.Now())
-	if err := e.router.Received(r.Context(), route.Target.Space, &ev, r.URL.Path, r.Header); err != nil {
-		writeError(w, r, e.log, err)
+	in := router.NewIncoming(&ev, payload, now)
+	if et := sp.EventType(event.TypeHTTPRequest); et.AuthorizerID != "" {
+		if err := e.authorize(r, space, et, in); err != nil {
+			writeError(w, r, e.log, err)
+			return
+		}
+	}
+	if len(async) > 0 {
+		if _, err := e.router.Enqueue(r.Context(), space, in, async); err != nil {
+			writeError(w, r, e.log, err)
+			return
+		}
+	}
+	if !ok {
+		w.WriteHeader(http.StatusAccepted)
 		return
 	}
-	out, err := e.router.Call(r.Context(), route.Target, payload)
+	e.respond(w, r, route, in)
+}
+
+// respond calls the synchronous subscription of a request with the event
+// in the subscription's envelope, and answers with the function's response
+// object.
+func (e *Events) respond(w http.ResponseWriter, r *http.Request, route *router.HTTPRoute, in *router.Incoming) {
+	out, err := e.router.Call(r.Context(), route.Target, in.Payload(route.Subscription.EnvelopeOrLegacy()))
 	if err != nil {
 		e.callFailed(w, r, route.Target, err)
 		return
 	}
 	resp, err := event.ParseHTTPResponse(out)
 	if err != nil {
-		e.log.WarnContext(r.Context(), "function returned a malformed response object", "functionId", route.Target.Function.ID, "error", err)
+		e.log.WarnContext(r.Context(), "function returned a malformed response object", "space", route.Target.Space, "functionId", route.Target.Function.ID, "error", err)
 		writeErrorMessage(w, http.StatusBadGateway, "function returned a malformed response")
 		return
 	}
@@ -204,7 +317,7 @@ func (e *Events) httpEvent(w http.ResponseWriter, r *http.Request) {
 	w.Write(resp.Body)
 }
 
-func (e *Events) invoke(w http.ResponseWriter, r *http.Request) {
+func (e *Events) invoke(w http.ResponseWriter, r *http.Request, space *router.Space) {
 	e.anyOrigin.HandlerFunc(w, r)
 	if r.Method != http.MethodPost {
 		writeErrorMessage(w, http.StatusBadRequest, "invoke must be sent with POST")
@@ -215,7 +328,6 @@ func (e *Events) invoke(w http.ResponseWriter, r *http.Request) {
 		writeErrorMessage(w, http.StatusBadRequest, "invoke needs a Function-ID header")
 		return
 	}
-	space := e.router.Snapshot().Space(functions.DefaultSpace)
 	t, ok := space.InvokeTarget(r.URL.Path, id)
 	if !ok {
 		if space.Function(id) == nil {
@@ -245,7 +357,9 @@ func (e *Events) invoke(w http.ResponseWriter, r *http.Request) {
 	w.Write(out)
 }
 
-func (e *Events) customEvent(w http.ResponseWriter, r *http.Request, name string) {
+// customEvent handles an event sent in the seed's form: its name in the
+// Event header, the body as its data.
+func (e *Events) customEvent(w http.ResponseWriter, r *http.Request, space, name string) {
 	e.anyOrigin.HandlerFunc(w, r)
 	if r.Method != http.MethodPost {
 		writeErrorMessage(w, http.StatusBadRequest, fmt.Sprintf("events must be sent with POST, not %s", r.Method))
@@ -263,16 +377,89 @@ func (e *Events) customEvent(w http.ResponseWriter, r *http.Request, name string
 		writeError(w, r, e.log, err)
 		return
 	}
-	ev, err := e.receive(r, w, functions.DefaultSpace, name)
+	ev, err := e.receive(r, w, space, name)
 	if err != nil {
 		writeError(w, r, e.log, err)
 		return
 	}
-	if _, err := e.router.Emit(r.Context(), functions.DefaultSpace, &ev, r.URL.Path); err != nil {
+	// Legacy events need no registered type: the seed's clients know of
+	// none. A registered type's authorizer applies all the same.
+	e.dispatch(w, r, space, router.NewIncoming(&ev, nil, time.UnixMilli(ev.ReceivedAt)), false)
+}
+
+// cloudEvent handles a CloudEvent: 1.0 binary or structured, or v0.1.
+// body is the request body when it was read already.
+func (e *Events) cloudEvent(w http.ResponseWriter, r *http.Request, space string, body []byte) {
+	e.anyOrigin.HandlerFunc(w, r)
+	if body == nil {
+		var err error
+		if body, err = e.readBody(w, r); err != nil {
+			writeError(w, r, e.log, err)
+			return
+		}
+	}
+	var ce event.CloudEvent
+	var err error
+	switch form := event.Detect(r.Header, body); form {
+	case event.FormBinary:
+		ce, err = event.DecodeBinary(r.Header, body)
+	case event.FormStructured:
+		ce, err = event.DecodeStructured(body)
+	case event.FormV01:
+		ce, err = event.DecodeV01(body)
+	default:
+		writeErrorMessage(w, http.StatusUnsupportedMediaType, fmt.Sprintf("%s events are not accepted: send one event per request", form))
+		return
+	}
+	if err != nil {
+		writeError(w, r, e.log, errkind.Wrap(errkind.Invalid, err, "%s", err))
+		return
+	}
+	if strings.HasPrefix(ce.Type, "gateway.") {
+		writeErrorMessage(w, http.StatusBadRequest, fmt.Sprintf("event types starting with \"gateway.\" are reserved for system events: %q", ce.Type))
+		return
+	}
+	now := time.Now()
+	in := &router.Incoming{CE: ce, ReceivedAt: now}
+	// System events and plugins see the event in the seed's envelope.
+	legacy := ce.ToEvent(now)
+	if err := e.router.Received(r.Context(), space, &legacy, r.URL.Path, r.Header); err != nil {
 		writeError(w, r, e.log, err)
 		return
 	}
-	w.WriteHeader(http.StatusAccepted)
+	e.dispatch(w, r, space, in, true)
+}
+
+// dispatch routes an accepted event of a custom type: its type must be
+// registered when required, its authorizer must let it in, its
+// synchronous subscription on the request's method and path answers it,
+// and its asynchronous subscribers on the path get it from the queue
+// (202 when nothing answers synchronously).
+func (e *Events) dispatch(w http.ResponseWriter, r *http.Request, space string, in *router.Incoming, typeRequired bool) {
+	sp := e.router.Snapshot().Space(space)
+	et := sp.EventType(in.CE.Type)
+	if et == nil && typeRequired {
+		writeErrorMessage(w, http.StatusBadRequest, fmt.Sprintf("event type %q is not registered in space %q", in.CE.Type, space))
+		return
+	}
+	if et != nil && et.AuthorizerID != "" {
+		if err := e.authorize(r, space, et, in); err != nil {
+			writeError(w, r, e.log, err)
+			return
+		}
+	}
+	ps := e.params.Get().(*pathtree.Params)
+	defer e.params.Put(ps)
+	route, sync := sp.MatchEvent(in.CE.Type, r.Method, r.URL.Path, ps)
+	if _, err := e.router.Enqueue(r.Context(), space, in, sp.Subscribers(in.CE.Type, r.URL.Path)); err != nil {
+		writeError(w, r, e.log, err)
+		return
+	}
+	if !sync {
+		w.WriteHeader(http.StatusAccepted)
+		return
+	}
+	e.respond(w, r, route, in)
 }
 
 // receive reads the body of an invoke or custom event into an envelope and

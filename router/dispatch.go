@@ -9,6 +9,7 @@ import (
 	"github.com/event-gateway/event-gateway/functions"
 	"github.com/event-gateway/event-gateway/internal/errkind"
 	"github.com/event-gateway/event-gateway/router/event"
+	"github.com/event-gateway/event-gateway/subscriptions"
 )
 
 // Call invokes a function with an encoded envelope, bounded by the
@@ -73,25 +74,16 @@ func result(err error) string {
 	}
 }
 
-// Emit accepts a custom event for asynchronous delivery to every function
-// of the space subscribed to it on path, and returns how many there are.
-// It returns an Unavailable error, and accepts nothing, when the queue
-// cannot take them all.
+// Emit accepts a custom event received in the seed's form for
+// asynchronous delivery to every function of the space subscribed to it
+// on path, and returns how many there are. It returns an Unavailable
+// error, and accepts nothing, when the queue cannot take them all.
 func (r *Router) Emit(ctx context.Context, space string, ev *event.Event, path string) (int, error) {
-	snap := r.Snapshot()
-	subs := snap.Space(space).Subscribers(ev.Event, path)
+	subs := r.Snapshot().Space(space).Subscribers(ev.Event, path)
 	if len(subs) == 0 {
 		return 0, nil
 	}
-	payload := ev.AppendJSON(make([]byte, 0, 128+len(ev.Data)))
-	ds := make([]Delivery, len(subs))
-	for i, s := range subs {
-		ds[i] = Delivery{Space: space, SubscriptionID: s.SubscriptionID, FunctionID: s.FunctionID, EventID: ev.ID, Event: ev.Event, Payload: payload, Revision: snap.Revision}
-	}
-	if err := r.queue.Enqueue(ctx, ds); err != nil {
-		return 0, err
-	}
-	return len(ds), nil
+	return r.Enqueue(ctx, space, NewIncoming(ev, nil, time.UnixMilli(ev.ReceivedAt)), subs)
 }
 
 // ErrSubscriptionGone is returned by Deliver for a delivery whose
@@ -134,4 +126,76 @@ func (r *Router) Deliver(ctx context.Context, d Delivery) error {
 	}
 	_, err := r.call(ctx, t, d.Payload, !d.System)
 	return err
+}
+
+// Incoming is an accepted event, ready to be written in each envelope a
+// subscriber may ask for: each is encoded at most once, however many
+// subscribers share it.
+type Incoming struct {
+	// CE is the event in its common form.
+	CE event.CloudEvent
+	// Legacy is the event as received in the seed's form (the Event
+	// header, or the http event), written as it is to the subscribers of
+	// the seed's envelope; nil for a CloudEvent.
+	Legacy *event.Event
+	// LegacyPayload is Legacy's encoding when the caller has it already.
+	LegacyPayload []byte
+	// ReceivedAt is when the gateway received the event.
+	ReceivedAt time.Time
+
+	v01, v10 []byte
+}
+
+// NewIncoming wraps an event received in the seed's form.
+func NewIncoming(ev *event.Event, payload []byte, receivedAt time.Time) *Incoming {
+	in := &Incoming{Legacy: ev, LegacyPayload: payload, ReceivedAt: receivedAt}
+	if ev.Event == subscriptions.EventHTTP {
+		in.CE = event.FromHTTPEvent(ev)
+	} else {
+		in.CE = event.FromEvent(ev)
+	}
+	return in
+}
+
+// Payload returns the event in an envelope (subscriptions.Envelope*).
+func (in *Incoming) Payload(envelope string) []byte {
+	switch envelope {
+	case subscriptions.EnvelopeCloudEvents01:
+		if in.v01 == nil {
+			in.v01 = in.CE.AppendV01JSON(make([]byte, 0, 256+len(in.CE.Data)))
+		}
+		return in.v01
+	case subscriptions.EnvelopeCloudEvents10:
+		if in.v10 == nil {
+			in.v10 = in.CE.AppendJSON(make([]byte, 0, 256+len(in.CE.Data)))
+		}
+		return in.v10
+	}
+	if in.LegacyPayload == nil {
+		if in.Legacy != nil {
+			in.LegacyPayload = in.Legacy.AppendJSON(make([]byte, 0, 128+len(in.Legacy.Data)))
+		} else {
+			in.LegacyPayload = in.CE.AppendSeedJSON(make([]byte, 0, 128+len(in.CE.Data)), in.ReceivedAt)
+		}
+	}
+	return in.LegacyPayload
+}
+
+// Enqueue accepts an event for asynchronous delivery to subscribers of a
+// space, each in its envelope, and returns how many there are. It returns
+// an Unavailable error, and accepts nothing, when the queue cannot take
+// them all.
+func (r *Router) Enqueue(ctx context.Context, space string, in *Incoming, subs []Subscriber) (int, error) {
+	if len(subs) == 0 {
+		return 0, nil
+	}
+	rev := r.Snapshot().Revision
+	ds := make([]Delivery, len(subs))
+	for i, s := range subs {
+		ds[i] = Delivery{Space: space, SubscriptionID: s.SubscriptionID, FunctionID: s.FunctionID, EventID: in.CE.ID, Event: in.CE.Type, Payload: in.Payload(s.Envelope), Revision: rev}
+	}
+	if err := r.queue.Enqueue(ctx, ds); err != nil {
+		return 0, err
+	}
+	return len(ds), nil
 }

@@ -60,6 +60,7 @@ type options struct {
 	eventsTLSCert, eventsTLSKey string
 	maxInFlight                 int
 	accessLog                   bool
+	spaceDomains                []string
 	maxHeaderBytes              int
 
 	shutdownTimeout time.Duration
@@ -121,6 +122,7 @@ func parseFlags(args []string, stderr io.Writer, getenv func(string) string) (*o
 	fs.StringVar(&o.configTLSKey, "config-tls-key", "", "key file of -config-tls-cert")
 	fs.StringVar(&o.eventsTLSCert, "events-tls-cert", "", "certificate file: serve the Events API over TLS")
 	fs.StringVar(&o.eventsTLSKey, "events-tls-key", "", "key file of -events-tls-cert")
+	fs.Var((*stringList)(&o.spaceDomains), "space-domain", "a domain under which the Events API takes the space from the host: a request to <space>.<domain> is routed in <space> (repeatable; without it, a request names its space with a Space header, or is in the default space)")
 	fs.BoolVar(&o.accessLog, "access-log", false, "log every request (method, path, status, bytes, duration) at info level")
 	fs.IntVar(&o.maxInFlight, "max-in-flight", 10000, "requests each API handles at once; more get 503 (0: no limit)")
 	fs.IntVar(&o.maxHeaderBytes, "max-header-bytes", 64<<10, "largest request line and headers, in bytes (431 above)")

@@ -205,9 +205,10 @@ func serve(ctx context.Context, stop context.CancelFunc, opts *options, log *slo
 	})
 
 	eventsAPI := api.NewEvents(api.EventsOptions{
-		Router:  rt,
-		MaxBody: opts.maxBody,
-		Logger:  log.With("api", "events"),
+		Router:       rt,
+		MaxBody:      opts.maxBody,
+		SpaceDomains: opts.spaceDomains,
+		Logger:       log.With("api", "events"),
 	})
 
 	registerGauges(m, rt, queue, reacters)
