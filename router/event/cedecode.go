@@ -547,6 +547,9 @@ func DecodeBinary(h http.Header, body []byte) (CloudEvent, error) {
 	if len(d.ce.DataContentType) > MaxAttributeLen {
 		return CloudEvent{}, d.fail("Content-Type", "longer than "+strconv.Itoa(MaxAttributeLen)+" bytes")
 	}
+	if !utf8.ValidString(d.ce.DataContentType) {
+		return CloudEvent{}, d.fail("Content-Type", "not valid UTF-8")
+	}
 	if len(body) > 0 {
 		if IsJSON(d.ce.DataContentType) {
 			if !json.Valid(body) {
