@@ -246,6 +246,11 @@ func DecodeStructured(body []byte) (CloudEvent, error) {
 	err := eachMember(body, func(key, val []byte) error {
 		switch string(key) {
 		case "specversion":
+			if string(val) == `"1.0"` && d.seen&seenSpec == 0 {
+				d.seen |= seenSpec
+				d.ce.SpecVersion = "1.0" // the usual value, without a copy
+				return nil
+			}
 			if err := d.setString("specversion", seenSpec, &d.ce.SpecVersion, val); err != nil {
 				return err
 			}
@@ -546,6 +551,9 @@ func DecodeBinary(h http.Header, body []byte) (CloudEvent, error) {
 	}
 	if len(d.ce.DataContentType) > MaxAttributeLen {
 		return CloudEvent{}, d.fail("Content-Type", "longer than "+strconv.Itoa(MaxAttributeLen)+" bytes")
+	}
+	if !utf8.ValidString(d.ce.DataContentType) {
+		return CloudEvent{}, d.fail("Content-Type", "not valid UTF-8")
 	}
 	if len(body) > 0 {
 		if IsJSON(d.ce.DataContentType) {

@@ -188,6 +188,8 @@ type InvalidEventError struct {
 	Reason    string
 }
 
+// Error says the form, the attribute and why, e.g. "invalid CloudEvents
+// 1.0 structured event: id: missing: it is required".
 func (e *InvalidEventError) Error() string {
 	if e.Attribute == "" {
 		return "invalid " + e.Form.String() + " event: " + e.Reason
