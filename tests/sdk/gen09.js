@@ -26,9 +26,9 @@ const cloudEvent = (eventType, marker) => ({
   source: '/sdk-e2e',
   eventTime: new Date().toISOString(),
   contentType: 'application/json',
-  data: { marker }
+  data: { marker: `${process.pid}-${marker}` }
 })
-const isEvent = (type, marker) => b => b.eventType === type && b.data && b.data.marker === marker
+const isEvent = (type, marker) => b => b.eventType === type && b.data && b.data.marker === `${process.pid}-${marker}`
 
 // run drives one release. opts: SDK (the module), emitOptions (whether
 // emit takes a second argument {path, headers}: 0.11).
@@ -202,7 +202,7 @@ module.exports = async function run ({ SDK, emitOptions }) {
     const ev = cloudEvent('user.created', 'emit-authorized')
     await deliver(A.fn, () => A.sdk.emit(ev), isEvent('user.created', 'emit-authorized'), 'the authorized event')
     const calls = await received(A.authz)
-    assert.ok(calls.some(c => c.body.includes('emit-authorized')), `the authorizer was not called with the event: ${JSON.stringify(calls)}`)
+    assert.ok(calls.some(c => c.body.includes(`${process.pid}-emit-authorized`)), `the authorizer was not called with the event: ${JSON.stringify(calls)}`)
   })
 
   await check('updateEventType error (unknown event type)', () =>
