@@ -3,6 +3,7 @@ package api
 import (
 	"encoding/json"
 	"net/http"
+	"time"
 
 	"github.com/event-gateway/event-gateway/internal/errkind"
 	"github.com/event-gateway/event-gateway/router"
@@ -13,8 +14,9 @@ import (
 // is called with every event of the type before anything else sees it,
 // and its answer lets the event in or refuses it.
 //
-// It receives {"event": <the event as CloudEvents 1.0>, "request":
-// {"method", "path", "headers", "query"}} and answers
+// It receives {"event": <the event as CloudEvents 1.0>, "request": <the
+// HTTP request as the data of an http event: path, method, headers, host,
+// query, params, body>} and answers
 //
 //	{"authorization": {"principalId": "…", "context": {…}}}   to let it in
 //	{"error": {"message": "…"}}                                to refuse it
@@ -27,14 +29,7 @@ import (
 
 type authorizerRequest struct {
 	Event   json.RawMessage `json:"event"`
-	Request authorizerHTTP  `json:"request"`
-}
-
-type authorizerHTTP struct {
-	Method  string              `json:"method"`
-	Path    string              `json:"path"`
-	Headers map[string]string   `json:"headers"`
-	Query   map[string][]string `json:"query"`
+	Request json.RawMessage `json:"request"`
 }
 
 type authorizerResponse struct {
@@ -53,18 +48,14 @@ const (
 	extAuthContext = "authcontext"
 )
 
-// authorize asks the event type's authorizer about an event.
-func (e *Events) authorize(r *http.Request, space string, et *router.EventType, in *router.Incoming) error {
+// authorize asks the event type's authorizer about an event that came in
+// request r; request is r as the data of an http event (event.EncodeHTTP).
+func (e *Events) authorize(r *http.Request, space string, et *router.EventType, in *router.Incoming, request json.RawMessage) error {
 	if et.Authorizer == nil {
 		e.log.WarnContext(r.Context(), "authorizer function missing", "space", space, "eventType", et.Name, "authorizerId", et.AuthorizerID)
 		return errkind.New(errkind.Forbidden, "event refused: the authorizer of event type %q is not available", et.Name)
 	}
-	req, err := json.Marshal(authorizerRequest{
-		Event: in.CE.AppendJSON(nil),
-		Request: authorizerHTTP{
-			Method: r.Method, Path: r.URL.Path, Headers: event.FlattenHeaders(r.Header), Query: r.URL.Query(),
-		},
-	})
+	req, err := json.Marshal(authorizerRequest{Event: in.CE.AppendJSON(nil), Request: request})
 	if err != nil {
 		return err
 	}
@@ -95,4 +86,10 @@ func (e *Events) authorize(r *http.Request, space string, et *router.EventType, 
 		in.CE.Extensions[extAuthContext] = string(c)
 	}
 	return nil
+}
+
+// requestData is a request as the data of an http event, for authorizers.
+func requestData(r *http.Request, body []byte, now time.Time) json.RawMessage {
+	ev, _ := event.EncodeHTTP(r, nil, body, now)
+	return ev.Data
 }

@@ -1,6 +1,7 @@
 package api
 
 import (
+	"bytes"
 	"context"
 	"encoding/json"
 	"errors"
@@ -57,6 +58,11 @@ type ConfigOptions struct {
 	DeadLetters DeadLetterService
 	// Spaces serves the spaces API (/v1/spaces/...); nil leaves it out.
 	Spaces Spaces
+	// Synced, when set, is called after every change made through the
+	// API, before it is answered: it returns once this instance routes by
+	// the change, so a client that changes the configuration and then
+	// sends an event to the same instance sees its change applied.
+	Synced func(ctx context.Context)
 }
 
 // Config serves the Configuration API.
@@ -69,6 +75,7 @@ type Config struct {
 	ready   func() (bool, int64)
 	dead    DeadLetterService
 	spaces  Spaces
+	synced  func(ctx context.Context)
 	router  *httprouter.Router
 }
 
@@ -83,6 +90,7 @@ func NewConfig(opts ConfigOptions) *Config {
 		ready:   opts.Ready,
 		dead:    opts.DeadLetters,
 		spaces:  opts.Spaces,
+		synced:  opts.Synced,
 	}
 	if c.log == nil {
 		c.log = slog.New(slog.DiscardHandler)
@@ -147,10 +155,62 @@ func (c *Config) handle(h handlerFunc) httprouter.Handle {
 		ctx, cancel := context.WithTimeout(r.Context(), c.timeout)
 		defer cancel()
 		r = r.WithContext(ctx)
-		if err := h(w, r, ps); err != nil {
-			writeError(w, r, c.log, err)
+		if c.synced == nil || r.Method == http.MethodGet || r.Method == http.MethodHead {
+			if err := h(w, r, ps); err != nil {
+				writeError(w, r, c.log, err)
+			}
+			return
 		}
+		// A change: hold the answer until this instance routes by it.
+		var bw bufferedResponse
+		if err := h(&bw, r, ps); err != nil {
+			writeError(w, r, c.log, err)
+			return
+		}
+		if bw.status < 300 {
+			c.synced(ctx)
+		}
+		bw.flush(w)
 	}
+}
+
+// bufferedResponse holds a response until it is sent with flush.
+type bufferedResponse struct {
+	header http.Header
+	status int
+	body   bytes.Buffer
+}
+
+func (b *bufferedResponse) Header() http.Header {
+	if b.header == nil {
+		b.header = make(http.Header)
+	}
+	return b.header
+}
+
+func (b *bufferedResponse) WriteHeader(status int) {
+	if b.status == 0 {
+		b.status = status
+	}
+}
+
+func (b *bufferedResponse) Write(p []byte) (int, error) {
+	if b.status == 0 {
+		b.status = http.StatusOK
+	}
+	return b.body.Write(p)
+}
+
+func (b *bufferedResponse) flush(w http.ResponseWriter) {
+	h := w.Header()
+	for k, v := range b.header {
+		h[k] = v
+	}
+	if b.status == 0 {
+		b.status = http.StatusOK
+	}
+	w.WriteHeader(b.status)
+	w.Write(b.body.Bytes())
 }
 
 // status is liveness: the process answers.

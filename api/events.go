@@ -269,7 +269,7 @@ func (e *Events) httpEvent(w http.ResponseWriter, r *http.Request, space string,
 	}
 	in := router.NewIncoming(&ev, payload, now)
 	if et := sp.EventType(event.TypeHTTPRequest); et.AuthorizerID != "" {
-		if err := e.authorize(r, space, et, in); err != nil {
+		if err := e.authorize(r, space, et, in, ev.Data); err != nil {
 			writeError(w, r, e.log, err)
 			return
 		}
@@ -337,7 +337,7 @@ func (e *Events) invoke(w http.ResponseWriter, r *http.Request, space *router.Sp
 		}
 		return
 	}
-	ev, err := e.receive(r, w, t.Space, subscriptions.EventInvoke)
+	ev, _, err := e.receive(r, w, t.Space, subscriptions.EventInvoke)
 	if err != nil {
 		writeError(w, r, e.log, err)
 		return
@@ -377,14 +377,14 @@ func (e *Events) customEvent(w http.ResponseWriter, r *http.Request, space, name
 		writeError(w, r, e.log, err)
 		return
 	}
-	ev, err := e.receive(r, w, space, name)
+	ev, body, err := e.receive(r, w, space, name)
 	if err != nil {
 		writeError(w, r, e.log, err)
 		return
 	}
 	// Legacy events need no registered type: the seed's clients know of
 	// none. A registered type's authorizer applies all the same.
-	e.dispatch(w, r, space, router.NewIncoming(&ev, nil, time.UnixMilli(ev.ReceivedAt)), false)
+	e.dispatch(w, r, space, router.NewIncoming(&ev, nil, time.UnixMilli(ev.ReceivedAt)), body, false)
 }
 
 // cloudEvent handles a CloudEvent: 1.0 binary or structured, or v0.1.
@@ -427,7 +427,7 @@ func (e *Events) cloudEvent(w http.ResponseWriter, r *http.Request, space string
 		writeError(w, r, e.log, err)
 		return
 	}
-	e.dispatch(w, r, space, in, true)
+	e.dispatch(w, r, space, in, body, true)
 }
 
 // dispatch routes an accepted event of a custom type: its type must be
@@ -435,7 +435,7 @@ func (e *Events) cloudEvent(w http.ResponseWriter, r *http.Request, space string
 // synchronous subscription on the request's method and path answers it,
 // and its asynchronous subscribers on the path get it from the queue
 // (202 when nothing answers synchronously).
-func (e *Events) dispatch(w http.ResponseWriter, r *http.Request, space string, in *router.Incoming, typeRequired bool) {
+func (e *Events) dispatch(w http.ResponseWriter, r *http.Request, space string, in *router.Incoming, body []byte, typeRequired bool) {
 	sp := e.router.Snapshot().Space(space)
 	et := sp.EventType(in.CE.Type)
 	if et == nil && typeRequired {
@@ -443,7 +443,7 @@ func (e *Events) dispatch(w http.ResponseWriter, r *http.Request, space string, 
 		return
 	}
 	if et != nil && et.AuthorizerID != "" {
-		if err := e.authorize(r, space, et, in); err != nil {
+		if err := e.authorize(r, space, et, in, requestData(r, body, in.ReceivedAt)); err != nil {
 			writeError(w, r, e.log, err)
 			return
 		}
@@ -464,19 +464,20 @@ func (e *Events) dispatch(w http.ResponseWriter, r *http.Request, space string, 
 
 // receive reads the body of an invoke or custom event into an envelope and
 // emits gateway.event.received, whose sync plugins may refuse the event.
-func (e *Events) receive(r *http.Request, w http.ResponseWriter, space, name string) (event.Event, error) {
+// It returns the body too.
+func (e *Events) receive(r *http.Request, w http.ResponseWriter, space, name string) (event.Event, []byte, error) {
 	body, err := e.readBody(w, r)
 	if err != nil {
-		return event.Event{}, err
+		return event.Event{}, nil, err
 	}
 	ev, err := event.New(name, body, r.Header.Get("Content-Type"), time.Now())
 	if err != nil {
-		return event.Event{}, errkind.Wrap(errkind.Invalid, err, "%s", err)
+		return event.Event{}, nil, errkind.Wrap(errkind.Invalid, err, "%s", err)
 	}
 	if err := e.router.Received(r.Context(), space, &ev, r.URL.Path, r.Header); err != nil {
-		return event.Event{}, err
+		return event.Event{}, nil, err
 	}
-	return ev, nil
+	return ev, body, nil
 }
 
 // readBody reads the whole request body, up to the limit.

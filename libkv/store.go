@@ -218,6 +218,16 @@ func (s *Store) NextKey(ctx context.Context, from, end string, rev int64) (key s
 	return string(resp.Kvs[0].Key), true, rev, nil
 }
 
+// Revision returns the store's current revision: every change committed
+// before the call has this revision or an earlier one.
+func (s *Store) Revision(ctx context.Context) (int64, error) {
+	resp, err := s.kv.Get(ctx, "revision", clientv3.WithCountOnly())
+	if err != nil {
+		return 0, storeErr("read revision", err)
+	}
+	return resp.Header.Revision, nil
+}
+
 // PrefixEnd returns the end of the range of keys that start with prefix.
 func PrefixEnd(prefix string) string { return clientv3.GetPrefixRangeEnd(prefix) }
 

@@ -197,6 +197,13 @@ func (r *Router) install(c *cache, rev int64) {
 	r.changedMu.Unlock()
 }
 
+// WaitRevision waits, at most wait, for the snapshot to reflect the store
+// at revision rev, and reports whether it does.
+func (r *Router) WaitRevision(ctx context.Context, rev int64, wait time.Duration) bool {
+	_, ok := r.snapshotAt(ctx, rev, wait)
+	return ok
+}
+
 // snapshotAt returns a loaded snapshot at revision rev or later, waiting
 // at most wait for the configuration to catch up. It returns the current
 // snapshot, and false, if it did not.

@@ -59,7 +59,8 @@ func TestSDKClients(t *testing.T) {
 
 	for _, r := range sdkReleases {
 		t.Run(r.version, func(t *testing.T) {
-			gw := startDev(t, "")
+			// The hosted-mode clients name their space in the host.
+			gw := startDev(t, "", "-space-domain", "slsgateway.com")
 			fns := newSDKFunctions(t)
 			script := "run-" + r.version + ".js"
 

@@ -195,6 +195,14 @@ func serve(ctx context.Context, stop context.CancelFunc, opts *options, log *slo
 		Functions:     spaces.Functions(functions.DefaultSpace),
 		Subscriptions: spaces.Subscriptions(functions.DefaultSpace),
 		Spaces:        spaces,
+		Synced: func(ctx context.Context) {
+			// Read your writes on this instance: a change is answered
+			// once the router routes by it (within a second; the watch
+			// takes milliseconds when etcd is healthy).
+			if rev, err := store.Revision(ctx); err == nil {
+				rt.WaitRevision(ctx, rev, time.Second)
+			}
+		},
 		Logger:        log.With("api", "config"),
 		StoreTimeout:  opts.dbTimeout,
 		Ready: func() (bool, int64) {

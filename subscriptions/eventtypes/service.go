@@ -5,7 +5,6 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
-	"sort"
 
 	"github.com/event-gateway/event-gateway/functions"
 	"github.com/event-gateway/event-gateway/internal/errkind"
@@ -124,31 +123,25 @@ func (s *Space) get(ctx context.Context, name string) (EventType, int64, error) 
 	return st.in(s.space), kv.ModRevision, nil
 }
 
-// List returns the event types whose metadata has every key of filter
-// with its value (all of them for an empty filter), ordered by name. The
-// built-in http.request is listed even when not stored.
+// List returns the stored event types whose metadata has every key of
+// filter with its value (all of them for an empty filter), ordered by
+// name. The built-in http.request is listed once stored (created, or
+// updated to name an authorizer), as the 0.9 clients expect: they create
+// it, and a list after deleting everything is empty.
 func (s *Space) List(ctx context.Context, filter map[string]string) ([]EventType, error) {
 	kvs, _, err := s.kv.List(ctx, Prefix(s.space))
 	if err != nil {
 		return nil, err
 	}
-	out := make([]EventType, 0, len(kvs)+1)
-	seenBuiltin := false
+	out := make([]EventType, 0, len(kvs))
 	for _, kv := range kvs {
 		var st stored
 		if err := json.Unmarshal(kv.Value, &st); err != nil {
 			return nil, fmt.Errorf("decode event type at %s: %w", kv.Key, err)
 		}
-		if IsBuiltin(st.Name) {
-			seenBuiltin = true
-		}
 		if functions.MatchMetadata(st.Metadata, filter) {
 			out = append(out, st.in(s.space))
 		}
-	}
-	if !seenBuiltin && len(filter) == 0 {
-		out = append(out, builtin(s.space, HTTPRequest))
-		sort.Slice(out, func(i, j int) bool { return out[i].Name < out[j].Name })
 	}
 	return out, nil
 }
