@@ -203,8 +203,8 @@ func serve(ctx context.Context, stop context.CancelFunc, opts *options, log *slo
 				rt.WaitRevision(ctx, rev, time.Second)
 			}
 		},
-		Logger:        log.With("api", "config"),
-		StoreTimeout:  opts.dbTimeout,
+		Logger:       log.With("api", "config"),
+		StoreTimeout: opts.dbTimeout,
 		Ready: func() (bool, int64) {
 			snap := rt.Snapshot()
 			return snap.Loaded, snap.Revision
