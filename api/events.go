@@ -21,6 +21,7 @@ import (
 	"github.com/event-gateway/event-gateway/router/event"
 	"github.com/event-gateway/event-gateway/router/pathtree"
 	"github.com/event-gateway/event-gateway/subscriptions"
+	"github.com/event-gateway/event-gateway/subscriptions/keys"
 )
 
 // Router is what the Events API needs of the router.
@@ -319,6 +320,9 @@ func (e *Events) respond(w http.ResponseWriter, r *http.Request, route *router.H
 
 func (e *Events) invoke(w http.ResponseWriter, r *http.Request, space *router.Space) {
 	e.anyOrigin.HandlerFunc(w, r)
+	if !e.ingestAllowed(w, r, space) {
+		return
+	}
 	if r.Method != http.MethodPost {
 		writeErrorMessage(w, http.StatusBadRequest, "invoke must be sent with POST")
 		return
@@ -361,6 +365,9 @@ func (e *Events) invoke(w http.ResponseWriter, r *http.Request, space *router.Sp
 // Event header, the body as its data.
 func (e *Events) customEvent(w http.ResponseWriter, r *http.Request, space, name string) {
 	e.anyOrigin.HandlerFunc(w, r)
+	if !e.ingestAllowed(w, r, e.router.Snapshot().Space(space)) {
+		return
+	}
 	if r.Method != http.MethodPost {
 		writeErrorMessage(w, http.StatusBadRequest, fmt.Sprintf("events must be sent with POST, not %s", r.Method))
 		return
@@ -391,6 +398,9 @@ func (e *Events) customEvent(w http.ResponseWriter, r *http.Request, space, name
 // body is the request body when it was read already.
 func (e *Events) cloudEvent(w http.ResponseWriter, r *http.Request, space string, body []byte) {
 	e.anyOrigin.HandlerFunc(w, r)
+	if !e.ingestAllowed(w, r, e.router.Snapshot().Space(space)) {
+		return
+	}
 	if body == nil {
 		var err error
 		if body, err = e.readBody(w, r); err != nil {
@@ -460,6 +470,42 @@ func (e *Events) dispatch(w http.ResponseWriter, r *http.Request, space string, 
 		return
 	}
 	e.respond(w, r, route, in)
+}
+
+// headerKey carries an ingest key; Authorization: Bearer <key> does too.
+const headerKey = "Event-Gateway-Key"
+
+// ingestAllowed checks the ingest key of an event sent to a space that has
+// ingest keys, and answers 401 when it is missing or wrong. Events only:
+// http requests are the space's own API, guarded by the authorizer of
+// http.request.
+func (e *Events) ingestAllowed(w http.ResponseWriter, r *http.Request, sp *router.Space) bool {
+	if !sp.RequiresKey(keys.Ingest) {
+		return true
+	}
+	key := r.Header.Get(headerKey)
+	if key == "" {
+		key = bearer(r)
+	}
+	if sp.ValidKey(keys.Ingest, key) {
+		return true
+	}
+	w.Header().Set("WWW-Authenticate", `Bearer realm="event-gateway"`)
+	msg := "invalid ingest key"
+	if key == "" {
+		msg = "space " + sp.Name() + " takes events with an ingest key only: send it in " + headerKey + " or Authorization: Bearer"
+	}
+	writeErrorMessage(w, http.StatusUnauthorized, msg)
+	return false
+}
+
+// bearer returns the credential of an Authorization: Bearer header.
+func bearer(r *http.Request) string {
+	scheme, cred, ok := strings.Cut(r.Header.Get("Authorization"), " ")
+	if !ok || !strings.EqualFold(scheme, "Bearer") {
+		return ""
+	}
+	return strings.TrimSpace(cred)
 }
 
 // receive reads the body of an invoke or custom event into an envelope and

@@ -14,14 +14,25 @@ import (
 
 	"github.com/google/uuid"
 
+	"github.com/event-gateway/event-gateway/functions"
 	"github.com/event-gateway/event-gateway/internal/httpx"
+	"github.com/event-gateway/event-gateway/subscriptions/keys"
 )
 
+// SpaceKeys tells the configuration keys of a space.
+type SpaceKeys interface {
+	RequiresKey(kind string) bool
+	ValidKey(kind, secret string) bool
+}
+
 // RequireToken lets a request through to next only when it carries
-// "Authorization: Bearer <token>" (the scheme in any case: clients send
-// "bearer"). The liveness and readiness endpoints stay open, for load
-// balancers and orchestrators.
-func RequireToken(token string, next http.Handler) http.Handler {
+// Authorization: Bearer <token>, the gateway's token, compared in constant
+// time; liveness and readiness need none. When spaceKeys is set, a request
+// to the resources of a space (/v1/spaces/<space>/…, and /v1/functions and
+// /v1/subscriptions for the default space) may instead carry one of that
+// space's configuration keys, and one to a space that has such keys needs
+// the token or one of them even when the gateway has no token.
+func RequireToken(token string, spaceKeys func(space string) SpaceKeys, next http.Handler) http.Handler {
 	// Compare digests: equal lengths, so the comparison time says
 	// nothing about the token's length either.
 	want := sha256.Sum256([]byte(token))
@@ -30,15 +41,44 @@ func RequireToken(token string, next http.Handler) http.Handler {
 			next.ServeHTTP(w, r)
 			return
 		}
-		scheme, cred, ok := strings.Cut(r.Header.Get("Authorization"), " ")
-		got := sha256.Sum256([]byte(strings.TrimSpace(cred)))
-		if !ok || !strings.EqualFold(scheme, "Bearer") || subtle.ConstantTimeCompare(got[:], want[:]) != 1 {
-			w.Header().Set("WWW-Authenticate", `Bearer realm="event-gateway"`)
-			writeErrorMessage(w, http.StatusUnauthorized, "missing or invalid token: send Authorization: Bearer <token>")
+		cred := bearer(r)
+		got := sha256.Sum256([]byte(cred))
+		if token != "" && cred != "" && subtle.ConstantTimeCompare(got[:], want[:]) == 1 {
+			next.ServeHTTP(w, r)
 			return
 		}
-		next.ServeHTTP(w, r)
+		var sk SpaceKeys
+		if spaceKeys != nil {
+			if sp, ok := pathSpace(r.URL.Path); ok {
+				sk = spaceKeys(sp)
+			}
+		}
+		switch {
+		case sk != nil && sk.ValidKey(keys.Config, cred):
+			next.ServeHTTP(w, r)
+			return
+		case token == "" && (sk == nil || !sk.RequiresKey(keys.Config)):
+			next.ServeHTTP(w, r)
+			return
+		}
+		w.Header().Set("WWW-Authenticate", `Bearer realm="event-gateway"`)
+		writeErrorMessage(w, http.StatusUnauthorized, "missing or invalid token: send Authorization: Bearer <token>")
 	})
+}
+
+// pathSpace returns the space whose resources a Configuration API path
+// names.
+func pathSpace(path string) (string, bool) {
+	if rest, ok := strings.CutPrefix(path, "/v1/spaces/"); ok {
+		sp, _, _ := strings.Cut(rest, "/")
+		return sp, sp != ""
+	}
+	for _, p := range []string{"/v1/functions", "/v1/subscriptions"} {
+		if path == p || strings.HasPrefix(path, p+"/") {
+			return functions.DefaultSpace, true
+		}
+	}
+	return "", false
 }
 
 // LimitInFlight answers 503 with Retry-After, at once, to requests beyond

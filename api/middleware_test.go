@@ -22,7 +22,7 @@ import (
 var ok = http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) { w.WriteHeader(204) })
 
 func TestRequireToken(t *testing.T) {
-	h := api.RequireToken("s3cret", ok)
+	h := api.RequireToken("s3cret", nil, ok)
 	for _, tt := range []struct {
 		path, auth string
 		want       int

@@ -15,6 +15,7 @@ import (
 	"github.com/event-gateway/event-gateway/subscriptions"
 	"github.com/event-gateway/event-gateway/subscriptions/cors"
 	"github.com/event-gateway/event-gateway/subscriptions/eventtypes"
+	"github.com/event-gateway/event-gateway/subscriptions/keys"
 )
 
 // The spaces API is the Configuration API's second generation, the one of
@@ -30,6 +31,7 @@ type Spaces interface {
 	Subscriptions(space string) SpaceSubscriptionService
 	EventTypes(space string) EventTypeService
 	CORS(space string) CORSService
+	Keys(space string) KeyService
 }
 
 // SpaceSubscriptionService is what the spaces API needs of the
@@ -508,6 +510,9 @@ func (c *Config) routeSpaceResources(r *httprouter.Router) {
 	r.GET(root+"cors/:id", c.handle(c.spaceGetCORS))
 	r.PUT(root+"cors/:id", c.handle(c.spaceUpdateCORS))
 	r.DELETE(root+"cors/:id", c.handle(c.spaceDeleteCORS))
+	r.POST(root+"keys", c.handle(c.spaceCreateKey))
+	r.GET(root+"keys", c.handle(c.spaceListKeys))
+	r.DELETE(root+"keys/:id", c.handle(c.spaceDeleteKey))
 }
 
 // Event types.
@@ -690,6 +695,66 @@ func (c *Config) spaceDeleteCORS(w http.ResponseWriter, r *http.Request, ps http
 		return err
 	}
 	c.log.InfoContext(r.Context(), "CORS configuration deleted", "space", sp, "corsId", id)
+	w.WriteHeader(http.StatusNoContent)
+	return nil
+}
+
+// KeyService is what the spaces API needs of the access keys of one space.
+type KeyService interface {
+	Create(ctx context.Context, k keys.Key) (keys.Key, error)
+	List(ctx context.Context) ([]keys.Key, error)
+	Delete(ctx context.Context, id string) error
+}
+
+// Access keys: created with their secret in the answer, listed without.
+
+func (c *Config) spaceCreateKey(w http.ResponseWriter, r *http.Request, ps httprouter.Params) error {
+	sp, err := space(ps)
+	if err != nil {
+		return err
+	}
+	var k keys.Key
+	if err := c.decode(w, r, &k); err != nil {
+		return err
+	}
+	if err := checkSpace(k.Space, sp); err != nil {
+		return err
+	}
+	if k, err = c.spaces.Keys(sp).Create(r.Context(), k); err != nil {
+		return err
+	}
+	// The secret is in the answer only; never in a log.
+	c.log.InfoContext(r.Context(), "key created", "space", sp, "keyId", k.ID, "kind", k.Kind, "name", k.Name)
+	w.Header().Set("Cache-Control", "no-store")
+	writeJSON(w, http.StatusCreated, k)
+	return nil
+}
+
+func (c *Config) spaceListKeys(w http.ResponseWriter, r *http.Request, ps httprouter.Params) error {
+	sp, err := space(ps)
+	if err != nil {
+		return err
+	}
+	ks, err := c.spaces.Keys(sp).List(r.Context())
+	if err != nil {
+		return err
+	}
+	writeJSON(w, http.StatusOK, struct {
+		Keys []keys.Key `json:"keys"`
+	}{ks})
+	return nil
+}
+
+func (c *Config) spaceDeleteKey(w http.ResponseWriter, r *http.Request, ps httprouter.Params) error {
+	sp, err := space(ps)
+	if err != nil {
+		return err
+	}
+	id := ps.ByName("id")
+	if err := c.spaces.Keys(sp).Delete(r.Context(), id); err != nil {
+		return err
+	}
+	c.log.InfoContext(r.Context(), "key deleted", "space", sp, "keyId", id)
 	w.WriteHeader(http.StatusNoContent)
 	return nil
 }

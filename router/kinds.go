@@ -1,6 +1,8 @@
 package router
 
 import (
+	"crypto/sha256"
+	"encoding/hex"
 	"encoding/json"
 	"strings"
 
@@ -9,6 +11,7 @@ import (
 	"github.com/event-gateway/event-gateway/subscriptions"
 	corsconfig "github.com/event-gateway/event-gateway/subscriptions/cors"
 	"github.com/event-gateway/event-gateway/subscriptions/eventtypes"
+	"github.com/event-gateway/event-gateway/subscriptions/keys"
 )
 
 // kind is one kind of resource of a space as the router keeps it: where
@@ -30,6 +33,7 @@ var kinds = [...]kind{
 	{dir: "subscriptions/", put: putSubscription, del: delSubscription},
 	{dir: "eventtypes/", put: putEventType, del: delEventType},
 	{dir: "cors/", put: putCORS, del: delCORS},
+	{dir: "keys/", put: putKey, del: delKey},
 }
 
 // parseKey splits spaces/<space>/<kind dir><id>.
@@ -173,9 +177,34 @@ func delCORS(r *Router, c *cache, space, id string) bool {
 	return true
 }
 
+func putKey(r *Router, c *cache, space, id string, val []byte) bool {
+	var k keys.Stored
+	if err := json.Unmarshal(val, &k); err != nil {
+		r.log.Error("skipping undecodable key", "space", space, "keyId", id, "error", err)
+		return false
+	}
+	var d [sha256.Size]byte
+	if n, err := hex.Decode(d[:], []byte(k.Digest)); err != nil || n != len(d) {
+		r.log.Error("skipping key with an invalid digest", "space", space, "keyId", id)
+		return false
+	}
+	c.space(space, true).keys[id] = keyEntry{kind: k.Kind, digest: d}
+	return true
+}
+
+func delKey(r *Router, c *cache, space, id string) bool {
+	sc := c.space(space, false)
+	if sc == nil {
+		return false
+	}
+	delete(sc.keys, id)
+	c.dropIfEmpty(space)
+	return true
+}
+
 // dropIfEmpty forgets a space that has nothing left.
 func (c *cache) dropIfEmpty(space string) {
-	if sc := c.spaces[space]; sc != nil && len(sc.fns) == 0 && len(sc.subs) == 0 && len(sc.types) == 0 && len(sc.cors) == 0 {
+	if sc := c.spaces[space]; sc != nil && len(sc.fns) == 0 && len(sc.subs) == 0 && len(sc.types) == 0 && len(sc.cors) == 0 && len(sc.keys) == 0 {
 		delete(c.spaces, space)
 	}
 }

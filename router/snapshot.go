@@ -1,6 +1,7 @@
 package router
 
 import (
+	"crypto/sha256"
 	"log/slog"
 	"time"
 
@@ -10,6 +11,7 @@ import (
 	"github.com/event-gateway/event-gateway/router/pathtree"
 	"github.com/event-gateway/event-gateway/subscriptions"
 	"github.com/event-gateway/event-gateway/subscriptions/eventtypes"
+	"github.com/event-gateway/event-gateway/subscriptions/keys"
 )
 
 // Target is a function ready to be called.
@@ -81,6 +83,8 @@ type Space struct {
 	// cors holds one path tree per method of the space's CORS
 	// configurations.
 	cors [numMethods]*pathtree.Tree[*cors.Cors]
+	// keys holds the digests of the space's access keys by kind.
+	keys map[string]map[[sha256.Size]byte]struct{}
 	// invoke maps path → function ids with an invoke subscription there.
 	invoke map[string]map[string]struct{}
 }
@@ -213,6 +217,21 @@ func (s *Space) EventType(name string) *EventType {
 	return nil
 }
 
+// RequiresKey reports whether the space has keys of a kind
+// (keys.Ingest, keys.Config): then requests of that kind need one.
+func (s *Space) RequiresKey(kind string) bool {
+	return s != nil && len(s.keys[kind]) > 0
+}
+
+// ValidKey reports whether secret is a key of the given kind of the space.
+func (s *Space) ValidKey(kind, secret string) bool {
+	if s == nil || secret == "" {
+		return false
+	}
+	_, ok := s.keys[kind][keys.Digest(secret)]
+	return ok
+}
+
 // CORS returns the policy of the space's CORS configuration for a method
 // and path, or nil.
 func (s *Space) CORS(method, path string) *cors.Cors {
@@ -332,6 +351,15 @@ func buildSpace(name string, c *spaceCache, log *slog.Logger) *Space {
 	fns := c.fns
 	for id, t := range fns {
 		s.functions[id] = t
+	}
+	for _, k := range c.keys {
+		if s.keys == nil {
+			s.keys = make(map[string]map[[sha256.Size]byte]struct{}, 2)
+		}
+		if s.keys[k.kind] == nil {
+			s.keys[k.kind] = make(map[[sha256.Size]byte]struct{})
+		}
+		s.keys[k.kind][k.digest] = struct{}{}
 	}
 	for name, et := range c.types {
 		s.types[name] = &EventType{Name: name, AuthorizerID: et.AuthorizerID, Authorizer: fns[et.AuthorizerID]}

@@ -2,6 +2,7 @@ package router
 
 import (
 	"context"
+	"crypto/sha256"
 	"errors"
 	"io"
 	"math/rand/v2"
@@ -70,6 +71,13 @@ type spaceCache struct {
 	subs  map[string]*subEntry
 	types map[string]*eventtypes.EventType
 	cors  map[string]*corsEntry
+	keys  map[string]keyEntry
+}
+
+// keyEntry is an access key of a space: its kind and digest.
+type keyEntry struct {
+	kind   string
+	digest [sha256.Size]byte
 }
 
 func newCache() *cache {
@@ -85,6 +93,7 @@ func (c *cache) space(name string, create bool) *spaceCache {
 			subs:  make(map[string]*subEntry),
 			types: make(map[string]*eventtypes.EventType),
 			cors:  make(map[string]*corsEntry),
+			keys:  make(map[string]keyEntry),
 		}
 		c.spaces[name] = sc
 	}

@@ -354,3 +354,88 @@ func TestCORSPreflights(t *testing.T) {
 		t.Fatalf("event preflight: %d %v", r.status, r.header)
 	}
 }
+
+// TestSpaceKeys: a space with ingest keys takes events that carry one and
+// refuses the rest with 401, storing nothing; a configuration key opens
+// its own space's Configuration API and no other, beside the gateway's
+// token; keys are shown once and listed without their secret.
+func TestSpaceKeys(t *testing.T) {
+	gw := startDev(t, "", "-config-token", "global-token")
+	auth := func(tok string) []string { return []string{"Authorization", "Bearer " + tok} }
+	c := func(method, url, body, tok string) response {
+		return call(t, method, url, body, auth(tok)...)
+	}
+	sub := newRawFunction(t, answer(`{}`))
+	base := gw.ConfigURL + "/v1/spaces/"
+	r := c("POST", base+"tenant/functions", fmt.Sprintf(`{"functionId":"f","type":"http","provider":{"url":%q}}`, sub.srv.URL), "global-token")
+	expect(t, r, 201, "")
+	expect(t, c("POST", base+"tenant/subscriptions", `{"functionId":"f","event":"ping"}`, "global-token"), 201, "")
+
+	// No keys yet: events come in as before.
+	expect(t, call(t, "POST", gw.EventsURL+"/", `{}`, "Space", "tenant", "Event", "ping", "Content-Type", "application/json"), 202, "")
+	sub.next(t)
+
+	r = c("POST", base+"tenant/keys", `{"kind":"ingest","name":"web app"}`, "global-token")
+	expect(t, r, 201, "")
+	var ingest struct{ KeyID, Key, Kind string }
+	decode(t, r, &ingest)
+	if !strings.HasPrefix(ingest.Key, "egk_") || ingest.Kind != "ingest" {
+		t.Fatalf("created key %s", r.body)
+	}
+	r = c("GET", base+"tenant/keys", "", "global-token")
+	if strings.Contains(r.body, ingest.Key) || !strings.Contains(r.body, ingest.KeyID) {
+		t.Fatalf("key list shows the secret or misses the key: %s", r.body)
+	}
+
+	expect(t, call(t, "POST", gw.EventsURL+"/", `{}`, "Space", "tenant", "Event", "ping", "Content-Type", "application/json"), 401, "ingest key")
+	expect(t, call(t, "POST", gw.EventsURL+"/", `{}`, "Space", "tenant", "Event", "ping", "Content-Type", "application/json", "Event-Gateway-Key", "egk_wrong"), 401, "invalid ingest key")
+	sub.none(t, 300*time.Millisecond)
+	expect(t, call(t, "POST", gw.EventsURL+"/", `{}`, "Space", "tenant", "Event", "ping", "Content-Type", "application/json", "Event-Gateway-Key", ingest.Key), 202, "")
+	sub.next(t)
+	expect(t, call(t, "POST", gw.EventsURL+"/", `{}`, "Space", "tenant", "Event", "ping", "Content-Type", "application/json", "Authorization", "Bearer "+ingest.Key), 202, "")
+	sub.next(t)
+	// Another space is not affected.
+	expect(t, call(t, "POST", gw.EventsURL+"/", `{}`, "Event", "ping", "Content-Type", "application/json"), 202, "")
+
+	// A configuration key of tenant: its space only.
+	r = c("POST", base+"tenant/keys", `{"kind":"config"}`, "global-token")
+	expect(t, r, 201, "")
+	var cfgKey struct{ Key string }
+	decode(t, r, &cfgKey)
+	expect(t, c("GET", base+"tenant/functions", "", cfgKey.Key), 200, "")
+	expect(t, c("GET", base+"other/functions", "", cfgKey.Key), 401, "token")
+	expect(t, c("GET", gw.ConfigURL+"/v1/functions", "", cfgKey.Key), 401, "token")
+	expect(t, c("GET", base+"tenant/functions", "", "nope"), 401, "token")
+	expect(t, c("GET", base+"tenant/functions", "", ingest.Key), 401, "token")
+
+	// A revoked key stops working while the space's other keys still do;
+	// with no ingest key left, the space takes events without one again.
+	r = c("POST", base+"tenant/keys", `{"kind":"ingest"}`, cfgKey.Key)
+	expect(t, r, 201, "")
+	var second struct{ KeyID, Key string }
+	decode(t, r, &second)
+	expect(t, c("DELETE", base+"tenant/keys/"+ingest.KeyID, "", cfgKey.Key), 204, "")
+	expect(t, call(t, "POST", gw.EventsURL+"/", `{}`, "Space", "tenant", "Event", "ping", "Content-Type", "application/json", "Event-Gateway-Key", ingest.Key), 401, "invalid ingest key")
+	expect(t, call(t, "POST", gw.EventsURL+"/", `{}`, "Space", "tenant", "Event", "ping", "Content-Type", "application/json", "Event-Gateway-Key", second.Key), 202, "")
+	sub.next(t)
+	expect(t, c("DELETE", base+"tenant/keys/"+second.KeyID, "", cfgKey.Key), 204, "")
+	expect(t, call(t, "POST", gw.EventsURL+"/", `{}`, "Space", "tenant", "Event", "ping", "Content-Type", "application/json"), 202, "")
+	sub.next(t)
+	expect(t, c("POST", base+"tenant/keys", `{"kind":"admin"}`, "global-token"), 400, "kind")
+}
+
+// TestSpaceKeysWithoutToken: without a gateway token, a space that has
+// configuration keys is closed to requests without one, and the others
+// stay open.
+func TestSpaceKeysWithoutToken(t *testing.T) {
+	gw := startDev(t, "")
+	base := gw.ConfigURL + "/v1/spaces/"
+	r := call(t, "POST", base+"locked/keys", `{"kind":"config"}`)
+	expect(t, r, 201, "")
+	var k struct{ Key string }
+	decode(t, r, &k)
+	expect(t, call(t, "GET", base+"locked/functions", ""), 401, "token")
+	expect(t, call(t, "GET", base+"locked/functions", "", "Authorization", "Bearer "+k.Key), 200, "")
+	expect(t, call(t, "GET", base+"open/functions", ""), 200, "")
+	expect(t, call(t, "GET", gw.ConfigURL+"/v1/functions", ""), 200, "")
+}

@@ -230,9 +230,12 @@ func serve(ctx context.Context, stop context.CancelFunc, opts *options, log *slo
 		configAPI.ServeHTTP(w, r)
 	})
 	configHandler = m.Instrument("config", func(*http.Request) string { return "config" }, configHandler)
-	if opts.configToken != "" {
-		configHandler = api.RequireToken(opts.configToken, configHandler)
-	} else if !loopback(opts.configHost) {
+	// The token, and the configuration keys of each space, which work
+	// with or without a token.
+	configHandler = api.RequireToken(opts.configToken, func(space string) api.SpaceKeys {
+		return rt.Snapshot().Space(space)
+	}, configHandler)
+	if opts.configToken == "" && !loopback(opts.configHost) {
 		log.Warn("the Configuration API accepts changes from anyone who can reach it: set -config-token or bind -config-host to 127.0.0.1", "host", opts.configHost)
 	}
 	eventsHandler := m.Instrument("events", api.EventKind, eventsAPI)

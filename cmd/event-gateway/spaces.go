@@ -7,6 +7,7 @@ import (
 	"github.com/event-gateway/event-gateway/subscriptions"
 	"github.com/event-gateway/event-gateway/subscriptions/cors"
 	"github.com/event-gateway/event-gateway/subscriptions/eventtypes"
+	"github.com/event-gateway/event-gateway/subscriptions/keys"
 )
 
 // spaceServices gives the Configuration API the services of each space.
@@ -17,6 +18,7 @@ type spaceServices struct {
 	subs      *subscriptions.Service
 	types     *eventtypes.Service
 	cors      *cors.Service
+	keys      *keys.Service
 }
 
 func newSpaceServices(store *libkv.Store, providers *functions.Registry) *spaceServices {
@@ -26,6 +28,7 @@ func newSpaceServices(store *libkv.Store, providers *functions.Registry) *spaceS
 		subs:      subscriptions.NewService(store),
 		types:     eventtypes.NewService(store),
 		cors:      cors.NewService(store),
+		keys:      keys.NewService(store),
 	}
 }
 
@@ -40,3 +43,5 @@ func (s *spaceServices) Subscriptions(space string) api.SpaceSubscriptionService
 func (s *spaceServices) EventTypes(space string) api.EventTypeService { return s.types.In(space) }
 
 func (s *spaceServices) CORS(space string) api.CORSService { return s.cors.In(space) }
+
+func (s *spaceServices) Keys(space string) api.KeyService { return s.keys.In(space) }
