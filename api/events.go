@@ -35,7 +35,7 @@ type Router interface {
 // EventsOptions configures the Events API.
 type EventsOptions struct {
 	Router Router
-	// MaxBody bounds request bodies. Default 6 MiB.
+	// MaxBody bounds request bodies. Default DefaultMaxBody.
 	MaxBody int64
 	// SpaceDomains are the domains under which a request's host names its
 	// space: a request to <space>.<domain> is routed in that space.
@@ -77,7 +77,7 @@ func NewEvents(o EventsOptions) *Events {
 		}),
 	}
 	if e.maxBody <= 0 {
-		e.maxBody = 6 << 20
+		e.maxBody = DefaultMaxBody
 	}
 	if e.log == nil {
 		e.log = slog.New(slog.DiscardHandler)
@@ -90,6 +90,10 @@ func NewEvents(o EventsOptions) *Events {
 	e.params.New = func() any { ps := make(pathtree.Params, 0, 4); return &ps }
 	return e
 }
+
+// DefaultMaxBody is the default bound of an Events API request body: as
+// large as an AWS Lambda synchronous payload.
+const DefaultMaxBody = 6 << 20
 
 // headerSpace names the space of a request to the Events API, as the
 // spaces API's first clients send it.

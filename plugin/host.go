@@ -48,15 +48,24 @@ type Host struct {
 // judge, when the host fails closed.
 var ErrUnavailable = errors.New("plugin unavailable")
 
+// Defaults of HostOptions.
+const (
+	// DefaultTimeout bounds one plugin's reaction to one system event.
+	DefaultTimeout = time.Second
+	// DefaultBuffer is the number of async system events that may wait
+	// for each plugin.
+	DefaultBuffer = 1000
+)
+
 // StartHost starts every plugin and asks each for its subscriptions. A
 // plugin that cannot start is an error: the gateway should not run without
 // a plugin it was told to load.
 func StartHost(ctx context.Context, o HostOptions) (*Host, error) {
 	if o.Timeout <= 0 {
-		o.Timeout = time.Second
+		o.Timeout = DefaultTimeout
 	}
 	if o.Buffer <= 0 {
-		o.Buffer = 1000
+		o.Buffer = DefaultBuffer
 	}
 	if o.Logger == nil {
 		o.Logger = slog.New(slog.DiscardHandler)

@@ -9,6 +9,9 @@ import (
 	"strings"
 	"time"
 
+	"github.com/event-gateway/event-gateway/api"
+	"github.com/event-gateway/event-gateway/plugin"
+	"github.com/event-gateway/event-gateway/router"
 	"github.com/event-gateway/event-gateway/router/jetstream"
 )
 
@@ -95,8 +98,8 @@ func parseFlags(args []string, stderr io.Writer, getenv func(string) string) (*o
 	fs.StringVar(&o.embedPeerAddr, "embed-peer-addr", "http://127.0.0.1:2380", "peer URL of the embedded etcd (-dev)")
 	logLevel := fs.String("log-level", "info", "log level: debug, info, warn or error")
 	fs.StringVar(&o.logFormat, "log-format", "text", "log format: text or json")
-	fs.Int64Var(&o.maxBody, "max-body", 6<<20, "largest request body the Events API accepts, in bytes (413 above)")
-	fs.DurationVar(&o.functionTimeout, "function-timeout", 5*time.Second, "timeout of a function call when the function sets none")
+	fs.Int64Var(&o.maxBody, "max-body", api.DefaultMaxBody, "largest request body the Events API accepts, in bytes (413 above)")
+	fs.DurationVar(&o.functionTimeout, "function-timeout", router.DefaultTimeout, "timeout of a function call when the function sets none")
 	fs.IntVar(&o.workers, "workers", jetstream.DefaultWorkers, "deliveries of custom events this instance makes at once")
 	fs.IntVar(&o.workersBacklog, "workers-backlog", jetstream.DefaultMaxMsgs, "records (each up to 64 deliveries of events accepted together) that may wait in the store; past it emitters get 503")
 	fs.IntVar(&o.deliveryAttempts, "delivery-attempts", jetstream.DefaultMaxAttempts, "tries of a delivery before it becomes a dead letter (a subscription's retry.maxAttempts overrides it)")
@@ -114,9 +117,9 @@ func parseFlags(args []string, stderr io.Writer, getenv func(string) string) (*o
 	fs.IntVar(&o.natsReplicas, "nats-replicas", jetstream.DefaultReplicas, "replicas of the delivery streams (3 on a NATS cluster)")
 	fs.Int64Var(&o.natsMaxBytes, "nats-max-bytes", jetstream.DefaultMaxBytes, "bytes the waiting deliveries may take in the store; past it emitters get 503")
 	fs.Var((*stringList)(&o.plugins), "plugin", "path of a plugin executable to load (repeatable)")
-	fs.DurationVar(&o.pluginTimeout, "plugin-timeout", time.Second, "how long a plugin may take to react to one system event before it is restarted")
+	fs.DurationVar(&o.pluginTimeout, "plugin-timeout", plugin.DefaultTimeout, "how long a plugin may take to react to one system event before it is restarted")
 	fs.BoolVar(&o.pluginFailOpen, "plugin-fail-open", false, "let events through when a sync plugin cannot be asked (default: stop them with 503)")
-	fs.IntVar(&o.pluginBuffer, "plugin-buffer", 1000, "async system events that may wait for each plugin; more are dropped and counted")
+	fs.IntVar(&o.pluginBuffer, "plugin-buffer", plugin.DefaultBuffer, "async system events that may wait for each plugin; more are dropped and counted")
 	fs.StringVar(&o.configToken, "config-token", "", "require Authorization: Bearer <token> on the Configuration API (or set $EVENT_GATEWAY_TOKEN)")
 	fs.StringVar(&o.configTLSCert, "config-tls-cert", "", "certificate file: serve the Configuration API over TLS")
 	fs.StringVar(&o.configTLSKey, "config-tls-key", "", "key file of -config-tls-cert")
