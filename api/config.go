@@ -407,26 +407,10 @@ func decodeError(err error, limit int64) error {
 		if typeError.Field == "" {
 			return errkind.New(errkind.Invalid, "request body must be a JSON object")
 		}
-		return errkind.New(errkind.Invalid, "field %s must be a JSON %s", typeError.Field, jsonKind(typeError.Type.Kind().String()))
+		return errkind.New(errkind.Invalid, "field %s must be a JSON %s", typeError.Field, errkind.JSONType(typeError.Type.Kind()))
 	case strings.HasPrefix(err.Error(), "json: unknown field "):
 		return errkind.New(errkind.Invalid, "unknown field %s", strings.TrimPrefix(err.Error(), "json: unknown field "))
 	default:
 		return errkind.Wrap(errkind.Invalid, err, "request body could not be read")
-	}
-}
-
-// jsonKind names a Go kind as the JSON type a client should send.
-func jsonKind(goKind string) string {
-	switch goKind {
-	case "string":
-		return "string"
-	case "bool":
-		return "boolean"
-	case "slice", "array":
-		return "array"
-	case "struct", "map", "ptr":
-		return "object"
-	default:
-		return "number"
 	}
 }

@@ -478,225 +478,154 @@ func (c *Config) spaceDeleteSubscription(w http.ResponseWriter, r *http.Request,
 	return nil
 }
 
-// EventTypeService is what the spaces API needs of the event types of one
-// space.
-type EventTypeService interface {
-	Create(ctx context.Context, et eventtypes.EventType) (eventtypes.EventType, error)
-	Get(ctx context.Context, name string) (eventtypes.EventType, error)
-	List(ctx context.Context, filter map[string]string) ([]eventtypes.EventType, error)
-	Update(ctx context.Context, name string, et eventtypes.EventType) (eventtypes.EventType, error)
-	Delete(ctx context.Context, name string) error
-}
-
-// CORSService is what the spaces API needs of the CORS configurations of
-// one space.
-type CORSService interface {
-	Create(ctx context.Context, c cors.Config) (cors.Config, error)
-	Get(ctx context.Context, id string) (cors.Config, error)
-	List(ctx context.Context, filter map[string]string) ([]cors.Config, error)
-	Update(ctx context.Context, id string, c cors.Config) (cors.Config, error)
+// resourceService is what the spaces API needs of a kind of resource of
+// one space that is created, read, listed, updated and deleted by a name
+// or id (event types, CORS configurations).
+type resourceService[T any] interface {
+	Create(ctx context.Context, v T) (T, error)
+	Get(ctx context.Context, id string) (T, error)
+	List(ctx context.Context, filter map[string]string) ([]T, error)
+	Update(ctx context.Context, id string, v T) (T, error)
 	Delete(ctx context.Context, id string) error
 }
 
+// EventTypeService is what the spaces API needs of the event types of one
+// space.
+type EventTypeService = resourceService[eventtypes.EventType]
+
+// CORSService is what the spaces API needs of the CORS configurations of
+// one space.
+type CORSService = resourceService[cors.Config]
+
+// resource serves one such kind of resource under /v1/spaces/<space>/.
+type resource[T any] struct {
+	c *Config
+	// path is the URL segment of the kind, what lists wrap their items
+	// in, and its name in logs.
+	path, list, name string
+	service          func(space string) resourceService[T]
+	// space and id read what a client sent of the resource.
+	space, id func(*T) string
+}
+
+func (res resource[T]) route(r *httprouter.Router) {
+	root := "/v1/spaces/:space/" + res.path
+	c := res.c
+	r.POST(root, c.handle(res.create))
+	r.GET(root, c.handle(res.listAll))
+	r.GET(root+"/:id", c.handle(res.get))
+	r.PUT(root+"/:id", c.handle(res.update))
+	r.DELETE(root+"/:id", c.handle(res.delete))
+}
+
+// decode reads a resource from the request body, checking its space.
+func (res resource[T]) decode(w http.ResponseWriter, r *http.Request, sp string) (T, error) {
+	var v T
+	if err := res.c.decode(w, r, &v); err != nil {
+		return v, err
+	}
+	return v, checkSpace(res.space(&v), sp)
+}
+
+func (res resource[T]) create(w http.ResponseWriter, r *http.Request, ps httprouter.Params) error {
+	sp, err := space(ps)
+	if err != nil {
+		return err
+	}
+	v, err := res.decode(w, r, sp)
+	if err != nil {
+		return err
+	}
+	if v, err = res.service(sp).Create(r.Context(), v); err != nil {
+		return err
+	}
+	res.c.log.InfoContext(r.Context(), res.name+" created", "space", sp, "id", res.id(&v))
+	writeJSON(w, http.StatusCreated, v)
+	return nil
+}
+
+func (res resource[T]) listAll(w http.ResponseWriter, r *http.Request, ps httprouter.Params) error {
+	sp, err := space(ps)
+	if err != nil {
+		return err
+	}
+	filter, err := metadataFilter(r)
+	if err != nil {
+		return err
+	}
+	vs, err := res.service(sp).List(r.Context(), filter)
+	if err != nil {
+		return err
+	}
+	if vs == nil {
+		vs = []T{}
+	}
+	writeJSON(w, http.StatusOK, map[string][]T{res.list: vs})
+	return nil
+}
+
+func (res resource[T]) get(w http.ResponseWriter, r *http.Request, ps httprouter.Params) error {
+	sp, err := space(ps)
+	if err != nil {
+		return err
+	}
+	v, err := res.service(sp).Get(r.Context(), ps.ByName("id"))
+	if err != nil {
+		return err
+	}
+	writeJSON(w, http.StatusOK, v)
+	return nil
+}
+
+func (res resource[T]) update(w http.ResponseWriter, r *http.Request, ps httprouter.Params) error {
+	sp, err := space(ps)
+	if err != nil {
+		return err
+	}
+	v, err := res.decode(w, r, sp)
+	if err != nil {
+		return err
+	}
+	id := ps.ByName("id")
+	if v, err = res.service(sp).Update(r.Context(), id, v); err != nil {
+		return err
+	}
+	res.c.log.InfoContext(r.Context(), res.name+" updated", "space", sp, "id", id)
+	writeJSON(w, http.StatusOK, v)
+	return nil
+}
+
+func (res resource[T]) delete(w http.ResponseWriter, r *http.Request, ps httprouter.Params) error {
+	sp, err := space(ps)
+	if err != nil {
+		return err
+	}
+	id := ps.ByName("id")
+	if err := res.service(sp).Delete(r.Context(), id); err != nil {
+		return err
+	}
+	res.c.log.InfoContext(r.Context(), res.name+" deleted", "space", sp, "id", id)
+	w.WriteHeader(http.StatusNoContent)
+	return nil
+}
+
 func (c *Config) routeSpaceResources(r *httprouter.Router) {
+	resource[eventtypes.EventType]{
+		c: c, path: "eventtypes", list: "eventTypes", name: "event type",
+		service: func(sp string) resourceService[eventtypes.EventType] { return c.spaces.EventTypes(sp) },
+		space:   func(et *eventtypes.EventType) string { return et.Space },
+		id:      func(et *eventtypes.EventType) string { return et.Name },
+	}.route(r)
+	resource[cors.Config]{
+		c: c, path: "cors", list: "cors", name: "CORS configuration",
+		service: func(sp string) resourceService[cors.Config] { return c.spaces.CORS(sp) },
+		space:   func(cfg *cors.Config) string { return cfg.Space },
+		id:      func(cfg *cors.Config) string { return cfg.ID },
+	}.route(r)
 	const root = "/v1/spaces/:space/"
-	r.POST(root+"eventtypes", c.handle(c.spaceCreateEventType))
-	r.GET(root+"eventtypes", c.handle(c.spaceListEventTypes))
-	r.GET(root+"eventtypes/:id", c.handle(c.spaceGetEventType))
-	r.PUT(root+"eventtypes/:id", c.handle(c.spaceUpdateEventType))
-	r.DELETE(root+"eventtypes/:id", c.handle(c.spaceDeleteEventType))
-	r.POST(root+"cors", c.handle(c.spaceCreateCORS))
-	r.GET(root+"cors", c.handle(c.spaceListCORS))
-	r.GET(root+"cors/:id", c.handle(c.spaceGetCORS))
-	r.PUT(root+"cors/:id", c.handle(c.spaceUpdateCORS))
-	r.DELETE(root+"cors/:id", c.handle(c.spaceDeleteCORS))
 	r.POST(root+"keys", c.handle(c.spaceCreateKey))
 	r.GET(root+"keys", c.handle(c.spaceListKeys))
 	r.DELETE(root+"keys/:id", c.handle(c.spaceDeleteKey))
-}
-
-// Event types.
-
-func (c *Config) spaceCreateEventType(w http.ResponseWriter, r *http.Request, ps httprouter.Params) error {
-	sp, err := space(ps)
-	if err != nil {
-		return err
-	}
-	var et eventtypes.EventType
-	if err := c.decode(w, r, &et); err != nil {
-		return err
-	}
-	if err := checkSpace(et.Space, sp); err != nil {
-		return err
-	}
-	if et, err = c.spaces.EventTypes(sp).Create(r.Context(), et); err != nil {
-		return err
-	}
-	c.log.InfoContext(r.Context(), "event type created", "space", sp, "eventType", et.Name, "authorizerId", et.AuthorizerID)
-	writeJSON(w, http.StatusCreated, et)
-	return nil
-}
-
-func (c *Config) spaceListEventTypes(w http.ResponseWriter, r *http.Request, ps httprouter.Params) error {
-	sp, err := space(ps)
-	if err != nil {
-		return err
-	}
-	filter, err := metadataFilter(r)
-	if err != nil {
-		return err
-	}
-	ets, err := c.spaces.EventTypes(sp).List(r.Context(), filter)
-	if err != nil {
-		return err
-	}
-	if ets == nil {
-		ets = []eventtypes.EventType{}
-	}
-	writeJSON(w, http.StatusOK, struct {
-		EventTypes []eventtypes.EventType `json:"eventTypes"`
-	}{ets})
-	return nil
-}
-
-func (c *Config) spaceGetEventType(w http.ResponseWriter, r *http.Request, ps httprouter.Params) error {
-	sp, err := space(ps)
-	if err != nil {
-		return err
-	}
-	et, err := c.spaces.EventTypes(sp).Get(r.Context(), ps.ByName("id"))
-	if err != nil {
-		return err
-	}
-	writeJSON(w, http.StatusOK, et)
-	return nil
-}
-
-func (c *Config) spaceUpdateEventType(w http.ResponseWriter, r *http.Request, ps httprouter.Params) error {
-	sp, err := space(ps)
-	if err != nil {
-		return err
-	}
-	var et eventtypes.EventType
-	if err := c.decode(w, r, &et); err != nil {
-		return err
-	}
-	if err := checkSpace(et.Space, sp); err != nil {
-		return err
-	}
-	name := ps.ByName("id")
-	if et, err = c.spaces.EventTypes(sp).Update(r.Context(), name, et); err != nil {
-		return err
-	}
-	c.log.InfoContext(r.Context(), "event type updated", "space", sp, "eventType", name, "authorizerId", et.AuthorizerID)
-	writeJSON(w, http.StatusOK, et)
-	return nil
-}
-
-func (c *Config) spaceDeleteEventType(w http.ResponseWriter, r *http.Request, ps httprouter.Params) error {
-	sp, err := space(ps)
-	if err != nil {
-		return err
-	}
-	name := ps.ByName("id")
-	if err := c.spaces.EventTypes(sp).Delete(r.Context(), name); err != nil {
-		return err
-	}
-	c.log.InfoContext(r.Context(), "event type deleted", "space", sp, "eventType", name)
-	w.WriteHeader(http.StatusNoContent)
-	return nil
-}
-
-// CORS configurations.
-
-func (c *Config) spaceCreateCORS(w http.ResponseWriter, r *http.Request, ps httprouter.Params) error {
-	sp, err := space(ps)
-	if err != nil {
-		return err
-	}
-	var cfg cors.Config
-	if err := c.decode(w, r, &cfg); err != nil {
-		return err
-	}
-	if err := checkSpace(cfg.Space, sp); err != nil {
-		return err
-	}
-	if cfg, err = c.spaces.CORS(sp).Create(r.Context(), cfg); err != nil {
-		return err
-	}
-	c.log.InfoContext(r.Context(), "CORS configuration created", "space", sp, "corsId", cfg.ID, "method", cfg.Method, "path", cfg.Path)
-	writeJSON(w, http.StatusCreated, cfg)
-	return nil
-}
-
-func (c *Config) spaceListCORS(w http.ResponseWriter, r *http.Request, ps httprouter.Params) error {
-	sp, err := space(ps)
-	if err != nil {
-		return err
-	}
-	filter, err := metadataFilter(r)
-	if err != nil {
-		return err
-	}
-	cfgs, err := c.spaces.CORS(sp).List(r.Context(), filter)
-	if err != nil {
-		return err
-	}
-	if cfgs == nil {
-		cfgs = []cors.Config{}
-	}
-	writeJSON(w, http.StatusOK, struct {
-		CORS []cors.Config `json:"cors"`
-	}{cfgs})
-	return nil
-}
-
-func (c *Config) spaceGetCORS(w http.ResponseWriter, r *http.Request, ps httprouter.Params) error {
-	sp, err := space(ps)
-	if err != nil {
-		return err
-	}
-	cfg, err := c.spaces.CORS(sp).Get(r.Context(), ps.ByName("id"))
-	if err != nil {
-		return err
-	}
-	writeJSON(w, http.StatusOK, cfg)
-	return nil
-}
-
-func (c *Config) spaceUpdateCORS(w http.ResponseWriter, r *http.Request, ps httprouter.Params) error {
-	sp, err := space(ps)
-	if err != nil {
-		return err
-	}
-	var cfg cors.Config
-	if err := c.decode(w, r, &cfg); err != nil {
-		return err
-	}
-	if err := checkSpace(cfg.Space, sp); err != nil {
-		return err
-	}
-	id := ps.ByName("id")
-	if cfg, err = c.spaces.CORS(sp).Update(r.Context(), id, cfg); err != nil {
-		return err
-	}
-	c.log.InfoContext(r.Context(), "CORS configuration updated", "space", sp, "corsId", id)
-	writeJSON(w, http.StatusOK, cfg)
-	return nil
-}
-
-func (c *Config) spaceDeleteCORS(w http.ResponseWriter, r *http.Request, ps httprouter.Params) error {
-	sp, err := space(ps)
-	if err != nil {
-		return err
-	}
-	id := ps.ByName("id")
-	if err := c.spaces.CORS(sp).Delete(r.Context(), id); err != nil {
-		return err
-	}
-	c.log.InfoContext(r.Context(), "CORS configuration deleted", "space", sp, "corsId", id)
-	w.WriteHeader(http.StatusNoContent)
-	return nil
 }
 
 // KeyService is what the spaces API needs of the access keys of one space.

@@ -228,7 +228,7 @@ func decodeStrict(p Provider, c Config) error {
 	var te *json.UnmarshalTypeError
 	switch {
 	case errors.As(err, &te) && te.Field != "":
-		return errkind.New(errkind.Invalid, "field provider.%s must be a JSON %s", te.Field, jsonKind(te.Type.Kind().String()))
+		return errkind.New(errkind.Invalid, "field provider.%s must be a JSON %s", te.Field, errkind.JSONType(te.Type.Kind()))
 	case errors.As(err, &te):
 		return errkind.New(errkind.Invalid, "field provider must be a JSON object")
 	case strings.HasPrefix(err.Error(), "json: unknown field "):
@@ -236,21 +236,5 @@ func decodeStrict(p Provider, c Config) error {
 		return errkind.New(errkind.Invalid, "unknown field %q: provider of type %s does not take %s", "provider."+name, p.Type, name)
 	default:
 		return errkind.Wrap(errkind.Invalid, err, "provider could not be read")
-	}
-}
-
-// jsonKind names a Go kind as the JSON type a client should send.
-func jsonKind(goKind string) string {
-	switch goKind {
-	case "string":
-		return "string"
-	case "bool":
-		return "boolean"
-	case "slice", "array":
-		return "array"
-	case "struct", "map", "ptr":
-		return "object"
-	default:
-		return "number"
 	}
 }

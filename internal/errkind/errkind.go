@@ -6,6 +6,7 @@ package errkind
 import (
 	"errors"
 	"fmt"
+	"reflect"
 )
 
 // Kind is the class of an error.
@@ -67,4 +68,21 @@ func Message(err error) string {
 		return e.Msg
 	}
 	return ""
+}
+
+// JSONType names a Go kind as the JSON type a client should send, for the
+// messages of decoding errors.
+func JSONType(k reflect.Kind) string {
+	switch k {
+	case reflect.String:
+		return "string"
+	case reflect.Bool:
+		return "boolean"
+	case reflect.Slice, reflect.Array:
+		return "array"
+	case reflect.Struct, reflect.Map, reflect.Pointer:
+		return "object"
+	default:
+		return "number"
+	}
 }
