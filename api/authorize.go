@@ -55,7 +55,8 @@ func (e *Events) authorize(r *http.Request, space string, et *router.EventType, 
 		e.log.WarnContext(r.Context(), "authorizer function missing", "space", space, "eventType", et.Name, "authorizerId", et.AuthorizerID)
 		return errkind.New(errkind.Forbidden, "event refused: the authorizer of event type %q is not available", et.Name)
 	}
-	req, err := json.Marshal(authorizerRequest{Event: in.CE.AppendJSON(nil), Request: request})
+	ce := in.CloudEvent()
+	req, err := json.Marshal(authorizerRequest{Event: ce.AppendJSON(nil), Request: request})
 	if err != nil {
 		return err
 	}
@@ -76,14 +77,14 @@ func (e *Events) authorize(r *http.Request, space string, et *router.EventType, 
 		}
 		return errkind.New(errkind.Forbidden, "%s", msg)
 	}
-	if in.CE.Extensions == nil {
-		in.CE.Extensions = make(map[string]any, 2)
+	if ce.Extensions == nil {
+		ce.Extensions = make(map[string]any, 2)
 	}
 	if id := resp.Authorization.PrincipalID; id != "" {
-		in.CE.Extensions[extPrincipalID] = id
+		ce.Extensions[extPrincipalID] = id
 	}
 	if c := resp.Authorization.Context; len(c) > 0 && string(c) != "null" {
-		in.CE.Extensions[extAuthContext] = string(c)
+		ce.Extensions[extAuthContext] = string(c)
 	}
 	return nil
 }

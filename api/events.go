@@ -272,8 +272,14 @@ func (e *Events) httpEvent(w http.ResponseWriter, r *http.Request, space string,
 		writeError(w, r, e.log, err)
 		return
 	}
+	et := sp.EventType(event.TypeHTTPRequest)
+	if len(async) == 0 && et.AuthorizerID == "" && route.Subscription.EnvelopeOrLegacy() == subscriptions.EnvelopeLegacy {
+		// The first generation's route: its payload is made already.
+		e.respond(w, r, route, payload)
+		return
+	}
 	in := router.NewIncoming(&ev, payload, now)
-	if et := sp.EventType(event.TypeHTTPRequest); et.AuthorizerID != "" {
+	if et.AuthorizerID != "" {
 		if err := e.authorize(r, space, et, in, ev.Data); err != nil {
 			writeError(w, r, e.log, err)
 			return
@@ -289,14 +295,14 @@ func (e *Events) httpEvent(w http.ResponseWriter, r *http.Request, space string,
 		w.WriteHeader(http.StatusAccepted)
 		return
 	}
-	e.respond(w, r, route, in)
+	e.respond(w, r, route, in.Payload(route.Subscription.EnvelopeOrLegacy()))
 }
 
 // respond calls the synchronous subscription of a request with the event
 // in the subscription's envelope, and answers with the function's response
 // object.
-func (e *Events) respond(w http.ResponseWriter, r *http.Request, route *router.HTTPRoute, in *router.Incoming) {
-	out, err := e.router.Call(r.Context(), route.Target, in.Payload(route.Subscription.EnvelopeOrLegacy()))
+func (e *Events) respond(w http.ResponseWriter, r *http.Request, route *router.HTTPRoute, payload []byte) {
+	out, err := e.router.Call(r.Context(), route.Target, payload)
 	if err != nil {
 		e.callFailed(w, r, route.Target, err)
 		return
@@ -434,7 +440,7 @@ func (e *Events) cloudEvent(w http.ResponseWriter, r *http.Request, space string
 		return
 	}
 	now := time.Now()
-	in := &router.Incoming{CE: ce, ReceivedAt: now}
+	in := router.NewCloudIncoming(ce, now)
 	// System events and plugins see the event in the seed's envelope.
 	legacy := ce.ToEvent(now)
 	if err := e.router.Received(r.Context(), space, &legacy, r.URL.Path, r.Header); err != nil {
@@ -451,9 +457,10 @@ func (e *Events) cloudEvent(w http.ResponseWriter, r *http.Request, space string
 // (202 when nothing answers synchronously).
 func (e *Events) dispatch(w http.ResponseWriter, r *http.Request, space string, in *router.Incoming, body []byte, typeRequired bool) {
 	sp := e.router.Snapshot().Space(space)
-	et := sp.EventType(in.CE.Type)
+	typ := in.Type()
+	et := sp.EventType(typ)
 	if et == nil && typeRequired {
-		writeErrorMessage(w, http.StatusBadRequest, fmt.Sprintf("event type %q is not registered in space %q", in.CE.Type, space))
+		writeErrorMessage(w, http.StatusBadRequest, fmt.Sprintf("event type %q is not registered in space %q", typ, space))
 		return
 	}
 	if et != nil && et.AuthorizerID != "" {
@@ -464,8 +471,8 @@ func (e *Events) dispatch(w http.ResponseWriter, r *http.Request, space string, 
 	}
 	ps := e.params.Get().(*pathtree.Params)
 	defer e.params.Put(ps)
-	route, sync := sp.MatchEvent(in.CE.Type, r.Method, r.URL.Path, ps)
-	if _, err := e.router.Enqueue(r.Context(), space, in, sp.Subscribers(in.CE.Type, r.URL.Path)); err != nil {
+	route, sync := sp.MatchEvent(typ, r.Method, r.URL.Path, ps)
+	if _, err := e.router.Enqueue(r.Context(), space, in, sp.Subscribers(typ, r.URL.Path)); err != nil {
 		writeError(w, r, e.log, err)
 		return
 	}
@@ -473,7 +480,7 @@ func (e *Events) dispatch(w http.ResponseWriter, r *http.Request, space string, 
 		w.WriteHeader(http.StatusAccepted)
 		return
 	}
-	e.respond(w, r, route, in)
+	e.respond(w, r, route, in.Payload(route.Subscription.EnvelopeOrLegacy()))
 }
 
 // headerKey carries an ingest key; Authorization: Bearer <key> does too.

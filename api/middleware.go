@@ -73,6 +73,11 @@ func pathSpace(path string) (string, bool) {
 		sp, _, _ := strings.Cut(rest, "/")
 		return sp, sp != ""
 	}
+	if strings.Contains(path, "/deadletters") {
+		// Dead letters are kept for every space together: the gateway's
+		// token alone reaches them.
+		return "", false
+	}
 	for _, p := range []string{"/v1/functions", "/v1/subscriptions"} {
 		if path == p || strings.HasPrefix(path, p+"/") {
 			return functions.DefaultSpace, true

@@ -130,10 +130,8 @@ func (r *Router) Deliver(ctx context.Context, d Delivery) error {
 
 // Incoming is an accepted event, ready to be written in each envelope a
 // subscriber may ask for: each is encoded at most once, however many
-// subscribers share it.
+// subscribers share it, and none that no subscriber asks for.
 type Incoming struct {
-	// CE is the event in its common form.
-	CE event.CloudEvent
 	// Legacy is the event as received in the seed's form (the Event
 	// header, or the http event), written as it is to the subscribers of
 	// the seed's envelope; nil for a CloudEvent.
@@ -143,18 +141,52 @@ type Incoming struct {
 	// ReceivedAt is when the gateway received the event.
 	ReceivedAt time.Time
 
+	// ce is the event in its common form; made from Legacy on first use
+	// when ceMade is false.
+	ce       event.CloudEvent
+	ceMade   bool
 	v01, v10 []byte
 }
 
 // NewIncoming wraps an event received in the seed's form.
 func NewIncoming(ev *event.Event, payload []byte, receivedAt time.Time) *Incoming {
-	in := &Incoming{Legacy: ev, LegacyPayload: payload, ReceivedAt: receivedAt}
-	if ev.Event == subscriptions.EventHTTP {
-		in.CE = event.FromHTTPEvent(ev)
-	} else {
-		in.CE = event.FromEvent(ev)
+	return &Incoming{Legacy: ev, LegacyPayload: payload, ReceivedAt: receivedAt}
+}
+
+// NewCloudIncoming wraps an event received as a CloudEvent.
+func NewCloudIncoming(ce event.CloudEvent, receivedAt time.Time) *Incoming {
+	return &Incoming{ce: ce, ceMade: true, ReceivedAt: receivedAt}
+}
+
+// CloudEvent returns the event in its common form. A change to it (an
+// authorizer's extensions) shows in the envelopes encoded after it.
+func (in *Incoming) CloudEvent() *event.CloudEvent {
+	if !in.ceMade {
+		if in.Legacy.Event == subscriptions.EventHTTP {
+			in.ce = event.FromHTTPEvent(in.Legacy)
+		} else {
+			in.ce = event.FromEvent(in.Legacy)
+		}
+		in.ceMade = true
 	}
-	return in
+	return &in.ce
+}
+
+// ID returns the event's id.
+func (in *Incoming) ID() string {
+	if in.Legacy != nil {
+		return in.Legacy.ID
+	}
+	return in.ce.ID
+}
+
+// Type returns the event's type: the event type of a CloudEvent, the name
+// of a legacy event ("http" for the http event).
+func (in *Incoming) Type() string {
+	if in.Legacy != nil {
+		return in.Legacy.Event
+	}
+	return in.ce.Type
 }
 
 // Payload returns the event in an envelope (subscriptions.Envelope*).
@@ -162,12 +194,14 @@ func (in *Incoming) Payload(envelope string) []byte {
 	switch envelope {
 	case subscriptions.EnvelopeCloudEvents01:
 		if in.v01 == nil {
-			in.v01 = in.CE.AppendV01JSON(make([]byte, 0, 256+len(in.CE.Data)))
+			ce := in.CloudEvent()
+			in.v01 = ce.AppendV01JSON(make([]byte, 0, 256+len(ce.Data)))
 		}
 		return in.v01
 	case subscriptions.EnvelopeCloudEvents10:
 		if in.v10 == nil {
-			in.v10 = in.CE.AppendJSON(make([]byte, 0, 256+len(in.CE.Data)))
+			ce := in.CloudEvent()
+			in.v10 = ce.AppendJSON(make([]byte, 0, 256+len(ce.Data)))
 		}
 		return in.v10
 	}
@@ -175,7 +209,7 @@ func (in *Incoming) Payload(envelope string) []byte {
 		if in.Legacy != nil {
 			in.LegacyPayload = in.Legacy.AppendJSON(make([]byte, 0, 128+len(in.Legacy.Data)))
 		} else {
-			in.LegacyPayload = in.CE.AppendSeedJSON(make([]byte, 0, 128+len(in.CE.Data)), in.ReceivedAt)
+			in.LegacyPayload = in.ce.AppendSeedJSON(make([]byte, 0, 128+len(in.ce.Data)), in.ReceivedAt)
 		}
 	}
 	return in.LegacyPayload
@@ -192,7 +226,7 @@ func (r *Router) Enqueue(ctx context.Context, space string, in *Incoming, subs [
 	rev := r.Snapshot().Revision
 	ds := make([]Delivery, len(subs))
 	for i, s := range subs {
-		ds[i] = Delivery{Space: space, SubscriptionID: s.SubscriptionID, FunctionID: s.FunctionID, EventID: in.CE.ID, Event: in.CE.Type, Payload: in.Payload(s.Envelope), Revision: rev}
+		ds[i] = Delivery{Space: space, SubscriptionID: s.SubscriptionID, FunctionID: s.FunctionID, EventID: in.ID(), Event: in.Type(), Payload: in.Payload(s.Envelope), Revision: rev}
 	}
 	if err := r.queue.Enqueue(ctx, ds); err != nil {
 		return 0, err

@@ -36,6 +36,16 @@ var kinds = [...]kind{
 	{dir: "keys/", put: putKey, del: delKey},
 }
 
+// spaceOfKey returns the space of a key under spaces/.
+func spaceOfKey(key string) (string, bool) {
+	rest, ok := strings.CutPrefix(key, functions.SpacesRoot)
+	if !ok {
+		return "", false
+	}
+	space, _, ok := strings.Cut(rest, "/")
+	return space, ok && space != ""
+}
+
 // parseKey splits spaces/<space>/<kind dir><id>.
 func parseKey(key string) (space string, k *kind, id string, ok bool) {
 	rest, ok := strings.CutPrefix(key, functions.SpacesRoot)

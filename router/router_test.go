@@ -20,6 +20,7 @@ import (
 	"github.com/event-gateway/event-gateway/router/event"
 	"github.com/event-gateway/event-gateway/router/pathtree"
 	"github.com/event-gateway/event-gateway/subscriptions"
+	"github.com/event-gateway/event-gateway/subscriptions/eventtypes"
 )
 
 var etcd *etcdtest.Server
@@ -600,5 +601,56 @@ func TestSpacesStayApart(t *testing.T) {
 	mu.Unlock()
 	if closedA != 1 || closedB != 0 {
 		t.Fatalf("closed: old invoker of a %d times, b's %d times; want 1 and 0", closedA, closedB)
+	}
+}
+
+// countingStore counts the router's key probes.
+type countingStore struct {
+	router.Store
+	nextKeys atomic.Int64
+}
+
+func (c *countingStore) NextKey(ctx context.Context, from, end string, rev int64) (string, bool, int64, error) {
+	c.nextKeys.Add(1)
+	return c.Store.NextKey(ctx, from, end, rev)
+}
+
+// TestResyncJumpsOverIndexKeys: reading the configuration costs a key
+// probe per space, however many index keys sort before its resources
+// (eventroutes/ sorts before functions/).
+func TestResyncJumpsOverIndexKeys(t *testing.T) {
+	st := etcd.Store(t)
+	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+	defer cancel()
+	registry := functions.NewRegistry(httpfn.New(httpfn.Options{}))
+	subs := subscriptions.NewService(st)
+	types := eventtypes.NewService(st)
+	for _, space := range []string{"a", "b"} {
+		if _, err := functions.NewService(st, space, registry).Create(ctx, functions.Function{ID: "f", Provider: httpfn.Config{URL: "http://127.0.0.1:1/"}.Provider()}); err != nil {
+			t.Fatal(err)
+		}
+		if _, err := types.In(space).Create(ctx, eventtypes.EventType{Name: "e"}); err != nil {
+			t.Fatal(err)
+		}
+		for i := range 20 {
+			s := subscriptions.Subscription{Type: subscriptions.Sync, Event: "e", FunctionID: "f", Method: "POST", Path: fmt.Sprintf("/p%d", i)}
+			if _, err := subs.In(space).Create(ctx, s); err != nil {
+				t.Fatal(err)
+			}
+		}
+	}
+	cs := &countingStore{Store: st}
+	r := router.New(router.Options{Store: cs, Queue: &recordingQueue{}, Invokers: registry.Invoker})
+	done := make(chan struct{})
+	go func() { r.Run(ctx); close(done) }()
+	defer func() { cancel(); <-done }()
+	<-r.Ready()
+	if n := cs.nextKeys.Load(); n > 3 {
+		t.Fatalf("%d key probes to read 2 spaces, want at most 3", n)
+	}
+	for _, space := range []string{"a", "b"} {
+		if _, ok := r.Snapshot().Space(space).MatchEvent("e", "POST", "/p7", nil); !ok {
+			t.Fatalf("space %s: synchronous route missing after the read", space)
+		}
 	}
 }

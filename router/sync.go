@@ -169,9 +169,9 @@ func (r *Router) resync(ctx context.Context) (*cache, int64, error) {
 		if !ok {
 			break
 		}
-		space, _, _, ok := parseKey(key)
+		space, ok := spaceOfKey(key)
 		if !ok {
-			// Not a resource key of a space: step over it.
+			// Not a key of a space: step over it.
 			from = key + "\x00"
 			continue
 		}
