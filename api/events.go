@@ -186,7 +186,7 @@ func EventKind(r *http.Request) string {
 	}
 	switch r.Header.Get(headerEvent) {
 	case "":
-		if r.Header.Get("Ce-Specversion") != "" || mediaType(r.Header.Get("Content-Type")) == event.MediaTypeStructured {
+		if mt := mediaType(r.Header.Get("Content-Type")); r.Header.Get("Ce-Specversion") != "" || mt == event.MediaTypeStructured || mt == event.MediaTypeBatch {
 			return "cloudevent"
 		}
 		return "http"

@@ -6,6 +6,7 @@ import (
 	"encoding/json"
 	"net/http"
 	"net/url"
+	"reflect"
 	"strings"
 
 	"github.com/julienschmidt/httprouter"
@@ -455,7 +456,15 @@ func (c *Config) spaceUpdateSubscription(w http.ResponseWriter, r *http.Request,
 			return errkind.New(errkind.Invalid, "path cannot be changed (%q to %q): create another subscription", cur.Path, req.Path)
 		}
 	}
-	s, err := svc.UpdateMetadata(r.Context(), id, req.Metadata)
+	if req.CORS != nil && !reflect.DeepEqual(req.CORS, old.CORS) || req.Retry != nil && !reflect.DeepEqual(req.Retry, old.Retry) {
+		return errkind.New(errkind.Invalid, "cors and retry cannot be changed: create another subscription")
+	}
+	metadata := req.Metadata
+	if metadata == nil {
+		// Left out: kept, as for functions.
+		metadata = old.Metadata
+	}
+	s, err := svc.UpdateMetadata(r.Context(), id, metadata)
 	if err != nil {
 		return err
 	}
@@ -664,13 +673,23 @@ func (c *Config) spaceListKeys(w http.ResponseWriter, r *http.Request, ps httpro
 	if err != nil {
 		return err
 	}
+	filter, err := metadataFilter(r)
+	if err != nil {
+		return err
+	}
 	ks, err := c.spaces.Keys(sp).List(r.Context())
 	if err != nil {
 		return err
 	}
+	out := make([]keys.Key, 0, len(ks))
+	for _, k := range ks {
+		if functions.MatchMetadata(k.Metadata, filter) {
+			out = append(out, k)
+		}
+	}
 	writeJSON(w, http.StatusOK, struct {
 		Keys []keys.Key `json:"keys"`
-	}{ks})
+	}{out})
 	return nil
 }
 

@@ -5,6 +5,7 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"strings"
 
 	"github.com/event-gateway/event-gateway/internal/errkind"
 	"github.com/event-gateway/event-gateway/libkv"
@@ -141,6 +142,16 @@ func (s *Service) Delete(ctx context.Context, id string) error {
 		return errkind.New(errkind.NotFound, "function %q not found", id)
 	} else if err != nil {
 		return err
+	}
+	// Say what uses it: a subscription, or an event type whose authorizer
+	// it is (those index keys are "eventtype:<name>").
+	kvs, _, err := s.kv.List(ctx, UsesPrefix(s.space, id))
+	if err == nil {
+		for _, kv := range kvs {
+			if name, ok := strings.CutPrefix(strings.TrimPrefix(kv.Key, UsesPrefix(s.space, id)), "eventtype:"); ok {
+				return errkind.New(errkind.Conflict, "function %q is the authorizer of event type %q: change the event type first", id, name)
+			}
+		}
 	}
 	return errkind.New(errkind.Conflict, "function %q is used by a subscription: delete the subscription first", id)
 }
