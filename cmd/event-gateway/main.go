@@ -24,6 +24,7 @@ import (
 	"github.com/event-gateway/event-gateway/api/metrics"
 	"github.com/event-gateway/event-gateway/functions"
 	"github.com/event-gateway/event-gateway/functions/awslambda"
+	"github.com/event-gateway/event-gateway/functions/emulator"
 	httpfn "github.com/event-gateway/event-gateway/functions/http"
 	"github.com/event-gateway/event-gateway/libkv"
 	"github.com/event-gateway/event-gateway/plugin"
@@ -123,6 +124,9 @@ func serve(ctx context.Context, stop context.CancelFunc, opts *options, log *slo
 	providers := functions.NewRegistry(
 		httpfn.New(httpfn.Options{MaxResponseBytes: opts.maxBody}),
 		awslambda.New(awslambda.Options{MaxResponseBytes: opts.maxBody}),
+		// Functions run by the Serverless Framework's local emulator
+		// (serverless run; docs/serverless.md).
+		emulator.New(emulator.Options{MaxResponseBytes: opts.maxBody}),
 	)
 	defer providers.Close()
 
