@@ -258,6 +258,13 @@ func serve(ctx context.Context, stop context.CancelFunc, opts *options, log *slo
 		configSrv.Close()
 		return err
 	}
+	if opts.dev {
+		// serverless run shows the two addresses from this message,
+		// which it reads with a regular expression: keep its wording.
+		eventsURL, configURL := apiURL(eventsSrv, opts.eventsTLSCert != ""), apiURL(configSrv, opts.configTLSCert != "")
+		log.Info(fmt.Sprintf("Running in development mode with embedded etcd. Event API listening on %s. Config API listening on %s.", eventsURL, configURL),
+			"eventsUrl", eventsURL, "configUrl", configURL)
+	}
 	// Ready means routing: the configuration has been read from etcd.
 	go func() {
 		select {
@@ -322,7 +329,8 @@ func listen(opts *options, host string, port int, h http.Handler, log *slog.Logg
 	if certFile != "" {
 		srv.TLSConfig = &tls.Config{Certificates: []tls.Certificate{cert}, MinVersion: tls.VersionTLS12}
 	}
-	log.Info("listening", "api", name, "addr", ln.Addr().String(), "scheme", scheme)
+	srv.Addr = ln.Addr().String() // the address bound, for apiURL
+	log.Info("listening", "api", name, "addr", srv.Addr, "scheme", scheme)
 	go func() {
 		serve := srv.Serve
 		if certFile != "" {
@@ -334,6 +342,23 @@ func listen(opts *options, host string, port int, h http.Handler, log *slog.Logg
 		}
 	}()
 	return srv, nil
+}
+
+// apiURL is the base URL of an API that listens: on localhost when it is
+// bound to all interfaces.
+func apiURL(srv *http.Server, tls bool) string {
+	host, port, err := net.SplitHostPort(srv.Addr)
+	if err != nil {
+		return srv.Addr
+	}
+	if ip := net.ParseIP(host); host == "" || (ip != nil && ip.IsUnspecified()) {
+		host = "localhost"
+	}
+	scheme := "http"
+	if tls {
+		scheme = "https"
+	}
+	return scheme + "://" + net.JoinHostPort(host, port)
 }
 
 // registerGauges exposes the state of the router, the queue and the
