@@ -40,6 +40,9 @@ func main() {
 }
 
 func run(args []string, stdout, stderr io.Writer) int {
+	if len(args) > 0 && args[0] == "install-serverless" {
+		return installServerless(args[1:], stdout, stderr)
+	}
 	opts, err := parseFlags(args, stderr, os.Getenv)
 	if errors.Is(err, flag.ErrHelp) {
 		return 0
