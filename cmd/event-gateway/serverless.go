@@ -67,6 +67,11 @@ printing this gateway's own version. See docs/serverless.md.
 			fmt.Fprintln(stderr, "event-gateway install-serverless: cannot find this executable (pass -binary):", err)
 			return 1
 		}
+		if strings.Contains(filepath.ToSlash(exe), "/go-build") {
+			// go run's binary is deleted when it exits.
+			fmt.Fprintf(stderr, "event-gateway install-serverless: %s is a temporary build of go run; build the gateway (go build -o event-gateway ./cmd/event-gateway) and run install-serverless from it\n", exe)
+			return 1
+		}
 		target = exe
 	}
 	path, err := writeServerlessWrapper(*dir, target, *force)
