@@ -266,7 +266,7 @@ func (c *Config) createFunction(w http.ResponseWriter, r *http.Request, _ httpro
 	if err != nil {
 		return err
 	}
-	c.log.InfoContext(r.Context(), "function registered", "functionId", f.ID, "provider", f.Provider.Type)
+	c.log.InfoContext(r.Context(), "Function registered.", "functionId", f.ID, "provider", f.Provider.Type)
 	writeJSON(w, http.StatusOK, c.fns.Redact(f))
 	return nil
 }
@@ -335,7 +335,7 @@ func (c *Config) createSubscription(w http.ResponseWriter, r *http.Request, _ ht
 	if err != nil {
 		return err
 	}
-	c.log.InfoContext(r.Context(), "subscription created", "subscriptionId", s.ID, "event", s.Event, "functionId", s.FunctionID, "method", s.Method, "path", s.Path)
+	c.log.InfoContext(r.Context(), "Subscription created.", "subscriptionId", s.ID, "event", s.Event, "functionId", s.FunctionID, "method", s.Method, "path", s.Path)
 	writeJSON(w, http.StatusOK, s)
 	return nil
 }
@@ -360,10 +360,15 @@ func (c *Config) getSubscription(w http.ResponseWriter, r *http.Request, ps http
 
 func (c *Config) deleteSubscription(w http.ResponseWriter, r *http.Request, ps httprouter.Params) error {
 	id := ps.ByName("id")
+	// The log line names what was deleted, as serverless run shows it.
+	var s subscriptions.Subscription
+	if c.log.Enabled(r.Context(), slog.LevelInfo) {
+		s, _ = c.subs.Get(r.Context(), id)
+	}
 	if err := c.subs.Delete(r.Context(), id); err != nil {
 		return err
 	}
-	c.log.InfoContext(r.Context(), "subscription deleted", "subscriptionId", id)
+	c.log.InfoContext(r.Context(), "Subscription deleted.", "subscriptionId", id, "event", s.Event, "functionId", s.FunctionID)
 	w.WriteHeader(http.StatusNoContent)
 	return nil
 }

@@ -156,7 +156,7 @@ func (c *Config) spaceCreateFunction(w http.ResponseWriter, r *http.Request, ps 
 	if f, err = svc.Create(r.Context(), f); err != nil {
 		return err
 	}
-	c.log.InfoContext(r.Context(), "function registered", "space", sp, "functionId", f.ID, "provider", f.Provider.Type)
+	c.log.InfoContext(r.Context(), "Function registered.", "space", sp, "functionId", f.ID, "provider", f.Provider.Type)
 	writeJSON(w, http.StatusCreated, toSpaceFunction(sp, svc.Redact(f)))
 	return nil
 }
@@ -370,7 +370,7 @@ func (c *Config) spaceCreateSubscription(w http.ResponseWriter, r *http.Request,
 	if s, err = c.spaces.Subscriptions(sp).Create(r.Context(), s); err != nil {
 		return err
 	}
-	c.log.InfoContext(r.Context(), "subscription created", "space", sp, "subscriptionId", s.ID, "event", s.Event, "type", s.Type, "functionId", s.FunctionID, "method", s.Method, "path", s.Path)
+	c.log.InfoContext(r.Context(), "Subscription created.", "space", sp, "subscriptionId", s.ID, "event", s.Event, "type", s.Type, "functionId", s.FunctionID, "method", s.Method, "path", s.Path)
 	writeJSON(w, http.StatusCreated, toSpaceSubscription(sp, s))
 	return nil
 }
@@ -482,7 +482,7 @@ func (c *Config) spaceDeleteSubscription(w http.ResponseWriter, r *http.Request,
 	if err := c.spaces.Subscriptions(sp).Delete(r.Context(), id); err != nil {
 		return err
 	}
-	c.log.InfoContext(r.Context(), "subscription deleted", "space", sp, "subscriptionId", id)
+	c.log.InfoContext(r.Context(), "Subscription deleted.", "space", sp, "subscriptionId", id)
 	w.WriteHeader(http.StatusNoContent)
 	return nil
 }

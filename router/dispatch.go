@@ -1,9 +1,12 @@
 package router
 
 import (
+	"bytes"
 	"context"
+	"encoding/json"
 	"errors"
 	"fmt"
+	"log/slog"
 	"time"
 
 	"github.com/event-gateway/event-gateway/functions"
@@ -31,6 +34,13 @@ func (r *Router) call(ctx context.Context, t *Target, payload []byte, system boo
 			}
 		}
 	}
+	// Per call, so built only when debug is on: serverless run shows
+	// these two (docs/serverless.md).
+	debug := r.log.Enabled(ctx, slog.LevelDebug)
+	if debug {
+		r.log.LogAttrs(ctx, slog.LevelDebug, "Function triggered.", slog.String("space", t.Space),
+			slog.String("functionId", t.Function.ID), slog.String("event", string(payload)))
+	}
 	cctx, cancel := context.WithTimeout(ctx, t.Timeout)
 	began := time.Now()
 	out, err := t.Invoker.Invoke(cctx, payload)
@@ -38,6 +48,10 @@ func (r *Router) call(ctx context.Context, t *Target, payload []byte, system boo
 		err = fmt.Errorf("%w: %w", functions.ErrTimeout, err)
 	}
 	cancel()
+	if debug && err == nil {
+		r.log.LogAttrs(ctx, slog.LevelDebug, "Function finished.", slog.String("space", t.Space),
+			slog.String("functionId", t.Function.ID), slog.String("response", logJSON(out)))
+	}
 	if r.observer != nil {
 		r.observer.Invoked(t.Space, t.Function.ID, string(t.Function.Provider.Type), time.Since(began), result(err))
 	}
@@ -60,6 +74,19 @@ func (r *Router) call(ctx context.Context, t *Target, payload []byte, system boo
 		}
 	}
 	return out, nil
+}
+
+// logJSON is a function's response as a JSON text for a log line: JSON as
+// it is, other bytes as a JSON string, nothing as null.
+func logJSON(out []byte) string {
+	if len(bytes.TrimSpace(out)) == 0 {
+		return "null"
+	}
+	if json.Valid(out) {
+		return string(out)
+	}
+	b, _ := json.Marshal(string(out)) // invalid UTF-8 becomes U+FFFD
+	return string(b)
 }
 
 // result classifies the outcome of a call for the Observer.

@@ -5,6 +5,7 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"log/slog"
 	"net/http"
 	"time"
 
@@ -70,6 +71,12 @@ func (r *Router) listening(snap *Snapshot, space, eventType string) bool {
 // Events API in a space. A sync plugin's refusal comes back as an Invalid
 // error with the plugin's message: the event must not go further.
 func (r *Router) Received(ctx context.Context, space string, ev *event.Event, path string, headers http.Header) error {
+	// Per event, so built only when debug is on: serverless run shows it
+	// (docs/serverless.md).
+	if r.log.Enabled(ctx, slog.LevelDebug) {
+		r.log.LogAttrs(ctx, slog.LevelDebug, "Event received.", slog.String("space", space),
+			slog.String("path", path), slog.String("event", string(ev.AppendJSON(nil))))
+	}
 	snap := r.Snapshot()
 	if !r.listening(snap, space, SystemEventReceived) {
 		return nil

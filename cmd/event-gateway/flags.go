@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"io"
 	"log/slog"
+	"path/filepath"
 	"strings"
 	"time"
 
@@ -70,6 +71,10 @@ type options struct {
 	version         bool
 }
 
+// natsSubdir is where, below -embed-data-dir, -dev keeps the embedded
+// NATS server's data when -nats-data-dir is not set.
+const natsSubdir = "nats"
+
 // stringList is a repeatable string flag.
 type stringList []string
 
@@ -112,7 +117,7 @@ func parseFlags(args []string, stderr io.Writer, getenv func(string) string) (*o
 	fs.StringVar(&o.natsCert, "nats-cert", "", "client certificate for NATS TLS (-nats-url)")
 	fs.StringVar(&o.natsKey, "nats-key", "", "key of the NATS client certificate")
 	fs.StringVar(&o.natsCA, "nats-ca", "", "CA of the NATS servers' certificates (-nats-url)")
-	fs.StringVar(&o.natsDataDir, "nats-data-dir", "event-gateway.nats", "data directory of the embedded NATS server")
+	fs.StringVar(&o.natsDataDir, "nats-data-dir", "event-gateway.nats", "data directory of the embedded NATS server (with -dev and an -embed-data-dir given, <embed-data-dir>/nats unless set)")
 	fs.BoolVar(&o.natsSync, "nats-sync", false, "embedded NATS: write each accepted event to disk (fsync) before answering 202, so it survives power loss, not only a crash")
 	fs.IntVar(&o.natsReplicas, "nats-replicas", jetstream.DefaultReplicas, "replicas of the delivery streams (3 on a NATS cluster)")
 	fs.Int64Var(&o.natsMaxBytes, "nats-max-bytes", jetstream.DefaultMaxBytes, "bytes the waiting deliveries may take in the store; past it emitters get 503")
@@ -136,6 +141,14 @@ func parseFlags(args []string, stderr io.Writer, getenv func(string) string) (*o
 	}
 	if fs.NArg() > 0 {
 		return nil, fmt.Errorf("unexpected arguments: %s", strings.Join(fs.Args(), " "))
+	}
+	set := map[string]bool{}
+	fs.Visit(func(f *flag.Flag) { set[f.Name] = true })
+	if o.dev && set["embed-data-dir"] && !set["nats-data-dir"] {
+		// A development gateway given a data directory keeps all its
+		// state there, as serverless run expects (it runs the gateway
+		// in the user's service folder with a temporary data dir).
+		o.natsDataDir = filepath.Join(o.embedDataDir, natsSubdir)
 	}
 
 	if o.configToken == "" {

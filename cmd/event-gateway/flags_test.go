@@ -77,3 +77,28 @@ func TestPasswordFromEnvironment(t *testing.T) {
 		t.Fatalf("password from the environment: %v, %q", err, o.dbPassword)
 	}
 }
+
+// -dev with an -embed-data-dir keeps the NATS data under it, unless
+// -nats-data-dir says otherwise; without -dev or -embed-data-dir the
+// default stays ./event-gateway.nats.
+func TestNATSDataDirFollowsEmbedDataDir(t *testing.T) {
+	for _, tc := range []struct {
+		args []string
+		want string
+	}{
+		{nil, "event-gateway.nats"},
+		{[]string{"-dev"}, "event-gateway.nats"},
+		{[]string{"-embed-data-dir=/tmp/x"}, "event-gateway.nats"},
+		{[]string{"-embed-data-dir=/tmp/x", "-dev"}, "/tmp/x/nats"},
+		{[]string{"-dev", "-embed-data-dir", "rel/dir"}, "rel/dir/nats"},
+		{[]string{"-dev", "-embed-data-dir=/tmp/x", "-nats-data-dir=/var/q"}, "/var/q"},
+	} {
+		o, err := parseFlags(tc.args, io.Discard, noEnv)
+		if err != nil {
+			t.Fatalf("%q: %v", tc.args, err)
+		}
+		if o.natsDataDir != tc.want {
+			t.Errorf("%q: -nats-data-dir %q, want %q", tc.args, o.natsDataDir, tc.want)
+		}
+	}
+}

@@ -24,6 +24,7 @@ import (
 	"github.com/event-gateway/event-gateway/api/metrics"
 	"github.com/event-gateway/event-gateway/functions"
 	"github.com/event-gateway/event-gateway/functions/awslambda"
+	"github.com/event-gateway/event-gateway/functions/emulator"
 	httpfn "github.com/event-gateway/event-gateway/functions/http"
 	"github.com/event-gateway/event-gateway/libkv"
 	"github.com/event-gateway/event-gateway/plugin"
@@ -39,6 +40,9 @@ func main() {
 }
 
 func run(args []string, stdout, stderr io.Writer) int {
+	if len(args) > 0 && args[0] == "install-serverless" {
+		return installServerless(args[1:], stdout, stderr)
+	}
 	opts, err := parseFlags(args, stderr, os.Getenv)
 	if errors.Is(err, flag.ErrHelp) {
 		return 0
@@ -123,6 +127,9 @@ func serve(ctx context.Context, stop context.CancelFunc, opts *options, log *slo
 	providers := functions.NewRegistry(
 		httpfn.New(httpfn.Options{MaxResponseBytes: opts.maxBody}),
 		awslambda.New(awslambda.Options{MaxResponseBytes: opts.maxBody}),
+		// Functions run by the Serverless Framework's local emulator
+		// (serverless run; docs/serverless.md).
+		emulator.New(emulator.Options{MaxResponseBytes: opts.maxBody}),
 	)
 	defer providers.Close()
 
@@ -257,6 +264,13 @@ func serve(ctx context.Context, stop context.CancelFunc, opts *options, log *slo
 		configSrv.Close()
 		return err
 	}
+	if opts.dev {
+		// serverless run shows the two addresses from this message,
+		// which it reads with a regular expression: keep its wording.
+		eventsURL, configURL := apiURL(eventsSrv, opts.eventsTLSCert != ""), apiURL(configSrv, opts.configTLSCert != "")
+		log.Info(fmt.Sprintf("Running in development mode with embedded etcd. Event API listening on %s. Config API listening on %s.", eventsURL, configURL),
+			"eventsUrl", eventsURL, "configUrl", configURL)
+	}
 	// Ready means routing: the configuration has been read from etcd.
 	go func() {
 		select {
@@ -321,7 +335,8 @@ func listen(opts *options, host string, port int, h http.Handler, log *slog.Logg
 	if certFile != "" {
 		srv.TLSConfig = &tls.Config{Certificates: []tls.Certificate{cert}, MinVersion: tls.VersionTLS12}
 	}
-	log.Info("listening", "api", name, "addr", ln.Addr().String(), "scheme", scheme)
+	srv.Addr = ln.Addr().String() // the address bound, for apiURL
+	log.Info("listening", "api", name, "addr", srv.Addr, "scheme", scheme)
 	go func() {
 		serve := srv.Serve
 		if certFile != "" {
@@ -333,6 +348,23 @@ func listen(opts *options, host string, port int, h http.Handler, log *slog.Logg
 		}
 	}()
 	return srv, nil
+}
+
+// apiURL is the base URL of an API that listens: on localhost when it is
+// bound to all interfaces.
+func apiURL(srv *http.Server, tls bool) string {
+	host, port, err := net.SplitHostPort(srv.Addr)
+	if err != nil {
+		return srv.Addr
+	}
+	if ip := net.ParseIP(host); host == "" || (ip != nil && ip.IsUnspecified()) {
+		host = "localhost"
+	}
+	scheme := "http"
+	if tls {
+		scheme = "https"
+	}
+	return scheme + "://" + net.JoinHostPort(host, port)
 }
 
 // registerGauges exposes the state of the router, the queue and the
