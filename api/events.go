@@ -146,15 +146,17 @@ func (e *Events) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		e.preflight(w, r, sp)
 		return
 	}
-	switch name := r.Header.Get(headerEvent); {
+	// The form of the request: the seed's Event header (legacy mode),
+	// CloudEvents, or a plain request (the http event).
+	ct := r.Header.Get("Content-Type")
+	switch name, mt := r.Header.Get(headerEvent), mediaType(ct); {
 	case name == subscriptions.EventInvoke:
 		e.invoke(w, r, sp)
 	case name != "":
 		e.customEvent(w, r, space, name)
-	case r.Header.Get("Ce-Specversion") != "" || mediaType(r.Header.Get("Content-Type")) == event.MediaTypeStructured ||
-		mediaType(r.Header.Get("Content-Type")) == event.MediaTypeBatch:
+	case r.Header.Get("Ce-Specversion") != "" || mt == event.MediaTypeStructured || mt == event.MediaTypeBatch:
 		e.cloudEvent(w, r, space, nil)
-	case r.Method == http.MethodPost && event.IsJSON(r.Header.Get("Content-Type")):
+	case r.Method == http.MethodPost && event.IsJSON(ct):
 		// A JSON body may be a CloudEvent v0.1, as the 0.9 clients
 		// send it: look before taking it for an http event.
 		body, err := e.readBody(w, r)
