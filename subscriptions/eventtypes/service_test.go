@@ -235,13 +235,13 @@ func TestAuthorizerInUse(t *testing.T) {
 	if _, err := f.types.Create(f.ctx, eventtypes.EventType{Name: "e", AuthorizerID: "auth"}); err != nil {
 		t.Fatal(err)
 	}
-	wantErr(t, "delete authorizer in use", f.fns.Delete(f.ctx, "auth"), errkind.Conflict, "is used")
+	wantErr(t, "delete authorizer in use", f.fns.Delete(f.ctx, "auth"), errkind.Conflict, "is the authorizer of event type")
 
 	// Moving the authorizer moves the guard.
 	if _, err := f.types.Update(f.ctx, "e", eventtypes.EventType{AuthorizerID: "auth2"}); err != nil {
 		t.Fatal(err)
 	}
-	wantErr(t, "delete new authorizer", f.fns.Delete(f.ctx, "auth2"), errkind.Conflict, "is used")
+	wantErr(t, "delete new authorizer", f.fns.Delete(f.ctx, "auth2"), errkind.Conflict, "is the authorizer of event type")
 	if err := f.fns.Delete(f.ctx, "auth"); err != nil {
 		t.Fatalf("delete former authorizer: %v", err)
 	}
@@ -335,7 +335,7 @@ func TestHTTPRequestBuiltin(t *testing.T) {
 	}
 	_, err = f.types.Create(f.ctx, eventtypes.EventType{Name: "http.request"})
 	wantErr(t, "Create stored built-in", err, errkind.Conflict, "already exists")
-	wantErr(t, "delete its authorizer", f.fns.Delete(f.ctx, "auth"), errkind.Conflict, "is used")
+	wantErr(t, "delete its authorizer", f.fns.Delete(f.ctx, "auth"), errkind.Conflict, "is the authorizer of event type \"http.request\"")
 
 	// Subscriptions of http.request do not hold back deleting the stored
 	// version: the built-in remains.
