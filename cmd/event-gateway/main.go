@@ -191,6 +191,14 @@ func serve(ctx context.Context, stop context.CancelFunc, opts *options, log *slo
 	}
 
 	spaces := newSpaceServices(store, providers)
+	go func() {
+		// Index the routes that earlier releases stored for the conflict
+		// checks now rather than at the first route created (which does it
+		// if this fails, say while etcd is away).
+		if err := spaces.subs.EnsureIndexed(bgCtx); err != nil {
+			log.Warn("route index not prepared yet", "error", err)
+		}
+	}()
 	configAPI := api.NewConfig(api.ConfigOptions{
 		Functions:     spaces.Functions(functions.DefaultSpace),
 		Subscriptions: spaces.Subscriptions(functions.DefaultSpace),
