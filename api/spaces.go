@@ -5,7 +5,6 @@ import (
 	"context"
 	"encoding/json"
 	"net/http"
-	"net/url"
 	"strings"
 
 	"github.com/julienschmidt/httprouter"
@@ -65,15 +64,6 @@ func space(ps httprouter.Params) (string, error) {
 		return "", err
 	}
 	return s, nil
-}
-
-// metadataFilter reads the ?metadata.<key>=<value> filters of a list.
-func metadataFilter(r *http.Request) (map[string]string, error) {
-	q, err := url.ParseQuery(r.URL.RawQuery)
-	if err != nil {
-		return nil, errkind.New(errkind.Invalid, "query string: %v", err)
-	}
-	return functions.ParseFilter(q)
 }
 
 // checkSpace refuses a body whose "space" names another space than the URL.
@@ -163,12 +153,18 @@ func (c *Config) spaceListFunctions(w http.ResponseWriter, r *http.Request, ps h
 	if err != nil {
 		return err
 	}
-	filter, err := metadataFilter(r)
+	page, filter, err := listQuery(r, true)
 	if err != nil {
 		return err
 	}
 	svc := c.spaces.Functions(sp)
-	fns, err := svc.List(r.Context())
+	var fns []functions.Function
+	var next string
+	if paged(page) {
+		fns, next, err = svc.ListPage(r.Context(), page, filter)
+	} else {
+		fns, err = svc.List(r.Context())
+	}
 	if err != nil {
 		return err
 	}
@@ -180,7 +176,8 @@ func (c *Config) spaceListFunctions(w http.ResponseWriter, r *http.Request, ps h
 	}
 	writeJSON(w, http.StatusOK, struct {
 		Functions []spaceFunction `json:"functions"`
-	}{out})
+		Next      string          `json:"next,omitempty"`
+	}{out, nextPage(w, r, next)})
 	return nil
 }
 
@@ -377,11 +374,18 @@ func (c *Config) spaceListSubscriptions(w http.ResponseWriter, r *http.Request, 
 	if err != nil {
 		return err
 	}
-	filter, err := metadataFilter(r)
+	page, filter, err := listQuery(r, true)
 	if err != nil {
 		return err
 	}
-	subs, err := c.spaces.Subscriptions(sp).List(r.Context())
+	svc := c.spaces.Subscriptions(sp)
+	var subs []subscriptions.Subscription
+	var next string
+	if paged(page) {
+		subs, next, err = svc.ListPage(r.Context(), page, filter)
+	} else {
+		subs, err = svc.List(r.Context())
+	}
 	if err != nil {
 		return err
 	}
@@ -393,7 +397,8 @@ func (c *Config) spaceListSubscriptions(w http.ResponseWriter, r *http.Request, 
 	}
 	writeJSON(w, http.StatusOK, struct {
 		Subscriptions []spaceSubscription `json:"subscriptions"`
-	}{out})
+		Next          string              `json:"next,omitempty"`
+	}{out, nextPage(w, r, next)})
 	return nil
 }
 
@@ -482,6 +487,7 @@ type EventTypeService interface {
 	Create(ctx context.Context, et eventtypes.EventType) (eventtypes.EventType, error)
 	Get(ctx context.Context, name string) (eventtypes.EventType, error)
 	List(ctx context.Context, filter map[string]string) ([]eventtypes.EventType, error)
+	ListPage(ctx context.Context, page functions.Page, filter map[string]string) ([]eventtypes.EventType, string, error)
 	Update(ctx context.Context, name string, et eventtypes.EventType) (eventtypes.EventType, error)
 	Delete(ctx context.Context, name string) error
 }
@@ -492,6 +498,7 @@ type CORSService interface {
 	Create(ctx context.Context, c cors.Config) (cors.Config, error)
 	Get(ctx context.Context, id string) (cors.Config, error)
 	List(ctx context.Context, filter map[string]string) ([]cors.Config, error)
+	ListPage(ctx context.Context, page functions.Page, filter map[string]string) ([]cors.Config, string, error)
 	Update(ctx context.Context, id string, c cors.Config) (cors.Config, error)
 	Delete(ctx context.Context, id string) error
 }
@@ -537,11 +544,17 @@ func (c *Config) spaceListEventTypes(w http.ResponseWriter, r *http.Request, ps 
 	if err != nil {
 		return err
 	}
-	filter, err := metadataFilter(r)
+	page, filter, err := listQuery(r, true)
 	if err != nil {
 		return err
 	}
-	ets, err := c.spaces.EventTypes(sp).List(r.Context(), filter)
+	var ets []eventtypes.EventType
+	var next string
+	if paged(page) {
+		ets, next, err = c.spaces.EventTypes(sp).ListPage(r.Context(), page, filter)
+	} else {
+		ets, err = c.spaces.EventTypes(sp).List(r.Context(), filter)
+	}
 	if err != nil {
 		return err
 	}
@@ -550,7 +563,8 @@ func (c *Config) spaceListEventTypes(w http.ResponseWriter, r *http.Request, ps 
 	}
 	writeJSON(w, http.StatusOK, struct {
 		EventTypes []eventtypes.EventType `json:"eventTypes"`
-	}{ets})
+		Next       string                 `json:"next,omitempty"`
+	}{ets, nextPage(w, r, next)})
 	return nil
 }
 
@@ -629,11 +643,18 @@ func (c *Config) spaceListCORS(w http.ResponseWriter, r *http.Request, ps httpro
 	if err != nil {
 		return err
 	}
-	filter, err := metadataFilter(r)
+	page, filter, err := listQuery(r, true)
 	if err != nil {
 		return err
 	}
-	cfgs, err := c.spaces.CORS(sp).List(r.Context(), filter)
+	var cfgs []cors.Config
+	var next string
+	if paged(page) {
+		// Pages follow the ids; the whole list is ordered by path.
+		cfgs, next, err = c.spaces.CORS(sp).ListPage(r.Context(), page, filter)
+	} else {
+		cfgs, err = c.spaces.CORS(sp).List(r.Context(), filter)
+	}
 	if err != nil {
 		return err
 	}
@@ -642,7 +663,8 @@ func (c *Config) spaceListCORS(w http.ResponseWriter, r *http.Request, ps httpro
 	}
 	writeJSON(w, http.StatusOK, struct {
 		CORS []cors.Config `json:"cors"`
-	}{cfgs})
+		Next string        `json:"next,omitempty"`
+	}{cfgs, nextPage(w, r, next)})
 	return nil
 }
 

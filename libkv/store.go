@@ -387,3 +387,56 @@ func (s *Store) FirstInRanges(ctx context.Context, ranges []Range) ([]KV, int64,
 func RangeUnchangedSince(r Range, rev int64) Cond {
 	return Cond{clientv3.Compare(clientv3.ModRevision(r.Start), "<", rev+1).WithRange(r.End)}
 }
+
+// ListAfter calls keep for the keys under prefix that come after
+// prefix+after ("" for the first key), in key order, all read at one
+// revision in pages, until keep has accepted limit of them (0: no limit).
+// It reports whether keys remain after the last one read: a reader can
+// continue after that one. keep returns whether the key counts toward
+// limit (a filter may refuse it).
+func (s *Store) ListAfter(ctx context.Context, prefix, after string, limit int, keep func(KV) (bool, error)) (more bool, err error) {
+	end := clientv3.GetPrefixRangeEnd(prefix)
+	key := prefix
+	if after != "" {
+		key = prefix + after + "\x00"
+	}
+	pageSize := int64(1000)
+	if limit > 0 && limit < 1000 {
+		// One more than asked, to see whether more remain.
+		pageSize = int64(limit) + 1
+	}
+	var rev int64
+	kept := 0
+	for {
+		opts := []clientv3.OpOption{clientv3.WithRange(end), clientv3.WithLimit(pageSize)}
+		if rev != 0 {
+			opts = append(opts, clientv3.WithRev(rev))
+		}
+		resp, err := s.kv.Get(ctx, key, opts...)
+		if err != nil {
+			return false, storeErr("list "+prefix, err)
+		}
+		if rev == 0 {
+			rev = resp.Header.Revision
+		}
+		for i, kv := range resp.Kvs {
+			if limit > 0 && kept == limit {
+				return true, nil
+			}
+			ok, err := keep(KV{Key: string(kv.Key), Value: kv.Value, ModRevision: kv.ModRevision})
+			if err != nil {
+				return false, err
+			}
+			if ok {
+				kept++
+			}
+			if limit > 0 && kept == limit && i == len(resp.Kvs)-1 {
+				return resp.More, nil
+			}
+		}
+		if !resp.More || len(resp.Kvs) == 0 {
+			return false, nil
+		}
+		key = string(resp.Kvs[len(resp.Kvs)-1].Key) + "\x00"
+	}
+}

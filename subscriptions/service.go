@@ -276,3 +276,24 @@ func (s *Space) Delete(ctx context.Context, id string) error {
 	}
 	return errkind.New(errkind.Conflict, "subscription %q is being changed concurrently, try again", id)
 }
+
+// ListPage returns a page of the subscriptions whose metadata match
+// filter, ordered by id, and the id to continue after ("" at the end).
+func (s *Space) ListPage(ctx context.Context, page functions.Page, filter map[string]string) ([]Subscription, string, error) {
+	out := []Subscription{}
+	more, err := s.svc.kv.ListAfter(ctx, Prefix(s.space), page.After, page.Limit, func(kv libkv.KV) (bool, error) {
+		var sub Subscription
+		if err := json.Unmarshal(kv.Value, &sub); err != nil {
+			return false, fmt.Errorf("decode subscription at %s: %w", kv.Key, err)
+		}
+		if !functions.MatchMetadata(sub.Metadata, filter) {
+			return false, nil
+		}
+		out = append(out, sub)
+		return true, nil
+	})
+	if err != nil || !more || len(out) == 0 {
+		return out, "", err
+	}
+	return out, out[len(out)-1].ID, nil
+}
