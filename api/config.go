@@ -24,6 +24,9 @@ type FunctionService interface {
 	Create(ctx context.Context, f functions.Function) (functions.Function, error)
 	Get(ctx context.Context, id string) (functions.Function, error)
 	List(ctx context.Context) ([]functions.Function, error)
+	// ListPage returns a page of the functions whose metadata match
+	// filter, and the id to continue after ("" at the end).
+	ListPage(ctx context.Context, page functions.Page, filter map[string]string) ([]functions.Function, string, error)
 	Update(ctx context.Context, f functions.Function) (functions.Function, error)
 	Delete(ctx context.Context, id string) error
 	// Redact returns a function as a client may see it, without secrets.
@@ -36,6 +39,9 @@ type SubscriptionService interface {
 	Create(ctx context.Context, s subscriptions.Subscription) (subscriptions.Subscription, error)
 	Get(ctx context.Context, id string) (subscriptions.Subscription, error)
 	List(ctx context.Context) ([]subscriptions.Subscription, error)
+	// ListPage returns a page of the subscriptions whose metadata match
+	// filter, and the id to continue after ("" at the end).
+	ListPage(ctx context.Context, page functions.Page, filter map[string]string) ([]subscriptions.Subscription, string, error)
 	Delete(ctx context.Context, id string) error
 }
 
@@ -244,10 +250,13 @@ func (c *Config) readiness(w http.ResponseWriter, r *http.Request, _ httprouter.
 
 type functionList struct {
 	Functions []functions.Function `json:"functions"`
+	// Next is the cursor of the next page of a paginated list.
+	Next string `json:"next,omitempty"`
 }
 
 type subscriptionList struct {
 	Subscriptions []subscriptions.Subscription `json:"subscriptions"`
+	Next          string                       `json:"next,omitempty"`
 }
 
 type updateFunctionRequest struct {
@@ -272,14 +281,24 @@ func (c *Config) createFunction(w http.ResponseWriter, r *http.Request, _ httpro
 }
 
 func (c *Config) listFunctions(w http.ResponseWriter, r *http.Request, _ httprouter.Params) error {
-	fns, err := c.fns.List(r.Context())
+	page, _, err := listQuery(r, false)
+	if err != nil {
+		return err
+	}
+	var fns []functions.Function
+	var next string
+	if paged(page) {
+		fns, next, err = c.fns.ListPage(r.Context(), page, nil)
+	} else {
+		fns, err = c.fns.List(r.Context())
+	}
 	if err != nil {
 		return err
 	}
 	for i := range fns {
 		fns[i] = c.fns.Redact(fns[i])
 	}
-	writeJSON(w, http.StatusOK, functionList{Functions: fns})
+	writeJSON(w, http.StatusOK, functionList{Functions: fns, Next: nextPage(w, r, next)})
 	return nil
 }
 
@@ -341,11 +360,21 @@ func (c *Config) createSubscription(w http.ResponseWriter, r *http.Request, _ ht
 }
 
 func (c *Config) listSubscriptions(w http.ResponseWriter, r *http.Request, _ httprouter.Params) error {
-	subs, err := c.subs.List(r.Context())
+	page, _, err := listQuery(r, false)
 	if err != nil {
 		return err
 	}
-	writeJSON(w, http.StatusOK, subscriptionList{Subscriptions: subs})
+	var subs []subscriptions.Subscription
+	var next string
+	if paged(page) {
+		subs, next, err = c.subs.ListPage(r.Context(), page, nil)
+	} else {
+		subs, err = c.subs.List(r.Context())
+	}
+	if err != nil {
+		return err
+	}
+	writeJSON(w, http.StatusOK, subscriptionList{Subscriptions: subs, Next: nextPage(w, r, next)})
 	return nil
 }
 

@@ -5,7 +5,6 @@ import (
 	"context"
 	"encoding/json"
 	"net/http"
-	"net/url"
 	"reflect"
 	"strings"
 
@@ -68,15 +67,6 @@ func space(ps httprouter.Params) (string, error) {
 		return "", err
 	}
 	return s, nil
-}
-
-// metadataFilter reads the ?metadata.<key>=<value> filters of a list.
-func metadataFilter(r *http.Request) (map[string]string, error) {
-	q, err := url.ParseQuery(r.URL.RawQuery)
-	if err != nil {
-		return nil, errkind.New(errkind.Invalid, "query string: %v", err)
-	}
-	return functions.ParseFilter(q)
 }
 
 // checkSpace refuses a body whose "space" names another space than the URL.
@@ -166,12 +156,18 @@ func (c *Config) spaceListFunctions(w http.ResponseWriter, r *http.Request, ps h
 	if err != nil {
 		return err
 	}
-	filter, err := metadataFilter(r)
+	page, filter, err := listQuery(r, true)
 	if err != nil {
 		return err
 	}
 	svc := c.spaces.Functions(sp)
-	fns, err := svc.List(r.Context())
+	var fns []functions.Function
+	var next string
+	if paged(page) {
+		fns, next, err = svc.ListPage(r.Context(), page, filter)
+	} else {
+		fns, err = svc.List(r.Context())
+	}
 	if err != nil {
 		return err
 	}
@@ -183,7 +179,8 @@ func (c *Config) spaceListFunctions(w http.ResponseWriter, r *http.Request, ps h
 	}
 	writeJSON(w, http.StatusOK, struct {
 		Functions []spaceFunction `json:"functions"`
-	}{out})
+		Next      string          `json:"next,omitempty"`
+	}{out, nextPage(w, r, next)})
 	return nil
 }
 
@@ -380,11 +377,18 @@ func (c *Config) spaceListSubscriptions(w http.ResponseWriter, r *http.Request, 
 	if err != nil {
 		return err
 	}
-	filter, err := metadataFilter(r)
+	page, filter, err := listQuery(r, true)
 	if err != nil {
 		return err
 	}
-	subs, err := c.spaces.Subscriptions(sp).List(r.Context())
+	svc := c.spaces.Subscriptions(sp)
+	var subs []subscriptions.Subscription
+	var next string
+	if paged(page) {
+		subs, next, err = svc.ListPage(r.Context(), page, filter)
+	} else {
+		subs, err = svc.List(r.Context())
+	}
 	if err != nil {
 		return err
 	}
@@ -396,7 +400,8 @@ func (c *Config) spaceListSubscriptions(w http.ResponseWriter, r *http.Request, 
 	}
 	writeJSON(w, http.StatusOK, struct {
 		Subscriptions []spaceSubscription `json:"subscriptions"`
-	}{out})
+		Next          string              `json:"next,omitempty"`
+	}{out, nextPage(w, r, next)})
 	return nil
 }
 
@@ -494,6 +499,7 @@ type resourceService[T any] interface {
 	Create(ctx context.Context, v T) (T, error)
 	Get(ctx context.Context, id string) (T, error)
 	List(ctx context.Context, filter map[string]string) ([]T, error)
+	ListPage(ctx context.Context, page functions.Page, filter map[string]string) ([]T, string, error)
 	Update(ctx context.Context, id string, v T) (T, error)
 	Delete(ctx context.Context, id string) error
 }
@@ -558,18 +564,29 @@ func (res resource[T]) listAll(w http.ResponseWriter, r *http.Request, ps httpro
 	if err != nil {
 		return err
 	}
-	filter, err := metadataFilter(r)
+	page, filter, err := listQuery(r, true)
 	if err != nil {
 		return err
 	}
-	vs, err := res.service(sp).List(r.Context(), filter)
+	var vs []T
+	var next string
+	if paged(page) {
+		// Pages follow the ids, whatever order the whole list has.
+		vs, next, err = res.service(sp).ListPage(r.Context(), page, filter)
+	} else {
+		vs, err = res.service(sp).List(r.Context(), filter)
+	}
 	if err != nil {
 		return err
 	}
 	if vs == nil {
 		vs = []T{}
 	}
-	writeJSON(w, http.StatusOK, map[string][]T{res.list: vs})
+	body := map[string]any{res.list: vs}
+	if next := nextPage(w, r, next); next != "" {
+		body["next"] = next
+	}
+	writeJSON(w, http.StatusOK, body)
 	return nil
 }
 
@@ -673,7 +690,10 @@ func (c *Config) spaceListKeys(w http.ResponseWriter, r *http.Request, ps httpro
 	if err != nil {
 		return err
 	}
-	filter, err := metadataFilter(r)
+	page, filter, err := listQuery(r, true)
+	if err == nil && paged(page) {
+		err = errkind.New(errkind.Invalid, "keys are listed whole: a space has few")
+	}
 	if err != nil {
 		return err
 	}

@@ -202,7 +202,7 @@ func scaleTest(ctx context.Context, c config, bin, tmp, backend string) (scaleRe
 // writeSubscriptions writes one http function and n http subscriptions of
 // it under prefix, exactly as the Configuration API stores them: the
 // subscription JSON after Normalize, its uses/ index key and its
-// routes/<METHOD>/ index key. Batches are transactions of at most 99
+// routes/<METHOD>/ and shape index keys. Batches are transactions of at most 96
 // operations (etcd allows 128), written by a few goroutines at once.
 func writeSubscriptions(ctx context.Context, cli *clientv3.Client, prefix, backend string, n int, path func(int) string) error {
 	space := functions.DefaultSpace
@@ -217,7 +217,7 @@ func writeSubscriptions(ctx context.Context, cli *clientv3.Client, prefix, backe
 	if _, err := cli.Put(ctx, prefix+functions.FunctionKey(space, f.ID), string(fv)); err != nil {
 		return err
 	}
-	const perTxn = 33 // three keys each
+	const perTxn = 24 // four keys each
 	var next atomic.Int64
 	var wg sync.WaitGroup
 	errs := make(chan error, 8)
@@ -228,7 +228,7 @@ func writeSubscriptions(ctx context.Context, cli *clientv3.Client, prefix, backe
 				if lo >= n || ctx.Err() != nil {
 					return
 				}
-				ops := make([]clientv3.Op, 0, 3*perTxn)
+				ops := make([]clientv3.Op, 0, 4*perTxn)
 				for i := lo; i < min(lo+perTxn, n); i++ {
 					sub := subscriptions.Subscription{Event: subscriptions.EventHTTP, FunctionID: f.ID, Method: "GET", Path: path(i)}
 					if _, err := sub.Normalize(functions.DefaultSpace); err != nil {
@@ -243,7 +243,8 @@ func writeSubscriptions(ctx context.Context, cli *clientv3.Client, prefix, backe
 					ops = append(ops,
 						clientv3.OpPut(prefix+subscriptions.Key(space, sub.ID), string(v)),
 						clientv3.OpPut(prefix+functions.UseKey(space, sub.FunctionID, sub.ID), ""),
-						clientv3.OpPut(prefix+subscriptions.RouteKey(space, sub.Method, sub.ID), sub.Path))
+						clientv3.OpPut(prefix+subscriptions.RouteKey(space, sub.Method, sub.ID), sub.Path),
+						clientv3.OpPut(prefix+subscriptions.ShapeKey(space, &sub), sub.Path))
 				}
 				if _, err := cli.Txn(ctx).Then(ops...).Commit(); err != nil {
 					errs <- err

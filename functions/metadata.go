@@ -81,3 +81,13 @@ func ParseFilter(q url.Values) (map[string]string, error) {
 	}
 	return filter, nil
 }
+
+// Page selects part of a list ordered by id: the items after the id After
+// ("" from the first), at most Limit of them (0: all of them).
+type Page struct {
+	After string
+	Limit int
+}
+
+// MaxPageLimit bounds the items of one page of a list.
+const MaxPageLimit = 1000

@@ -159,3 +159,25 @@ func (s *Service) Delete(ctx context.Context, id string) error {
 // Redact returns f as a client may see it, its secrets replaced by
 // Redacted.
 func (s *Service) Redact(f Function) Function { return s.providers.Redact(f) }
+
+// ListPage returns a page of the functions whose metadata match filter,
+// ordered by id, and the id to continue after ("" at the end).
+func (s *Service) ListPage(ctx context.Context, page Page, filter map[string]string) ([]Function, string, error) {
+	prefix := FunctionsPrefix(s.space)
+	out := []Function{}
+	more, err := s.kv.ListAfter(ctx, prefix, page.After, page.Limit, func(kv libkv.KV) (bool, error) {
+		var f Function
+		if err := json.Unmarshal(kv.Value, &f); err != nil {
+			return false, fmt.Errorf("decode function at %s: %w", kv.Key, err)
+		}
+		if !MatchMetadata(f.Metadata, filter) {
+			return false, nil
+		}
+		out = append(out, f)
+		return true, nil
+	})
+	if err != nil || !more || len(out) == 0 {
+		return out, "", err
+	}
+	return out, out[len(out)-1].ID, nil
+}

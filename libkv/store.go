@@ -341,3 +341,102 @@ func storeErr(op string, err error) error {
 	}
 	return fmt.Errorf("%s: %w", op, err)
 }
+
+// Range is the keys from Start (included) to End (excluded).
+type Range struct{ Start, End string }
+
+// maxReadsPerTxn bounds the reads of one transaction (etcd allows 128
+// operations by default).
+const maxReadsPerTxn = 64
+
+// FirstInRanges returns, for each range, its first key and value (a zero
+// KV when the range is empty), all read as of one revision, which it
+// returns. It reads at most one key per range, so it costs the same
+// whatever the number of keys in them.
+func (s *Store) FirstInRanges(ctx context.Context, ranges []Range) ([]KV, int64, error) {
+	out := make([]KV, len(ranges))
+	var rev int64
+	for lo := 0; lo < len(ranges); lo += maxReadsPerTxn {
+		hi := min(lo+maxReadsPerTxn, len(ranges))
+		ops := make([]clientv3.Op, 0, hi-lo)
+		for _, r := range ranges[lo:hi] {
+			opts := []clientv3.OpOption{clientv3.WithRange(r.End), clientv3.WithLimit(1)}
+			if rev != 0 {
+				opts = append(opts, clientv3.WithRev(rev))
+			}
+			ops = append(ops, clientv3.OpGet(r.Start, opts...))
+		}
+		resp, err := s.kv.Txn(ctx).Then(ops...).Commit()
+		if err != nil {
+			return nil, 0, storeErr("read ranges", err)
+		}
+		if rev == 0 {
+			rev = resp.Header.Revision
+		}
+		for i, r := range resp.Responses {
+			if kvs := r.GetResponseRange().GetKvs(); len(kvs) > 0 {
+				out[lo+i] = KV{Key: string(kvs[0].Key), Value: kvs[0].Value, ModRevision: kvs[0].ModRevision}
+			}
+		}
+	}
+	return out, rev, nil
+}
+
+// RangeUnchangedSince holds when no key of r was created or modified after
+// revision rev: PrefixUnchangedSince for any range.
+func RangeUnchangedSince(r Range, rev int64) Cond {
+	return Cond{clientv3.Compare(clientv3.ModRevision(r.Start), "<", rev+1).WithRange(r.End)}
+}
+
+// ListAfter calls keep for the keys under prefix that come after
+// prefix+after ("" for the first key), in key order, all read at one
+// revision in pages, until keep has accepted limit of them (0: no limit).
+// It reports whether keys remain after the last one read: a reader can
+// continue after that one. keep returns whether the key counts toward
+// limit (a filter may refuse it).
+func (s *Store) ListAfter(ctx context.Context, prefix, after string, limit int, keep func(KV) (bool, error)) (more bool, err error) {
+	end := clientv3.GetPrefixRangeEnd(prefix)
+	key := prefix
+	if after != "" {
+		key = prefix + after + "\x00"
+	}
+	pageSize := int64(1000)
+	if limit > 0 && limit < 1000 {
+		// One more than asked, to see whether more remain.
+		pageSize = int64(limit) + 1
+	}
+	var rev int64
+	kept := 0
+	for {
+		opts := []clientv3.OpOption{clientv3.WithRange(end), clientv3.WithLimit(pageSize)}
+		if rev != 0 {
+			opts = append(opts, clientv3.WithRev(rev))
+		}
+		resp, err := s.kv.Get(ctx, key, opts...)
+		if err != nil {
+			return false, storeErr("list "+prefix, err)
+		}
+		if rev == 0 {
+			rev = resp.Header.Revision
+		}
+		for i, kv := range resp.Kvs {
+			if limit > 0 && kept == limit {
+				return true, nil
+			}
+			ok, err := keep(KV{Key: string(kv.Key), Value: kv.Value, ModRevision: kv.ModRevision})
+			if err != nil {
+				return false, err
+			}
+			if ok {
+				kept++
+			}
+			if limit > 0 && kept == limit && i == len(resp.Kvs)-1 {
+				return resp.More, nil
+			}
+		}
+		if !resp.More || len(resp.Kvs) == 0 {
+			return false, nil
+		}
+		key = string(resp.Kvs[len(resp.Kvs)-1].Key) + "\x00"
+	}
+}

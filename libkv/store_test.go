@@ -332,3 +332,67 @@ func TestScanPages(t *testing.T) {
 		t.Fatalf("scan at revision %d: %d keys, %v", rev, n, err)
 	}
 }
+
+func TestListAfterAndFirstInRanges(t *testing.T) {
+	s := etcd.Store(t)
+	c := ctx(t)
+	for i := range 12 {
+		if _, err := s.Put(c, fmt.Sprintf("p/k%02d", i), []byte{byte(i)}); err != nil {
+			t.Fatal(err)
+		}
+	}
+	s.Put(c, "q/other", nil)
+	page := func(after string, limit int, keep func(libkv.KV) bool) ([]string, bool) {
+		var got []string
+		more, err := s.ListAfter(c, "p/", after, limit, func(kv libkv.KV) (bool, error) {
+			if keep != nil && !keep(kv) {
+				return false, nil
+			}
+			got = append(got, kv.Key)
+			return true, nil
+		})
+		if err != nil {
+			t.Fatal(err)
+		}
+		return got, more
+	}
+	if got, more := page("", 0, nil); len(got) != 12 || more {
+		t.Fatalf("no limit: %q, more %v", got, more)
+	}
+	if got, more := page("", 5, nil); len(got) != 5 || !more || got[4] != "p/k04" {
+		t.Fatalf("limit 5: %q, more %v", got, more)
+	}
+	if got, more := page("k04", 5, nil); len(got) != 5 || !more || got[0] != "p/k05" {
+		t.Fatalf("after k04: %q, more %v", got, more)
+	}
+	if got, more := page("k09", 2, nil); len(got) != 2 || more {
+		t.Fatalf("last page: %q, more %v", got, more)
+	}
+	even := func(kv libkv.KV) bool { return kv.Value[0]%2 == 0 }
+	if got, more := page("", 3, even); fmt.Sprint(got) != "[p/k00 p/k02 p/k04]" || !more {
+		t.Fatalf("filtered: %q, more %v", got, more)
+	}
+	if got, more := page("k10", 3, even); len(got) != 0 || more {
+		t.Fatalf("filtered past the end: %q, more %v", got, more)
+	}
+
+	firsts, rev, err := s.FirstInRanges(c, []libkv.Range{{Start: "p/k03", End: "p/k05"}, {Start: "p/z", End: "q/"}, {Start: "q/", End: "r/"}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if firsts[0].Key != "p/k03" || firsts[1].Key != "" || firsts[2].Key != "q/other" {
+		t.Fatalf("FirstInRanges = %+v", firsts)
+	}
+	cond := libkv.RangeUnchangedSince(libkv.Range{Start: "p/k03", End: "p/k05"}, rev)
+	if ok, _, err := s.Txn(c, []libkv.Cond{cond}, nil); err != nil || !ok {
+		t.Fatalf("unchanged range: %v, %v", ok, err)
+	}
+	s.Put(c, "p/k99", nil) // outside the range
+	if ok, _, _ := s.Txn(c, []libkv.Cond{cond}, nil); !ok {
+		t.Fatal("a put outside the range failed the condition")
+	}
+	s.Put(c, "p/k04x", nil)
+	if ok, _, _ := s.Txn(c, []libkv.Cond{cond}, nil); ok {
+		t.Fatal("a put inside the range did not fail the condition")
+	}
+}

@@ -5,9 +5,7 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
-	"hash/fnv"
 	"math/rand/v2"
-	"strings"
 	"sync"
 	"time"
 
@@ -27,12 +25,11 @@ const maxRetries = 32
 // the view of one.
 type Service struct {
 	kv *libkv.Store
-	// routeLocks serialize this instance's creations of http routes of
-	// one space and method (striped by a hash of the two). Correctness
-	// comes from the etcd transaction; the locks only keep writers in one
-	// process from failing each other's transactions over and over when
-	// many routes are created at once.
-	routeLocks [64]sync.Mutex
+
+	// indexMu guards indexed: whether this instance has brought the shape
+	// index up to date with the route index (see Reindex).
+	indexMu sync.Mutex
+	indexed bool
 }
 
 // NewService returns a Service on store kv.
@@ -46,14 +43,6 @@ func (s *Service) In(space string) *Space { return &Space{svc: s, space: space} 
 type Space struct {
 	svc   *Service
 	space string
-}
-
-// routeLock returns the lock of the creations of routes under one route
-// index prefix (a space's method, or event type and method).
-func (s *Service) routeLock(routes string) *sync.Mutex {
-	h := fnv.New32a()
-	h.Write([]byte(routes))
-	return &s.routeLocks[h.Sum32()%uint32(len(s.routeLocks))]
 }
 
 // Create validates and stores a new subscription. The function must exist;
@@ -82,11 +71,15 @@ func (s *Space) Create(ctx context.Context, sub Subscription) (Subscription, err
 		ops = append(ops, libkv.Put(eventtypes.UseKey(s.space, sub.Event, sub.ID), nil))
 	}
 	routes := routesPrefix(s.space, &sub)
+	var shapes string
+	var read, guard []libkv.Range
 	if routes != "" {
-		ops = append(ops, libkv.Put(routes+sub.ID, []byte(sub.Path)))
-		lock := s.svc.routeLock(routes)
-		lock.Lock()
-		defer lock.Unlock()
+		if err := s.svc.EnsureIndexed(ctx); err != nil {
+			return Subscription{}, err
+		}
+		shapes = shapesPrefix(s.space, routes)
+		read, guard = conflictRanges(shapes, segs)
+		ops = append(ops, libkv.Put(routes+sub.ID, []byte(sub.Path)), libkv.Put(shapeKey(shapes, segs, sub.ID), []byte(sub.Path)))
 	}
 
 	backoff := time.Millisecond
@@ -94,16 +87,24 @@ func (s *Space) Create(ctx context.Context, sub Subscription) (Subscription, err
 		conds := baseConds
 		if routes != "" {
 			// Path conflicts depend on the other routes of the method:
-			// check them against a snapshot, and commit only if no route
-			// of the method was added or changed since.
-			kvs, rev, err := s.svc.kv.List(ctx, routes)
+			// read the few key ranges of the shape index that hold the
+			// routes that would conflict, and commit only if they are
+			// still empty.
+			firsts, rev, err := s.svc.kv.FirstInRanges(ctx, read)
 			if err != nil {
 				return Subscription{}, err
 			}
-			if err := checkConflicts(sub, segs, routes, kvs); err != nil {
+			retry, err := s.checkConflicts(ctx, sub, routes, firsts)
+			if err != nil {
 				return Subscription{}, err
 			}
-			conds = append(conds[:len(conds):len(conds)], libkv.PrefixUnchangedSince(routes, rev))
+			if retry {
+				continue
+			}
+			conds = conds[:len(conds):len(conds)]
+			for _, r := range guard {
+				conds = append(conds, libkv.RangeUnchangedSince(r, rev))
+			}
 		}
 		ok, _, err := s.svc.kv.Txn(ctx, conds, ops)
 		if err != nil {
@@ -181,24 +182,32 @@ func duplicate(sub Subscription) error {
 	return errkind.New(errkind.Conflict, "function %q is already subscribed to %q on %s", sub.FunctionID, sub.Event, sub.Path)
 }
 
-// checkConflicts checks sub's path against the routes of its method, read
-// from the route index under prefix.
-func checkConflicts(sub Subscription, segs []Segment, prefix string, routes []libkv.KV) error {
-	for _, kv := range routes {
+// checkConflicts reports a conflict if any of firsts, the first keys of
+// the shape index ranges that hold the routes conflicting with sub, is
+// set. A shape key whose route index key is gone was left behind by an
+// earlier release, which deleted routes without the shape index: it is
+// removed, and the caller told to read again.
+func (s *Space) checkConflicts(ctx context.Context, sub Subscription, routes string, firsts []libkv.KV) (retry bool, err error) {
+	for _, kv := range firsts {
+		if kv.Key == "" {
+			continue
+		}
+		id := shapeID(kv.Key)
+		if _, err := s.svc.kv.Get(ctx, routes+id); errors.Is(err, libkv.ErrNotFound) {
+			if _, _, err := s.svc.kv.Txn(ctx, []libkv.Cond{libkv.Absent(routes + id)}, []libkv.Op{libkv.Del(kv.Key)}); err != nil {
+				return false, err
+			}
+			return true, nil
+		} else if err != nil {
+			return false, err
+		}
 		path := string(kv.Value)
 		if path == sub.Path {
-			return duplicate(sub)
+			return false, duplicate(sub)
 		}
-		_, osegs, err := ParsePath(path)
-		if err != nil {
-			continue // stored paths were validated; never block on one
-		}
-		if Conflict(segs, osegs) {
-			id := strings.TrimPrefix(kv.Key, prefix)
-			return errkind.New(errkind.Conflict, "path %s conflicts with %s of subscription %s on %s", sub.Path, path, id, sub.Method)
-		}
+		return false, errkind.New(errkind.Conflict, "path %s conflicts with %s of subscription %s on %s", sub.Path, path, id, sub.Method)
 	}
-	return nil
+	return false, nil
 }
 
 // Get returns one subscription.
@@ -253,6 +262,9 @@ func (s *Space) Delete(ctx context.Context, id string) error {
 		ops := []libkv.Op{libkv.Del(key), libkv.Del(functions.UseKey(s.space, sub.FunctionID, id))}
 		if routes := routesPrefix(s.space, &sub); routes != "" {
 			ops = append(ops, libkv.Del(routes+id))
+			if _, segs, err := ParsePath(sub.Path); err == nil {
+				ops = append(ops, libkv.Del(shapeKey(shapesPrefix(s.space, routes), segs, id)))
+			}
 		}
 		if sub.NeedsEventType() {
 			ops = append(ops, libkv.Del(eventtypes.UseKey(s.space, sub.Event, id)))
@@ -263,4 +275,25 @@ func (s *Space) Delete(ctx context.Context, id string) error {
 		}
 	}
 	return errkind.New(errkind.Conflict, "subscription %q is being changed concurrently, try again", id)
+}
+
+// ListPage returns a page of the subscriptions whose metadata match
+// filter, ordered by id, and the id to continue after ("" at the end).
+func (s *Space) ListPage(ctx context.Context, page functions.Page, filter map[string]string) ([]Subscription, string, error) {
+	out := []Subscription{}
+	more, err := s.svc.kv.ListAfter(ctx, Prefix(s.space), page.After, page.Limit, func(kv libkv.KV) (bool, error) {
+		var sub Subscription
+		if err := json.Unmarshal(kv.Value, &sub); err != nil {
+			return false, fmt.Errorf("decode subscription at %s: %w", kv.Key, err)
+		}
+		if !functions.MatchMetadata(sub.Metadata, filter) {
+			return false, nil
+		}
+		out = append(out, sub)
+		return true, nil
+	})
+	if err != nil || !more || len(out) == 0 {
+		return out, "", err
+	}
+	return out, out[len(out)-1].ID, nil
 }

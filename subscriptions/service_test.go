@@ -29,7 +29,7 @@ type fixture struct {
 	ctx   context.Context
 }
 
-func newFixture(t *testing.T, fnIDs ...string) fixture {
+func newFixture(t testing.TB, fnIDs ...string) fixture {
 	st := etcd.Store(t)
 	ctx, cancel := context.WithTimeout(context.Background(), 20*time.Second)
 	t.Cleanup(cancel)

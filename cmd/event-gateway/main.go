@@ -30,6 +30,7 @@ import (
 	"github.com/event-gateway/event-gateway/plugin"
 	"github.com/event-gateway/event-gateway/router"
 	"github.com/event-gateway/event-gateway/router/jetstream"
+	"github.com/event-gateway/event-gateway/subscriptions"
 )
 
 // version is set at build time with -ldflags "-X main.version=v1.2.3".
@@ -197,7 +198,16 @@ func serve(ctx context.Context, stop context.CancelFunc, opts *options, log *slo
 		return fmt.Errorf("delivery queue: %w", err)
 	}
 
-	spaces := newSpaceServices(store, providers)
+	subs := subscriptions.NewService(store)
+	spaces := api.NewStoreSpaces(store, providers, subs)
+	go func() {
+		// Index the routes that earlier releases stored for the conflict
+		// checks now rather than at the first route created (which does it
+		// if this fails, say while etcd is away).
+		if err := subs.EnsureIndexed(bgCtx); err != nil {
+			log.Warn("route index not prepared yet", "error", err)
+		}
+	}()
 	configAPI := api.NewConfig(api.ConfigOptions{
 		Functions:     spaces.Functions(functions.DefaultSpace),
 		Subscriptions: spaces.Subscriptions(functions.DefaultSpace),

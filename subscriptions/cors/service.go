@@ -243,3 +243,27 @@ func (s *Space) Delete(ctx context.Context, id string) error {
 	}
 	return err
 }
+
+// ListPage returns a page of the CORS configurations whose metadata match filter,
+// ordered by the ids of their keys, and the id to continue after ("" at
+// the end).
+func (s *Space) ListPage(ctx context.Context, page functions.Page, filter map[string]string) ([]Config, string, error) {
+	out := []Config{}
+	var last string
+	more, err := s.kv.ListAfter(ctx, Prefix(s.space), page.After, page.Limit, func(kv libkv.KV) (bool, error) {
+		var st stored
+		if err := json.Unmarshal(kv.Value, &st); err != nil {
+			return false, fmt.Errorf("decode CORS configuration at %s: %w", kv.Key, err)
+		}
+		if !functions.MatchMetadata(st.Metadata, filter) {
+			return false, nil
+		}
+		out = append(out, st.in(s.space))
+		last = kv.Key
+		return true, nil
+	})
+	if err != nil || !more || len(out) == 0 {
+		return out, "", err
+	}
+	return out, strings.TrimPrefix(last, Prefix(s.space)), nil
+}

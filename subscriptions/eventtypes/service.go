@@ -5,6 +5,7 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"strings"
 
 	"github.com/event-gateway/event-gateway/functions"
 	"github.com/event-gateway/event-gateway/internal/errkind"
@@ -242,4 +243,28 @@ func (s *Space) Delete(ctx context.Context, name string) error {
 		// Changed or deleted since we read it: read it again.
 	}
 	return errkind.New(errkind.Conflict, "event type %q is being changed concurrently, try again", name)
+}
+
+// ListPage returns a page of the event types whose metadata match filter,
+// ordered by the ids of their keys, and the id to continue after ("" at
+// the end).
+func (s *Space) ListPage(ctx context.Context, page functions.Page, filter map[string]string) ([]EventType, string, error) {
+	out := []EventType{}
+	var last string
+	more, err := s.kv.ListAfter(ctx, Prefix(s.space), page.After, page.Limit, func(kv libkv.KV) (bool, error) {
+		var st stored
+		if err := json.Unmarshal(kv.Value, &st); err != nil {
+			return false, fmt.Errorf("decode event type at %s: %w", kv.Key, err)
+		}
+		if !functions.MatchMetadata(st.Metadata, filter) {
+			return false, nil
+		}
+		out = append(out, st.in(s.space))
+		last = kv.Key
+		return true, nil
+	})
+	if err != nil || !more || len(out) == 0 {
+		return out, "", err
+	}
+	return out, strings.TrimPrefix(last, Prefix(s.space)), nil
 }
