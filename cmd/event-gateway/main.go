@@ -172,6 +172,7 @@ func serve(ctx context.Context, stop context.CancelFunc, opts *options, log *slo
 		Plugins:        reacters,
 		Observer:       m,
 		DefaultTimeout: opts.functionTimeout,
+		Isolation:      isolation(opts),
 		Logger:         log.With("component", "router"),
 	})
 	// The router and the workers outlive the servers, so accepted events
@@ -285,6 +286,15 @@ func serve(ctx context.Context, stop context.CancelFunc, opts *options, log *slo
 	<-routerDone
 	log.Info("stopped")
 	return nil
+}
+
+// isolation is the router's bulkhead and breaker settings from the flags.
+func isolation(opts *options) router.IsolationOptions {
+	iso := router.IsolationOptions{MaxInFlight: opts.functionMaxInFlight, BreakerFailures: opts.breakerFailures, BreakerOpen: opts.breakerOpen}
+	if iso.BreakerFailures == 0 {
+		iso.BreakerFailures = -1 // the flag's 0 is no breaker
+	}
+	return iso
 }
 
 // listen binds the API's port and serves h on it in the background. Binding
