@@ -48,6 +48,12 @@ type Host struct {
 // judge, when the host fails closed.
 var ErrUnavailable = errors.New("plugin unavailable")
 
+// ErrNotRunning is the ErrUnavailable of a plugin that was not running
+// when asked: it failed before and is being restarted. Unlike a plugin
+// that failed while handling the event, it says nothing of the event, so
+// a delivery can wait for it without spending an attempt.
+var ErrNotRunning = fmt.Errorf("%w: not running, being restarted", ErrUnavailable)
+
 // StartHost starts every plugin and asks each for its subscriptions. A
 // plugin that cannot start is an error: the gateway should not run without
 // a plugin it was told to load.
@@ -232,7 +238,7 @@ func (p *proc) react(envelope []byte) error {
 	rc := p.rpc
 	p.mu.RUnlock()
 	if rc == nil {
-		return ErrUnavailable
+		return ErrNotRunning
 	}
 	began := time.Now()
 	_, err := callTimeout(p.timeout, func() (struct{}, error) { return struct{}{}, rc.react(envelope) })
@@ -324,11 +330,23 @@ func (p *proc) fail(err error) {
 	}
 }
 
+// Restart pauses. A plugin that fails again soon after a restart waits
+// twice as long before the next one, up to restartMax; the pause goes back
+// to restartMin only once it has stayed up for restartStable. A plugin that
+// crashes on every event is thus restarted less and less often, not every
+// 150ms forever.
+const (
+	restartMin    = 100 * time.Millisecond
+	restartMax    = 30 * time.Second
+	restartStable = 10 * time.Second
+)
+
 // supervise restarts the plugin with backoff whenever it fails or exits.
 func (p *proc) supervise() {
 	poll := time.NewTicker(200 * time.Millisecond)
 	defer poll.Stop()
-	backoff := 100 * time.Millisecond
+	backoff := restartMin
+	upSince := time.Now()
 	for {
 		select {
 		case <-p.stop:
@@ -344,6 +362,9 @@ func (p *proc) supervise() {
 			continue
 		case <-p.restart:
 		}
+		if time.Since(upSince) >= restartStable {
+			backoff = restartMin
+		}
 		for {
 			p.mu.Lock()
 			if p.client != nil {
@@ -355,13 +376,14 @@ func (p *proc) supervise() {
 				return
 			case <-time.After(backoff + rand.N(backoff/2)):
 			}
+			pause := backoff
+			backoff = min(backoff*2, restartMax)
 			if err := p.start(); err != nil {
-				backoff = min(backoff*2, 30*time.Second)
 				p.log.Error("plugin restart failed", "error", err, "retryIn", backoff)
 				continue
 			}
-			p.log.Info("plugin restarted")
-			backoff = 100 * time.Millisecond
+			upSince = time.Now()
+			p.log.Info("plugin restarted", "after", pause)
 			break
 		}
 	}

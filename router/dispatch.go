@@ -8,6 +8,7 @@ import (
 
 	"github.com/event-gateway/event-gateway/functions"
 	"github.com/event-gateway/event-gateway/internal/errkind"
+	"github.com/event-gateway/event-gateway/plugin"
 	"github.com/event-gateway/event-gateway/router/event"
 	"github.com/event-gateway/event-gateway/subscriptions"
 )
@@ -142,10 +143,13 @@ func (r *Router) Deliver(ctx context.Context, d Delivery) error {
 	_, err = r.call(functions.WithResponsePrefix(ctx, MaxAsyncResult), t, d.Payload, !d.System, &invoked)
 	if !invoked {
 		done(errNotCalled)
-		if err != nil && errkind.Of(err) == errkind.Unavailable && ctx.Err() == nil {
-			// A plugin that must see the call could not be asked (it
-			// crashed, hung or is restarting): that says nothing of the
-			// delivery, which waits for the plugin.
+		if errors.Is(err, plugin.ErrNotRunning) && ctx.Err() == nil {
+			// A plugin that must see the call is being restarted: that
+			// says nothing of the delivery, which waits for the plugin.
+			// (A plugin that failed while judging this very event may
+			// have failed because of it: that attempt counts, so an
+			// event that crashes a plugin every time ends in the dead
+			// letters rather than crash it forever.)
 			return &DeferredError{After: jitter(pluginRetry), Reason: "a plugin could not check the call", Err: err}
 		}
 		return err

@@ -10,6 +10,7 @@ import (
 
 	"github.com/event-gateway/event-gateway/functions"
 	httpfn "github.com/event-gateway/event-gateway/functions/http"
+	"github.com/event-gateway/event-gateway/plugin"
 	"github.com/event-gateway/event-gateway/router"
 	"github.com/event-gateway/event-gateway/subscriptions"
 )
@@ -161,7 +162,7 @@ type downPlugin struct{}
 
 func (downPlugin) Wants(t string) bool { return t == router.SystemFunctionInvoking }
 func (downPlugin) React(context.Context, string, []byte) error {
-	return errors.New("plugin unavailable")
+	return fmt.Errorf("plugin p: %w", plugin.ErrNotRunning)
 }
 
 // TestPluginUnavailableDefers: a delivery whose invoking plugin cannot be

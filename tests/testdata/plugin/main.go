@@ -35,6 +35,8 @@ func (r *reacter) Subscriptions() []plugin.Subscription {
 		return []plugin.Subscription{{EventType: plugin.FunctionInvoking, Type: plugin.Sync}}
 	case "fragile": // crashes on X-Crash, hangs on X-Hang
 		return []plugin.Subscription{{EventType: plugin.EventReceived, Type: plugin.Sync}}
+	case "brittle": // crashes on calls of functions to events whose data holds "crash"
+		return []plugin.Subscription{{EventType: plugin.FunctionInvoking, Type: plugin.Sync}}
 	case "sluggish": // blocks on every event until the file "release" exists
 		return []plugin.Subscription{{EventType: plugin.EventReceived, Type: plugin.Async}}
 	}
@@ -72,6 +74,10 @@ func (r *reacter) React(ev plugin.Event) error {
 		}
 		if d.Headers["X-Hang"] != "" {
 			select {}
+		}
+	case "brittle":
+		if strings.Contains(string(ev.Data), "crash") {
+			os.Exit(3)
 		}
 	case "sluggish":
 		for {
