@@ -135,15 +135,28 @@ func (h *Host) Dropped() int64 {
 	return n
 }
 
-// Close stops every plugin. Async events still buffered are given to their
-// plugins first, within each plugin's timeout.
+// Close stops every plugin, giving each its buffered async events first,
+// however long they take. See Shutdown for a bounded stop.
 func (h *Host) Close() {
+	h.Shutdown(context.Background())
+}
+
+// Shutdown stops every plugin. Async events still buffered are given to
+// their plugins until ctx ends; then the plugins are killed (a call in
+// progress fails) and what is left in their buffers is dropped. It returns
+// the number of events dropped so, also logged.
+func (h *Host) Shutdown(ctx context.Context) (left int) {
 	if h == nil {
-		return
+		return 0
 	}
+	counts := make(chan int, len(h.plugins))
 	for _, p := range h.plugins {
-		p.close()
+		go func() { counts <- p.close(ctx) }()
 	}
+	for range h.plugins {
+		left += <-counts
+	}
+	return left
 }
 
 // proc is one plugin process and its supervisor.
@@ -163,6 +176,7 @@ type proc struct {
 	dropped atomic.Int64
 	restart chan struct{} // signals the supervisor that the plugin failed
 	stop    chan struct{}
+	stopCtx context.Context // bounds the last deliveries, once stop is closed
 	stopped atomic.Bool
 	wg      sync.WaitGroup
 }
@@ -294,7 +308,7 @@ func (p *proc) drainAsync() {
 		case envelope := <-p.async:
 			p.reactAsync(envelope)
 		case <-p.stop:
-			for {
+			for p.stopCtx.Err() == nil {
 				select {
 				case envelope := <-p.async:
 					p.reactAsync(envelope)
@@ -302,6 +316,7 @@ func (p *proc) drainAsync() {
 					return
 				}
 			}
+			return
 		}
 	}
 }
@@ -389,16 +404,40 @@ func (p *proc) supervise() {
 	}
 }
 
-func (p *proc) close() {
+// close stops the plugin, giving it its buffered async events until ctx
+// ends, and returns the number of them left undelivered.
+func (p *proc) close(ctx context.Context) int {
 	if !p.stopped.CompareAndSwap(false, true) {
-		return
+		return 0
 	}
+	p.stopCtx = ctx
 	close(p.stop)
-	p.wg.Wait()
+	done := make(chan struct{})
+	go func() {
+		p.wg.Wait()
+		close(done)
+	}()
+	select {
+	case <-done:
+	case <-ctx.Done():
+		// Killing the process ends a call in progress.
+		p.kill()
+		<-done
+	}
+	p.kill()
+	left := len(p.async)
+	if left > 0 {
+		p.log.Warn("plugin stopped before it was given all its async system events: the rest are dropped", "dropped", left)
+		p.dropped.Add(int64(left))
+	}
+	return left
+}
+
+func (p *proc) kill() {
 	p.mu.Lock()
+	defer p.mu.Unlock()
 	if p.client != nil {
 		p.client.Kill()
 	}
 	p.rpc = nil
-	p.mu.Unlock()
 }

@@ -159,6 +159,10 @@ type Queue struct {
 	loopDone chan struct{}
 	it       jetstream.MessagesContext
 	inflight sync.WaitGroup
+	// active counts the records being handled; cancelCalls ends the
+	// context of their calls (Abort).
+	active      atomic.Int64
+	cancelCalls context.CancelFunc
 	// calls bounds the deliveries being made at once, over all records.
 	calls chan struct{}
 

@@ -1076,3 +1076,43 @@ func TestDeferredSpendsNoAttempt(t *testing.T) {
 		t.Errorf("Postponed = %d, want %d", got, 7*deferrals)
 	}
 }
+
+// When Stop runs out of time, Abort ends the calls still in progress and
+// hands their records back at once: another instance makes them right
+// away, not after AckWait.
+func TestAbortHandsBackAtOnce(t *testing.T) {
+	e, _, q := fixture(t, Options{Workers: 4, AckWait: time.Minute})
+	ds := deliveries(4, "ev", map[string]string{"s": "f"})
+	enqueueAll(t, q, ds)
+	var inflight atomic.Int64
+	err := q.Start(context.Background(), func(ctx context.Context, d router.Delivery) error {
+		inflight.Add(1)
+		<-ctx.Done() // a call that would outlast any shutdown
+		return ctx.Err()
+	}, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	waitFor(t, 10*time.Second, "calls in progress", func() bool { return inflight.Load() >= 1 })
+	ctx, cancel := context.WithTimeout(context.Background(), 100*time.Millisecond)
+	defer cancel()
+	if err := q.Stop(ctx); !errors.Is(err, context.DeadlineExceeded) {
+		t.Fatalf("Stop: %v", err)
+	}
+	actx, acancel := context.WithTimeout(context.Background(), 5*time.Second)
+	defer acancel()
+	if left := q.Abort(actx); left != 0 {
+		t.Fatalf("Abort left %d records in progress", left)
+	}
+
+	nc2 := connect(t, e)
+	t.Cleanup(nc2.Close)
+	q2 := newQueue(t, nc2, Options{Workers: 4, AckWait: time.Minute})
+	rec := newRecorder()
+	if err := q2.Start(context.Background(), func(_ context.Context, d router.Delivery) error { return rec.call(d, nil) }, nil); err != nil {
+		t.Fatal(err)
+	}
+	stopAtEnd(t, q2)
+	// Well under AckWait (a minute).
+	waitFor(t, 15*time.Second, "every delivery", func() bool { return rec.okCount() == len(ds) })
+}
