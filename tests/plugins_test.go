@@ -363,7 +363,7 @@ func TestPluginDownSpendsNoAttempt(t *testing.T) {
 	gw, _ := startWithPlugins(t, []string{"-plugin-timeout", "500ms"}, "brittle")
 	tl, fn := newTally(t)
 	registerHTTP(t, gw, "worker", fn)
-	healthy := subscribe(t, gw, `{"functionId":"worker","event":"job","retry":{"maxAttempts":3,"initialBackoff":"10ms","maxBackoff":"20ms"}}`)
+	healthy := subscribe(t, gw, `{"functionId":"worker","event":"job","retry":{"maxAttempts":2,"initialBackoff":"10ms","maxBackoff":"20ms"}}`)
 	subscribe(t, gw, `{"functionId":"worker","event":"boom","retry":{"maxAttempts":1}}`)
 	untilLive(t, gw, "job", `{"n":-1}`, func() bool { return tl.count() > 0 })
 
