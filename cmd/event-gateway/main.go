@@ -386,7 +386,7 @@ func registerGauges(m *metrics.Metrics, rt *router.Router, q *jetstream.Queue, p
 		s := q.Stats()
 		return metrics.QueueStats{
 			Enqueued: float64(s.Enqueued), Delivered: float64(s.Delivered), Retried: float64(s.Retried),
-			DeadLettered: float64(s.DeadLettered), Dropped: float64(s.Dropped), Replayed: float64(s.Replayed),
+			DeadLettered: float64(s.DeadLettered), Dropped: float64(s.Dropped), Replayed: float64(s.Replayed), Postponed: float64(s.Postponed),
 			Pending: float64(s.Pending), DeadLetters: float64(s.DeadLetters),
 		}
 	})
