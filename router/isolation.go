@@ -75,6 +75,7 @@ type guard struct {
 	// openUntil is when the breaker, last opened, lets a probe through
 	// (Unix nanoseconds).
 	openUntil atomic.Int64
+	openFor   time.Duration
 }
 
 // guards holds the guards of the functions, by space and function id.
@@ -94,7 +95,7 @@ func (gs *guards) get(space, functionID string) *guard {
 	if g, ok := gs.m.Load(k); ok {
 		return g.(*guard)
 	}
-	g := &guard{}
+	g := &guard{openFor: gs.o.BreakerOpen}
 	if gs.o.BreakerFailures > 0 {
 		failures := uint32(gs.o.BreakerFailures)
 		g.cb = gobreaker.NewTwoStepCircuitBreaker[struct{}](gobreaker.Settings{
@@ -142,9 +143,12 @@ func (g *guard) enter(t *Target, limit int) (done func(error), err error) {
 	cbDone, err := g.cb.Allow()
 	if err != nil {
 		g.inflight.Add(-1)
-		after := busyRetry
-		if errors.Is(err, gobreaker.ErrOpenState) {
-			after = max(time.Until(time.Unix(0, g.openUntil.Load())), busyRetry)
+		// Open: until the breaker lets a probe through. Half-open, with
+		// its probe in progress: the probe may take the function's
+		// timeout, so about as long again as the breaker was open.
+		after := max(time.Until(time.Unix(0, g.openUntil.Load())), busyRetry)
+		if errors.Is(err, gobreaker.ErrTooManyRequests) {
+			after = max(g.openFor/2, busyRetry)
 		}
 		return nil, &DeferredError{After: jitter(after), Reason: fmt.Sprintf("circuit breaker of function %q", t.Function.ID), Err: err}
 	}
