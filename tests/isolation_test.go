@@ -127,3 +127,40 @@ func TestHungFunctionIsolated(t *testing.T) {
 		t.Errorf("healthy subscriber's p99 %v, want well under 2s", p99)
 	}
 }
+
+// TestLargeAsyncResponseIsSuccess: an asynchronous delivery answered 200
+// with a body far over -max-body is made once: the body is not needed,
+// so its size is no failure.
+func TestLargeAsyncResponseIsSuccess(t *testing.T) {
+	gw := startDev(t, "", "-max-body", "4096")
+	var calls atomic.Int64
+	var mu sync.Mutex
+	perEvent := map[string]int{}
+	big := make([]byte, 1<<20)
+	fn := newFunction(t, func(w http.ResponseWriter, ev envelope) {
+		calls.Add(1)
+		mu.Lock()
+		perEvent[ev.ID]++
+		mu.Unlock()
+		w.Write(big)
+	})
+	go drain(fn.received)
+	registerHTTP(t, gw, "chatty", fn)
+	sub := subscribe(t, gw, `{"functionId":"chatty","event":"report","retry":{"maxAttempts":3,"initialBackoff":"10ms","maxBackoff":"10ms"}}`)
+	untilLive(t, gw, "report", `{"n":1}`, func() bool { return calls.Load() > 0 })
+	time.Sleep(time.Second) // time for any retry
+	mu.Lock()
+	for id, n := range perEvent {
+		if n != 1 {
+			t.Errorf("event %s: %d calls, want one", id, n)
+		}
+	}
+	mu.Unlock()
+	var list struct {
+		DeadLetters []deadLetter `json:"deadletters"`
+	}
+	decode(t, call(t, "GET", gw.ConfigURL+"/v1/deadletters?subscriptionId="+sub, ""), &list)
+	if len(list.DeadLetters) != 0 {
+		t.Fatalf("dead letters: %+v", list.DeadLetters)
+	}
+}
