@@ -264,6 +264,8 @@ type updateFunctionRequest struct {
 	FunctionID string              `json:"functionId"`
 	Provider   *functions.Provider `json:"provider"`
 	Timeout    string              `json:"timeout"`
+	// MaxInFlight is replaced like the timeout: left out, the default.
+	MaxInFlight int `json:"maxInFlight"`
 }
 
 func (c *Config) createFunction(w http.ResponseWriter, r *http.Request, _ httprouter.Params) error {
@@ -323,7 +325,7 @@ func (c *Config) updateFunction(w http.ResponseWriter, r *http.Request, ps httpr
 	if req.FunctionID != "" && req.FunctionID != id {
 		return errkind.New(errkind.Invalid, "functionId %q does not match the URL's %q: a function cannot be renamed", req.FunctionID, id)
 	}
-	f, err := c.fns.Update(r.Context(), functions.Function{ID: id, Provider: *req.Provider, Timeout: req.Timeout})
+	f, err := c.fns.Update(r.Context(), functions.Function{ID: id, Provider: *req.Provider, Timeout: req.Timeout, MaxInFlight: req.MaxInFlight})
 	if err != nil {
 		return err
 	}

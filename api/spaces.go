@@ -82,12 +82,13 @@ func checkSpace(body, url string) error {
 // spaceFunction is a function as the spaces API shows it: its provider
 // type beside the provider's own fields, not among them.
 type spaceFunction struct {
-	Space      string                 `json:"space"`
-	FunctionID string                 `json:"functionId"`
-	Type       functions.ProviderType `json:"type"`
-	Provider   json.RawMessage        `json:"provider"`
-	Timeout    string                 `json:"timeout,omitempty"`
-	Metadata   map[string]string      `json:"metadata,omitempty"`
+	Space       string                 `json:"space"`
+	FunctionID  string                 `json:"functionId"`
+	Type        functions.ProviderType `json:"type"`
+	Provider    json.RawMessage        `json:"provider"`
+	Timeout     string                 `json:"timeout,omitempty"`
+	MaxInFlight int                    `json:"maxInFlight,omitempty"`
+	Metadata    map[string]string      `json:"metadata,omitempty"`
 }
 
 func toSpaceFunction(space string, f functions.Function) spaceFunction {
@@ -95,18 +96,19 @@ func toSpaceFunction(space string, f functions.Function) spaceFunction {
 	if len(bytes.TrimSpace(cfg)) == 0 {
 		cfg = json.RawMessage("{}")
 	}
-	return spaceFunction{Space: space, FunctionID: f.ID, Type: f.Provider.Type, Provider: cfg, Timeout: f.Timeout, Metadata: f.Metadata}
+	return spaceFunction{Space: space, FunctionID: f.ID, Type: f.Provider.Type, Provider: cfg, Timeout: f.Timeout, MaxInFlight: f.MaxInFlight, Metadata: f.Metadata}
 }
 
 // spaceFunctionRequest is a function as clients send it: 0.9 clients put
 // the type beside the provider, 0.6 clients inside it; both are taken.
 type spaceFunctionRequest struct {
-	Space      string                 `json:"space"`
-	FunctionID string                 `json:"functionId"`
-	Type       functions.ProviderType `json:"type"`
-	Provider   *functions.Provider    `json:"provider"`
-	Timeout    string                 `json:"timeout"`
-	Metadata   map[string]string      `json:"metadata"`
+	Space       string                 `json:"space"`
+	FunctionID  string                 `json:"functionId"`
+	Type        functions.ProviderType `json:"type"`
+	Provider    *functions.Provider    `json:"provider"`
+	Timeout     string                 `json:"timeout"`
+	MaxInFlight int                    `json:"maxInFlight"`
+	Metadata    map[string]string      `json:"metadata"`
 }
 
 func (req *spaceFunctionRequest) function(space string) (functions.Function, error) {
@@ -126,7 +128,7 @@ func (req *spaceFunctionRequest) function(space string) (functions.Function, err
 	if p.Type == "" {
 		return functions.Function{}, errkind.New(errkind.Invalid, "type is required")
 	}
-	return functions.Function{ID: req.FunctionID, Provider: p, Timeout: req.Timeout, Metadata: req.Metadata}, nil
+	return functions.Function{ID: req.FunctionID, Provider: p, Timeout: req.Timeout, MaxInFlight: req.MaxInFlight, Metadata: req.Metadata}, nil
 }
 
 func (c *Config) spaceCreateFunction(w http.ResponseWriter, r *http.Request, ps httprouter.Params) error {

@@ -18,8 +18,24 @@ type Function struct {
 	// Timeout bounds one invocation, as a duration string ("5s", "500ms").
 	// Empty means the gateway's default (-function-timeout).
 	Timeout string `json:"timeout,omitempty"`
+	// MaxInFlight bounds the asynchronous deliveries to the function made
+	// at once by one gateway instance (its bulkhead). 0 means the
+	// gateway's default (-function-max-in-flight).
+	MaxInFlight int `json:"maxInFlight,omitempty"`
 	// Metadata is the user's own labels, set through the spaces API.
 	Metadata map[string]string `json:"metadata,omitempty"`
+}
+
+// MaxMaxInFlight is the largest MaxInFlight a function may set.
+const MaxMaxInFlight = 100_000
+
+// MaxInFlightOr returns the function's bound on deliveries in flight, or
+// def when it sets none.
+func (f *Function) MaxInFlightOr(def int) int {
+	if f.MaxInFlight <= 0 {
+		return def
+	}
+	return f.MaxInFlight
 }
 
 // MaxTimeout is the longest per-function timeout, as long as AWS Lambda's.
@@ -70,6 +86,9 @@ func (f *Function) Validate() error {
 		if err != nil || d < time.Millisecond || d > MaxTimeout {
 			return errkind.New(errkind.Invalid, "timeout %q must be a duration from 1ms to %v, such as \"5s\" or \"500ms\"", f.Timeout, MaxTimeout)
 		}
+	}
+	if f.MaxInFlight < 0 || f.MaxInFlight > MaxMaxInFlight {
+		return errkind.New(errkind.Invalid, "maxInFlight %d must be from 1 to %d (or absent for the gateway's default)", f.MaxInFlight, MaxMaxInFlight)
 	}
 	return nil
 }

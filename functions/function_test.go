@@ -40,6 +40,7 @@ const (
 func TestRegistryValidate(t *testing.T) {
 	r := registry(t)
 	timeout := func(f functions.Function, d string) functions.Function { f.Timeout = d; return f }
+	inFlight := func(f functions.Function, n int) functions.Function { f.MaxInFlight = n; return f }
 	tests := []struct {
 		name    string
 		f       functions.Function
@@ -54,6 +55,9 @@ func TestRegistryValidate(t *testing.T) {
 		{"bad timeout", timeout(fn(t, "f", httpP), "5"), "timeout"},
 		{"zero timeout", timeout(fn(t, "f", httpP), "0s"), "timeout"},
 		{"long timeout", timeout(fn(t, "f", httpP), "16m"), "timeout"},
+		{"maxInFlight", inFlight(fn(t, "f", httpP), 5), ""},
+		{"negative maxInFlight", inFlight(fn(t, "f", httpP), -1), "maxInFlight"},
+		{"huge maxInFlight", inFlight(fn(t, "f", httpP), 1_000_000), "maxInFlight"},
 		{"no id", fn(t, "", httpP), "functionId is required"},
 		{"bad id", fn(t, "a/b", httpP), "may contain only"},
 		{"id with space", fn(t, "a b", httpP), "may contain only"},

@@ -32,3 +32,21 @@ var (
 	// ErrResponseTooLarge: the function's response exceeded the limit.
 	ErrResponseTooLarge = errors.New("function response too large")
 )
+
+type prefixKey struct{}
+
+// WithResponsePrefix tells the Invoker called with the returned context
+// that its caller needs at most n bytes of the response (an asynchronous
+// delivery, which only shows the response to the subscribers of
+// gateway.function.invoked). A longer response is then not an error, as
+// it is past the provider's response limit: the Invoker returns its first
+// n bytes (at most the limit) and discards the rest unread.
+func WithResponsePrefix(ctx context.Context, n int64) context.Context {
+	return context.WithValue(ctx, prefixKey{}, n)
+}
+
+// ResponsePrefix returns the bound set by WithResponsePrefix, if any.
+func ResponsePrefix(ctx context.Context) (n int64, ok bool) {
+	n, ok = ctx.Value(prefixKey{}).(int64)
+	return n, ok
+}

@@ -57,6 +57,12 @@ const (
 	DefaultBuffer = 1000
 )
 
+// ErrNotRunning is the ErrUnavailable of a plugin that was not running
+// when asked: it failed before and is being restarted. Unlike a plugin
+// that failed while handling the event, it says nothing of the event, so
+// a delivery can wait for it without spending an attempt.
+var ErrNotRunning = fmt.Errorf("%w: not running, being restarted", ErrUnavailable)
+
 // StartHost starts every plugin and asks each for its subscriptions. A
 // plugin that cannot start is an error: the gateway should not run without
 // a plugin it was told to load.
@@ -138,15 +144,28 @@ func (h *Host) Dropped() int64 {
 	return n
 }
 
-// Close stops every plugin. Async events still buffered are given to their
-// plugins first, within each plugin's timeout.
+// Close stops every plugin, giving each its buffered async events first,
+// however long they take. See Shutdown for a bounded stop.
 func (h *Host) Close() {
+	h.Shutdown(context.Background())
+}
+
+// Shutdown stops every plugin. Async events still buffered are given to
+// their plugins until ctx ends; then the plugins are killed (a call in
+// progress fails) and what is left in their buffers is dropped. It returns
+// the number of events dropped so, also logged.
+func (h *Host) Shutdown(ctx context.Context) (left int) {
 	if h == nil {
-		return
+		return 0
 	}
+	counts := make(chan int, len(h.plugins))
 	for _, p := range h.plugins {
-		p.close()
+		go func() { counts <- p.close(ctx) }()
 	}
+	for range h.plugins {
+		left += <-counts
+	}
+	return left
 }
 
 // proc is one plugin process and its supervisor.
@@ -166,6 +185,7 @@ type proc struct {
 	dropped atomic.Int64
 	restart chan struct{} // signals the supervisor that the plugin failed
 	stop    chan struct{}
+	stopCtx context.Context // bounds the last deliveries, once stop is closed
 	stopped atomic.Bool
 	wg      sync.WaitGroup
 }
@@ -241,7 +261,7 @@ func (p *proc) react(envelope []byte) error {
 	rc := p.rpc
 	p.mu.RUnlock()
 	if rc == nil {
-		return ErrUnavailable
+		return ErrNotRunning
 	}
 	began := time.Now()
 	_, err := callTimeout(p.timeout, func() (struct{}, error) { return struct{}{}, rc.react(envelope) })
@@ -297,7 +317,7 @@ func (p *proc) drainAsync() {
 		case envelope := <-p.async:
 			p.reactAsync(envelope)
 		case <-p.stop:
-			for {
+			for p.stopCtx.Err() == nil {
 				select {
 				case envelope := <-p.async:
 					p.reactAsync(envelope)
@@ -305,6 +325,7 @@ func (p *proc) drainAsync() {
 					return
 				}
 			}
+			return
 		}
 	}
 }
@@ -333,11 +354,23 @@ func (p *proc) fail(err error) {
 	}
 }
 
+// Restart pauses. A plugin that fails again soon after a restart waits
+// twice as long before the next one, up to restartMax; the pause goes back
+// to restartMin only once it has stayed up for restartStable. A plugin that
+// crashes on every event is thus restarted less and less often, not every
+// 150ms forever.
+const (
+	restartMin    = 100 * time.Millisecond
+	restartMax    = 30 * time.Second
+	restartStable = 10 * time.Second
+)
+
 // supervise restarts the plugin with backoff whenever it fails or exits.
 func (p *proc) supervise() {
 	poll := time.NewTicker(200 * time.Millisecond)
 	defer poll.Stop()
-	backoff := 100 * time.Millisecond
+	backoff := restartMin
+	upSince := time.Now()
 	for {
 		select {
 		case <-p.stop:
@@ -353,6 +386,9 @@ func (p *proc) supervise() {
 			continue
 		case <-p.restart:
 		}
+		if time.Since(upSince) >= restartStable {
+			backoff = restartMin
+		}
 		for {
 			p.mu.Lock()
 			if p.client != nil {
@@ -364,28 +400,53 @@ func (p *proc) supervise() {
 				return
 			case <-time.After(backoff + rand.N(backoff/2)):
 			}
+			pause := backoff
+			backoff = min(backoff*2, restartMax)
 			if err := p.start(); err != nil {
-				backoff = min(backoff*2, 30*time.Second)
 				p.log.Error("plugin restart failed", "error", err, "retryIn", backoff)
 				continue
 			}
-			p.log.Info("plugin restarted")
-			backoff = 100 * time.Millisecond
+			upSince = time.Now()
+			p.log.Info("plugin restarted", "after", pause)
 			break
 		}
 	}
 }
 
-func (p *proc) close() {
+// close stops the plugin, giving it its buffered async events until ctx
+// ends, and returns the number of them left undelivered.
+func (p *proc) close(ctx context.Context) int {
 	if !p.stopped.CompareAndSwap(false, true) {
-		return
+		return 0
 	}
+	p.stopCtx = ctx
 	close(p.stop)
-	p.wg.Wait()
+	done := make(chan struct{})
+	go func() {
+		p.wg.Wait()
+		close(done)
+	}()
+	select {
+	case <-done:
+	case <-ctx.Done():
+		// Killing the process ends a call in progress.
+		p.kill()
+		<-done
+	}
+	p.kill()
+	left := len(p.async)
+	if left > 0 {
+		p.log.Warn("plugin stopped before it was given all its async system events: the rest are dropped", "dropped", left)
+		p.dropped.Add(int64(left))
+	}
+	return left
+}
+
+func (p *proc) kill() {
 	p.mu.Lock()
+	defer p.mu.Unlock()
 	if p.client != nil {
 		p.client.Kill()
 	}
 	p.rpc = nil
-	p.mu.Unlock()
 }

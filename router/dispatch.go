@@ -11,6 +11,7 @@ import (
 
 	"github.com/event-gateway/event-gateway/functions"
 	"github.com/event-gateway/event-gateway/internal/errkind"
+	"github.com/event-gateway/event-gateway/plugin"
 	"github.com/event-gateway/event-gateway/router/event"
 	"github.com/event-gateway/event-gateway/subscriptions"
 )
@@ -20,10 +21,13 @@ import (
 // call. A sync plugin's refusal on gateway.function.invoking stops the call
 // with a Forbidden error.
 func (r *Router) Call(ctx context.Context, t *Target, payload []byte) ([]byte, error) {
-	return r.call(ctx, t, payload, true)
+	return r.call(ctx, t, payload, true, nil)
 }
 
-func (r *Router) call(ctx context.Context, t *Target, payload []byte, system bool) ([]byte, error) {
+// call is Call, and with system false the call of a system event's
+// delivery, which emits none. invoked, when not nil, is set once the
+// function is called: an error before is that of a plugin.
+func (r *Router) call(ctx context.Context, t *Target, payload []byte, system bool, invoked *bool) ([]byte, error) {
 	var snap *Snapshot
 	if system {
 		snap = r.Snapshot()
@@ -40,6 +44,9 @@ func (r *Router) call(ctx context.Context, t *Target, payload []byte, system boo
 	if debug {
 		r.log.LogAttrs(ctx, slog.LevelDebug, "Function triggered.", slog.String("space", t.Space),
 			slog.String("functionId", t.Function.ID), slog.String("event", string(payload)))
+	}
+	if invoked != nil {
+		*invoked = true
 	}
 	cctx, cancel := context.WithTimeout(ctx, t.Timeout)
 	began := time.Now()
@@ -151,9 +158,41 @@ func (r *Router) Deliver(ctx context.Context, d Delivery) error {
 	if t == nil {
 		return errkind.New(errkind.NotFound, "function %q not found", d.FunctionID)
 	}
-	_, err := r.call(ctx, t, d.Payload, !d.System)
+	// The function's bulkhead and breaker (isolation.go): when it has no
+	// room, the delivery waits in the queue, holding no worker and
+	// spending no attempt.
+	g := r.guards.get(d.SpaceOrDefault(), d.FunctionID)
+	done, err := g.enter(t, t.Function.MaxInFlightOr(r.guards.o.MaxInFlight))
+	if err != nil {
+		return err
+	}
+	invoked := false
+	_, err = r.call(functions.WithResponsePrefix(ctx, MaxAsyncResult), t, d.Payload, !d.System, &invoked)
+	if !invoked {
+		done(errNotCalled)
+		if errors.Is(err, plugin.ErrNotRunning) && ctx.Err() == nil {
+			// A plugin that must see the call is being restarted: that
+			// says nothing of the delivery, which waits for the plugin.
+			// (A plugin that failed while judging this very event may
+			// have failed because of it: that attempt counts, so an
+			// event that crashes a plugin every time ends in the dead
+			// letters rather than crash it forever.)
+			return &DeferredError{After: jitter(pluginRetry), Reason: "a plugin could not check the call", Err: err}
+		}
+		return err
+	}
+	done(err)
 	return err
 }
+
+// MaxAsyncResult is how much of a function's response an asynchronous
+// delivery reads: the result shown in gateway.function.invoked. The rest
+// is discarded unread, and a response of any size is a success.
+const MaxAsyncResult = 64 << 10
+
+// pluginRetry is about how long a delivery waits for a plugin that could
+// not be asked: about its first restart.
+const pluginRetry = time.Second
 
 // Incoming is an accepted event, ready to be written in each envelope a
 // subscriber may ask for: each is encoded at most once, however many

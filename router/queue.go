@@ -2,6 +2,7 @@ package router
 
 import (
 	"context"
+	"time"
 
 	"github.com/event-gateway/event-gateway/functions"
 )
@@ -49,3 +50,24 @@ type Queue interface {
 
 // DeliverFunc makes one delivery.
 type DeliverFunc func(context.Context, Delivery) error
+
+// DeferredError is what a DeliverFunc returns for a delivery it did not
+// make for want of room rather than for a failure of the function: the
+// function's bulkhead is full, its circuit breaker is open, or a plugin
+// that must see the call could not be asked. The queue hands such a
+// delivery back to be tried again after After, and the attempt does not
+// count against the subscription's retries.
+type DeferredError struct {
+	After  time.Duration
+	Reason string
+	Err    error // the cause, if any
+}
+
+func (e *DeferredError) Error() string {
+	if e.Err != nil {
+		return "delivery deferred: " + e.Reason + ": " + e.Err.Error()
+	}
+	return "delivery deferred: " + e.Reason
+}
+
+func (e *DeferredError) Unwrap() error { return e.Err }

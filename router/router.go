@@ -51,7 +51,10 @@ type Options struct {
 	// DefaultTimeout bounds a call to a function that sets no timeout.
 	// Default DefaultTimeout.
 	DefaultTimeout time.Duration
-	Logger         *slog.Logger
+	// Isolation sets the bulkheads and circuit breakers of asynchronous
+	// deliveries (isolation.go).
+	Isolation IsolationOptions
+	Logger    *slog.Logger
 }
 
 // Router routes events to functions, in every space.
@@ -63,6 +66,7 @@ type Router struct {
 	observer Observer
 	timeout  time.Duration
 	log      *slog.Logger
+	guards   guards
 
 	snap atomic.Pointer[Snapshot]
 	// ready is closed the first time a snapshot is built from the store.
@@ -94,6 +98,9 @@ func New(o Options) *Router {
 	if r.timeout <= 0 {
 		r.timeout = DefaultTimeout
 	}
+	r.guards.o = o.Isolation
+	r.guards.o.normalize()
+	r.guards.log = r.log
 	r.snap.Store(build(0, nil, nil, r.log))
 	return r
 }

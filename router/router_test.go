@@ -49,7 +49,7 @@ type env struct {
 
 // newEnv runs a router over a real etcd. wrap, when set, wraps the store the
 // router reads, to inject watch failures.
-func newEnv(t *testing.T, wrap func(router.Store) router.Store) *env {
+func newEnv(t *testing.T, wrap func(router.Store) router.Store, opts ...func(*router.Options)) *env {
 	t.Helper()
 	st := etcd.Store(t)
 	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
@@ -65,14 +65,18 @@ func newEnv(t *testing.T, wrap func(router.Store) router.Store) *env {
 		subs:  subscriptions.NewService(st).In(functions.DefaultSpace),
 		ctx:   ctx,
 	}
-	e.r = router.New(router.Options{
+	o := router.Options{
 		Store: rs,
 		Invokers: func(f functions.Function) (functions.Invoker, error) {
 			return &invoker{id: f.ID + "@" + urlOf(f)}, nil
 		},
 		Queue:          e.queue,
 		DefaultTimeout: time.Second,
-	})
+	}
+	for _, f := range opts {
+		f(&o)
+	}
+	e.r = router.New(o)
 	done := make(chan struct{})
 	go func() {
 		e.r.Run(ctx)

@@ -4,6 +4,7 @@ import (
 	"bufio"
 	"context"
 	"encoding/json"
+	"fmt"
 	"net/http"
 	"os"
 	"path/filepath"
@@ -328,5 +329,65 @@ func TestExamplePlugin(t *testing.T) {
 	m := call(t, "GET", gw.ConfigURL+"/metrics", "").body
 	if v := metric(m, `eventgateway_plugin_call_duration_seconds_count{plugin="example",result="ok"}`); v < 1 {
 		t.Fatalf("plugin calls not in the metrics (%v)", v)
+	}
+}
+
+// TestPluginRestartBacksOff: a plugin that crashes on every event is
+// restarted less and less often, not every 150ms forever.
+func TestPluginRestartBacksOff(t *testing.T) {
+	gw, _ := startWithPlugins(t, []string{"-plugin-timeout", "500ms"}, "fragile")
+	fn := newFunction(t, respondJSON(`{"body":"alive"}`))
+	go drain(fn.received)
+	registerHTTP(t, gw, "fn", fn)
+	subscribe(t, gw, `{"functionId":"fn","event":"http","method":"GET","path":"/fn"}`)
+	routable(t, "GET", gw.EventsURL+"/fn")
+	const span = 4 * time.Second
+	for end := time.Now().Add(span); time.Now().Before(end); {
+		call(t, "GET", gw.EventsURL+"/fn", "", "X-Crash", "1")
+		time.Sleep(20 * time.Millisecond)
+	}
+	n := strings.Count(gw.Logs(), `"msg":"plugin restarted"`)
+	t.Logf("plugin crashing on every event: %d restarts in %v", n, span)
+	// Pauses of 100ms, 200ms, 400ms, ... (±25%) allow 5 or 6 restarts;
+	// a pause that reset after each start allowed about 28.
+	if n < 2 || n > 10 {
+		t.Fatalf("%d restarts in %v, want a few, each after a longer pause", n, span)
+	}
+}
+
+// TestPluginDownSpendsNoAttempt: while a sync gateway.function.invoking
+// plugin is being restarted, deliveries wait for it without spending
+// attempts: none of the healthy events becomes a dead letter, even with
+// few attempts and short backoffs.
+func TestPluginDownSpendsNoAttempt(t *testing.T) {
+	gw, _ := startWithPlugins(t, []string{"-plugin-timeout", "500ms"}, "brittle")
+	tl, fn := newTally(t)
+	registerHTTP(t, gw, "worker", fn)
+	healthy := subscribe(t, gw, `{"functionId":"worker","event":"job","retry":{"maxAttempts":2,"initialBackoff":"10ms","maxBackoff":"20ms"}}`)
+	subscribe(t, gw, `{"functionId":"worker","event":"boom","retry":{"maxAttempts":1}}`)
+	untilLive(t, gw, "job", `{"n":-1}`, func() bool { return tl.count() > 0 })
+
+	const n = 300
+	for i := range n {
+		expect(t, call(t, "POST", gw.EventsURL+"/", fmt.Sprintf(`{"n":%d}`, i), "Event", "job", "Content-Type", "application/json"), 202, "")
+		if i%75 == 10 {
+			// Crashes the plugin, which is down for a while after.
+			expect(t, call(t, "POST", gw.EventsURL+"/", `{"crash":true}`, "Event", "boom", "Content-Type", "application/json"), 202, "")
+		}
+		time.Sleep(5 * time.Millisecond)
+	}
+	deadline := time.Now().Add(60 * time.Second)
+	for len(tl.missing(n)) > 0 && time.Now().Before(deadline) {
+		time.Sleep(50 * time.Millisecond)
+	}
+	var list struct {
+		DeadLetters []deadLetter `json:"deadletters"`
+	}
+	decode(t, call(t, "GET", gw.ConfigURL+"/v1/deadletters?subscriptionId="+healthy, ""), &list)
+	if len(list.DeadLetters) > 0 || len(tl.missing(n)) > 0 {
+		t.Fatalf("%d healthy events dead-lettered (first: %+v), %d missing", len(list.DeadLetters), list.DeadLetters, len(tl.missing(n)))
+	}
+	if c := strings.Count(gw.Logs(), `"msg":"plugin restarted"`); c < 2 {
+		t.Fatalf("the plugin restarted %d times: the test did not crash it", c)
 	}
 }

@@ -214,6 +214,10 @@ func (c *requestSeries) add(k seriesKey) series {
 // QueueStats are the delivery queue's figures, read once per scrape.
 type QueueStats struct {
 	Enqueued, Delivered, Retried, DeadLettered, Dropped, Replayed float64
+	// Postponed counts deliveries not made for want of room (a full
+	// bulkhead, an open breaker, a plugin restarting), put back without
+	// spending an attempt.
+	Postponed float64
 	// Pending and DeadLetters are negative when the store could not be
 	// asked; they are then left out.
 	Pending, DeadLetters float64
@@ -231,7 +235,7 @@ type queueCollector struct {
 }
 
 type queueDescs struct {
-	enqueued, delivered, retried, dead, dropped, replayed, pending, deadKept *prometheus.Desc
+	enqueued, delivered, retried, dead, dropped, replayed, postponed, pending, deadKept *prometheus.Desc
 }
 
 func newQueueDescs() queueDescs {
@@ -242,6 +246,7 @@ func newQueueDescs() queueDescs {
 		dead:      prometheus.NewDesc(ns+"_deliveries_dead_lettered_total", "Deliveries this instance moved to the dead letters.", nil, nil),
 		dropped:   prometheus.NewDesc(ns+"_deliveries_dropped_total", "Deliveries dropped because their subscription was deleted.", nil, nil),
 		replayed:  prometheus.NewDesc(ns+"_deadletters_replayed_total", "Dead letters put back in the queue through this instance.", nil, nil),
+		postponed: prometheus.NewDesc(ns+"_deliveries_postponed_total", "Deliveries not made for want of room (their function's bulkhead full or breaker open, a plugin restarting) and put back without spending an attempt, by this instance.", nil, nil),
 		pending:   prometheus.NewDesc(ns+"_deliveries_pending", "Deliveries not yet done, over all instances sharing the store: waiting, in progress or waiting for a retry.", nil, nil),
 		deadKept:  prometheus.NewDesc(ns+"_deadletters", "Dead letters kept in the store.", nil, nil),
 	}
@@ -249,7 +254,7 @@ func newQueueDescs() queueDescs {
 
 func (c *queueCollector) Describe(ch chan<- *prometheus.Desc) {
 	d := c.d
-	for _, x := range []*prometheus.Desc{d.enqueued, d.delivered, d.retried, d.dead, d.dropped, d.replayed, d.pending, d.deadKept} {
+	for _, x := range []*prometheus.Desc{d.enqueued, d.delivered, d.retried, d.dead, d.dropped, d.replayed, d.postponed, d.pending, d.deadKept} {
 		ch <- x
 	}
 }
@@ -262,6 +267,7 @@ func (c *queueCollector) Collect(ch chan<- prometheus.Metric) {
 	ch <- prometheus.MustNewConstMetric(d.dead, prometheus.CounterValue, s.DeadLettered)
 	ch <- prometheus.MustNewConstMetric(d.dropped, prometheus.CounterValue, s.Dropped)
 	ch <- prometheus.MustNewConstMetric(d.replayed, prometheus.CounterValue, s.Replayed)
+	ch <- prometheus.MustNewConstMetric(d.postponed, prometheus.CounterValue, s.Postponed)
 	if s.Pending >= 0 {
 		ch <- prometheus.MustNewConstMetric(d.pending, prometheus.GaugeValue, s.Pending)
 	}

@@ -38,6 +38,9 @@ type options struct {
 
 	maxBody                int64
 	functionTimeout        time.Duration
+	functionMaxInFlight    int
+	breakerFailures        int
+	breakerOpen            time.Duration
 	workers                int
 	workersBacklog         int
 	deliveryAttempts       int
@@ -105,6 +108,9 @@ func parseFlags(args []string, stderr io.Writer, getenv func(string) string) (*o
 	fs.StringVar(&o.logFormat, "log-format", "text", "log format: text or json")
 	fs.Int64Var(&o.maxBody, "max-body", api.DefaultMaxBody, "largest request body the Events API accepts, in bytes (413 above)")
 	fs.DurationVar(&o.functionTimeout, "function-timeout", router.DefaultTimeout, "timeout of a function call when the function sets none")
+	fs.IntVar(&o.functionMaxInFlight, "function-max-in-flight", router.DefaultMaxInFlight, "asynchronous deliveries this instance makes at once to one function that sets no maxInFlight (its bulkhead); keep it well below -workers")
+	fs.IntVar(&o.breakerFailures, "function-breaker-failures", router.DefaultBreakerFailures, "consecutive calls of a function that time out or cannot reach it after which its circuit breaker opens (0: no breaker)")
+	fs.DurationVar(&o.breakerOpen, "function-breaker-open", router.DefaultBreakerOpen, "how long an open circuit breaker holds a function's deliveries before one probes it")
 	fs.IntVar(&o.workers, "workers", jetstream.DefaultWorkers, "deliveries of custom events this instance makes at once")
 	fs.IntVar(&o.workersBacklog, "workers-backlog", jetstream.DefaultMaxMsgs, "records (each up to 64 deliveries of events accepted together) that may wait in the store; past it emitters get 503")
 	fs.IntVar(&o.deliveryAttempts, "delivery-attempts", jetstream.DefaultMaxAttempts, "tries of a delivery before it becomes a dead letter (a subscription's retry.maxAttempts overrides it)")
@@ -196,6 +202,9 @@ func parseFlags(args []string, stderr io.Writer, getenv func(string) string) (*o
 	}
 	if o.functionTimeout <= 0 || o.functionTimeout > 15*time.Minute {
 		return nil, errors.New("-function-timeout must be between 0 and 15m")
+	}
+	if o.functionMaxInFlight <= 0 || o.breakerFailures < 0 || o.breakerOpen <= 0 {
+		return nil, errors.New("-function-max-in-flight and -function-breaker-open must be positive, and -function-breaker-failures not negative")
 	}
 	if o.workers <= 0 || o.workersBacklog <= 0 || o.deliveryAttempts <= 0 || o.natsReplicas <= 0 || o.natsMaxBytes <= 0 {
 		return nil, errors.New("-workers, -workers-backlog, -delivery-attempts, -nats-replicas and -nats-max-bytes must be positive")

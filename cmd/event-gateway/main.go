@@ -136,8 +136,10 @@ func serve(ctx context.Context, stop context.CancelFunc, opts *options, log *slo
 
 	m := metrics.New()
 	var reacters router.Reacters
+	var host *plugin.Host
 	if len(opts.plugins) > 0 {
-		host, err := plugin.StartHost(ctx, plugin.HostOptions{
+		var err error
+		host, err = plugin.StartHost(ctx, plugin.HostOptions{
 			Paths:    opts.plugins,
 			Timeout:  opts.pluginTimeout,
 			FailOpen: opts.pluginFailOpen,
@@ -148,8 +150,9 @@ func serve(ctx context.Context, stop context.CancelFunc, opts *options, log *slo
 		if err != nil {
 			return err
 		}
-		// Closed after the queue has drained: deliveries emit system events.
-		defer host.Close()
+		// Shut down after the queue has drained (deliveries emit system
+		// events); this only covers the returns before that.
+		defer host.Shutdown(context.Background())
 		reacters = host
 	}
 
@@ -180,6 +183,7 @@ func serve(ctx context.Context, stop context.CancelFunc, opts *options, log *slo
 		Plugins:        reacters,
 		Observer:       m,
 		DefaultTimeout: opts.functionTimeout,
+		Isolation:      isolation(opts),
 		Logger:         log.With("component", "router"),
 	})
 	// The router and the workers outlive the servers, so accepted events
@@ -292,26 +296,62 @@ func serve(ctx context.Context, stop context.CancelFunc, opts *options, log *slo
 
 	<-ctx.Done()
 	stop()
+	return shutdown(opts, log, eventsSrv, configSrv, queue, host, bgCancel, routerDone)
+}
+
+// shutdown stops the gateway within -shutdown-timeout. The Events API
+// stops taking events and its requests finish, the deliveries in progress
+// finish, the Configuration API stops and the plugins get their buffered
+// events, each within what is left of the timeout but its last tenth (at
+// most a second). In that last part, what has not finished is cut short:
+// deliveries still in progress are handed back to the store at once (not
+// after -delivery-ack-wait), plugins are killed, connections closed. What
+// was cut short is counted and logged.
+func shutdown(opts *options, log *slog.Logger, eventsSrv, configSrv *http.Server, queue *jetstream.Queue, host *plugin.Host, bgCancel context.CancelFunc, routerDone <-chan struct{}) error {
 	log.Info("shutting down", "timeout", opts.shutdownTimeout)
-	sctx, cancel := context.WithTimeout(context.Background(), opts.shutdownTimeout)
+	began := time.Now()
+	deadline := began.Add(opts.shutdownTimeout)
+	hard, cancelHard := context.WithDeadline(context.Background(), deadline)
+	defer cancelHard()
+	sctx, cancel := context.WithDeadline(hard, deadline.Add(-min(time.Second, opts.shutdownTimeout/10)))
 	defer cancel()
 	// Stop taking events first and let in-flight calls finish, then drain
 	// the accepted deliveries, then stop the configuration side.
 	if err := eventsSrv.Shutdown(sctx); err != nil {
-		log.Warn("events API did not shut down cleanly", "error", err)
+		log.Warn("events API requests cut short by the shutdown timeout", "error", err)
+		eventsSrv.Close()
 	}
 	// Deliveries in flight finish; the rest stay in the store, for this
 	// instance's next start or for another instance.
 	if err := queue.Stop(sctx); err != nil {
-		log.Warn("deliveries in flight were cut short; they will be made again", "error", err)
+		left := queue.Abort(hard)
+		log.Warn("deliveries in progress cut short by the shutdown timeout: handed back to the store, they will be made again", "error", err, "notHandedBack", left)
 	}
 	if err := configSrv.Shutdown(sctx); err != nil {
-		log.Warn("configuration API did not shut down cleanly", "error", err)
+		log.Warn("configuration API requests cut short by the shutdown timeout", "error", err)
+		configSrv.Close()
 	}
 	bgCancel()
-	<-routerDone
-	log.Info("stopped")
+	select {
+	case <-routerDone:
+	case <-hard.Done():
+	}
+	// Plugins get their buffered events while time is left: deliveries
+	// made up to now may have added some.
+	if dropped := host.Shutdown(sctx); dropped > 0 {
+		log.Warn("async system events left undelivered to plugins by the shutdown timeout", "dropped", dropped)
+	}
+	log.Info("stopped", "took", time.Since(began).Round(time.Millisecond))
 	return nil
+}
+
+// isolation is the router's bulkhead and breaker settings from the flags.
+func isolation(opts *options) router.IsolationOptions {
+	iso := router.IsolationOptions{MaxInFlight: opts.functionMaxInFlight, BreakerFailures: opts.breakerFailures, BreakerOpen: opts.breakerOpen}
+	if iso.BreakerFailures == 0 {
+		iso.BreakerFailures = -1 // the flag's 0 is no breaker
+	}
+	return iso
 }
 
 // listen binds the API's port and serves h on it in the background. Binding
@@ -391,7 +431,7 @@ func registerGauges(m *metrics.Metrics, rt *router.Router, q *jetstream.Queue, p
 		s := q.Stats()
 		return metrics.QueueStats{
 			Enqueued: float64(s.Enqueued), Delivered: float64(s.Delivered), Retried: float64(s.Retried),
-			DeadLettered: float64(s.DeadLettered), Dropped: float64(s.Dropped), Replayed: float64(s.Replayed),
+			DeadLettered: float64(s.DeadLettered), Dropped: float64(s.Dropped), Replayed: float64(s.Replayed), Postponed: float64(s.Postponed),
 			Pending: float64(s.Pending), DeadLetters: float64(s.DeadLetters),
 		}
 	})

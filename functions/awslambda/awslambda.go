@@ -423,7 +423,7 @@ func (inv *invoker) Invoke(ctx context.Context, payload []byte) ([]byte, error) 
 		return nil, fmt.Errorf("%w: awslambda: %s: %s error%s", functions.ErrFunctionFailed,
 			inv.arn, *out.FunctionError, errorType(out.Payload))
 	}
-	if int64(len(out.Payload)) > inv.p.maxResponse {
+	if _, prefix := functions.ResponsePrefix(ctx); !prefix && int64(len(out.Payload)) > inv.p.maxResponse {
 		// limitClient refuses such a body while reading it; this second
 		// check keeps the limit should a future SDK get the body otherwise.
 		return nil, fmt.Errorf("awslambda: invoke %s: %w", inv.arn, functions.ErrResponseTooLarge)
@@ -484,6 +484,13 @@ func (c limitClient) Do(req *http.Request) (*http.Response, error) {
 	if err != nil || resp.Body == nil {
 		return resp, err
 	}
+	if n, ok := functions.ResponsePrefix(req.Context()); ok {
+		// The caller wants a prefix: any size is fine, the rest is
+		// discarded unread.
+		resp.Body = &prefixBody{rc: resp.Body, left: min(n, c.max)}
+		resp.ContentLength = -1
+		return resp, nil
+	}
 	b := &limitedBody{rc: resp.Body, left: c.max + 1}
 	if resp.ContentLength > c.max {
 		b.left = 0 // refuse without reading a byte
@@ -491,6 +498,26 @@ func (c limitClient) Do(req *http.Request) (*http.Response, error) {
 	resp.Body = b
 	return resp, nil
 }
+
+// prefixBody reads the first left bytes of a body, then ends.
+type prefixBody struct {
+	rc   io.ReadCloser
+	left int64
+}
+
+func (b *prefixBody) Read(p []byte) (int, error) {
+	if b.left <= 0 {
+		return 0, io.EOF
+	}
+	if int64(len(p)) > b.left {
+		p = p[:b.left]
+	}
+	n, err := b.rc.Read(p)
+	b.left -= int64(n)
+	return n, err
+}
+
+func (b *prefixBody) Close() error { return b.rc.Close() }
 
 // limitedBody fails with ErrResponseTooLarge once more than the limit has
 // been read; left starts at limit+1 so that one byte over proves excess.

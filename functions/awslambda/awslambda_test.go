@@ -526,3 +526,23 @@ func TestClientEvictedWithLastInvoker(t *testing.T) {
 		t.Fatal("an evicted client was handed out again")
 	}
 }
+
+// TestResponsePrefix: a caller that asks for a prefix (an async delivery)
+// gets it, however large the response, with no error.
+func TestResponsePrefix(t *testing.T) {
+	const limit = 1000
+	_, p := setup(t, Options{MaxResponseBytes: limit})
+	inv, err := p.invoker(fn("big"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+	defer cancel()
+	out, err := inv.Invoke(functions.WithResponsePrefix(ctx, 10), []byte(fmt.Sprint(10*limit)))
+	if err != nil {
+		t.Fatalf("err = %v, want none", err)
+	}
+	if len(out) != 10 || out[0] != '"' {
+		t.Fatalf("got %q, want the first 10 bytes of the response", out)
+	}
+}

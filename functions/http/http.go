@@ -294,6 +294,16 @@ func (inv *invoker) Invoke(ctx context.Context, payload []byte) ([]byte, error) 
 		discard(resp.Body)
 		return nil, fmt.Errorf("%w: http status %d", functions.ErrFunctionFailed, resp.StatusCode)
 	}
+	if n, ok := functions.ResponsePrefix(ctx); ok {
+		// The caller wants a prefix: any size is fine, the rest is
+		// discarded (closing early drops this one connection).
+		body, err := io.ReadAll(io.LimitReader(resp.Body, min(n, p.maxResponse)))
+		discard(resp.Body)
+		if err != nil {
+			return nil, classify(ctx, fmt.Errorf("read response: %w", err))
+		}
+		return body, nil
+	}
 	body, err := readBody(resp.Body, resp.ContentLength, p.maxResponse)
 	if err != nil {
 		discard(resp.Body)

@@ -444,3 +444,39 @@ func BenchmarkInvoke(b *testing.B) {
 		}
 	})
 }
+
+// TestInvokeResponsePrefix: a caller that asks for a prefix (an async
+// delivery) gets it, whatever the size of the response, with no error.
+func TestInvokeResponsePrefix(t *testing.T) {
+	t.Parallel()
+	const limit = 1024
+	for _, tc := range []struct {
+		name    string
+		size    int
+		chunked bool
+	}{{"small", 10, false}, {"declared far over limit", 100 * limit, false}, {"chunked far over limit", 100 * limit, true}} {
+		t.Run(tc.name, func(t *testing.T) {
+			t.Parallel()
+			body := bytes.Repeat([]byte("y"), tc.size)
+			srv, _ := server(t, func(w http.ResponseWriter, r *http.Request) {
+				if tc.chunked {
+					_, _ = w.Write(body[:1])
+					w.(http.Flusher).Flush()
+					_, _ = w.Write(body[1:])
+					return
+				}
+				w.Header().Set("Content-Length", fmt.Sprint(len(body)))
+				_, _ = w.Write(body)
+			})
+			p := provider(t, Options{MaxResponseBytes: limit})
+			ctx := functions.WithResponsePrefix(ctxTimeout(t, 5*time.Second), 100)
+			out, err := p.URLInvoker(srv.URL).Invoke(ctx, []byte(`{}`))
+			if err != nil {
+				t.Fatalf("err = %v, want none", err)
+			}
+			if want := body[:min(100, len(body))]; !bytes.Equal(out, want) {
+				t.Fatalf("got %d bytes, want the first %d", len(out), len(want))
+			}
+		})
+	}
+}

@@ -48,7 +48,9 @@ func (q *Queue) Start(ctx context.Context, deliver router.DeliverFunc, policy Po
 	q.it = it
 	q.stopCh = make(chan struct{})
 	q.loopDone = make(chan struct{})
-	go q.run(ctx, deliver, policy)
+	cctx, cancel := context.WithCancel(ctx)
+	q.cancelCalls = cancel
+	go q.run(cctx, deliver, policy)
 	go func() {
 		select {
 		case <-ctx.Done():
@@ -138,8 +140,10 @@ func (q *Queue) run(ctx context.Context, deliver router.DeliverFunc, policy Poli
 			continue
 		}
 		q.inflight.Add(1)
+		q.active.Add(1)
 		go func() {
 			defer q.inflight.Done()
+			defer q.active.Add(-1)
 			defer func() { <-sem }()
 			q.handle(ctx, msg, deliver, policy)
 		}()
@@ -189,14 +193,31 @@ func (q *Queue) nakBuffered() {
 	}
 }
 
-// nak hands a message back at once, for another worker or instance. Its
-// delivery count already counts this delivery: a message handed back on
-// shutdown has used one attempt without a call.
+// nak hands a message back at once, for another worker or instance, on
+// shutdown. Its delivery count already counts this delivery: a message
+// handed back on shutdown has used one attempt without a call.
+//
+// A plain nak only queues the message for redelivery in the server's
+// memory: the consumer's stored state still holds the time it was handed
+// out, so after a restart of the store (the embedded server stops with
+// the gateway) it would wait for AckWait. A nak with a delay stores a
+// new time, so it is asked for with the shortest delay, and the server's
+// answer awaited: once nak returns, the message is due, also after a
+// restart.
 func (q *Queue) nak(msg jetstream.Msg) {
-	if err := msg.Nak(); err != nil {
+	ctx, cancel := context.WithTimeout(context.Background(), nakTimeout)
+	defer cancel()
+	if _, err := q.nc.RequestWithContext(ctx, msg.Reply(), nakNow); err != nil {
 		q.log.Debug("delivery queue: nak", "error", err)
 	}
 }
+
+// nakNow is a nak with a delay of 1ns (the server's format:
+// ConsumerNakOptions), which the server stores (see nak).
+var nakNow = []byte(`-NAK {"delay":1}`)
+
+// nakTimeout bounds the wait for the server's answer to a nak.
+const nakTimeout = 2 * time.Second
 
 // Stop stops pulling and waits until the deliveries in progress are done,
 // or ctx ends. Messages buffered and not begun are handed back at once;
@@ -222,6 +243,34 @@ func (q *Queue) Stop(ctx context.Context) error {
 		return nil
 	case <-ctx.Done():
 		return ctx.Err()
+	}
+}
+
+// Abort cuts short what a Stop that ran out of time left in progress:
+// the context of the calls ends, and each record is handed back at once
+// (a nak), for another instance or this one's next start, rather than
+// after AckWait. It waits for that until ctx ends and returns the number
+// of records still in progress then (those come back after AckWait).
+func (q *Queue) Abort(ctx context.Context) int {
+	q.mu.Lock()
+	started := q.started
+	q.mu.Unlock()
+	if !started {
+		return 0
+	}
+	q.halt()
+	q.cancelCalls()
+	done := make(chan struct{})
+	go func() {
+		<-q.loopDone
+		q.inflight.Wait()
+		close(done)
+	}()
+	select {
+	case <-done:
+		return 0
+	case <-ctx.Done():
+		return int(q.active.Load())
 	}
 }
 

@@ -125,6 +125,10 @@ type Stats struct {
 	DeadLettered uint64 // deliveries moved to the dead letters
 	Dropped      uint64 // deliveries of deleted subscriptions, left uncalled
 	Replayed     uint64 // dead letters put back in the queue
+	// Postponed counts deliveries not made for want of room (their
+	// function's bulkhead full or breaker open, a plugin unavailable) and
+	// handed back for later without counting an attempt.
+	Postponed uint64
 	// Pending is the number of records not yet done, over all instances:
 	// waiting, in progress or waiting for a retry. -1 when NATS could not
 	// be asked.
@@ -146,7 +150,7 @@ type Queue struct {
 	workers    int
 	pubTimeout time.Duration
 
-	enqueued, delivered, retried, deadLettered, dropped, replayed atomic.Uint64
+	enqueued, delivered, retried, deadLettered, dropped, replayed, postponed atomic.Uint64
 
 	mu       sync.Mutex
 	started  bool
@@ -155,6 +159,10 @@ type Queue struct {
 	loopDone chan struct{}
 	it       jetstream.MessagesContext
 	inflight sync.WaitGroup
+	// active counts the records being handled; cancelCalls ends the
+	// context of their calls (Abort).
+	active      atomic.Int64
+	cancelCalls context.CancelFunc
 	// calls bounds the deliveries being made at once, over all records.
 	calls chan struct{}
 
@@ -293,6 +301,7 @@ func (q *Queue) Stats() Stats {
 		DeadLettered: q.deadLettered.Load(),
 		Dropped:      q.dropped.Load(),
 		Replayed:     q.replayed.Load(),
+		Postponed:    q.postponed.Load(),
 		Pending:      -1,
 		DeadLetters:  -1,
 	}

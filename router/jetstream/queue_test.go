@@ -1032,3 +1032,87 @@ func TestSpaces(t *testing.T) {
 		}
 	}
 }
+
+// A delivery deferred by its DeliverFunc (router.DeferredError: a full
+// bulkhead, an open breaker, a plugin unavailable) comes back after its
+// pause, and the deferrals spend none of its attempts, whether it was in
+// a batch record or in a record of its own.
+func TestDeferredSpendsNoAttempt(t *testing.T) {
+	_, _, q := fixture(t, Options{Workers: 8})
+	const deferrals = 4
+	rec := newRecorder()
+	deliver := func(_ context.Context, d router.Delivery) error {
+		if rec.callsOf(key(d)) < deferrals {
+			return rec.call(d, &router.DeferredError{After: 10 * time.Millisecond, Reason: "bulkhead full"})
+		}
+		return rec.call(d, errors.New("502"))
+	}
+	policy := func(_, _ string) RetryPolicy {
+		return RetryPolicy{MaxAttempts: 2, InitialBackoff: time.Millisecond, MaxBackoff: time.Millisecond}
+	}
+	ds := deliveries(3, "ev", map[string]string{"s1": "f", "s2": "f"})
+	enqueueAll(t, q, ds)
+	// One delivery too large to share a record: a record of its own.
+	big := router.Delivery{SubscriptionID: "s3", FunctionID: "f", EventID: "big", Event: "user.created", Payload: make([]byte, q.batch.maxBytes)}
+	enqueueAll(t, q, []router.Delivery{big})
+	if err := q.Start(context.Background(), deliver, policy); err != nil {
+		t.Fatal(err)
+	}
+	stopAtEnd(t, q)
+	waitFor(t, 20*time.Second, "7 dead letters", func() bool { return q.Stats().DeadLetters == 7 })
+	dls, _, err := q.DeadLetters(context.Background(), DeadLetterFilter{Limit: 100})
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, dl := range dls {
+		if dl.Attempts != 2 {
+			t.Errorf("%s/%s: dead letter after %d attempts, want 2", dl.EventID, dl.SubscriptionID, dl.Attempts)
+		}
+		if n := rec.callsOf(dl.EventID + "/" + dl.SubscriptionID); n != deferrals+2 {
+			t.Errorf("%s/%s: %d calls, want %d", dl.EventID, dl.SubscriptionID, n, deferrals+2)
+		}
+	}
+	if got := q.Stats().Postponed; got != 7*deferrals {
+		t.Errorf("Postponed = %d, want %d", got, 7*deferrals)
+	}
+}
+
+// When Stop runs out of time, Abort ends the calls still in progress and
+// hands their records back at once: another instance makes them right
+// away, not after AckWait.
+func TestAbortHandsBackAtOnce(t *testing.T) {
+	e, _, q := fixture(t, Options{Workers: 4, AckWait: time.Minute})
+	ds := deliveries(4, "ev", map[string]string{"s": "f"})
+	enqueueAll(t, q, ds)
+	var inflight atomic.Int64
+	err := q.Start(context.Background(), func(ctx context.Context, d router.Delivery) error {
+		inflight.Add(1)
+		<-ctx.Done() // a call that would outlast any shutdown
+		return ctx.Err()
+	}, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	waitFor(t, 10*time.Second, "calls in progress", func() bool { return inflight.Load() >= 1 })
+	ctx, cancel := context.WithTimeout(context.Background(), 100*time.Millisecond)
+	defer cancel()
+	if err := q.Stop(ctx); !errors.Is(err, context.DeadlineExceeded) {
+		t.Fatalf("Stop: %v", err)
+	}
+	actx, acancel := context.WithTimeout(context.Background(), 5*time.Second)
+	defer acancel()
+	if left := q.Abort(actx); left != 0 {
+		t.Fatalf("Abort left %d records in progress", left)
+	}
+
+	nc2 := connect(t, e)
+	t.Cleanup(nc2.Close)
+	q2 := newQueue(t, nc2, Options{Workers: 4, AckWait: time.Minute})
+	rec := newRecorder()
+	if err := q2.Start(context.Background(), func(_ context.Context, d router.Delivery) error { return rec.call(d, nil) }, nil); err != nil {
+		t.Fatal(err)
+	}
+	stopAtEnd(t, q2)
+	// Well under AckWait (a minute).
+	waitFor(t, 15*time.Second, "every delivery", func() bool { return rec.okCount() == len(ds) })
+}

@@ -31,6 +31,11 @@ const (
 	// handBack: the attempt was cut short by a shutdown; the delivery goes
 	// back to the queue at once, for this or another instance.
 	handBack
+	// postpone: it was not made, for want of room rather than for a
+	// failure (router.DeferredError: its function's bulkhead full or
+	// breaker open, a plugin unavailable); it is tried again after
+	// outcome.after, and the attempt does not count.
+	postpone
 	// retry: it is tried again after outcome.after.
 	retry
 	// deadLetter: it goes to the dead letters, since no attempt is left
@@ -46,6 +51,8 @@ func (a action) String() string {
 		return "drop"
 	case handBack:
 		return "hand back"
+	case postpone:
+		return "postpone"
 	case retry:
 		return "retry"
 	case deadLetter:
@@ -57,7 +64,7 @@ func (a action) String() string {
 // outcome is settle's decision.
 type outcome struct {
 	action action
-	// after is, for retry, the pause before the next attempt; for
+	// after is, for retry and postpone, the pause before the next attempt; for
 	// deadLetter, the pause before the delivery is tried again should its
 	// dead letter not be stored.
 	after time.Duration
@@ -70,11 +77,14 @@ type outcome struct {
 // function's. rnd draws the jitter of the backoff (see
 // RetryPolicy.backoff). settle has no side effects: its inputs decide.
 func settle(err error, attempt int, p RetryPolicy, stopping bool, rnd func(n int64) int64) outcome {
+	var deferred *router.DeferredError
 	switch {
 	case err == nil:
 		return outcome{action: done}
 	case errors.Is(err, router.ErrSubscriptionGone):
 		return outcome{action: drop}
+	case errors.As(err, &deferred):
+		return outcome{action: postpone, after: max(deferred.After, 0)}
 	case stopping:
 		return outcome{action: handBack}
 	case retryable(err) && attempt < p.normalized().MaxAttempts:
@@ -109,6 +119,24 @@ func (q *Queue) settleRecord(ctx context.Context, msg jetstream.Msg, md *jetstre
 		}
 	case handBack:
 		q.nak(msg)
+	case postpone:
+		// A nak would count an attempt (the record's delivery count):
+		// the record is stored again instead, as a retry record that
+		// owes the attempts made so far, less this one, and the original
+		// leaves the queue. Should that fail, a nak with the delay is the
+		// fallback, and costs one attempt.
+		pctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), followUpTimeout)
+		defer cancel()
+		if serr := q.store(pctx, retryRecord(d, attempt-1, time.Now().Add(o.after))); serr != nil {
+			q.log.Warn("delivery queue: cannot store a postponed delivery, handing it back", "eventId", d.EventID, "space", d.Space, "subscriptionId", d.SubscriptionID, "retryIn", o.after, "error", serr)
+			_ = msg.NakWithDelay(o.after)
+			return
+		}
+		if aerr := msg.Ack(); aerr != nil {
+			q.log.Warn("delivery queue: ack", "eventId", d.EventID, "space", d.Space, "subscriptionId", d.SubscriptionID, "error", aerr)
+		}
+		q.postponed.Add(1)
+		q.logPostpone(d, attempt, o.after, err)
 	case retry:
 		// JetStream hands the record out again after the delay, with its
 		// delivery count, the attempt number, one higher.
@@ -144,7 +172,7 @@ func (q *Queue) settleRecord(ctx context.Context, msg jetstream.Msg, md *jetstre
 // record back.
 func (q *Queue) settleBatch(ctx context.Context, msg jetstream.Msg, md *jetstream.MsgMetadata, ds []router.Delivery, attempt int, errs []error, outs []outcome) {
 	var follow []*nats.Msg
-	var delivered, dropped, retried, dead int
+	var delivered, dropped, retried, dead, postponed int
 	for i, o := range outs {
 		d := &ds[i]
 		switch o.action {
@@ -155,6 +183,11 @@ func (q *Queue) settleBatch(ctx context.Context, msg jetstream.Msg, md *jetstrea
 		case handBack:
 			q.nak(msg)
 			return
+		case postpone:
+			// Its attempt does not count: the retry record owes one
+			// fewer.
+			follow = append(follow, retryRecord(d, attempt-1, time.Now().Add(o.after)))
+			postponed++
 		case retry:
 			follow = append(follow, retryRecord(d, attempt, time.Now().Add(o.after)))
 			retried++
@@ -177,6 +210,8 @@ func (q *Queue) settleBatch(ctx context.Context, msg jetstream.Msg, md *jetstrea
 	}
 	for i, o := range outs {
 		switch o.action {
+		case postpone:
+			q.logPostpone(&ds[i], attempt, o.after, errs[i])
 		case retry:
 			q.logRetry(&ds[i], attempt, o.after, errs[i])
 		case deadLetter:
@@ -187,6 +222,7 @@ func (q *Queue) settleBatch(ctx context.Context, msg jetstream.Msg, md *jetstrea
 	q.dropped.Add(uint64(dropped))
 	q.retried.Add(uint64(retried))
 	q.deadLettered.Add(uint64(dead))
+	q.postponed.Add(uint64(postponed))
 }
 
 const (
@@ -200,6 +236,10 @@ const (
 
 func (q *Queue) logRetry(d *router.Delivery, attempt int, after time.Duration, err error) {
 	q.log.Debug("delivery failed, will retry", "eventId", d.EventID, "space", d.Space, "subscriptionId", d.SubscriptionID, "functionId", d.FunctionID, "attempt", attempt, "retryIn", after, "error", err)
+}
+
+func (q *Queue) logPostpone(d *router.Delivery, attempt int, after time.Duration, err error) {
+	q.log.Debug("delivery postponed, the attempt does not count", "eventId", d.EventID, "space", d.Space, "subscriptionId", d.SubscriptionID, "functionId", d.FunctionID, "attempt", attempt, "retryIn", after, "reason", err)
 }
 
 func (q *Queue) logDeadLetter(d *router.Delivery, attempt int, err error) {

@@ -39,6 +39,8 @@ func TestSettle(t *testing.T) {
 		{"invalid", errkind.New(errkind.Invalid, "bad"), 1, p, false, outcome{action: deadLetter, after: 10 * time.Second}},
 		{"no function", fmt.Errorf("call: %w", errkind.New(errkind.NotFound, "function f not found")), 2, p, false, outcome{action: deadLetter, after: 20 * time.Second}},
 		{"unavailable is retried", errkind.New(errkind.Unavailable, "later"), 1, p, false, outcome{action: retry, after: 10 * time.Second}},
+		{"deferred", &router.DeferredError{After: time.Second, Reason: "bulkhead full"}, 1, p, false, outcome{action: postpone, after: time.Second}},
+		{"deferred on the last attempt", fmt.Errorf("x: %w", &router.DeferredError{After: 2 * time.Second}), 3, p, false, outcome{action: postpone, after: 2 * time.Second}},
 		{"zero policy is the default", failed, DefaultMaxAttempts - 1, RetryPolicy{}, false, outcome{action: retry, after: DefaultMaxBackoff}},
 		{"zero policy's last attempt", failed, DefaultMaxAttempts, RetryPolicy{}, false, outcome{action: deadLetter, after: DefaultMaxBackoff}},
 	} {

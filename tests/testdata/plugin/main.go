@@ -35,6 +35,10 @@ func (r *reacter) Subscriptions() []plugin.Subscription {
 		return []plugin.Subscription{{EventType: plugin.FunctionInvoking, Type: plugin.Sync}}
 	case "fragile": // crashes on X-Crash, hangs on X-Hang
 		return []plugin.Subscription{{EventType: plugin.EventReceived, Type: plugin.Sync}}
+	case "slowpoke": // takes 500ms over every event, asynchronously
+		return []plugin.Subscription{{EventType: plugin.EventReceived, Type: plugin.Async}}
+	case "brittle": // crashes on calls of functions to events whose data holds "crash"
+		return []plugin.Subscription{{EventType: plugin.FunctionInvoking, Type: plugin.Sync}}
 	case "sluggish": // blocks on every event until the file "release" exists
 		return []plugin.Subscription{{EventType: plugin.EventReceived, Type: plugin.Async}}
 	}
@@ -72,6 +76,12 @@ func (r *reacter) React(ev plugin.Event) error {
 		}
 		if d.Headers["X-Hang"] != "" {
 			select {}
+		}
+	case "slowpoke":
+		time.Sleep(500 * time.Millisecond)
+	case "brittle":
+		if strings.Contains(string(ev.Data), "crash") {
+			os.Exit(3)
 		}
 	case "sluggish":
 		for {
