@@ -9,6 +9,7 @@ import (
 	"log/slog"
 	"net"
 	"net/http"
+	"strconv"
 	"strings"
 	"sync"
 	"time"
@@ -39,13 +40,23 @@ type EventsOptions struct {
 	// SpaceDomains are the domains under which a request's host names its
 	// space: a request to <space>.<domain> is routed in that space.
 	SpaceDomains []string
-	Logger       *slog.Logger
+	// MaxHops bounds the calls a request may have come through
+	// (functions.HopsHeader): past it the answer is 508 Loop Detected.
+	// Default DefaultMaxHops.
+	MaxHops int
+	Logger  *slog.Logger
 }
+
+// DefaultMaxHops is the default of EventsOptions.MaxHops: deep enough for
+// any chain of functions that call the gateway on purpose, shallow enough
+// that a loop stops within a few calls.
+const DefaultMaxHops = 8
 
 // Events serves the Events API: http events, invoke, and custom events.
 type Events struct {
 	router  Router
 	maxBody int64
+	maxHops int
 	domains []string
 	log     *slog.Logger
 	// anyOrigin is the CORS policy of custom events and invoke: any origin
@@ -65,6 +76,7 @@ func NewEvents(o EventsOptions) *Events {
 	e := &Events{
 		router:  o.Router,
 		maxBody: o.MaxBody,
+		maxHops: o.MaxHops,
 		log:     o.Logger,
 		// Any origin may send events; the origin is echoed and may send
 		// credentials, as the original gateway allowed.
@@ -77,6 +89,9 @@ func NewEvents(o EventsOptions) *Events {
 	}
 	if e.maxBody <= 0 {
 		e.maxBody = 6 << 20
+	}
+	if e.maxHops <= 0 {
+		e.maxHops = DefaultMaxHops
 	}
 	if e.log == nil {
 		e.log = slog.New(slog.DiscardHandler)
@@ -130,6 +145,24 @@ func (e *Events) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		w.Header().Set("Retry-After", "1")
 		writeErrorMessage(w, http.StatusServiceUnavailable, "gateway is starting: configuration not loaded yet, retry later")
 		return
+	}
+	// The server's keys are canonical: index the map, as Get would after
+	// canonicalizing the name again.
+	if v := r.Header[functions.HopsHeader]; len(v) > 0 {
+		hops, err := strconv.Atoi(v[0])
+		switch {
+		case err != nil || hops < 0:
+			writeErrorMessage(w, http.StatusBadRequest, fmt.Sprintf("invalid %s header %q: want the number of calls the request came through", functions.HopsHeader, v[0]))
+			return
+		case hops > e.maxHops:
+			// Logged once per loop, here where it is stopped; each
+			// gateway call of the loop then passes the 508 back.
+			e.log.WarnContext(r.Context(), "loop detected: request refused", "method", r.Method, "path", r.URL.Path, "hops", hops, "maxHops", e.maxHops)
+			e.loopDetected(w, r, hops)
+			return
+		case hops > 0:
+			r = r.WithContext(functions.WithHops(r.Context(), hops))
+		}
 	}
 	space, err := e.spaceOf(r)
 	if err != nil {
@@ -515,6 +548,14 @@ func (e *Events) readBody(w http.ResponseWriter, r *http.Request) ([]byte, error
 	}
 }
 
+// loopDetected answers a request that came through more calls than the
+// bound, with 508 and the hop count as functions.HopsHeader: a gateway
+// that made the call knows by it that the loop, not the function, failed.
+func (e *Events) loopDetected(w http.ResponseWriter, r *http.Request, hops int) {
+	w.Header().Set(functions.HopsHeader, strconv.Itoa(hops))
+	writeErrorMessage(w, http.StatusLoopDetected, fmt.Sprintf("loop detected: the request came through %d calls of functions by the gateway, more than %d (-max-hops)", hops, e.maxHops))
+}
+
 // callFailed answers a failed synchronous call without showing the
 // provider's error, which is logged instead.
 func (e *Events) callFailed(w http.ResponseWriter, r *http.Request, t *router.Target, err error) {
@@ -525,6 +566,11 @@ func (e *Events) callFailed(w http.ResponseWriter, r *http.Request, t *router.Ta
 	}
 	status, msg := http.StatusBadGateway, "function failed"
 	switch {
+	case errors.Is(err, functions.ErrLoopDetected):
+		// Passed back to the caller as it is, so a loop of gateway calls
+		// answers 508 all the way back.
+		e.loopDetected(w, r, functions.Hops(r.Context())+1)
+		return
 	case errors.Is(err, functions.ErrTimeout):
 		status, msg = http.StatusGatewayTimeout, fmt.Sprintf("function timed out after %v", t.Timeout)
 	case errors.Is(err, functions.ErrResponseTooLarge):

@@ -124,7 +124,14 @@ func (r *Router) Deliver(ctx context.Context, d Delivery) error {
 	if t == nil {
 		return errkind.New(errkind.NotFound, "function %q not found", d.FunctionID)
 	}
+	if d.Hops > 0 {
+		ctx = functions.WithHops(ctx, d.Hops)
+	}
 	_, err := r.call(ctx, t, d.Payload, !d.System)
+	if errors.Is(err, functions.ErrLoopDetected) {
+		// Trying again makes the same loop: to the dead letters at once.
+		return errkind.Wrap(errkind.Invalid, err, "loop detected")
+	}
 	return err
 }
 
@@ -190,9 +197,10 @@ func (r *Router) Enqueue(ctx context.Context, space string, in *Incoming, subs [
 		return 0, nil
 	}
 	rev := r.Snapshot().Revision
+	hops := functions.Hops(ctx)
 	ds := make([]Delivery, len(subs))
 	for i, s := range subs {
-		ds[i] = Delivery{Space: space, SubscriptionID: s.SubscriptionID, FunctionID: s.FunctionID, EventID: in.CE.ID, Event: in.CE.Type, Payload: in.Payload(s.Envelope), Revision: rev}
+		ds[i] = Delivery{Space: space, SubscriptionID: s.SubscriptionID, FunctionID: s.FunctionID, EventID: in.CE.ID, Event: in.CE.Type, Payload: in.Payload(s.Envelope), Revision: rev, Hops: hops}
 	}
 	if err := r.queue.Enqueue(ctx, ds); err != nil {
 		return 0, err

@@ -9,6 +9,7 @@ import (
 	"strings"
 	"time"
 
+	"github.com/event-gateway/event-gateway/api"
 	"github.com/event-gateway/event-gateway/router/jetstream"
 )
 
@@ -33,6 +34,7 @@ type options struct {
 	logFormat string
 
 	maxBody                int64
+	maxHops                int
 	functionTimeout        time.Duration
 	workers                int
 	workersBacklog         int
@@ -96,6 +98,7 @@ func parseFlags(args []string, stderr io.Writer, getenv func(string) string) (*o
 	logLevel := fs.String("log-level", "info", "log level: debug, info, warn or error")
 	fs.StringVar(&o.logFormat, "log-format", "text", "log format: text or json")
 	fs.Int64Var(&o.maxBody, "max-body", 6<<20, "largest request body the Events API accepts, in bytes (413 above)")
+	fs.IntVar(&o.maxHops, "max-hops", api.DefaultMaxHops, "calls of functions a request to the Events API may have come through (the Event-Gateway-Hops header the gateway sends them); past it: 508 Loop Detected")
 	fs.DurationVar(&o.functionTimeout, "function-timeout", 5*time.Second, "timeout of a function call when the function sets none")
 	fs.IntVar(&o.workers, "workers", jetstream.DefaultWorkers, "deliveries of custom events this instance makes at once")
 	fs.IntVar(&o.workersBacklog, "workers-backlog", jetstream.DefaultMaxMsgs, "records (each up to 64 deliveries of events accepted together) that may wait in the store; past it emitters get 503")
@@ -140,6 +143,9 @@ func parseFlags(args []string, stderr io.Writer, getenv func(string) string) (*o
 	}
 	if (o.configTLSCert == "") != (o.configTLSKey == "") || (o.eventsTLSCert == "") != (o.eventsTLSKey == "") {
 		return nil, errors.New("a TLS certificate and its key go together (-config-tls-cert/-key, -events-tls-cert/-key)")
+	}
+	if o.maxHops <= 0 {
+		return nil, errors.New("-max-hops must be positive")
 	}
 	if o.maxInFlight < 0 || o.maxHeaderBytes <= 0 {
 		return nil, errors.New("-max-in-flight must not be negative and -max-header-bytes must be positive")

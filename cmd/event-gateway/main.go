@@ -215,6 +215,7 @@ func serve(ctx context.Context, stop context.CancelFunc, opts *options, log *slo
 	eventsAPI := api.NewEvents(api.EventsOptions{
 		Router:       rt,
 		MaxBody:      opts.maxBody,
+		MaxHops:      opts.maxHops,
 		SpaceDomains: opts.spaceDomains,
 		Logger:       log.With("api", "events"),
 	})
