@@ -180,7 +180,7 @@ func (in *Incoming) Payload(envelope string) []byte {
 	}
 	if in.LegacyPayload == nil {
 		if in.Legacy != nil {
-			in.LegacyPayload = in.Legacy.AppendJSON(make([]byte, 0, 128+len(in.Legacy.Data)))
+			in.LegacyPayload = in.Legacy.AppendJSON(make([]byte, 0, in.Legacy.JSONSize()))
 		} else {
 			in.LegacyPayload = in.CE.AppendSeedJSON(make([]byte, 0, 128+len(in.CE.Data)), in.ReceivedAt)
 		}

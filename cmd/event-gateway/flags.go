@@ -35,6 +35,7 @@ type options struct {
 
 	maxBody                int64
 	maxHops                int
+	maxBodyInFlight        int64
 	functionTimeout        time.Duration
 	workers                int
 	workersBacklog         int
@@ -98,6 +99,7 @@ func parseFlags(args []string, stderr io.Writer, getenv func(string) string) (*o
 	logLevel := fs.String("log-level", "info", "log level: debug, info, warn or error")
 	fs.StringVar(&o.logFormat, "log-format", "text", "log format: text or json")
 	fs.Int64Var(&o.maxBody, "max-body", 6<<20, "largest request body the Events API accepts, in bytes (413 above)")
+	fs.Int64Var(&o.maxBodyInFlight, "max-body-bytes-in-flight", api.DefaultMaxBodyBytesInFlight, "bytes of request bodies the Events API holds at once, over all requests; past it: 503 with Retry-After (0: no limit)")
 	fs.IntVar(&o.maxHops, "max-hops", api.DefaultMaxHops, "calls of functions a request to the Events API may have come through (the Event-Gateway-Hops header the gateway sends them); past it: 508 Loop Detected")
 	fs.DurationVar(&o.functionTimeout, "function-timeout", 5*time.Second, "timeout of a function call when the function sets none")
 	fs.IntVar(&o.workers, "workers", jetstream.DefaultWorkers, "deliveries of custom events this instance makes at once")
@@ -146,6 +148,9 @@ func parseFlags(args []string, stderr io.Writer, getenv func(string) string) (*o
 	}
 	if o.maxHops <= 0 {
 		return nil, errors.New("-max-hops must be positive")
+	}
+	if o.maxBodyInFlight < 0 || (o.maxBodyInFlight > 0 && o.maxBodyInFlight <= o.maxBody) {
+		return nil, errors.New("-max-body-bytes-in-flight must be 0 (no limit) or more than -max-body")
 	}
 	if o.maxInFlight < 0 || o.maxHeaderBytes <= 0 {
 		return nil, errors.New("-max-in-flight must not be negative and -max-header-bytes must be positive")

@@ -3,6 +3,7 @@
 package main
 
 import (
+	"cmp"
 	"context"
 	"crypto/tls"
 	"errors"
@@ -213,11 +214,13 @@ func serve(ctx context.Context, stop context.CancelFunc, opts *options, log *slo
 	})
 
 	eventsAPI := api.NewEvents(api.EventsOptions{
-		Router:       rt,
-		MaxBody:      opts.maxBody,
-		MaxHops:      opts.maxHops,
-		SpaceDomains: opts.spaceDomains,
-		Logger:       log.With("api", "events"),
+		Router:  rt,
+		MaxBody: opts.maxBody,
+		MaxHops: opts.maxHops,
+		// 0 on the command line is no limit; in the options, the default.
+		MaxBodyBytesInFlight: cmp.Or(opts.maxBodyInFlight, -1),
+		SpaceDomains:         opts.spaceDomains,
+		Logger:               log.With("api", "events"),
 	})
 
 	registerGauges(m, rt, queue, reacters)

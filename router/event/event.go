@@ -45,6 +45,57 @@ func New(name string, body []byte, contentType string, now time.Time) (Event, er
 	}, nil
 }
 
+// NewPayload is New, and the envelope's JSON encoding as AppendJSON
+// writes it, built together in one buffer of the encoding's size: the
+// returned Event's Data is a slice of the payload, not a buffer of its
+// own. For a large body that is one copy of it (or of its base64 form)
+// rather than two, and no buffer grown on the way.
+func NewPayload(name string, body []byte, contentType string, now time.Time) (Event, []byte, error) {
+	if contentType == "" {
+		contentType = DefaultDataType
+	}
+	ev := Event{Event: name, ID: NewID(), ReceivedAt: now.UnixMilli(), DataType: contentType}
+	var dataLen int
+	switch {
+	case len(body) == 0:
+		dataLen = len("null")
+	case IsJSON(contentType):
+		if !json.Valid(body) {
+			return Event{}, nil, &InvalidJSONError{ContentType: contentType}
+		}
+		dataLen = len(body)
+	default:
+		dataLen = base64.StdEncoding.EncodedLen(len(body)) + 2
+	}
+	b := make([]byte, 0, envelopeOverhead+len(name)+len(ev.ID)+len(contentType)+dataLen)
+	b = appendHead(b, ev.Event, ev.ID, ev.ReceivedAt)
+	start := len(b)
+	switch {
+	case len(body) == 0:
+		b = append(b, "null"...)
+	case IsJSON(contentType):
+		b = append(b, body...)
+	default:
+		b = append(b, '"')
+		b = base64.StdEncoding.AppendEncode(b, body)
+		b = append(b, '"')
+	}
+	ev.Data = b[start:len(b):len(b)]
+	return ev, appendTail(b, ev.DataType), nil
+}
+
+// envelopeOverhead is the size of an envelope's JSON encoding besides its
+// event name, id, data and data type: the member names, the quotes and
+// the longest receivedAt.
+const envelopeOverhead = len(`{"event":"","id":"","receivedAt":,"data":,"dataType":""}`) + 20
+
+// JSONSize returns the size of the envelope's JSON encoding, or a little
+// more, for a buffer AppendJSON then fills without growing it. (Names or
+// types that need escaping take more: the buffer then grows.)
+func (e *Event) JSONSize() int {
+	return envelopeOverhead + len(e.Event) + len(e.ID) + len(e.DataType) + max(len(e.Data), len("null"))
+}
+
 // NewID returns a new random UUID (version 4) from crypto/rand, as
 // uuid.NewString does, in one allocation instead of two: it reads into an
 // array on the stack, which reading through an io.Reader makes escape.
