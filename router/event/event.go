@@ -12,6 +12,7 @@ import (
 	"strconv"
 	"strings"
 	"time"
+	"unicode/utf8"
 
 	"github.com/google/uuid"
 )
@@ -60,7 +61,7 @@ func NewPayload(name string, body []byte, contentType string, now time.Time) (Ev
 	case len(body) == 0:
 		dataLen = len("null")
 	case IsJSON(contentType):
-		if !json.Valid(body) {
+		if !ValidJSON(body) {
 			return Event{}, nil, &InvalidJSONError{ContentType: contentType}
 		}
 		dataLen = len(body)
@@ -130,7 +131,7 @@ func EncodeData(body []byte, contentType string) (json.RawMessage, string, error
 		return json.RawMessage("null"), contentType, nil
 	}
 	if IsJSON(contentType) {
-		if !json.Valid(body) {
+		if !ValidJSON(body) {
 			return nil, "", &InvalidJSONError{ContentType: contentType}
 		}
 		return json.RawMessage(body), contentType, nil
@@ -145,11 +146,19 @@ func EncodeBody(body []byte, contentType string) json.RawMessage {
 	switch {
 	case len(body) == 0:
 		return json.RawMessage("null")
-	case IsJSON(contentType) && json.Valid(body):
+	case IsJSON(contentType) && ValidJSON(body):
 		return json.RawMessage(body)
 	default:
 		return base64String(body)
 	}
+}
+
+// ValidJSON reports whether b is valid JSON in UTF-8. json.Valid alone
+// accepts invalid UTF-8 inside strings, which encoding/json would then
+// replace when decoding: passed on as it is, such a body would make the
+// envelope around it invalid JSON.
+func ValidJSON(b []byte) bool {
+	return utf8.Valid(b) && json.Valid(b)
 }
 
 func base64String(b []byte) json.RawMessage {
