@@ -2,15 +2,20 @@ package tests
 
 import (
 	"bytes"
+	"context"
 	"fmt"
 	"io"
 	"net"
 	"net/http"
+	"net/url"
 	"strings"
 	"sync"
 	"sync/atomic"
 	"testing"
 	"time"
+
+	"github.com/event-gateway/event-gateway/internal/etcdtest"
+	"github.com/event-gateway/event-gateway/internal/gwproc"
 )
 
 // gaugeOf reads one gauge of the gateway's /metrics.
@@ -221,4 +226,51 @@ func TestBodyBudget(t *testing.T) {
 	eventually(t, "the budget given back", func() bool {
 		return call(t, "POST", gw.EventsURL+"/", body, "Event", "e", "Content-Type", "text/plain").status == http.StatusAccepted
 	})
+}
+
+// TestEtcdOutage: with etcd away, the Configuration API answers 503 within
+// the default -db-timeout of 2 s, and the gateway logs the loss of the
+// connection once and its return once, not a line per retry.
+func TestEtcdOutage(t *testing.T) {
+	srv, err := etcdtest.Start()
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer srv.Stop()
+	ep := srv.Endpoints()[0]
+	if u, err := url.Parse(ep); err == nil && u.Host != "" {
+		ep = u.Host
+	}
+	proxy := newCutProxy(t, ep)
+	gw := start(t, gwproc.Options{Args: []string{"-db-hosts", proxy.ln.Addr().String()}})
+	expect(t, call(t, "GET", gw.ConfigURL+"/v1/functions", ""), 200, "")
+
+	proxy.setCut(true)
+	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
+	defer cancel()
+	for range 3 {
+		begin := time.Now()
+		expect(t, call(t, "GET", gw.ConfigURL+"/v1/functions", ""), 503, "")
+		if d := time.Since(begin); d > 4500*time.Millisecond {
+			t.Fatalf("503 after %v, want about 2s", d)
+		}
+	}
+	if err := gw.WaitLog(ctx, "lost the connection to etcd", 30*time.Second); err != nil {
+		t.Fatal(err)
+	}
+	time.Sleep(3 * time.Second) // the client retries meanwhile
+	proxy.setCut(false)
+	if err := gw.WaitLog(ctx, "connection to etcd is back", 30*time.Second); err != nil {
+		t.Fatal(err)
+	}
+	eventually(t, "configuration calls answered again", func() bool {
+		return call(t, "GET", gw.ConfigURL+"/v1/functions", "").status == 200
+	})
+	logs := gw.Logs()
+	if n := strings.Count(logs, "lost the connection to etcd"); n != 1 {
+		t.Errorf("the loss logged %d times, want once", n)
+	}
+	if n := strings.Count(logs, "connection to etcd is back"); n != 1 {
+		t.Errorf("the return logged %d times, want once", n)
+	}
 }

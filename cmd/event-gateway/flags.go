@@ -86,7 +86,7 @@ func parseFlags(args []string, stderr io.Writer, getenv func(string) string) (*o
 	fs.IntVar(&o.eventsPort, "events-port", 4000, "port of the Events API (0: pick a free one)")
 	dbHosts := fs.String("db-hosts", "127.0.0.1:2379", "comma-separated etcd endpoints")
 	fs.StringVar(&o.dbPrefix, "db-prefix", "/event-gateway/", "etcd key prefix; gateways with different prefixes share an etcd without seeing each other")
-	fs.DurationVar(&o.dbTimeout, "db-timeout", 5*time.Second, "how long a configuration call waits for etcd before answering 503")
+	fs.DurationVar(&o.dbTimeout, "db-timeout", api.DefaultStoreTimeout, "how long a configuration call waits for etcd before answering 503")
 	fs.StringVar(&o.dbUsername, "db-username", "", "etcd user name (with -db-password or $EVENT_GATEWAY_DB_PASSWORD)")
 	fs.StringVar(&o.dbPassword, "db-password", "", "etcd password; prefer $EVENT_GATEWAY_DB_PASSWORD, which other users cannot read from the process list")
 	fs.StringVar(&o.dbCert, "db-cert", "", "client certificate for etcd TLS")

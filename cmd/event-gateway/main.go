@@ -369,7 +369,8 @@ func loopback(host string) bool {
 }
 
 // waitForStore checks that etcd answers, retrying with capped exponential
-// backoff and saying so, so an operator sees at once why nothing works.
+// backoff and saying so, so an operator sees at once why nothing works;
+// then it logs each loss of the connection and its return, until ctx ends.
 func waitForStore(ctx context.Context, store *libkv.Store, endpoints []string, log *slog.Logger) {
 	backoff := 100 * time.Millisecond
 	for attempt := 1; ; attempt++ {
@@ -378,6 +379,13 @@ func waitForStore(ctx context.Context, store *libkv.Store, endpoints []string, l
 		cancel()
 		if err == nil {
 			log.Info("connected to etcd", "endpoints", endpoints)
+			// From now on, one line when the connection is lost and one
+			// when it is back, rather than a warning per failed call.
+			store.MonitorConnection(ctx,
+				func() {
+					log.Warn("lost the connection to etcd: configuration calls answer 503 and routing keeps the configuration last read until it is back", "endpoints", endpoints)
+				},
+				func() { log.Info("connection to etcd is back", "endpoints", endpoints) })
 			return
 		}
 		if ctx.Err() != nil {
