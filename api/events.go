@@ -370,10 +370,28 @@ func (e *Events) respond(w http.ResponseWriter, r *http.Request, route *router.H
 		case "Content-Length", "Transfer-Encoding", "Connection", "Keep-Alive", "Upgrade", "Trailer":
 			continue // framing is the gateway's business
 		}
+		if !validHeaderValue(v) {
+			// net/http drops invalid names and turns line breaks into
+			// spaces, but lets NUL and other controls through to the
+			// client.
+			e.log.DebugContext(r.Context(), "function response header dropped: control characters in its value", "functionId", route.Target.Function.ID, "header", ck)
+			continue
+		}
 		h[ck] = []string{v}
 	}
 	w.WriteHeader(resp.StatusCode)
 	w.Write(resp.Body)
+}
+
+// validHeaderValue reports whether v is a valid header field value (RFC
+// 9110): no control characters but horizontal tab.
+func validHeaderValue(v string) bool {
+	for i := 0; i < len(v); i++ {
+		if c := v[i]; (c < 0x20 && c != '\t') || c == 0x7f {
+			return false
+		}
+	}
+	return true
 }
 
 func (e *Events) invoke(w http.ResponseWriter, r *http.Request, space *router.Space, held *int64) {

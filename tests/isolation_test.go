@@ -274,3 +274,37 @@ func TestEtcdOutage(t *testing.T) {
 		t.Errorf("the return logged %d times, want once", n)
 	}
 }
+
+// TestSmallHoles: control characters in a function's response headers do
+// not reach clients; "." and ".." are no ids; function URLs are bounded.
+func TestSmallHoles(t *testing.T) {
+	gw := startDev(t, "")
+	fn := newFunction(t, respondJSON(`{"statusCode":200,"headers":{"X-Bad":"a\u0000b","X-Bell":"\u0007","X-Good":"ok\tfine"},"body":"hi"}`))
+	registerHTTP(t, gw, "fn", fn)
+	subscribe(t, gw, `{"functionId":"fn","event":"http","method":"GET","path":"/h"}`)
+	routable(t, "GET", gw.EventsURL+"/h")
+	conn, err := net.Dial("tcp", strings.TrimPrefix(gw.EventsURL, "http://"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer conn.Close()
+	fmt.Fprint(conn, "GET /h HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n")
+	conn.SetReadDeadline(time.Now().Add(30 * time.Second))
+	raw, _ := io.ReadAll(conn)
+	head, _, _ := strings.Cut(string(raw), "\r\n\r\n")
+	if !strings.HasPrefix(head, "HTTP/1.1 200") || !strings.Contains(head, "X-Good: ok\tfine") {
+		t.Fatalf("response %q", raw)
+	}
+	if strings.Contains(head, "X-Bad") || strings.Contains(head, "X-Bell") || strings.ContainsRune(head, 0) {
+		t.Fatalf("a header with control characters reached the client: %q", head)
+	}
+
+	for _, id := range []string{".", ".."} {
+		expect(t, call(t, "POST", gw.ConfigURL+"/v1/functions", fmt.Sprintf(`{"functionId":%q,"provider":{"type":"http","url":"http://h"}}`, id)), 400, "not allowed")
+		expect(t, call(t, "POST", gw.EventsURL+"/", `{}`, "Event", id), 400, "not allowed")
+		expect(t, call(t, "POST", gw.EventsURL+"/", `{}`, "Event", "e", "Space", id), 400, "not allowed")
+	}
+	expect(t, call(t, "POST", gw.ConfigURL+"/v1/functions", `{"functionId":"dots...ok","provider":{"type":"http","url":"http://h"}}`), 200, "")
+	long := "http://h/" + strings.Repeat("a", 900<<10)
+	expect(t, call(t, "POST", gw.ConfigURL+"/v1/functions", fmt.Sprintf(`{"functionId":"long","provider":{"type":"http","url":%q}}`, long)), 400, "longer than 2048")
+}

@@ -45,11 +45,18 @@ func (c Config) Provider() functions.Provider {
 	return functions.Provider{Type: Type, Config: b}
 }
 
+// MaxURLLen bounds a function's URL, as the gateway bounds paths: a URL
+// is stored, listed and sent with every call.
+const MaxURLLen = 2048
+
 // Validate checks that URL is an absolute http or https URL without
-// credentials.
+// credentials, of at most MaxURLLen bytes.
 func (c *Config) Validate() error {
 	if c.URL == "" {
 		return errkind.New(errkind.Invalid, "provider.url is required for type http")
+	}
+	if len(c.URL) > MaxURLLen {
+		return errkind.New(errkind.Invalid, "provider.url is longer than %d bytes", MaxURLLen)
 	}
 	u, err := url.Parse(c.URL)
 	if err != nil || (u.Scheme != "http" && u.Scheme != "https") || u.Host == "" || strings.HasPrefix(u.Host, ":") {
