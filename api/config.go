@@ -45,6 +45,11 @@ type SubscriptionService interface {
 	Delete(ctx context.Context, id string) error
 }
 
+// DefaultStoreTimeout is the default of ConfigOptions.StoreTimeout: a
+// healthy etcd answers in milliseconds, and a client waiting on one that
+// is away learns it (503) in two seconds.
+const DefaultStoreTimeout = 2 * time.Second
+
 // ConfigOptions configures the Configuration API.
 type ConfigOptions struct {
 	Functions     FunctionService
@@ -53,7 +58,7 @@ type ConfigOptions struct {
 	// StoreTimeout bounds the handling of each request, so one made while
 	// etcd is away answers 503 instead of hanging. It runs from the start
 	// of the handler, reading the request body (at most MaxBody) included.
-	// Default 5s.
+	// Default DefaultStoreTimeout.
 	StoreTimeout time.Duration
 	// MaxBody bounds request bodies. Default 1 MiB.
 	MaxBody int64
@@ -102,7 +107,7 @@ func NewConfig(opts ConfigOptions) *Config {
 		c.log = slog.New(slog.DiscardHandler)
 	}
 	if c.timeout <= 0 {
-		c.timeout = 5 * time.Second
+		c.timeout = DefaultStoreTimeout
 	}
 	if c.maxBody <= 0 {
 		c.maxBody = 1 << 20

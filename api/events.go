@@ -9,8 +9,10 @@ import (
 	"log/slog"
 	"net"
 	"net/http"
+	"strconv"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/rs/cors"
@@ -40,19 +42,43 @@ type EventsOptions struct {
 	// SpaceDomains are the domains under which a request's host names its
 	// space: a request to <space>.<domain> is routed in that space.
 	SpaceDomains []string
-	Logger       *slog.Logger
+	// MaxBodyBytesInFlight bounds the bytes of request bodies held at once
+	// by requests being handled, across the Events API: past it a request
+	// with a body gets 503 with Retry-After. Default
+	// DefaultMaxBodyBytesInFlight; negative: no bound.
+	MaxBodyBytesInFlight int64
+	// MaxHops bounds the calls a request may have come through
+	// (functions.HopsHeader): past it the answer is 508 Loop Detected.
+	// Default DefaultMaxHops.
+	MaxHops int
+	Logger  *slog.Logger
 }
+
+// DefaultMaxHops is the default of EventsOptions.MaxHops: deep enough for
+// any chain of functions that call the gateway on purpose, shallow enough
+// that a loop stops within a few calls.
+const DefaultMaxHops = 8
+
+// DefaultMaxBodyBytesInFlight is the default of
+// EventsOptions.MaxBodyBytesInFlight.
+const DefaultMaxBodyBytesInFlight = 256 << 20
 
 // Events serves the Events API: http events, invoke, and custom events.
 type Events struct {
 	router  Router
 	maxBody int64
+	maxHops int
 	domains []string
 	log     *slog.Logger
 	// anyOrigin is the CORS policy of custom events and invoke: any origin
 	// may emit.
 	anyOrigin *cors.Cors
 	params    sync.Pool // of *pathtree.Params
+
+	// maxBodyInFlight bounds bodyInFlight, the bytes of request body
+	// buffers of requests being handled; 0: no bound.
+	maxBodyInFlight int64
+	bodyInFlight    atomic.Int64
 }
 
 // Header names of the Events API.
@@ -66,6 +92,7 @@ func NewEvents(o EventsOptions) *Events {
 	e := &Events{
 		router:  o.Router,
 		maxBody: o.MaxBody,
+		maxHops: o.MaxHops,
 		log:     o.Logger,
 		// Any origin may send events; the origin is echoed and may send
 		// credentials, as the original gateway allowed.
@@ -78,6 +105,16 @@ func NewEvents(o EventsOptions) *Events {
 	}
 	if e.maxBody <= 0 {
 		e.maxBody = DefaultMaxBody
+	}
+	if e.maxHops <= 0 {
+		e.maxHops = DefaultMaxHops
+	}
+	switch m := o.MaxBodyBytesInFlight; {
+	case m == 0:
+		e.maxBodyInFlight = DefaultMaxBodyBytesInFlight
+	case m > 0:
+		// A budget below one body would refuse the largest ones for ever.
+		e.maxBodyInFlight = max(m, e.maxBody+1)
 	}
 	if e.log == nil {
 		e.log = slog.New(slog.DiscardHandler)
@@ -136,11 +173,33 @@ func (e *Events) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		writeErrorMessage(w, http.StatusServiceUnavailable, "gateway is starting: configuration not loaded yet, retry later")
 		return
 	}
+	// The server's keys are canonical: index the map, as Get would after
+	// canonicalizing the name again.
+	if v := r.Header[functions.HopsHeader]; len(v) > 0 {
+		hops, err := strconv.Atoi(v[0])
+		switch {
+		case err != nil || hops < 0:
+			writeErrorMessage(w, http.StatusBadRequest, fmt.Sprintf("invalid %s header %q: want the number of calls the request came through", functions.HopsHeader, v[0]))
+			return
+		case hops > e.maxHops:
+			// Logged once per loop, here where it is stopped; each
+			// gateway call of the loop then passes the 508 back.
+			e.log.WarnContext(r.Context(), "loop detected: request refused", "method", r.Method, "path", r.URL.Path, "hops", hops, "maxHops", e.maxHops)
+			e.loopDetected(w, r, hops)
+			return
+		case hops > 0:
+			r = r.WithContext(functions.WithHops(r.Context(), hops))
+		}
+	}
 	space, err := e.spaceOf(r)
 	if err != nil {
 		writeError(w, r, e.log, err)
 		return
 	}
+	// The bytes of body buffers this request holds, given back once it
+	// is answered.
+	var held int64
+	defer func() { e.release(held) }()
 	sp := e.router.Snapshot().Space(space)
 	if r.Method == http.MethodOptions && r.Header.Get("Access-Control-Request-Method") != "" {
 		e.preflight(w, r, sp)
@@ -151,26 +210,26 @@ func (e *Events) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	ct := r.Header.Get("Content-Type")
 	switch name, mt := r.Header.Get(headerEvent), mediaType(ct); {
 	case name == subscriptions.EventInvoke:
-		e.invoke(w, r, sp)
+		e.invoke(w, r, sp, &held)
 	case name != "":
-		e.customEvent(w, r, space, name)
+		e.customEvent(w, r, space, name, &held)
 	case r.Header.Get("Ce-Specversion") != "" || mt == event.MediaTypeStructured || mt == event.MediaTypeBatch:
-		e.cloudEvent(w, r, space, nil)
+		e.cloudEvent(w, r, space, nil, &held)
 	case r.Method == http.MethodPost && event.IsJSON(ct):
 		// A JSON body may be a CloudEvent v0.1, as the 0.9 clients
 		// send it: look before taking it for an http event.
-		body, err := e.readBody(w, r)
+		body, err := e.readBody(w, r, &held)
 		if err != nil {
 			writeError(w, r, e.log, err)
 			return
 		}
 		if event.Detect(r.Header, body) == event.FormV01 {
-			e.cloudEvent(w, r, space, body)
+			e.cloudEvent(w, r, space, body, &held)
 			return
 		}
-		e.httpEvent(w, r, space, body, true)
+		e.httpEvent(w, r, space, body, &held)
 	default:
-		e.httpEvent(w, r, space, nil, false)
+		e.httpEvent(w, r, space, nil, &held)
 	}
 }
 
@@ -246,7 +305,7 @@ func requestsHeader(r *http.Request, name string) bool {
 // http.request. Its synchronous subscription answers it; its asynchronous
 // subscribers get a copy, and without a synchronous one the answer is 202.
 // read says whether body was read already.
-func (e *Events) httpEvent(w http.ResponseWriter, r *http.Request, space string, body []byte, read bool) {
+func (e *Events) httpEvent(w http.ResponseWriter, r *http.Request, space string, body []byte, held *int64) {
 	ps := e.params.Get().(*pathtree.Params)
 	defer e.params.Put(ps)
 	sp := e.router.Snapshot().Space(space)
@@ -261,9 +320,9 @@ func (e *Events) httpEvent(w http.ResponseWriter, r *http.Request, space string,
 	} else if ok && route.CORS != nil {
 		route.CORS.HandlerFunc(w, r)
 	}
-	if !read {
+	if body == nil {
 		var err error
-		if body, err = e.readBody(w, r); err != nil {
+		if body, err = e.readBody(w, r, held); err != nil {
 			writeError(w, r, e.log, err)
 			return
 		}
@@ -324,13 +383,31 @@ func (e *Events) respond(w http.ResponseWriter, r *http.Request, route *router.H
 		case "Content-Length", "Transfer-Encoding", "Connection", "Keep-Alive", "Upgrade", "Trailer":
 			continue // framing is the gateway's business
 		}
+		if !validHeaderValue(v) {
+			// net/http drops invalid names and turns line breaks into
+			// spaces, but lets NUL and other controls through to the
+			// client.
+			e.log.DebugContext(r.Context(), "function response header dropped: control characters in its value", "functionId", route.Target.Function.ID, "header", ck)
+			continue
+		}
 		h[ck] = []string{v}
 	}
 	w.WriteHeader(resp.StatusCode)
 	w.Write(resp.Body)
 }
 
-func (e *Events) invoke(w http.ResponseWriter, r *http.Request, space *router.Space) {
+// validHeaderValue reports whether v is a valid header field value (RFC
+// 9110): no control characters but horizontal tab.
+func validHeaderValue(v string) bool {
+	for i := 0; i < len(v); i++ {
+		if c := v[i]; (c < 0x20 && c != '\t') || c == 0x7f {
+			return false
+		}
+	}
+	return true
+}
+
+func (e *Events) invoke(w http.ResponseWriter, r *http.Request, space *router.Space, held *int64) {
 	e.anyOrigin.HandlerFunc(w, r)
 	if !e.ingestAllowed(w, r, space) {
 		return
@@ -353,12 +430,12 @@ func (e *Events) invoke(w http.ResponseWriter, r *http.Request, space *router.Sp
 		}
 		return
 	}
-	ev, _, err := e.receive(r, w, t.Space, subscriptions.EventInvoke)
+	_, payload, _, err := e.receive(r, w, t.Space, subscriptions.EventInvoke, held)
 	if err != nil {
 		writeError(w, r, e.log, err)
 		return
 	}
-	out, err := e.router.Call(r.Context(), t, ev.AppendJSON(make([]byte, 0, 256+len(ev.Data))))
+	out, err := e.router.Call(r.Context(), t, payload)
 	if err != nil {
 		e.callFailed(w, r, t, err)
 		return
@@ -375,7 +452,7 @@ func (e *Events) invoke(w http.ResponseWriter, r *http.Request, space *router.Sp
 
 // customEvent handles an event sent in the seed's form: its name in the
 // Event header, the body as its data.
-func (e *Events) customEvent(w http.ResponseWriter, r *http.Request, space, name string) {
+func (e *Events) customEvent(w http.ResponseWriter, r *http.Request, space, name string, held *int64) {
 	e.anyOrigin.HandlerFunc(w, r)
 	if !e.ingestAllowed(w, r, e.router.Snapshot().Space(space)) {
 		return
@@ -396,26 +473,26 @@ func (e *Events) customEvent(w http.ResponseWriter, r *http.Request, space, name
 		writeError(w, r, e.log, err)
 		return
 	}
-	ev, body, err := e.receive(r, w, space, name)
+	ev, payload, body, err := e.receive(r, w, space, name, held)
 	if err != nil {
 		writeError(w, r, e.log, err)
 		return
 	}
 	// Legacy events need no registered type: the seed's clients know of
 	// none. A registered type's authorizer applies all the same.
-	e.dispatch(w, r, space, router.NewIncoming(&ev, nil, time.UnixMilli(ev.ReceivedAt)), body, false)
+	e.dispatch(w, r, space, router.NewIncoming(&ev, payload, time.UnixMilli(ev.ReceivedAt)), body, false)
 }
 
 // cloudEvent handles a CloudEvent: 1.0 binary or structured, or v0.1.
 // body is the request body when it was read already.
-func (e *Events) cloudEvent(w http.ResponseWriter, r *http.Request, space string, body []byte) {
+func (e *Events) cloudEvent(w http.ResponseWriter, r *http.Request, space string, body []byte, held *int64) {
 	e.anyOrigin.HandlerFunc(w, r)
 	if !e.ingestAllowed(w, r, e.router.Snapshot().Space(space)) {
 		return
 	}
 	if body == nil {
 		var err error
-		if body, err = e.readBody(w, r); err != nil {
+		if body, err = e.readBody(w, r, held); err != nil {
 			writeError(w, r, e.log, err)
 			return
 		}
@@ -523,24 +600,34 @@ func bearer(r *http.Request) string {
 
 // receive reads the body of an invoke or custom event into an envelope and
 // emits gateway.event.received, whose sync plugins may refuse the event.
-// It returns the body too.
-func (e *Events) receive(r *http.Request, w http.ResponseWriter, space, name string) (event.Event, []byte, error) {
-	body, err := e.readBody(w, r)
-	if err != nil {
-		return event.Event{}, nil, err
+// It returns the envelope's encoding, whose memory ev.Data shares, and the
+// body too.
+func (e *Events) receive(r *http.Request, w http.ResponseWriter, space, name string, held *int64) (ev event.Event, payload, body []byte, err error) {
+	if body, err = e.readBody(w, r, held); err != nil {
+		return event.Event{}, nil, nil, err
 	}
-	ev, err := event.New(name, body, r.Header.Get("Content-Type"), time.Now())
+	ev, payload, err = event.NewPayload(name, body, r.Header.Get("Content-Type"), time.Now())
 	if err != nil {
-		return event.Event{}, nil, errkind.Wrap(errkind.Invalid, err, "%s", err)
+		return event.Event{}, nil, nil, errkind.Wrap(errkind.Invalid, err, "%s", err)
 	}
 	if err := e.router.Received(r.Context(), space, &ev, r.URL.Path, r.Header); err != nil {
-		return event.Event{}, nil, err
+		return event.Event{}, nil, nil, err
 	}
-	return ev, body, nil
+	return ev, payload, body, nil
 }
 
-// readBody reads the whole request body, up to the limit.
-func (e *Events) readBody(w http.ResponseWriter, r *http.Request) ([]byte, error) {
+// initialBodyBuffer bounds the buffer made for a request body before its
+// bytes arrive: a client may declare a Content-Length it never sends. The
+// buffer grows as bytes arrive.
+const initialBodyBuffer = 64 << 10
+
+// readBody reads the whole request body, up to the limit, into a buffer
+// that grows with the bytes received (doubling, never past the declared
+// length), not with the length the client declares. The buffer is charged
+// to the budget of body bytes in flight, in *held, which ServeHTTP gives
+// back once the request is answered; past the budget the answer is an
+// Unavailable error (503).
+func (e *Events) readBody(w http.ResponseWriter, r *http.Request, held *int64) ([]byte, error) {
 	if r.Body == nil || r.Body == http.NoBody {
 		// The server's body of a request without one (a GET): nothing
 		// to limit or read, and no buffer to make.
@@ -549,15 +636,36 @@ func (e *Events) readBody(w http.ResponseWriter, r *http.Request) ([]byte, error
 	if r.ContentLength > e.maxBody {
 		return nil, errkind.New(errkind.TooLarge, "request body is larger than %d bytes", e.maxBody)
 	}
-	size := r.ContentLength
-	if size < 0 {
-		size = 512
+	// The most the buffer may need: one byte more than the body can
+	// have, so that EOF is seen without growing.
+	most := e.maxBody + 1
+	if r.ContentLength >= 0 {
+		most = r.ContentLength + 1
 	}
-	buf := make([]byte, 0, size+1) // +1: EOF is seen without growing
+	size := int64(512)
+	if r.ContentLength >= 0 {
+		size = r.ContentLength + 1
+	}
+	size = min(size, initialBodyBuffer+1, most)
+	if err := e.charge(size, held); err != nil {
+		return nil, err
+	}
+	buf := make([]byte, 0, size)
 	body := http.MaxBytesReader(w, r.Body, e.maxBody)
 	for {
 		if len(buf) == cap(buf) {
-			buf = append(buf, 0)[:len(buf)]
+			grown := min(2*int64(cap(buf)), most)
+			if grown <= int64(cap(buf)) {
+				// Only a body longer than declared gets here; the
+				// server's reader stops at the declared length.
+				grown = int64(cap(buf)) + 512
+			}
+			if err := e.charge(grown-int64(cap(buf)), held); err != nil {
+				return nil, err
+			}
+			nb := make([]byte, len(buf), grown)
+			copy(nb, buf)
+			buf = nb
 		}
 		n, err := body.Read(buf[len(buf):cap(buf)])
 		buf = buf[:len(buf)+n]
@@ -574,6 +682,34 @@ func (e *Events) readBody(w http.ResponseWriter, r *http.Request) ([]byte, error
 	}
 }
 
+// charge takes n bytes of the budget of request body bytes in flight, and
+// adds them to *held.
+func (e *Events) charge(n int64, held *int64) error {
+	if e.maxBodyInFlight > 0 && e.bodyInFlight.Add(n) > e.maxBodyInFlight {
+		e.bodyInFlight.Add(-n)
+		return errBodyBudget
+	}
+	*held += n
+	return nil
+}
+
+// release gives back what a request's bodies took of the budget.
+func (e *Events) release(held int64) {
+	if held != 0 && e.maxBodyInFlight > 0 {
+		e.bodyInFlight.Add(-held)
+	}
+}
+
+var errBodyBudget = errkind.New(errkind.Unavailable, "the gateway is receiving too many request bodies at once, retry later")
+
+// loopDetected answers a request that came through more calls than the
+// bound, with 508 and the hop count as functions.HopsHeader: a gateway
+// that made the call knows by it that the loop, not the function, failed.
+func (e *Events) loopDetected(w http.ResponseWriter, r *http.Request, hops int) {
+	w.Header().Set(functions.HopsHeader, strconv.Itoa(hops))
+	writeErrorMessage(w, http.StatusLoopDetected, fmt.Sprintf("loop detected: the request came through %d calls of functions by the gateway, more than %d (-max-hops)", hops, e.maxHops))
+}
+
 // callFailed answers a failed synchronous call without showing the
 // provider's error, which is logged instead.
 func (e *Events) callFailed(w http.ResponseWriter, r *http.Request, t *router.Target, err error) {
@@ -584,6 +720,11 @@ func (e *Events) callFailed(w http.ResponseWriter, r *http.Request, t *router.Ta
 	}
 	status, msg := http.StatusBadGateway, "function failed"
 	switch {
+	case errors.Is(err, functions.ErrLoopDetected):
+		// Passed back to the caller as it is, so a loop of gateway calls
+		// answers 508 all the way back.
+		e.loopDetected(w, r, functions.Hops(r.Context())+1)
+		return
 	case errors.Is(err, functions.ErrTimeout):
 		status, msg = http.StatusGatewayTimeout, fmt.Sprintf("function timed out after %v", t.Timeout)
 	case errors.Is(err, functions.ErrResponseTooLarge):

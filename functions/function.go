@@ -59,7 +59,9 @@ const maxIDLen = 256
 
 var idPattern = regexp.MustCompile(`^[a-zA-Z0-9.\-_]+$`)
 
-// ValidateID checks a function id (and, by the same rule, an event name).
+// ValidateID checks a function id (and, by the same rule, an event name,
+// a space name, an event type name): 1 to 256 letters, digits, '.', '-'
+// and '_', but not "." or "..".
 func ValidateID(field, id string) error {
 	switch {
 	case id == "":
@@ -68,6 +70,10 @@ func ValidateID(field, id string) error {
 		return errkind.New(errkind.Invalid, "%s is longer than %d characters", field, maxIDLen)
 	case !idPattern.MatchString(id):
 		return errkind.New(errkind.Invalid, "%s %q may contain only letters, digits, '.', '-' and '_'", field, id)
+	case id == "." || id == "..":
+		// Path segments of their own: in a URL (/v1/functions/..) or a
+		// key they name something else.
+		return errkind.New(errkind.Invalid, "%s %q is not allowed", field, id)
 	}
 	return nil
 }

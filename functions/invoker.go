@@ -31,6 +31,9 @@ var (
 	ErrTimeout = errors.New("function timed out")
 	// ErrResponseTooLarge: the function's response exceeded the limit.
 	ErrResponseTooLarge = errors.New("function response too large")
+	// ErrLoopDetected: the function's URL is a gateway, which answered
+	// 508 Loop Detected: the request went round more than its bound.
+	ErrLoopDetected = errors.New("loop detected")
 )
 
 type prefixKey struct{}

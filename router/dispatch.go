@@ -166,6 +166,9 @@ func (r *Router) Deliver(ctx context.Context, d Delivery) error {
 	if err != nil {
 		return err
 	}
+	if d.Hops > 0 {
+		ctx = functions.WithHops(ctx, d.Hops)
+	}
 	invoked := false
 	_, err = r.call(functions.WithResponsePrefix(ctx, MaxAsyncResult), t, d.Payload, !d.System, &invoked)
 	if !invoked {
@@ -182,6 +185,10 @@ func (r *Router) Deliver(ctx context.Context, d Delivery) error {
 		return err
 	}
 	done(err)
+	if errors.Is(err, functions.ErrLoopDetected) {
+		// Trying again makes the same loop: to the dead letters at once.
+		return errkind.Wrap(errkind.Invalid, err, "loop detected")
+	}
 	return err
 }
 
@@ -273,7 +280,7 @@ func (in *Incoming) Payload(envelope string) []byte {
 	}
 	if in.LegacyPayload == nil {
 		if in.Legacy != nil {
-			in.LegacyPayload = in.Legacy.AppendJSON(make([]byte, 0, 128+len(in.Legacy.Data)))
+			in.LegacyPayload = in.Legacy.AppendJSON(make([]byte, 0, in.Legacy.JSONSize()))
 		} else {
 			in.LegacyPayload = in.ce.AppendSeedJSON(make([]byte, 0, 128+len(in.ce.Data)), in.ReceivedAt)
 		}
@@ -290,9 +297,10 @@ func (r *Router) Enqueue(ctx context.Context, space string, in *Incoming, subs [
 		return 0, nil
 	}
 	rev := r.Snapshot().Revision
+	hops := functions.Hops(ctx)
 	ds := make([]Delivery, len(subs))
 	for i, s := range subs {
-		ds[i] = Delivery{Space: space, SubscriptionID: s.SubscriptionID, FunctionID: s.FunctionID, EventID: in.ID(), Event: in.Type(), Payload: in.Payload(s.Envelope), Revision: rev}
+		ds[i] = Delivery{Space: space, SubscriptionID: s.SubscriptionID, FunctionID: s.FunctionID, EventID: in.ID(), Event: in.Type(), Payload: in.Payload(s.Envelope), Revision: rev, Hops: hops}
 	}
 	if err := r.queue.Enqueue(ctx, ds); err != nil {
 		return 0, err

@@ -28,6 +28,10 @@ type Delivery struct {
 	// An instance whose snapshot is older waits for it rather than take a
 	// subscription it has not seen yet for a deleted one.
 	Revision int64
+	// Hops is the hop count of the request that brought the event
+	// (functions.HopsHeader): the delivery's call carries one more, so a
+	// function that emits the events it gets stops at the gateway's bound.
+	Hops int
 }
 
 // SpaceOrDefault returns the delivery's space.

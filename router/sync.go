@@ -22,16 +22,28 @@ func (r *Router) Run(ctx context.Context) {
 	backoff := 100 * time.Millisecond
 	var prev *cache
 	defer func() { prev.close() }()
+	// lost is set from the first failure to the next load: the failure is
+	// logged once at warn level, the retries in between at debug level.
+	lost := false
 	for ctx.Err() == nil {
 		c, rev, err := r.resync(ctx)
 		if err != nil {
 			if ctx.Err() != nil {
 				return
 			}
-			r.log.Warn("cannot load configuration, retrying", "retryIn", backoff, "error", err)
+			if !lost {
+				lost = true
+				r.log.Warn("cannot load configuration from etcd, retrying until it answers; routing keeps the configuration last read", "error", err)
+			} else {
+				r.log.Debug("cannot load configuration, retrying", "retryIn", backoff, "error", err)
+			}
 			sleep(ctx, backoff+rand.N(backoff/2))
 			backoff = min(backoff*2, 5*time.Second)
 			continue
+		}
+		if lost {
+			lost = false
+			r.log.Info("configuration watch is back", "revision", rev)
 		}
 		// The new snapshot made invokers of its own: release the old ones.
 		prev.close()
@@ -41,7 +53,8 @@ func (r *Router) Run(ctx context.Context) {
 		if ctx.Err() != nil {
 			return
 		}
-		r.log.Warn("configuration watch ended, reloading", "error", err)
+		lost = true
+		r.log.Warn("lost the configuration watch on etcd, reloading; routing keeps the configuration last read until it is back", "error", err)
 	}
 }
 

@@ -43,6 +43,7 @@ func TestHostileInput(t *testing.T) {
 		{"events: bad event name", "POST", ev + "/", `{}`, []string{"Event", "a/../b"}, 400},
 		{"events: invalid UTF-8 event name", "POST", ev + "/", `{}`, []string{"Event", "e\xff"}, 400},
 		{"events: huge body", "POST", ev + "/in", strings.Repeat("x", 7<<20), nil, 413},
+		{"events: invalid UTF-8 in a JSON custom event", "POST", ev + "/", "{\"a\":\"x\xffy\"}", []string{"Event", "e", "Content-Type", "application/json"}, 400},
 	} {
 		t.Run(tt.name, func(t *testing.T) {
 			r := call(t, tt.method, tt.url, tt.body, tt.headers...)
@@ -54,6 +55,11 @@ func TestHostileInput(t *testing.T) {
 			}
 		})
 	}
+
+	// Invalid UTF-8 in a CloudEvent's data is refused as such, before its
+	// type is looked up.
+	expect(t, call(t, "POST", ev+"/", "{\"specversion\":\"1.0\",\"id\":\"1\",\"source\":\"s\",\"type\":\"e\",\"data\":\"x\xff\"}",
+		"Content-Type", "application/cloudevents+json"), 400, "UTF-8")
 
 	// Headers larger than -max-header-bytes (64 KiB by default) are refused
 	// by the server before any handler runs.

@@ -37,6 +37,8 @@ type options struct {
 	logFormat string
 
 	maxBody                int64
+	maxHops                int
+	maxBodyInFlight        int64
 	functionTimeout        time.Duration
 	functionMaxInFlight    int
 	breakerFailures        int
@@ -94,7 +96,7 @@ func parseFlags(args []string, stderr io.Writer, getenv func(string) string) (*o
 	fs.IntVar(&o.eventsPort, "events-port", 4000, "port of the Events API (0: pick a free one)")
 	dbHosts := fs.String("db-hosts", "127.0.0.1:2379", "comma-separated etcd endpoints")
 	fs.StringVar(&o.dbPrefix, "db-prefix", "/event-gateway/", "etcd key prefix; gateways with different prefixes share an etcd without seeing each other")
-	fs.DurationVar(&o.dbTimeout, "db-timeout", 5*time.Second, "how long a configuration call waits for etcd before answering 503")
+	fs.DurationVar(&o.dbTimeout, "db-timeout", api.DefaultStoreTimeout, "how long a configuration call waits for etcd before answering 503")
 	fs.StringVar(&o.dbUsername, "db-username", "", "etcd user name (with -db-password or $EVENT_GATEWAY_DB_PASSWORD)")
 	fs.StringVar(&o.dbPassword, "db-password", "", "etcd password; prefer $EVENT_GATEWAY_DB_PASSWORD, which other users cannot read from the process list")
 	fs.StringVar(&o.dbCert, "db-cert", "", "client certificate for etcd TLS")
@@ -111,6 +113,8 @@ func parseFlags(args []string, stderr io.Writer, getenv func(string) string) (*o
 	fs.IntVar(&o.functionMaxInFlight, "function-max-in-flight", router.DefaultMaxInFlight, "asynchronous deliveries this instance makes at once to one function that sets no maxInFlight (its bulkhead); keep it well below -workers")
 	fs.IntVar(&o.breakerFailures, "function-breaker-failures", router.DefaultBreakerFailures, "consecutive calls of a function that time out or cannot reach it after which its circuit breaker opens (0: no breaker)")
 	fs.DurationVar(&o.breakerOpen, "function-breaker-open", router.DefaultBreakerOpen, "how long an open circuit breaker holds a function's deliveries before one probes it")
+	fs.Int64Var(&o.maxBodyInFlight, "max-body-bytes-in-flight", api.DefaultMaxBodyBytesInFlight, "bytes of request bodies the Events API holds at once, over all requests; past it: 503 with Retry-After (0: no limit)")
+	fs.IntVar(&o.maxHops, "max-hops", api.DefaultMaxHops, "calls of functions a request to the Events API may have come through (the Event-Gateway-Hops header the gateway sends them); past it: 508 Loop Detected")
 	fs.IntVar(&o.workers, "workers", jetstream.DefaultWorkers, "deliveries of custom events this instance makes at once")
 	fs.IntVar(&o.workersBacklog, "workers-backlog", jetstream.DefaultMaxMsgs, "records (each up to 64 deliveries of events accepted together) that may wait in the store; past it emitters get 503")
 	fs.IntVar(&o.deliveryAttempts, "delivery-attempts", jetstream.DefaultMaxAttempts, "tries of a delivery before it becomes a dead letter (a subscription's retry.maxAttempts overrides it)")
@@ -162,6 +166,12 @@ func parseFlags(args []string, stderr io.Writer, getenv func(string) string) (*o
 	}
 	if (o.configTLSCert == "") != (o.configTLSKey == "") || (o.eventsTLSCert == "") != (o.eventsTLSKey == "") {
 		return nil, errors.New("a TLS certificate and its key go together (-config-tls-cert/-key, -events-tls-cert/-key)")
+	}
+	if o.maxHops <= 0 {
+		return nil, errors.New("-max-hops must be positive")
+	}
+	if o.maxBodyInFlight < 0 || (o.maxBodyInFlight > 0 && o.maxBodyInFlight <= o.maxBody) {
+		return nil, errors.New("-max-body-bytes-in-flight must be 0 (no limit) or more than -max-body")
 	}
 	if o.maxInFlight < 0 || o.maxHeaderBytes <= 0 {
 		return nil, errors.New("-max-in-flight must not be negative and -max-header-bytes must be positive")

@@ -3,6 +3,7 @@
 package main
 
 import (
+	"cmp"
 	"context"
 	"crypto/tls"
 	"errors"
@@ -234,10 +235,13 @@ func serve(ctx context.Context, stop context.CancelFunc, opts *options, log *slo
 	})
 
 	eventsAPI := api.NewEvents(api.EventsOptions{
-		Router:       rt,
-		MaxBody:      opts.maxBody,
-		SpaceDomains: opts.spaceDomains,
-		Logger:       log.With("api", "events"),
+		Router:  rt,
+		MaxBody: opts.maxBody,
+		MaxHops: opts.maxHops,
+		// 0 on the command line is no limit; in the options, the default.
+		MaxBodyBytesInFlight: cmp.Or(opts.maxBodyInFlight, -1),
+		SpaceDomains:         opts.spaceDomains,
+		Logger:               log.With("api", "events"),
 	})
 
 	registerGauges(m, rt, queue, reacters)
@@ -450,7 +454,8 @@ func loopback(host string) bool {
 }
 
 // waitForStore checks that etcd answers, retrying with capped exponential
-// backoff and saying so, so an operator sees at once why nothing works.
+// backoff and saying so, so an operator sees at once why nothing works;
+// then it logs each loss of the connection and its return, until ctx ends.
 func waitForStore(ctx context.Context, store *libkv.Store, endpoints []string, log *slog.Logger) {
 	backoff := 100 * time.Millisecond
 	for attempt := 1; ; attempt++ {
@@ -459,6 +464,13 @@ func waitForStore(ctx context.Context, store *libkv.Store, endpoints []string, l
 		cancel()
 		if err == nil {
 			log.Info("connected to etcd", "endpoints", endpoints)
+			// From now on, one line when the connection is lost and one
+			// when it is back, rather than a warning per failed call.
+			store.MonitorConnection(ctx,
+				func() {
+					log.Warn("lost the connection to etcd: configuration calls answer 503 and routing keeps the configuration last read until it is back", "endpoints", endpoints)
+				},
+				func() { log.Info("connection to etcd is back", "endpoints", endpoints) })
 			return
 		}
 		if ctx.Err() != nil {

@@ -22,12 +22,14 @@ import (
 	"bytes"
 	"context"
 	"crypto/sha256"
+	"encoding/base64"
 	"encoding/json"
 	"errors"
 	"fmt"
 	"io"
 	"net/http"
 	"regexp"
+	"strconv"
 	"sync"
 	"time"
 
@@ -409,6 +411,7 @@ func (inv *invoker) Invoke(ctx context.Context, payload []byte) ([]byte, error) 
 		FunctionName:   &inv.arn,
 		InvocationType: types.InvocationTypeRequestResponse,
 		Payload:        payload,
+		ClientContext:  clientContext(functions.Hops(ctx) + 1),
 	})
 	if err != nil {
 		switch {
@@ -429,6 +432,34 @@ func (inv *invoker) Invoke(ctx context.Context, payload []byte) ([]byte, error) 
 		return nil, fmt.Errorf("awslambda: invoke %s: %w", inv.arn, functions.ErrResponseTooLarge)
 	}
 	return out.Payload, nil
+}
+
+// clientContext is the client context of a call with hop count hops: the
+// count as the custom field functions.HopsHeader, which a function that
+// calls the gateway back should send as that header (Node:
+// context.clientContext.Custom["Event-Gateway-Hops"]). A Lambda function
+// cannot be a route of the gateway itself, so only such a function can
+// make a loop through it; one that does not forward the count is not
+// stopped by -max-hops.
+func clientContext(hops int) *string {
+	if hops >= 1 && hops < len(clientContexts) {
+		return &clientContexts[hops]
+	}
+	s := encodeClientContext(hops)
+	return &s
+}
+
+// clientContexts are the client contexts of the usual hop counts, encoded
+// once.
+var clientContexts = func() (cc [33]string) {
+	for n := 1; n < len(cc); n++ {
+		cc[n] = encodeClientContext(n)
+	}
+	return cc
+}()
+
+func encodeClientContext(hops int) string {
+	return base64.StdEncoding.EncodeToString([]byte(`{"custom":{"` + functions.HopsHeader + `":"` + strconv.Itoa(hops) + `"}}`))
 }
 
 // errorType returns " (TYPE)" for the errorType in a Lambda error payload,

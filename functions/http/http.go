@@ -20,6 +20,7 @@ import (
 	"net"
 	"net/http"
 	"net/url"
+	"strconv"
 	"strings"
 	"time"
 
@@ -44,11 +45,18 @@ func (c Config) Provider() functions.Provider {
 	return functions.Provider{Type: Type, Config: b}
 }
 
+// MaxURLLen bounds a function's URL, as the gateway bounds paths: a URL
+// is stored, listed and sent with every call.
+const MaxURLLen = 2048
+
 // Validate checks that URL is an absolute http or https URL without
-// credentials.
+// credentials, of at most MaxURLLen bytes.
 func (c *Config) Validate() error {
 	if c.URL == "" {
 		return errkind.New(errkind.Invalid, "provider.url is required for type http")
+	}
+	if len(c.URL) > MaxURLLen {
+		return errkind.New(errkind.Invalid, "provider.url is longer than %d bytes", MaxURLLen)
 	}
 	u, err := url.Parse(c.URL)
 	if err != nil || (u.Scheme != "http" && u.Scheme != "https") || u.Host == "" || strings.HasPrefix(u.Host, ":") {
@@ -140,9 +148,27 @@ type Provider struct {
 	rt             http.RoundTripper
 	maxResponse    int64
 	defaultTimeout time.Duration
-	// header is sent, read-only, with every request. Sharing it saves a map
-	// per call; the RoundTripper contract forbids modifying the request.
-	header http.Header
+	// headers[n] is sent, read-only, with every request of hop count n
+	// (functions.HopsHeader). Sharing them saves a map per call; the
+	// RoundTripper contract forbids modifying the request.
+	headers [sharedHopHeaders + 1]http.Header
+}
+
+// sharedHopHeaders is the highest hop count whose request header is made
+// once and shared; a call past it (a gateway run with a larger -max-hops)
+// gets a header map of its own.
+const sharedHopHeaders = 32
+
+// header returns the request header of a call with hop count hops.
+func (p *Provider) header(hops int) http.Header {
+	if hops >= 1 && hops <= sharedHopHeaders {
+		return p.headers[hops]
+	}
+	return hopHeader(hops)
+}
+
+func hopHeader(hops int) http.Header {
+	return http.Header{"Content-Type": {"application/json"}, functions.HopsHeader: {strconv.Itoa(hops)}}
 }
 
 // New builds a Provider. Call Close when it is no longer needed.
@@ -157,12 +183,15 @@ func New(opts Options) *Provider {
 	if rt == nil {
 		rt = newTransport(opts)
 	}
-	return &Provider{
+	p := &Provider{
 		rt:             rt,
 		maxResponse:    opts.MaxResponseBytes,
 		defaultTimeout: opts.DefaultTimeout,
-		header:         http.Header{"Content-Type": {"application/json"}},
 	}
+	for n := 1; n <= sharedHopHeaders; n++ {
+		p.headers[n] = hopHeader(n)
+	}
+	return p
 }
 
 func newTransport(opts Options) *http.Transport {
@@ -273,7 +302,7 @@ func (inv *invoker) Invoke(ctx context.Context, payload []byte) ([]byte, error) 
 		Proto:         "HTTP/1.1",
 		ProtoMajor:    1,
 		ProtoMinor:    1,
-		Header:        p.header,
+		Header:        p.header(functions.Hops(ctx) + 1),
 		Body:          io.NopCloser(bytes.NewReader(payload)),
 		ContentLength: int64(len(payload)),
 		Host:          inv.u.Host,
@@ -292,6 +321,11 @@ func (inv *invoker) Invoke(ctx context.Context, payload []byte) ([]byte, error) 
 	}
 	if resp.StatusCode < 200 || resp.StatusCode > 299 {
 		discard(resp.Body)
+		if resp.StatusCode == http.StatusLoopDetected && resp.Header.Get(functions.HopsHeader) != "" {
+			// A gateway refused the call as one round too many: calling
+			// again would only make the same loop.
+			return nil, fmt.Errorf("%w: the function's URL is a gateway that answered 508 after %s hops", functions.ErrLoopDetected, resp.Header.Get(functions.HopsHeader))
+		}
 		return nil, fmt.Errorf("%w: http status %d", functions.ErrFunctionFailed, resp.StatusCode)
 	}
 	if n, ok := functions.ResponsePrefix(ctx); ok {

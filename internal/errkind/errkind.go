@@ -36,7 +36,13 @@ func (e *Error) Error() string {
 	if e.Err == nil {
 		return e.Msg
 	}
-	return e.Msg + ": " + e.Err.Error()
+	// A cause that is its own client-safe message (a plugin's veto, a
+	// decoder's error) is wrapped with that message: say it once.
+	cause := e.Err.Error()
+	if cause == e.Msg {
+		return e.Msg
+	}
+	return e.Msg + ": " + cause
 }
 
 func (e *Error) Unwrap() error { return e.Err }

@@ -277,6 +277,12 @@ func DecodeStructured(body []byte) (CloudEvent, error) {
 				return d.fail("data", "given more than once")
 			}
 			d.seen |= seenData
+			if !utf8.Valid(val) {
+				// json.Valid lets invalid UTF-8 inside strings through,
+				// and data is passed on as it is: the envelope would not
+				// be JSON.
+				return d.fail("data", "not valid UTF-8")
+			}
 			if string(val) != "null" {
 				d.ce.Data, hasData = val, true
 			}
@@ -420,6 +426,9 @@ func DecodeV01(body []byte) (CloudEvent, error) {
 				return d.fail("data", "given more than once")
 			}
 			d.seen |= seenData
+			if !utf8.Valid(val) {
+				return d.fail("data", "not valid UTF-8")
+			}
 			if string(val) != "null" {
 				d.ce.Data = val
 			}
@@ -474,6 +483,9 @@ func (d *decoder) v01Extensions(val []byte) error {
 			} else {
 				if len(v) > MaxAttributeLen {
 					return d.fail("extensions."+name, "longer than "+strconv.Itoa(MaxAttributeLen)+" bytes")
+				}
+				if !utf8.Valid(v) {
+					return d.fail("extensions."+name, "not valid UTF-8")
 				}
 				value = json.RawMessage(v)
 			}
@@ -557,7 +569,7 @@ func DecodeBinary(h http.Header, body []byte) (CloudEvent, error) {
 	}
 	if len(body) > 0 {
 		if IsJSON(d.ce.DataContentType) {
-			if !json.Valid(body) {
+			if !ValidJSON(body) {
 				return CloudEvent{}, d.fail("data", "the body is not valid JSON, but Content-Type is "+d.ce.DataContentType)
 			}
 			d.ce.Data = body

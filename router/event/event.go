@@ -12,6 +12,7 @@ import (
 	"strconv"
 	"strings"
 	"time"
+	"unicode/utf8"
 
 	"github.com/google/uuid"
 )
@@ -43,6 +44,57 @@ func New(name string, body []byte, contentType string, now time.Time) (Event, er
 		Data:       data,
 		DataType:   dataType,
 	}, nil
+}
+
+// NewPayload is New, and the envelope's JSON encoding as AppendJSON
+// writes it, built together in one buffer of the encoding's size: the
+// returned Event's Data is a slice of the payload, not a buffer of its
+// own. For a large body that is one copy of it (or of its base64 form)
+// rather than two, and no buffer grown on the way.
+func NewPayload(name string, body []byte, contentType string, now time.Time) (Event, []byte, error) {
+	if contentType == "" {
+		contentType = DefaultDataType
+	}
+	ev := Event{Event: name, ID: NewID(), ReceivedAt: now.UnixMilli(), DataType: contentType}
+	var dataLen int
+	switch {
+	case len(body) == 0:
+		dataLen = len("null")
+	case IsJSON(contentType):
+		if !ValidJSON(body) {
+			return Event{}, nil, &InvalidJSONError{ContentType: contentType}
+		}
+		dataLen = len(body)
+	default:
+		dataLen = base64.StdEncoding.EncodedLen(len(body)) + 2
+	}
+	b := make([]byte, 0, envelopeOverhead+len(name)+len(ev.ID)+len(contentType)+dataLen)
+	b = appendHead(b, ev.Event, ev.ID, ev.ReceivedAt)
+	start := len(b)
+	switch {
+	case len(body) == 0:
+		b = append(b, "null"...)
+	case IsJSON(contentType):
+		b = append(b, body...)
+	default:
+		b = append(b, '"')
+		b = base64.StdEncoding.AppendEncode(b, body)
+		b = append(b, '"')
+	}
+	ev.Data = b[start:len(b):len(b)]
+	return ev, appendTail(b, ev.DataType), nil
+}
+
+// envelopeOverhead is the size of an envelope's JSON encoding besides its
+// event name, id, data and data type: the member names, the quotes and
+// the longest receivedAt.
+const envelopeOverhead = len(`{"event":"","id":"","receivedAt":,"data":,"dataType":""}`) + 20
+
+// JSONSize returns the size of the envelope's JSON encoding, or a little
+// more, for a buffer AppendJSON then fills without growing it. (Names or
+// types that need escaping take more: the buffer then grows.)
+func (e *Event) JSONSize() int {
+	return envelopeOverhead + len(e.Event) + len(e.ID) + len(e.DataType) + max(len(e.Data), len("null"))
 }
 
 // NewID returns a new random UUID (version 4) from crypto/rand, as
@@ -79,7 +131,7 @@ func EncodeData(body []byte, contentType string) (json.RawMessage, string, error
 		return json.RawMessage("null"), contentType, nil
 	}
 	if IsJSON(contentType) {
-		if !json.Valid(body) {
+		if !ValidJSON(body) {
 			return nil, "", &InvalidJSONError{ContentType: contentType}
 		}
 		return json.RawMessage(body), contentType, nil
@@ -94,11 +146,19 @@ func EncodeBody(body []byte, contentType string) json.RawMessage {
 	switch {
 	case len(body) == 0:
 		return json.RawMessage("null")
-	case IsJSON(contentType) && json.Valid(body):
+	case IsJSON(contentType) && ValidJSON(body):
 		return json.RawMessage(body)
 	default:
 		return base64String(body)
 	}
+}
+
+// ValidJSON reports whether b is valid JSON in UTF-8. json.Valid alone
+// accepts invalid UTF-8 inside strings, which encoding/json would then
+// replace when decoding: passed on as it is, such a body would make the
+// envelope around it invalid JSON.
+func ValidJSON(b []byte) bool {
+	return utf8.Valid(b) && json.Valid(b)
 }
 
 func base64String(b []byte) json.RawMessage {

@@ -43,6 +43,7 @@ const (
 	hdrEvent        = "Eg-Event"
 	hdrSystem       = "Eg-System"
 	hdrRevision     = "Eg-Revision"
+	hdrHops         = "Eg-Hops"
 
 	// Retry records only: the attempts made before it, and when the next
 	// one is due (Unix milliseconds).
@@ -103,6 +104,9 @@ func deliveryHeader(d *router.Delivery, extra int) nats.Header {
 	if d.System {
 		h[hdrSystem] = []string{"true"}
 	}
+	if d.Hops > 0 {
+		h[hdrHops] = []string{strconv.Itoa(d.Hops)}
+	}
 	return h
 }
 
@@ -111,7 +115,9 @@ func deliveryHeader(d *router.Delivery, extra int) nats.Header {
 // were stored, when every delivery was of the default space.
 func deliveryOf(h nats.Header, data []byte) router.Delivery {
 	rev, _ := strconv.ParseInt(h.Get(hdrRevision), 10, 64)
+	hops, _ := strconv.Atoi(h.Get(hdrHops))
 	return router.Delivery{
+		Hops:           max(hops, 0),
 		Space:          spaceOf(h.Get(hdrSpace)),
 		Revision:       rev,
 		SubscriptionID: h.Get(hdrSubscription),

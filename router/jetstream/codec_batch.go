@@ -24,8 +24,10 @@ const (
 //
 //	header: magic byte 0xEB, format version byte (1), record flags byte
 //	each delivery:
-//	  flags byte: 1 system event, 2 same payload as the delivery before
+//	  flags byte: 1 system event, 2 same payload as the delivery before,
+//	    4 hop count follows the revision
 //	  uvarint revision
+//	  uvarint hop count, if flag 4
 //	  space, subscription id, function id, event id, event name:
 //	    uvarint length, bytes
 //	  payload, unless flag 2: uvarint length, bytes
@@ -50,7 +52,8 @@ const (
 
 	flagSystem         = 1
 	flagSamePayload    = 2
-	knownDeliveryFlags = flagSystem | flagSamePayload
+	flagHops           = 4
+	knownDeliveryFlags = flagSystem | flagSamePayload | flagHops
 )
 
 var (
@@ -63,7 +66,7 @@ var (
 
 // batchOverhead is an upper bound of the bytes a delivery adds to a record
 // besides its ids and payload.
-const batchOverhead = 1 + 7*binary.MaxVarintLen64
+const batchOverhead = 1 + 8*binary.MaxVarintLen64
 
 // encodedSize is an upper bound of the bytes ds take in a record, header
 // not included.
@@ -108,8 +111,16 @@ func appendDeliveries(buf []byte, ds []router.Delivery, prev []byte) []byte {
 		if same {
 			flags |= flagSamePayload
 		}
+		if d.Hops > 0 {
+			// Only then: a record without hops stays readable by the
+			// gateways from before the flag.
+			flags |= flagHops
+		}
 		buf = append(buf, flags)
 		buf = binary.AppendUvarint(buf, uint64(max(d.Revision, 0)))
+		if d.Hops > 0 {
+			buf = binary.AppendUvarint(buf, uint64(d.Hops))
+		}
 		str(spaceOf(d.Space))
 		str(d.SubscriptionID)
 		str(d.FunctionID)
@@ -131,7 +142,7 @@ func decodeBatch(data []byte) ([]router.Delivery, error) {
 		return nil, fmt.Errorf("%w: empty", errMalformedBatch)
 	}
 	if data[0] != batchMagic {
-		if data[0]&^knownDeliveryFlags == 0 {
+		if data[0]&^(flagSystem|flagSamePayload) == 0 {
 			return nil, fmt.Errorf("%w: no format header (written by a gateway from before batch format versions)", errUnsupportedBatch)
 		}
 		return nil, fmt.Errorf("%w: no format header", errMalformedBatch)
@@ -181,6 +192,13 @@ func decodeBatch(data []byte) ([]router.Delivery, error) {
 			return nil, errMalformedBatch
 		}
 		d := router.Delivery{Revision: int64(rev), System: flags&flagSystem != 0}
+		if flags&flagHops != 0 {
+			hops, ok := uvarint()
+			if !ok || hops > math.MaxInt32 {
+				return nil, errMalformedBatch
+			}
+			d.Hops = int(hops)
+		}
 		var ok0, ok1, ok2, ok3, ok4 bool
 		d.Space, ok0 = str()
 		d.SubscriptionID, ok1 = str()
