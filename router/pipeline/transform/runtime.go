@@ -18,8 +18,8 @@ type runtime struct {
 	vm                           *goja.Runtime
 	transform, transformResponse goja.Callable
 	// The builtins this package uses, taken before the script ran, so
-	// that a script replacing JSON.parse changes nothing here.
-	parse, stringify, freeze goja.Callable
+	// that a script replacing JSON.stringify changes nothing here.
+	stringify, freeze goja.Callable
 
 	// timer interrupts vm when a call runs too long. Its Stop after the
 	// call tells whether it fired; if it did, the runtime is dropped,
@@ -56,7 +56,6 @@ func (p *Program) newRuntime() (rt *runtime, err error) {
 			}
 		}()
 		jsonObj := vm.Get("JSON").ToObject(vm)
-		rt.parse, _ = goja.AssertFunction(jsonObj.Get("parse"))
 		rt.stringify, _ = goja.AssertFunction(jsonObj.Get("stringify"))
 		rt.freeze, _ = goja.AssertFunction(vm.Get("Object").ToObject(vm).Get("freeze"))
 		rt.installConsole()
@@ -110,9 +109,9 @@ func (p *Program) get() (*runtime, error) {
 }
 
 // call runs transform (resp false) or transformResponse (resp true) with
-// the JSON text in, and returns the JSON text of the result, or null true
+// the JSON text in (which it does not keep), and returns the JSON text of the result, or null true
 // when the script returned null or undefined.
-func (p *Program) call(ctx context.Context, resp bool, in string, c Context) (out string, null bool, err error) {
+func (p *Program) call(ctx context.Context, resp bool, in []byte, c Context) (out string, null bool, err error) {
 	if err := ctx.Err(); err != nil {
 		return "", false, &ScriptError{Err: err}
 	}
@@ -144,7 +143,7 @@ func (p *Program) call(ctx context.Context, resp bool, in string, c Context) (ou
 // including the formatting of what the script threw (a thrown object's
 // toString is script code). broken reports a runtime that must not be
 // reused: interrupted, overflowed or panicked.
-func (p *Program) exec(rt *runtime, resp bool, in string, c Context) (out string, null bool, err error, broken bool) {
+func (p *Program) exec(rt *runtime, resp bool, in []byte, c Context) (out string, null bool, err error, broken bool) {
 	defer func() {
 		if r := recover(); r != nil {
 			out, null, broken = "", false, true
@@ -157,11 +156,8 @@ func (p *Program) exec(rt *runtime, resp bool, in string, c Context) (out string
 	if resp {
 		fn = rt.transformResponse
 	}
-	arg, err := rt.parse(goja.Undefined(), vm.ToValue(in))
+	arg, err := decode(vm, in)
 	if err != nil {
-		if uncatchable(err) {
-			return "", false, p.classify(rt, err), true
-		}
 		return "", false, fmt.Errorf("%w: %v", ErrInput, err), false
 	}
 	res, err := fn(goja.Undefined(), arg, rt.context(c))

@@ -164,7 +164,7 @@ func (p *Program) Transform(ctx context.Context, ev []byte, c Context) (out []by
 	if !p.hasT {
 		return ev, false, nil
 	}
-	s, null, err := p.call(ctx, false, string(ev), c)
+	s, null, err := p.call(ctx, false, ev, c)
 	if err != nil || null {
 		return nil, null, err
 	}
@@ -203,7 +203,7 @@ func (p *Program) TransformResponse(ctx context.Context, resp event.HTTPResponse
 	if err != nil {
 		return event.HTTPResponse{}, fmt.Errorf("%w: %v", ErrInput, err)
 	}
-	s, null, err := p.call(ctx, true, string(b), c)
+	s, null, err := p.call(ctx, true, b, c)
 	if err != nil {
 		return event.HTTPResponse{}, err
 	}
