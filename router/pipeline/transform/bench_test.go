@@ -2,8 +2,11 @@ package transform
 
 import (
 	"context"
+	"encoding/json"
 	"strings"
 	"testing"
+
+	"github.com/dop251/goja"
 )
 
 // benchEvent is a seed envelope of about 1 KB.
@@ -87,5 +90,56 @@ func BenchmarkCompile(b *testing.B) {
 func TestBenchEventSize(t *testing.T) {
 	if n := len(benchEvent); n < 900 || n > 1200 || !strings.HasPrefix(string(benchEvent), "{") {
 		t.Fatalf("bench event is %d bytes", n)
+	}
+}
+
+// BenchmarkInput compares ways of handing the 1 KB event to a script.
+//   - JSONParse: goja's JSON.parse in the VM (encoding/json's tokens);
+//   - Decoder: this package's decoder, native objects built from Go;
+//   - GoMap: encoding/json into map[string]any, then goja's ToValue,
+//     which wraps the Go map instead of copying it (not used: the script
+//     would see Go maps, whose key order is random, so the event's
+//     members would come out shuffled).
+func BenchmarkInput(b *testing.B) {
+	vm := goja.New()
+	parse, _ := jsonFuncs(vm)
+	b.Run("JSONParse", func(b *testing.B) {
+		b.ReportAllocs()
+		for b.Loop() {
+			if _, err := parse(goja.Undefined(), vm.ToValue(string(benchEvent))); err != nil {
+				b.Fatal(err)
+			}
+		}
+	})
+	b.Run("Decoder", func(b *testing.B) {
+		b.ReportAllocs()
+		for b.Loop() {
+			if _, err := decode(vm, benchEvent); err != nil {
+				b.Fatal(err)
+			}
+		}
+	})
+	b.Run("GoMap", func(b *testing.B) {
+		b.ReportAllocs()
+		for b.Loop() {
+			var m map[string]any
+			if err := json.Unmarshal(benchEvent, &m); err != nil {
+				b.Fatal(err)
+			}
+			_ = vm.ToValue(m)
+		}
+	})
+}
+
+// BenchmarkOutput is JSON.stringify of the parsed 1 KB event.
+func BenchmarkOutput(b *testing.B) {
+	vm := goja.New()
+	_, stringify := jsonFuncs(vm)
+	v, _ := decode(vm, benchEvent)
+	b.ReportAllocs()
+	for b.Loop() {
+		if _, err := stringify(goja.Undefined(), v); err != nil {
+			b.Fatal(err)
+		}
 	}
 }
