@@ -69,7 +69,8 @@
 // Each call (parsing the input, the script, serializing the result) is
 // bounded by Options.Timeout (DefaultTimeout, 100 ms): a timer and the
 // caller's context interrupt the runtime (goja's Runtime.Interrupt), and
-// the call fails with ErrTimeout, or the context's error. goja checks for
+// the call fails with ErrTimeout, or the context's error. The timeout is
+// wall-clock time, so a call that waits for a CPU spends it too. goja checks for
 // an interrupt between JavaScript instructions only: one long builtin
 // call (JSON.parse of a huge string, "x".repeat(1e8), a big array sort)
 // runs to its end first, so a call may outlast the timeout by the length
