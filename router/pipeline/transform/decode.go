@@ -1,0 +1,288 @@
+package transform
+
+import (
+	"encoding/json"
+	"errors"
+	"strconv"
+	"unicode/utf8"
+
+	"github.com/dop251/goja"
+)
+
+// errNotJSON is what decode answers for anything but one JSON value.
+var errNotJSON = errors.New("not valid JSON")
+
+// maxDepth bounds the nesting of a decoded value (a check, not a
+// limitation met in practice: JSON.parse has none, encoding/json 10000).
+const maxDepth = 1000
+
+// decoder turns JSON text into native JavaScript values of one runtime,
+// as JSON.parse would (plain objects and arrays, members defined as own
+// data properties, so "__proto__" is a member and no setter of a
+// prototype runs), without the token stream of encoding/json that goja's
+// JSON.parse uses: that is two thirds of the cost of a call (see
+// BenchmarkInput). It accepts exactly what json.Valid accepts
+// (FuzzDecode checks that).
+type decoder struct {
+	vm    *goja.Runtime
+	b     []byte
+	i     int
+	depth int
+	items []any // scratch for arrays, reused
+}
+
+// decode parses b, one JSON value, in vm.
+func decode(vm *goja.Runtime, b []byte) (goja.Value, error) {
+	d := decoder{vm: vm, b: b}
+	v, err := d.value()
+	if err != nil {
+		return nil, err
+	}
+	if d.skip(); d.i != len(b) {
+		return nil, errNotJSON
+	}
+	return v, nil
+}
+
+// next is the byte at d.i, or 0 at the end.
+func (d *decoder) next() byte {
+	if d.i < len(d.b) {
+		return d.b[d.i]
+	}
+	return 0
+}
+
+// literal consumes lit at d.i.
+func (d *decoder) literal(lit string) bool {
+	if len(d.b)-d.i < len(lit) || string(d.b[d.i:d.i+len(lit)]) != lit {
+		return false
+	}
+	d.i += len(lit)
+	return true
+}
+
+// number consumes a JSON number at d.i: -?(0|[1-9][0-9]*)(\.[0-9]+)?([eE][+-]?[0-9]+)?
+func (d *decoder) number() ([]byte, bool) {
+	start := d.i
+	if d.next() == '-' {
+		d.i++
+	}
+	switch c := d.next(); {
+	case c == '0':
+		d.i++
+	case c >= '1' && c <= '9':
+		d.digits()
+	default:
+		return nil, false
+	}
+	if d.next() == '.' {
+		d.i++
+		if d.digits() == 0 {
+			return nil, false
+		}
+	}
+	if c := d.next(); c == 'e' || c == 'E' {
+		d.i++
+		if c := d.next(); c == '+' || c == '-' {
+			d.i++
+		}
+		if d.digits() == 0 {
+			return nil, false
+		}
+	}
+	return d.b[start:d.i], true
+}
+
+func (d *decoder) digits() int {
+	n := 0
+	for c := d.next(); c >= '0' && c <= '9'; c = d.next() {
+		d.i++
+		n++
+	}
+	return n
+}
+
+func (d *decoder) skip() {
+	for d.i < len(d.b) {
+		switch d.b[d.i] {
+		case ' ', '\t', '\n', '\r':
+			d.i++
+		default:
+			return
+		}
+	}
+}
+
+func (d *decoder) value() (goja.Value, error) {
+	d.skip()
+	switch c := d.next(); {
+	case c == '{':
+		return d.object()
+	case c == '[':
+		return d.array()
+	case c == '"':
+		s, err := d.str()
+		if err != nil {
+			return nil, err
+		}
+		return d.vm.ToValue(s), nil
+	case c == 't' && d.literal("true"):
+		return d.vm.ToValue(true), nil
+	case c == 'f' && d.literal("false"):
+		return d.vm.ToValue(false), nil
+	case c == 'n' && d.literal("null"):
+		return goja.Null(), nil
+	default:
+		num, ok := d.number()
+		if !ok {
+			return nil, errNotJSON
+		}
+		// Integers that fit are the common case, and exact.
+		if n, err := strconv.ParseInt(string(num), 10, 64); err == nil && n > -1<<53 && n < 1<<53 && (n != 0 || num[0] != '-') {
+			return d.vm.ToValue(n), nil
+		}
+		f, err := strconv.ParseFloat(string(num), 64)
+		if err != nil {
+			// Out of range: JSON.parse gives ±Infinity, as ParseFloat
+			// does with its error.
+			var ne *strconv.NumError
+			if !errors.As(err, &ne) || ne.Err != strconv.ErrRange {
+				return nil, errNotJSON
+			}
+		}
+		return d.vm.ToValue(f), nil
+	}
+}
+
+// str reads the string at d.i (at its opening quote).
+func (d *decoder) str() (string, error) {
+	if d.next() != '"' {
+		return "", errNotJSON
+	}
+	start := d.i
+	d.i++
+	plain := true
+	for {
+		if d.i >= len(d.b) {
+			return "", errNotJSON
+		}
+		c := d.b[d.i]
+		if c == '"' {
+			break
+		}
+		if c < 0x20 {
+			return "", errNotJSON
+		}
+		if c == '\\' {
+			plain = false // json.Unmarshal checks the escape
+			d.i += 2
+			continue
+		}
+		if c >= utf8.RuneSelf {
+			plain = false
+		}
+		d.i++
+	}
+	d.i++
+	raw := d.b[start:d.i]
+	if plain {
+		return string(raw[1 : len(raw)-1]), nil
+	}
+	if c := raw[1 : len(raw)-1]; utf8.Valid(c) && !hasByte(c, '\\') {
+		return string(c), nil
+	}
+	// Escapes or invalid UTF-8 (replaced by U+FFFD, as JSON.parse does).
+	var s string
+	if err := json.Unmarshal(raw, &s); err != nil {
+		return "", errNotJSON
+	}
+	return s, nil
+}
+
+func hasByte(b []byte, c byte) bool {
+	for _, x := range b {
+		if x == c {
+			return true
+		}
+	}
+	return false
+}
+
+func (d *decoder) object() (goja.Value, error) {
+	if d.depth++; d.depth > maxDepth {
+		return nil, errNotJSON
+	}
+	d.i++ // {
+	o := d.vm.NewObject()
+	d.skip()
+	if d.next() == '}' {
+		d.i++
+		d.depth--
+		return o, nil
+	}
+	for {
+		d.skip()
+		k, err := d.str()
+		if err != nil {
+			return nil, err
+		}
+		d.skip()
+		if d.next() != ':' {
+			return nil, errNotJSON
+		}
+		d.i++
+		v, err := d.value()
+		if err != nil {
+			return nil, err
+		}
+		if err := o.DefineDataProperty(k, v, goja.FLAG_TRUE, goja.FLAG_TRUE, goja.FLAG_TRUE); err != nil {
+			return nil, err
+		}
+		d.skip()
+		switch d.next() {
+		case ',':
+			d.i++
+		case '}':
+			d.i++
+			d.depth--
+			return o, nil
+		default:
+			return nil, errNotJSON
+		}
+	}
+}
+
+func (d *decoder) array() (goja.Value, error) {
+	if d.depth++; d.depth > maxDepth {
+		return nil, errNotJSON
+	}
+	d.i++ // [
+	mark := len(d.items)
+	d.skip()
+	if d.next() == ']' {
+		d.i++
+		d.depth--
+		return d.vm.NewArray(), nil
+	}
+	for {
+		v, err := d.value()
+		if err != nil {
+			return nil, err
+		}
+		d.items = append(d.items, v)
+		d.skip()
+		c := d.next()
+		if c != ',' && c != ']' {
+			return nil, errNotJSON
+		}
+		d.i++
+		if c == ']' {
+			break
+		}
+	}
+	a := d.vm.NewArray(d.items[mark:]...)
+	clear(d.items[mark:])
+	d.items = d.items[:mark]
+	d.depth--
+	return a, nil
+}
