@@ -26,7 +26,9 @@ func FuzzCompile(f *testing.F) {
 	f.Fuzz(func(t *testing.T, pattern []byte) {
 		start := time.Now()
 		flt, err := Compile(pattern)
-		if d := time.Since(start); d > time.Second {
+		// Generous: the fuzzer's workers stall now and then; the real
+		// bound is TestHostilePatterns'.
+		if d := time.Since(start); d > 10*time.Second {
 			t.Fatalf("Compile took %v", d)
 		}
 		if err != nil {

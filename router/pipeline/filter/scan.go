@@ -5,6 +5,7 @@ import (
 	"math/bits"
 	"unicode/utf16"
 	"unicode/utf8"
+	"unsafe"
 )
 
 // maxEventDepth is encoding/json's nesting limit: an event nested deeper
@@ -41,13 +42,18 @@ func special(w uint64) uint64 {
 	return ((q - lsb) &^ q & msb) | ((b - lsb) &^ b & msb) | ((w - lsb*0x20) &^ w & msb)
 }
 
+// load64 reads d[i:i+8] (in range) little-endian, without bounds checks.
+func load64(d []byte, i int) uint64 {
+	return binary.LittleEndian.Uint64(unsafe.Slice((*byte)(unsafe.Add(unsafe.Pointer(unsafe.SliceData(d)), i)), 8))
+}
+
 // scanString reads the string starting at d[i] == '"'. It returns the
 // index after the closing quote and whether the string holds escapes.
 func scanString(d []byte, i int) (end int, esc bool, ok bool) {
 	i++
 	for {
 		for i+8 <= len(d) {
-			if m := special(binary.LittleEndian.Uint64(d[i:])); m != 0 {
+			if m := special(load64(d, i)); m != 0 {
 				i += bits.TrailingZeros64(m) >> 3
 				break
 			}
