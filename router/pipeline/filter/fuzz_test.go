@@ -1,6 +1,7 @@
 package filter
 
 import (
+	"encoding/json"
 	"errors"
 	"math/rand/v2"
 	"testing"
@@ -45,6 +46,21 @@ func FuzzCompile(f *testing.F) {
 			if got, want := flt.Match(e), refMatch(pattern, e); got != want {
 				t.Fatalf("pattern %s\nevent %s\nMatch = %v, reference %v", pattern, e, got, want)
 			}
+		}
+	})
+}
+
+// FuzzScan: the scanner accepts exactly what encoding/json accepts.
+func FuzzScan(f *testing.F) {
+	f.Add([]byte(sampleEvent))
+	f.Add([]byte(`[1,{"a":[true,false,null,"x\u00e9"]},-0.5e+3]`))
+	f.Add([]byte(`{"a":[[[[{"b":{}}]]]],"c":""}`))
+	f.Fuzz(func(t *testing.T, doc []byte) {
+		i := skipWS(doc, 0)
+		end, ok := skipValue(doc, i, 0)
+		got := ok && skipWS(doc, end) == len(doc)
+		if want := json.Valid(doc); got != want {
+			t.Fatalf("%q: scanner %v, encoding/json %v", doc, got, want)
 		}
 	})
 }

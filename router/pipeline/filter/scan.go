@@ -180,10 +180,8 @@ func skipValue(d []byte, i, depth int) (int, bool) {
 	case c == '"':
 		end, _, ok := scanString(d, i)
 		return end, ok
-	case c == '{':
-		return skipObject(d, i, depth+1)
-	case c == '[':
-		return skipArray(d, i, depth+1)
+	case c == '{' || c == '[':
+		return skipContainer(d, i, depth+1)
 	case c == '-' || ('0' <= c && c <= '9'):
 		return scanNumber(d, i)
 	default:
@@ -315,4 +313,117 @@ func appendUnescaped(dst, raw []byte) []byte {
 		}
 	}
 	return dst
+}
+
+// skipContainer validates and skips the object or array at d[i] whose
+// nesting depth is depth, in one loop: the kinds of the open containers
+// are bits of a word (those nested 64 levels deeper go to skipObject and
+// skipArray).
+func skipContainer(d []byte, i, depth int) (int, bool) {
+	var objects uint64 // bit k set: the container at level k is an object
+	level := 0         // containers open
+	for {
+		// d[i] opens a container.
+		if depth+level > maxEventDepth {
+			return 0, false
+		}
+		if level == 64 {
+			var ok bool
+			if d[i] == '{' {
+				i, ok = skipObject(d, i, depth+level)
+			} else {
+				i, ok = skipArray(d, i, depth+level)
+			}
+			if !ok {
+				return 0, false
+			}
+		} else {
+			isObj := d[i] == '{'
+			objects = objects&^(1<<level) | b2u(isObj)<<level
+			level++
+			i = skipWS(d, i+1)
+			if i < len(d) && (d[i] == '}' && isObj || d[i] == ']' && !isObj) {
+				i++
+				level--
+			} else if !isObj {
+				goto value
+			} else {
+				goto member
+			}
+		}
+		// After a value: commas and closings until the next value.
+	after:
+		for {
+			if level == 0 {
+				return i, true
+			}
+			i = skipWS(d, i)
+			if i >= len(d) {
+				return 0, false
+			}
+			isObj := objects&(1<<(level-1)) != 0
+			switch c := d[i]; {
+			case c == ',':
+				i = skipWS(d, i+1)
+				if isObj {
+					goto member
+				}
+				goto value
+			case c == '}' && isObj, c == ']' && !isObj:
+				i++
+				level--
+			default:
+				return 0, false
+			}
+		}
+	member:
+		if i >= len(d) || d[i] != '"' {
+			return 0, false
+		}
+		{
+			end, _, ok := scanString(d, i)
+			if !ok {
+				return 0, false
+			}
+			i = skipWS(d, end)
+			if i >= len(d) || d[i] != ':' {
+				return 0, false
+			}
+			i = skipWS(d, i+1)
+		}
+	value:
+		if i >= len(d) {
+			return 0, false
+		}
+		switch c := d[i]; {
+		case c == '{' || c == '[':
+			continue
+		case c == '"':
+			end, _, ok := scanString(d, i)
+			if !ok {
+				return 0, false
+			}
+			i = end
+		case c == '-' || ('0' <= c && c <= '9'):
+			end, ok := scanNumber(d, i)
+			if !ok {
+				return 0, false
+			}
+			i = end
+		default:
+			end, ok := scanLiteral(d, i)
+			if !ok {
+				return 0, false
+			}
+			i = end
+		}
+		goto after
+	}
+}
+
+func b2u(b bool) uint64 {
+	if b {
+		return 1
+	}
+	return 0
 }
