@@ -1,0 +1,429 @@
+package filter
+
+import (
+	"encoding/binary"
+	"math/bits"
+	"unicode/utf16"
+	"unicode/utf8"
+	"unsafe"
+)
+
+// maxEventDepth is encoding/json's nesting limit: an event nested deeper
+// is invalid JSON for the gateway's decoders, so it matches nothing here.
+const maxEventDepth = 10000
+
+// The scanner below reads JSON text in place. Every function takes the
+// document and an index and returns the index after what it read and
+// whether the text there is valid; none of them allocates.
+
+func skipWS(d []byte, i int) int {
+	for i < len(d) {
+		switch d[i] {
+		case ' ', '\t', '\n', '\r':
+			i++
+		default:
+			return i
+		}
+	}
+	return i
+}
+
+const (
+	lsb = 0x0101010101010101
+	msb = 0x8080808080808080
+)
+
+// special reports, for the 8 bytes of w, a mask whose lowest set bit is
+// in the first byte that is a quote, a backslash or a control character
+// (the bytes a string scan must look at); 0 if there is none.
+func special(w uint64) uint64 {
+	q := w ^ (lsb * '"')
+	b := w ^ (lsb * '\\')
+	return ((q - lsb) &^ q & msb) | ((b - lsb) &^ b & msb) | ((w - lsb*0x20) &^ w & msb)
+}
+
+// load64 reads d[i:i+8] (in range) little-endian, without bounds checks.
+func load64(d []byte, i int) uint64 {
+	return binary.LittleEndian.Uint64(unsafe.Slice((*byte)(unsafe.Add(unsafe.Pointer(unsafe.SliceData(d)), i)), 8))
+}
+
+// scanString reads the string starting at d[i] == '"'. It returns the
+// index after the closing quote and whether the string holds escapes.
+func scanString(d []byte, i int) (end int, esc bool, ok bool) {
+	i++
+	for {
+		for i+8 <= len(d) {
+			if m := special(load64(d, i)); m != 0 {
+				i += bits.TrailingZeros64(m) >> 3
+				break
+			}
+			i += 8
+		}
+		if i >= len(d) {
+			return 0, false, false
+		}
+		switch c := d[i]; {
+		case c == '"':
+			return i + 1, esc, true
+		case c == '\\':
+			esc = true
+			if i+1 >= len(d) {
+				return 0, false, false
+			}
+			switch d[i+1] {
+			case '"', '\\', '/', 'b', 'f', 'n', 'r', 't':
+				i += 2
+			case 'u':
+				if i+6 > len(d) || hex4(d[i+2:i+6]) < 0 {
+					return 0, false, false
+				}
+				i += 6
+			default:
+				return 0, false, false
+			}
+		case c < 0x20:
+			return 0, false, false
+		default:
+			i++
+		}
+	}
+}
+
+// hex4 decodes four hex digits; -1 if they are not.
+func hex4(b []byte) rune {
+	var r rune
+	for _, c := range b[:4] {
+		switch {
+		case '0' <= c && c <= '9':
+			c -= '0'
+		case 'a' <= c && c <= 'f':
+			c = c - 'a' + 10
+		case 'A' <= c && c <= 'F':
+			c = c - 'A' + 10
+		default:
+			return -1
+		}
+		r = r*16 + rune(c)
+	}
+	return r
+}
+
+// scanNumber reads a JSON number at d[i] (a '-' or a digit).
+func scanNumber(d []byte, i int) (int, bool) {
+	if i < len(d) && d[i] == '-' {
+		i++
+	}
+	if i >= len(d) {
+		return 0, false
+	}
+	switch c := d[i]; {
+	case c == '0':
+		i++
+	case '1' <= c && c <= '9':
+		i++
+		for i < len(d) && '0' <= d[i] && d[i] <= '9' {
+			i++
+		}
+	default:
+		return 0, false
+	}
+	if i < len(d) && d[i] == '.' {
+		i++
+		if i >= len(d) || d[i] < '0' || d[i] > '9' {
+			return 0, false
+		}
+		for i < len(d) && '0' <= d[i] && d[i] <= '9' {
+			i++
+		}
+	}
+	if i < len(d) && (d[i] == 'e' || d[i] == 'E') {
+		i++
+		if i < len(d) && (d[i] == '+' || d[i] == '-') {
+			i++
+		}
+		if i >= len(d) || d[i] < '0' || d[i] > '9' {
+			return 0, false
+		}
+		for i < len(d) && '0' <= d[i] && d[i] <= '9' {
+			i++
+		}
+	}
+	return i, true
+}
+
+// scanLiteral reads true, false or null at d[i].
+func scanLiteral(d []byte, i int) (int, bool) {
+	var lit string
+	switch d[i] {
+	case 't':
+		lit = "true"
+	case 'f':
+		lit = "false"
+	case 'n':
+		lit = "null"
+	default:
+		return 0, false
+	}
+	if len(d)-i < len(lit) || string(d[i:i+len(lit)]) != lit {
+		return 0, false
+	}
+	return i + len(lit), true
+}
+
+// skipValue validates and skips the value at d[i]; depth is the nesting
+// depth of the container holding it (0 at the top level).
+func skipValue(d []byte, i, depth int) (int, bool) {
+	if i >= len(d) {
+		return 0, false
+	}
+	switch c := d[i]; {
+	case c == '"':
+		end, _, ok := scanString(d, i)
+		return end, ok
+	case c == '{' || c == '[':
+		return skipContainer(d, i, depth+1)
+	case c == '-' || ('0' <= c && c <= '9'):
+		return scanNumber(d, i)
+	default:
+		return scanLiteral(d, i)
+	}
+}
+
+func skipObject(d []byte, i, depth int) (int, bool) {
+	if depth > maxEventDepth {
+		return 0, false
+	}
+	i = skipWS(d, i+1)
+	if i < len(d) && d[i] == '}' {
+		return i + 1, true
+	}
+	for {
+		if i >= len(d) || d[i] != '"' {
+			return 0, false
+		}
+		var ok bool
+		if i, _, ok = scanString(d, i); !ok {
+			return 0, false
+		}
+		i = skipWS(d, i)
+		if i >= len(d) || d[i] != ':' {
+			return 0, false
+		}
+		if i, ok = skipValue(d, skipWS(d, i+1), depth); !ok {
+			return 0, false
+		}
+		if i, ok = next(d, i, '}'); !ok || i < 0 {
+			return -i, ok
+		}
+	}
+}
+
+func skipArray(d []byte, i, depth int) (int, bool) {
+	if depth > maxEventDepth {
+		return 0, false
+	}
+	i = skipWS(d, i+1)
+	if i < len(d) && d[i] == ']' {
+		return i + 1, true
+	}
+	for {
+		var ok bool
+		if i, ok = skipValue(d, i, depth); !ok {
+			return 0, false
+		}
+		if i, ok = next(d, i, ']'); !ok || i < 0 {
+			return -i, ok
+		}
+	}
+}
+
+// next reads what follows a member or an element: a comma (it returns the
+// index of the next value, positive) or the closing byte (it returns minus
+// the index after it).
+func next(d []byte, i int, closing byte) (int, bool) {
+	i = skipWS(d, i)
+	if i >= len(d) {
+		return 0, false
+	}
+	switch d[i] {
+	case ',':
+		return skipWS(d, i+1), true
+	case closing:
+		return -(i + 1), true
+	}
+	return 0, false
+}
+
+// appendUnescaped appends the decoded content of a JSON string (raw is
+// what is between the quotes, already checked by scanString) to dst, as
+// encoding/json decodes it: invalid UTF-8 and lone surrogates become
+// U+FFFD.
+func appendUnescaped(dst, raw []byte) []byte {
+	for i := 0; i < len(raw); {
+		c := raw[i]
+		switch {
+		case c == '\\':
+			if i+1 >= len(raw) {
+				return dst
+			}
+			switch raw[i+1] {
+			case 'b':
+				dst = append(dst, '\b')
+			case 'f':
+				dst = append(dst, '\f')
+			case 'n':
+				dst = append(dst, '\n')
+			case 'r':
+				dst = append(dst, '\r')
+			case 't':
+				dst = append(dst, '\t')
+			case 'u':
+				if i+6 > len(raw) {
+					return dst
+				}
+				r := hex4(raw[i+2 : i+6])
+				i += 6
+				if utf16.IsSurrogate(r) {
+					if i+6 <= len(raw) && raw[i] == '\\' && raw[i+1] == 'u' {
+						if dec := utf16.DecodeRune(r, hex4(raw[i+2:i+6])); dec != utf8.RuneError {
+							dst = utf8.AppendRune(dst, dec)
+							i += 6
+							continue
+						}
+					}
+					r = utf8.RuneError
+				}
+				dst = utf8.AppendRune(dst, r)
+				continue
+			default: // '"', '\\', '/'
+				dst = append(dst, raw[i+1])
+			}
+			i += 2
+		case c < utf8.RuneSelf:
+			dst = append(dst, c)
+			i++
+		default:
+			r, size := utf8.DecodeRune(raw[i:])
+			if r == utf8.RuneError && size == 1 {
+				dst = utf8.AppendRune(dst, utf8.RuneError)
+			} else {
+				dst = append(dst, raw[i:i+size]...)
+			}
+			i += size
+		}
+	}
+	return dst
+}
+
+// skipContainer validates and skips the object or array at d[i] whose
+// nesting depth is depth, in one loop: the kinds of the open containers
+// are bits of a word (those nested 64 levels deeper go to skipObject and
+// skipArray).
+func skipContainer(d []byte, i, depth int) (int, bool) {
+	var objects uint64 // bit k set: the container at level k is an object
+	level := 0         // containers open
+	for {
+		// d[i] opens a container.
+		if depth+level > maxEventDepth {
+			return 0, false
+		}
+		if level == 64 {
+			var ok bool
+			if d[i] == '{' {
+				i, ok = skipObject(d, i, depth+level)
+			} else {
+				i, ok = skipArray(d, i, depth+level)
+			}
+			if !ok {
+				return 0, false
+			}
+		} else {
+			isObj := d[i] == '{'
+			objects = objects&^(1<<level) | b2u(isObj)<<level
+			level++
+			i = skipWS(d, i+1)
+			if i < len(d) && (d[i] == '}' && isObj || d[i] == ']' && !isObj) {
+				i++
+				level--
+			} else if !isObj {
+				goto value
+			} else {
+				goto member
+			}
+		}
+		// After a value: commas and closings until the next value.
+	after:
+		for {
+			if level == 0 {
+				return i, true
+			}
+			i = skipWS(d, i)
+			if i >= len(d) {
+				return 0, false
+			}
+			isObj := objects&(1<<(level-1)) != 0
+			switch c := d[i]; {
+			case c == ',':
+				i = skipWS(d, i+1)
+				if isObj {
+					goto member
+				}
+				goto value
+			case c == '}' && isObj, c == ']' && !isObj:
+				i++
+				level--
+			default:
+				return 0, false
+			}
+		}
+	member:
+		if i >= len(d) || d[i] != '"' {
+			return 0, false
+		}
+		{
+			end, _, ok := scanString(d, i)
+			if !ok {
+				return 0, false
+			}
+			i = skipWS(d, end)
+			if i >= len(d) || d[i] != ':' {
+				return 0, false
+			}
+			i = skipWS(d, i+1)
+		}
+	value:
+		if i >= len(d) {
+			return 0, false
+		}
+		switch c := d[i]; {
+		case c == '{' || c == '[':
+			continue
+		case c == '"':
+			end, _, ok := scanString(d, i)
+			if !ok {
+				return 0, false
+			}
+			i = end
+		case c == '-' || ('0' <= c && c <= '9'):
+			end, ok := scanNumber(d, i)
+			if !ok {
+				return 0, false
+			}
+			i = end
+		default:
+			end, ok := scanLiteral(d, i)
+			if !ok {
+				return 0, false
+			}
+			i = end
+		}
+		goto after
+	}
+}
+
+func b2u(b bool) uint64 {
+	if b {
+		return 1
+	}
+	return 0
+}
