@@ -1,0 +1,3 @@
+module github.com/event-gateway/event-gateway/deploy
+
+go 1.26.0
