@@ -14,7 +14,6 @@ import (
 
 	"github.com/compose-spec/compose-go/v2/cli"
 	"github.com/compose-spec/compose-go/v2/types"
-	"sigs.k8s.io/yaml"
 )
 
 func loadCompose(t *testing.T, env ...string) *types.Project {
@@ -253,7 +252,7 @@ func checkPrometheusConfig(t *testing.T, name string) promConfig {
 		t.Fatal(err)
 	}
 	var c promConfig
-	if err := yaml.UnmarshalStrict(b, &c); err != nil {
+	if err := strictDecode(b, &c); err != nil {
 		t.Fatalf("prometheus.yml: %v", err)
 	}
 	if len(c.ScrapeConfigs) != 1 || len(c.ScrapeConfigs[0].StaticConfigs) != 1 {

@@ -105,23 +105,23 @@ func decodeAll(t *testing.T, rendered map[string]string) objects {
 			switch tm.APIVersion + " " + tm.Kind {
 			case "apps/v1 Deployment":
 				var d appsv1.Deployment
-				err = yaml.UnmarshalStrict([]byte(doc), &d)
+				err = strictDecode([]byte(doc), &d)
 				o.deployments, meta = append(o.deployments, d), d.ObjectMeta
 			case "v1 Service":
 				var d corev1.Service
-				err = yaml.UnmarshalStrict([]byte(doc), &d)
+				err = strictDecode([]byte(doc), &d)
 				o.services, meta = append(o.services, d), d.ObjectMeta
 			case "policy/v1 PodDisruptionBudget":
 				var d policyv1.PodDisruptionBudget
-				err = yaml.UnmarshalStrict([]byte(doc), &d)
+				err = strictDecode([]byte(doc), &d)
 				o.pdbs, meta = append(o.pdbs, d), d.ObjectMeta
 			case "v1 ServiceAccount":
 				var d corev1.ServiceAccount
-				err = yaml.UnmarshalStrict([]byte(doc), &d)
+				err = strictDecode([]byte(doc), &d)
 				o.accounts, meta = append(o.accounts, d), d.ObjectMeta
 			case "monitoring.coreos.com/v1 ServiceMonitor":
 				var d serviceMonitor
-				err = yaml.UnmarshalStrict([]byte(doc), &d)
+				err = strictDecode([]byte(doc), &d)
 				o.monitors, meta = append(o.monitors, d), d.ObjectMeta
 			default:
 				t.Fatalf("%s: unexpected object %s %s", file, tm.APIVersion, tm.Kind)

@@ -3,6 +3,7 @@ package deploy
 import (
 	"bufio"
 	"bytes"
+	"errors"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -10,6 +11,9 @@ import (
 	"strings"
 	"sync"
 	"testing"
+
+	kjson "sigs.k8s.io/json"
+	"sigs.k8s.io/yaml"
 )
 
 // repoRoot is the gateway repository, the parent of this module.
@@ -142,4 +146,20 @@ func checkGatewayArgs(t *testing.T, where string, args []string) map[string]stri
 		got[name] = value
 	}
 	return got
+}
+
+// strictDecode decodes YAML (or JSON) into v as the Kubernetes API server
+// does in strict mode: field names match case-sensitively (encoding/json
+// alone would take readOnlyRootFileSystem for readOnlyRootFilesystem), and
+// unknown or duplicate fields are errors.
+func strictDecode(doc []byte, v any) error {
+	j, err := yaml.YAMLToJSONStrict(doc)
+	if err != nil {
+		return err
+	}
+	strict, err := kjson.UnmarshalStrict(j, v, kjson.DisallowDuplicateFields, kjson.DisallowUnknownFields)
+	if err != nil {
+		return err
+	}
+	return errors.Join(strict...)
 }
