@@ -20,7 +20,6 @@ import (
 	"bytes"
 	"context"
 	"encoding/json"
-	"errors"
 	"fmt"
 	"io"
 	"net"
@@ -31,6 +30,7 @@ import (
 	"unicode/utf8"
 
 	"github.com/event-gateway/event-gateway/functions"
+	httpfn "github.com/event-gateway/event-gateway/functions/http"
 	"github.com/event-gateway/event-gateway/internal/errkind"
 )
 
@@ -65,13 +65,8 @@ func (c *Config) Validate() error {
 	if c.EmulatorURL == "" {
 		return errkind.New(errkind.Invalid, "provider.emulatorUrl is required for type emulator")
 	}
-	u, err := url.Parse(c.EmulatorURL)
-	if err != nil || (u.Scheme != "http" && u.Scheme != "https") || u.Host == "" || strings.HasPrefix(u.Host, ":") {
-		return errkind.New(errkind.Invalid, "provider.emulatorUrl %q must be an absolute http or https URL", c.EmulatorURL)
-	}
-	if u.User != nil {
-		// Credentials in the URL would be shown back by GET.
-		return errkind.New(errkind.Invalid, "provider.emulatorUrl must not carry credentials")
+	if err := httpfn.ValidateURL("provider.emulatorUrl", c.EmulatorURL); err != nil {
+		return err
 	}
 	if c.APIVersion == "" {
 		c.APIVersion = APIVersion
@@ -274,18 +269,8 @@ func errorText(b []byte) string {
 	return strings.Join(strings.Fields(s), " ")
 }
 
-// classify maps a transport or read error onto the functions sentinels,
-// dropping the *url.Error wrapper that repeats the URL.
-func classify(ctx context.Context, err error) error {
-	var ue *url.Error
-	if errors.As(err, &ue) {
-		err = ue.Err
-	}
-	if errors.Is(ctx.Err(), context.DeadlineExceeded) || errors.Is(err, context.DeadlineExceeded) {
-		return fmt.Errorf("%w: %w", functions.ErrTimeout, err)
-	}
-	return fmt.Errorf("emulator: %w", err)
-}
+// classify is httpfn.Classify for calls to the emulator.
+func classify(ctx context.Context, err error) error { return httpfn.Classify(ctx, err, "emulator") }
 
 // serializeBody returns the result of a call for an http event with its
 // body as a string, as the response object's contract has it: the

@@ -55,16 +55,23 @@ func (c *Config) Validate() error {
 	if c.URL == "" {
 		return errkind.New(errkind.Invalid, "provider.url is required for type http")
 	}
-	if len(c.URL) > MaxURLLen {
-		return errkind.New(errkind.Invalid, "provider.url is longer than %d bytes", MaxURLLen)
+	return ValidateURL("provider.url", c.URL)
+}
+
+// ValidateURL checks the URL of an endpoint a provider calls (field names
+// it in messages): absolute http or https, without credentials, at most
+// MaxURLLen bytes.
+func ValidateURL(field, raw string) error {
+	if len(raw) > MaxURLLen {
+		return errkind.New(errkind.Invalid, "%s is longer than %d bytes", field, MaxURLLen)
 	}
-	u, err := url.Parse(c.URL)
+	u, err := url.Parse(raw)
 	if err != nil || (u.Scheme != "http" && u.Scheme != "https") || u.Host == "" || strings.HasPrefix(u.Host, ":") {
-		return errkind.New(errkind.Invalid, "provider.url %q must be an absolute http or https URL", c.URL)
+		return errkind.New(errkind.Invalid, "%s %q must be an absolute http or https URL", field, raw)
 	}
 	if u.User != nil {
 		// Credentials in the URL would be shown back by GET.
-		return errkind.New(errkind.Invalid, "provider.url must not carry credentials")
+		return errkind.New(errkind.Invalid, "%s must not carry credentials", field)
 	}
 	return nil
 }
@@ -349,10 +356,14 @@ func (inv *invoker) Invoke(ctx context.Context, payload []byte) ([]byte, error) 
 	return body, nil
 }
 
-// classify maps a transport or read error onto the functions sentinels.
-// The *url.Error wrapper is dropped because its text repeats the full
-// function URL, whose query string may carry a secret, into every log line.
-func classify(ctx context.Context, err error) error {
+// classify is Classify for this provider's calls.
+func classify(ctx context.Context, err error) error { return Classify(ctx, err, "httpfn: post") }
+
+// Classify maps a transport or read error of a call over HTTP onto the
+// functions sentinels, naming the call with what. The *url.Error wrapper
+// is dropped because its text repeats the full URL, whose query string may
+// carry a secret, into every log line.
+func Classify(ctx context.Context, err error, what string) error {
 	if errors.Is(err, functions.ErrResponseTooLarge) {
 		return err
 	}
@@ -363,7 +374,7 @@ func classify(ctx context.Context, err error) error {
 	if errors.Is(ctx.Err(), context.DeadlineExceeded) || errors.Is(err, context.DeadlineExceeded) {
 		return fmt.Errorf("%w: %w", functions.ErrTimeout, err)
 	}
-	return fmt.Errorf("httpfn: post: %w", err)
+	return fmt.Errorf("%s: %w", what, err)
 }
 
 // readBody reads r to EOF into one buffer, failing with ErrResponseTooLarge
