@@ -1,6 +1,7 @@
 package api
 
 import (
+	"context"
 	"encoding/base64"
 	"net/http"
 	"net/url"
@@ -99,4 +100,41 @@ func nextPage(w http.ResponseWriter, r *http.Request, id string) string {
 	u := url.URL{Path: r.URL.Path, RawQuery: q.Encode()}
 	w.Header().Set("Link", "<"+u.String()+`>; rel="next"`)
 	return cur
+}
+
+// writeList answers a list request of the spaces API: the whole list, or
+// the page its limit and cursor ask for, keeping the items whose metadata
+// matches its metadata.<key>= filters (metadata nil: whole and page
+// filter themselves), each shown by show, as {<list>: [...], "next":
+// cursor}.
+func writeList[T, V any](w http.ResponseWriter, r *http.Request, list string,
+	whole func(ctx context.Context, filter map[string]string) ([]T, error),
+	page func(ctx context.Context, p functions.Page, filter map[string]string) ([]T, string, error),
+	metadata func(*T) map[string]string, show func(T) V) error {
+	p, filter, err := listQuery(r, true)
+	if err != nil {
+		return err
+	}
+	var items []T
+	var next string
+	if paged(p) {
+		items, next, err = page(r.Context(), p, filter)
+	} else {
+		items, err = whole(r.Context(), filter)
+	}
+	if err != nil {
+		return err
+	}
+	out := make([]V, 0, len(items))
+	for i := range items {
+		if metadata == nil || functions.MatchMetadata(metadata(&items[i]), filter) {
+			out = append(out, show(items[i]))
+		}
+	}
+	body := map[string]any{list: out}
+	if next := nextPage(w, r, next); next != "" {
+		body["next"] = next
+	}
+	writeJSON(w, http.StatusOK, body)
+	return nil
 }

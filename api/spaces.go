@@ -158,32 +158,12 @@ func (c *Config) spaceListFunctions(w http.ResponseWriter, r *http.Request, ps h
 	if err != nil {
 		return err
 	}
-	page, filter, err := listQuery(r, true)
-	if err != nil {
-		return err
-	}
 	svc := c.spaces.Functions(sp)
-	var fns []functions.Function
-	var next string
-	if paged(page) {
-		fns, next, err = svc.ListPage(r.Context(), page, filter)
-	} else {
-		fns, err = svc.List(r.Context())
-	}
-	if err != nil {
-		return err
-	}
-	out := make([]spaceFunction, 0, len(fns))
-	for _, f := range fns {
-		if functions.MatchMetadata(f.Metadata, filter) {
-			out = append(out, toSpaceFunction(sp, svc.Redact(f)))
-		}
-	}
-	writeJSON(w, http.StatusOK, struct {
-		Functions []spaceFunction `json:"functions"`
-		Next      string          `json:"next,omitempty"`
-	}{out, nextPage(w, r, next)})
-	return nil
+	return writeList(w, r, "functions",
+		func(ctx context.Context, _ map[string]string) ([]functions.Function, error) { return svc.List(ctx) },
+		svc.ListPage,
+		func(f *functions.Function) map[string]string { return f.Metadata },
+		func(f functions.Function) spaceFunction { return toSpaceFunction(sp, svc.Redact(f)) })
 }
 
 func (c *Config) spaceGetFunction(w http.ResponseWriter, r *http.Request, ps httprouter.Params) error {
@@ -379,32 +359,14 @@ func (c *Config) spaceListSubscriptions(w http.ResponseWriter, r *http.Request, 
 	if err != nil {
 		return err
 	}
-	page, filter, err := listQuery(r, true)
-	if err != nil {
-		return err
-	}
 	svc := c.spaces.Subscriptions(sp)
-	var subs []subscriptions.Subscription
-	var next string
-	if paged(page) {
-		subs, next, err = svc.ListPage(r.Context(), page, filter)
-	} else {
-		subs, err = svc.List(r.Context())
-	}
-	if err != nil {
-		return err
-	}
-	out := make([]spaceSubscription, 0, len(subs))
-	for _, s := range subs {
-		if functions.MatchMetadata(s.Metadata, filter) {
-			out = append(out, toSpaceSubscription(sp, s))
-		}
-	}
-	writeJSON(w, http.StatusOK, struct {
-		Subscriptions []spaceSubscription `json:"subscriptions"`
-		Next          string              `json:"next,omitempty"`
-	}{out, nextPage(w, r, next)})
-	return nil
+	return writeList(w, r, "subscriptions",
+		func(ctx context.Context, _ map[string]string) ([]subscriptions.Subscription, error) {
+			return svc.List(ctx)
+		},
+		svc.ListPage,
+		func(s *subscriptions.Subscription) map[string]string { return s.Metadata },
+		func(s subscriptions.Subscription) spaceSubscription { return toSpaceSubscription(sp, s) })
 }
 
 func (c *Config) spaceGetSubscription(w http.ResponseWriter, r *http.Request, ps httprouter.Params) error {
@@ -566,30 +528,10 @@ func (res resource[T]) listAll(w http.ResponseWriter, r *http.Request, ps httpro
 	if err != nil {
 		return err
 	}
-	page, filter, err := listQuery(r, true)
-	if err != nil {
-		return err
-	}
-	var vs []T
-	var next string
-	if paged(page) {
-		// Pages follow the ids, whatever order the whole list has.
-		vs, next, err = res.service(sp).ListPage(r.Context(), page, filter)
-	} else {
-		vs, err = res.service(sp).List(r.Context(), filter)
-	}
-	if err != nil {
-		return err
-	}
-	if vs == nil {
-		vs = []T{}
-	}
-	body := map[string]any{res.list: vs}
-	if next := nextPage(w, r, next); next != "" {
-		body["next"] = next
-	}
-	writeJSON(w, http.StatusOK, body)
-	return nil
+	svc := res.service(sp)
+	// The services filter on metadata themselves; pages follow the ids,
+	// whatever order the whole list has.
+	return writeList(w, r, res.list, svc.List, svc.ListPage, nil, func(v T) T { return v })
 }
 
 func (res resource[T]) get(w http.ResponseWriter, r *http.Request, ps httprouter.Params) error {
