@@ -682,6 +682,10 @@ func (e *Events) readBody(w http.ResponseWriter, r *http.Request, held *int64) (
 	}
 }
 
+// BodyBytesInFlight returns the bytes of request bodies held at once
+// (counted while -max-body-bytes-in-flight bounds them).
+func (e *Events) BodyBytesInFlight() int64 { return e.bodyInFlight.Load() }
+
 // charge takes n bytes of the budget of request body bytes in flight, and
 // adds them to *held.
 func (e *Events) charge(n int64, held *int64) error {

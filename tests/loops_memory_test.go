@@ -206,6 +206,11 @@ func TestBodyBudget(t *testing.T) {
 		open = append(open, c)
 		fmt.Fprintf(c, "POST / HTTP/1.1\r\nHost: x\r\nEvent: e\r\nContent-Type: text/plain\r\nContent-Length: %d\r\n\r\n%s", 1<<20, strings.Repeat("x", 900_000))
 	}
+	// Probe only once both buffers are whole: a probe admitted while they
+	// still grow would take the room one of them needs.
+	eventually(t, "two buffers of 1 MiB held", func() bool {
+		return gaugeOf(t, gw.ConfigURL, "eventgateway_events_body_bytes_in_flight") >= 2<<20
+	})
 	body := strings.Repeat("y", 64<<10)
 	eventually(t, "503 past the budget", func() bool {
 		r := call(t, "POST", gw.EventsURL+"/", body, "Event", "e", "Content-Type", "text/plain")

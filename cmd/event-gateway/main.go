@@ -244,7 +244,7 @@ func serve(ctx context.Context, stop context.CancelFunc, opts *options, log *slo
 		Logger:               log.With("api", "events"),
 	})
 
-	registerGauges(m, rt, queue, reacters)
+	registerGauges(m, rt, queue, reacters, eventsAPI)
 	metricsHandler := m.Handler()
 	var configHandler http.Handler = http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		// /v1/metrics is where the 0.8+ clients look.
@@ -423,7 +423,8 @@ func apiURL(srv *http.Server, tls bool) string {
 
 // registerGauges exposes the state of the router, the queue and the
 // plugins as metrics read at each scrape.
-func registerGauges(m *metrics.Metrics, rt *router.Router, q *jetstream.Queue, plugins router.Reacters) {
+func registerGauges(m *metrics.Metrics, rt *router.Router, q *jetstream.Queue, plugins router.Reacters, events *api.Events) {
+	m.Gauge("events_body_bytes_in_flight", "Bytes of request bodies the Events API holds at once.", func() float64 { return float64(events.BodyBytesInFlight()) })
 	m.Gauge("config_revision", "etcd revision of the routing snapshot.", func() float64 { return float64(rt.Snapshot().Revision) })
 	m.Gauge("config_loaded", "1 once the configuration has been read from etcd.", func() float64 {
 		if rt.Snapshot().Loaded {
