@@ -19,13 +19,13 @@ import (
 
 // The system events a plugin can subscribe to.
 const (
-	// EventReceived: an event reached the Events API. Data: {event, path, headers}.
+	// EventReceived: an event reached the Events API. Data: {space, event, path, headers}.
 	EventReceived = "gateway.event.received"
-	// FunctionInvoking: a function is about to be called. Data: {event, functionId}.
+	// FunctionInvoking: a function is about to be called. Data: {space, event, functionId}.
 	FunctionInvoking = "gateway.function.invoking"
-	// FunctionInvoked: a function call succeeded. Data: {event, functionId, result}.
+	// FunctionInvoked: a function call succeeded. Data: {space, event, functionId, result}.
 	FunctionInvoked = "gateway.function.invoked"
-	// FunctionInvocationFailed: a function call failed. Data: {event, functionId, error}.
+	// FunctionInvocationFailed: a function call failed. Data: {space, event, functionId, error}.
 	FunctionInvocationFailed = "gateway.function.invocationFailed"
 )
 

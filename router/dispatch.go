@@ -32,7 +32,7 @@ func (r *Router) call(ctx context.Context, t *Target, payload []byte, system boo
 	if system {
 		snap = r.Snapshot()
 		if r.listening(snap, t.Space, SystemFunctionInvoking) {
-			err := r.emitSystem(ctx, snap, t.Space, SystemFunctionInvoking, invokingData{Event: payload, FunctionID: t.Function.ID}, errkind.Forbidden)
+			err := r.emitSystem(ctx, snap, t.Space, SystemFunctionInvoking, invokingData{Space: t.Space, Event: payload, FunctionID: t.Function.ID}, errkind.Forbidden)
 			if err != nil {
 				return nil, err
 			}
@@ -69,14 +69,14 @@ func (r *Router) call(ctx context.Context, t *Target, payload []byte, system boo
 	// their answers to these two are only logged.
 	if err != nil {
 		if r.listening(snap, t.Space, SystemFunctionInvocationFailed) {
-			if serr := r.emitSystem(ctx, snap, t.Space, SystemFunctionInvocationFailed, failedData{Event: payload, FunctionID: t.Function.ID, Error: err.Error()}, errkind.Invalid); serr != nil {
+			if serr := r.emitSystem(ctx, snap, t.Space, SystemFunctionInvocationFailed, failedData{Space: t.Space, Event: payload, FunctionID: t.Function.ID, Error: err.Error()}, errkind.Invalid); serr != nil {
 				r.log.Warn("plugin refused gateway.function.invocationFailed", "space", t.Space, "functionId", t.Function.ID, "error", serr)
 			}
 		}
 		return out, err
 	}
 	if r.listening(snap, t.Space, SystemFunctionInvoked) {
-		if serr := r.emitSystem(ctx, snap, t.Space, SystemFunctionInvoked, invokedData{Event: payload, FunctionID: t.Function.ID, Result: resultJSON(out)}, errkind.Invalid); serr != nil {
+		if serr := r.emitSystem(ctx, snap, t.Space, SystemFunctionInvoked, invokedData{Space: t.Space, Event: payload, FunctionID: t.Function.ID, Result: resultJSON(out)}, errkind.Invalid); serr != nil {
 			r.log.Warn("plugin refused gateway.function.invoked", "space", t.Space, "functionId", t.Function.ID, "error", serr)
 		}
 	}

@@ -35,18 +35,25 @@ type Reacters interface {
 	React(ctx context.Context, eventType string, envelope []byte) error
 }
 
+// The data of the system events. Space names the space of the event or
+// function, so a plugin, which sees the events of every space, can tell
+// tenants apart.
+
 type receivedData struct {
+	Space   string            `json:"space"`
 	Event   json.RawMessage   `json:"event"`
 	Path    string            `json:"path"`
 	Headers map[string]string `json:"headers"`
 }
 
 type invokingData struct {
+	Space      string          `json:"space"`
 	Event      json.RawMessage `json:"event"`
 	FunctionID string          `json:"functionId"`
 }
 
 type invokedData struct {
+	Space      string          `json:"space"`
 	Event      json.RawMessage `json:"event"`
 	FunctionID string          `json:"functionId"`
 	// Result is the function's response: JSON as it is, other bytes as a
@@ -55,6 +62,7 @@ type invokedData struct {
 }
 
 type failedData struct {
+	Space      string          `json:"space"`
 	Event      json.RawMessage `json:"event"`
 	FunctionID string          `json:"functionId"`
 	Error      string          `json:"error"`
@@ -82,6 +90,7 @@ func (r *Router) Received(ctx context.Context, space string, ev *event.Event, pa
 		return nil
 	}
 	return r.emitSystem(ctx, snap, space, SystemEventReceived, receivedData{
+		Space: space,
 		Event: ev.AppendJSON(nil), Path: path, Headers: event.FlattenHeaders(headers),
 	}, errkind.Invalid)
 }

@@ -144,12 +144,13 @@ func TestPluginSubscriptionsHonoured(t *testing.T) {
 		}
 		if r.Event == "gateway.event.received" {
 			var d struct {
+				Space   string            `json:"space"`
 				Event   json.RawMessage   `json:"event"`
 				Path    string            `json:"path"`
 				Headers map[string]string `json:"headers"`
 			}
 			json.Unmarshal(r.Data, &d)
-			if d.Path == "" || len(d.Headers) == 0 || !json.Valid(d.Event) {
+			if d.Space != "default" || d.Path == "" || len(d.Headers) == 0 || !json.Valid(d.Event) {
 				t.Fatalf("received data %s", r.Data)
 			}
 		}
