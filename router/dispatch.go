@@ -162,7 +162,7 @@ func (r *Router) Deliver(ctx context.Context, d Delivery) error {
 	// room, the delivery waits in the queue, holding no worker and
 	// spending no attempt.
 	g := r.guards.get(d.SpaceOrDefault(), d.FunctionID)
-	done, err := g.enter(t, t.Function.MaxInFlightOr(r.guards.o.MaxInFlight))
+	done, err := g.enter(ctx, t, t.Function.MaxInFlightOr(r.guards.o.MaxInFlight))
 	if err != nil {
 		return err
 	}

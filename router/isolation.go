@@ -63,6 +63,13 @@ func (o *IsolationOptions) normalize() {
 // tried again.
 const busyRetry = 500 * time.Millisecond
 
+// bulkheadWait is how long a delivery that finds its function's bulkhead
+// full waits for a slot before it is given back. A healthy function frees
+// one within milliseconds (a batch record hands its deliveries out at
+// once, and may hold more than the bulkhead); a hung one does not, and
+// then the wait costs a worker this long per deferral.
+const bulkheadWait = 20 * time.Millisecond
+
 // errNotCalled tells a breaker that the function was not called: the
 // delivery stopped before (a plugin's refusal, a plugin that could not be
 // asked), so it says nothing of the function's health.
@@ -70,8 +77,11 @@ var errNotCalled = errors.New("function not called")
 
 // guard is the bulkhead and the breaker of one function.
 type guard struct {
-	inflight atomic.Int64
-	cb       *gobreaker.TwoStepCircuitBreaker[struct{}] // nil: no breaker
+	// slots is the bulkhead: a slot taken per delivery in flight. It is
+	// replaced when the function's limit changes; a delivery gives its
+	// slot back to the bulkhead it took it from.
+	slots atomic.Pointer[bulkhead]
+	cb    *gobreaker.TwoStepCircuitBreaker[struct{}] // nil: no breaker
 	// openUntil is when the breaker, last opened, lets a probe through
 	// (Unix nanoseconds).
 	openUntil atomic.Int64
@@ -128,21 +138,66 @@ func (gs *guards) get(space, functionID string) *guard {
 	return actual.(*guard)
 }
 
+// bulkhead bounds the deliveries in flight to one function.
+type bulkhead struct {
+	limit int
+	slots chan struct{}
+}
+
+// bulkhead returns the function's bulkhead for limit.
+func (g *guard) bulkhead(limit int) *bulkhead {
+	for {
+		b := g.slots.Load()
+		if b != nil && b.limit == limit {
+			return b
+		}
+		nb := &bulkhead{limit: limit, slots: make(chan struct{}, limit)}
+		if g.slots.CompareAndSwap(b, nb) {
+			return nb
+		}
+	}
+}
+
+// take takes a slot of the bulkhead, waiting at most bulkheadWait.
+func (b *bulkhead) take(ctx context.Context) (bool, error) {
+	select {
+	case b.slots <- struct{}{}:
+		return true, nil
+	default:
+	}
+	t := time.NewTimer(bulkheadWait)
+	defer t.Stop()
+	select {
+	case b.slots <- struct{}{}:
+		return true, nil
+	case <-t.C:
+		return false, nil
+	case <-ctx.Done():
+		return false, ctx.Err()
+	}
+}
+
+func (b *bulkhead) release() { <-b.slots }
+
 // enter admits a delivery to the function t under a bulkhead of limit,
 // or returns a *DeferredError. done must be called with the outcome of an
 // admitted delivery: errNotCalled (wrapped or not) when the function was
 // not called.
-func (g *guard) enter(t *Target, limit int) (done func(error), err error) {
-	if n := g.inflight.Add(1); n > int64(limit) {
-		g.inflight.Add(-1)
+func (g *guard) enter(ctx context.Context, t *Target, limit int) (done func(error), err error) {
+	b := g.bulkhead(limit)
+	ok, err := b.take(ctx)
+	if err != nil {
+		return nil, err
+	}
+	if !ok {
 		return nil, &DeferredError{After: jitter(busyRetry), Reason: fmt.Sprintf("function %q has %d deliveries in flight, its maxInFlight", t.Function.ID, limit)}
 	}
 	if g.cb == nil {
-		return func(error) { g.inflight.Add(-1) }, nil
+		return func(error) { b.release() }, nil
 	}
 	cbDone, err := g.cb.Allow()
 	if err != nil {
-		g.inflight.Add(-1)
+		b.release()
 		// Open: until the breaker lets a probe through. Half-open, with
 		// its probe in progress: the probe may take the function's
 		// timeout, so about as long again as the breaker was open.
@@ -154,7 +209,7 @@ func (g *guard) enter(t *Target, limit int) (done func(error), err error) {
 	}
 	return func(err error) {
 		cbDone(err)
-		g.inflight.Add(-1)
+		b.release()
 	}, nil
 }
 
