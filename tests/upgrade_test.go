@@ -5,6 +5,7 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
+	"strings"
 	"testing"
 	"time"
 
@@ -26,7 +27,10 @@ func TestUpgradeFromPreSpacesData(t *testing.T) {
 		t.Fatal(err)
 	}
 	if err := exec.Command("git", "-C", root, "cat-file", "-e", preSpacesCommit+"^{commit}").Run(); err != nil {
-		t.Fatalf("commit %s is not in this clone's history (a shallow clone?): %v", preSpacesCommit, err)
+		if out, _ := exec.Command("git", "-C", root, "rev-parse", "--is-shallow-repository").Output(); strings.TrimSpace(string(out)) == "true" {
+			t.Skipf("commit %s is not in this shallow clone: run in a full clone", preSpacesCommit)
+		}
+		t.Fatalf("commit %s is not in this clone's history: %v", preSpacesCommit, err)
 	}
 	// Build the old binary from its own sources.
 	src := t.TempDir()
