@@ -65,8 +65,8 @@ func deferred(err error) bool {
 }
 
 // TestBulkhead: a function that hangs holds at most its maxInFlight
-// deliveries; one more is deferred at once (it would otherwise hold a
-// worker), and other functions are called as usual.
+// deliveries; one more is deferred after a short wait (it would otherwise
+// hold a worker), and other functions are called as usual.
 func TestBulkhead(t *testing.T) {
 	release := make(chan struct{})
 	hung := &scripted{do: func(ctx context.Context) error {
@@ -91,7 +91,7 @@ func TestBulkhead(t *testing.T) {
 	began := time.Now()
 	err := e.r.Deliver(e.ctx, dh)
 	if !deferred(err) || time.Since(began) > 2*time.Second {
-		t.Fatalf("a 4th delivery to a full bulkhead: %v after %v, want a DeferredError at once", err, time.Since(began))
+		t.Fatalf("a 4th delivery to a full bulkhead: %v after %v, want a DeferredError after a short wait", err, time.Since(began))
 	}
 	if hung.calls.Load() != 3 {
 		t.Fatalf("%d calls, want 3", hung.calls.Load())
@@ -109,6 +109,31 @@ func TestBulkhead(t *testing.T) {
 	}
 	if err := e.r.Deliver(e.ctx, dh); err != nil {
 		t.Fatalf("once calls ended: %v", err)
+	}
+}
+
+// TestBulkheadWaitsForASlot: a delivery that finds the bulkhead full of
+// calls about to end waits for a slot and is made, instead of going back
+// to the store: a busy, healthy function is not throttled.
+func TestBulkheadWaitsForASlot(t *testing.T) {
+	fast := &scripted{do: func(context.Context) error {
+		time.Sleep(2 * time.Millisecond)
+		return nil
+	}}
+	e := isolationEnv(t, router.IsolationOptions{MaxInFlight: 100}, nil, map[string]*scripted{"fast": fast})
+	e.fnWith(t, functions.Function{ID: "fast", MaxInFlight: 1})
+	d := e.subscribed(t, "fast")
+	errs := make(chan error, 3)
+	for range 3 {
+		go func() { errs <- e.r.Deliver(e.ctx, d) }()
+	}
+	for range 3 {
+		if err := <-errs; err != nil {
+			t.Fatalf("a delivery behind a bulkhead of 1, each call 2ms: %v, want it made", err)
+		}
+	}
+	if n := fast.calls.Load(); n != 3 {
+		t.Fatalf("%d calls, want 3", n)
 	}
 }
 
@@ -191,6 +216,6 @@ func waitUntil(t *testing.T, what string, cond func() bool) {
 		if time.Now().After(deadline) {
 			t.Fatalf("timed out waiting for %s", what)
 		}
-		time.Sleep(5 * time.Millisecond)
+		time.Sleep(2 * time.Millisecond)
 	}
 }
