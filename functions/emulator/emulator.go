@@ -84,17 +84,15 @@ func (c *Config) Redact() {}
 // secret.
 func (c *Config) KeepSecrets(functions.Config) error { return nil }
 
-// Defaults for Options fields left at their zero value.
+// Defaults for Options fields left at their zero value: those of the http
+// provider, whose calls these are too.
 const (
-	// DefaultMaxResponseBytes is AWS Lambda's synchronous response limit,
-	// as for the other providers.
-	DefaultMaxResponseBytes int64 = 6 << 20
+	DefaultMaxResponseBytes = httpfn.DefaultMaxResponseBytes
 	// DefaultTimeout bounds a call whose context has no deadline. The
 	// router always sets one (the function's timeout); this is a
 	// backstop.
-	DefaultTimeout = 60 * time.Second
-	// DefaultDialTimeout bounds connecting to the emulator.
-	DefaultDialTimeout = 5 * time.Second
+	DefaultTimeout     = httpfn.DefaultTimeout
+	DefaultDialTimeout = httpfn.DefaultDialTimeout
 )
 
 // maxErrorBytes is how much of a failure's text is kept in the error.
