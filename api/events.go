@@ -22,6 +22,7 @@ import (
 	"github.com/event-gateway/event-gateway/router"
 	"github.com/event-gateway/event-gateway/router/event"
 	"github.com/event-gateway/event-gateway/router/pathtree"
+	"github.com/event-gateway/event-gateway/router/pipeline"
 	"github.com/event-gateway/event-gateway/subscriptions"
 	"github.com/event-gateway/event-gateway/subscriptions/keys"
 )
@@ -329,12 +330,21 @@ func (e *Events) httpEvent(w http.ResponseWriter, r *http.Request, space string,
 	}
 	now := time.Now()
 	ev, payload := event.EncodeHTTP(r, *ps, body, now)
+	if ok && !route.Pipeline.Match(ev.Data) {
+		// The route's filter turns the request away: as if there were
+		// no route, so the asynchronous subscribers alone get it.
+		ok = false
+		if len(async) == 0 {
+			writeErrorMessage(w, http.StatusNotFound, fmt.Sprintf("no http subscription for %s %s matches the request (the filter of subscription %s does not)", r.Method, r.URL.Path, route.Subscription.ID))
+			return
+		}
+	}
 	if err := e.router.Received(r.Context(), space, &ev, r.URL.Path, r.Header); err != nil {
 		writeError(w, r, e.log, err)
 		return
 	}
 	et := sp.EventType(event.TypeHTTPRequest)
-	if len(async) == 0 && et.AuthorizerID == "" && route.Subscription.EnvelopeOrLegacy() == subscriptions.EnvelopeLegacy {
+	if ok && len(async) == 0 && et.AuthorizerID == "" && route.Subscription.EnvelopeOrLegacy() == subscriptions.EnvelopeLegacy {
 		// The first generation's route: its payload is made already.
 		e.respond(w, r, route, payload)
 		return
@@ -360,9 +370,22 @@ func (e *Events) httpEvent(w http.ResponseWriter, r *http.Request, space string,
 }
 
 // respond calls the synchronous subscription of a request with the event
-// in the subscription's envelope, and answers with the function's response
-// object.
+// in the subscription's envelope, through the subscription's pipeline, and
+// answers with the function's response object.
 func (e *Events) respond(w http.ResponseWriter, r *http.Request, route *router.HTTPRoute, payload []byte) {
+	pc := scriptContext(route)
+	if route.Pipeline.HasRequest() {
+		out, drop, err := route.Pipeline.Request(r.Context(), payload, pc)
+		if err != nil {
+			e.scriptFailed(w, r, route, "transform", err)
+			return
+		}
+		if drop {
+			e.dropped(w, r, route)
+			return
+		}
+		payload = out
+	}
 	out, err := e.router.Call(r.Context(), route.Target, payload)
 	if err != nil {
 		e.callFailed(w, r, route.Target, err)
@@ -374,6 +397,47 @@ func (e *Events) respond(w http.ResponseWriter, r *http.Request, route *router.H
 		writeErrorMessage(w, http.StatusBadGateway, "function returned a malformed response")
 		return
 	}
+	if route.Pipeline.HasResponse() {
+		if resp, err = route.Pipeline.Response(r.Context(), resp, pc); err != nil {
+			e.scriptFailed(w, r, route, "transformResponse", err)
+			return
+		}
+	}
+	e.writeResponse(w, r, route.Target, resp)
+}
+
+// scriptContext is what a synchronous subscription's scripts are told.
+func scriptContext(route *router.HTTPRoute) pipeline.Context {
+	return pipeline.Context{Space: route.Target.Space, SubscriptionID: route.Subscription.ID, FunctionID: route.Target.Function.ID, Attempt: 1}
+}
+
+// scriptFailed answers a request whose subscription's script failed: 502
+// naming the subscription, with the script's error, which is the
+// subscription owner's to read as a function's error body would be.
+func (e *Events) scriptFailed(w http.ResponseWriter, r *http.Request, route *router.HTTPRoute, field string, err error) {
+	status := http.StatusBadGateway
+	if r.Context().Err() != nil {
+		status = 499 // the client went away; nobody reads this answer
+	}
+	e.log.WarnContext(r.Context(), "subscription script failed", "space", route.Target.Space, "subscriptionId", route.Subscription.ID, "field", field, "error", err)
+	writeErrorMessage(w, status, fmt.Sprintf("%s of subscription %s failed: %v", field, route.Subscription.ID, err))
+}
+
+// dropped answers a request whose subscription's transform returned
+// null: as a filter that does not match, the route does not take it.
+// An event is still accepted (its asynchronous subscribers have it);
+// an http request or an invocation finds nothing.
+func (e *Events) dropped(w http.ResponseWriter, r *http.Request, route *router.HTTPRoute) {
+	switch route.Subscription.Event {
+	case subscriptions.EventHTTP, subscriptions.EventInvoke:
+		writeErrorMessage(w, http.StatusNotFound, fmt.Sprintf("the transform of subscription %s dropped the request", route.Subscription.ID))
+	default:
+		w.WriteHeader(http.StatusAccepted)
+	}
+}
+
+// writeResponse sends a function's response object.
+func (e *Events) writeResponse(w http.ResponseWriter, r *http.Request, t *router.Target, resp event.HTTPResponse) {
 	h := w.Header()
 	for k, v := range resp.Headers {
 		// Canonicalized once for the check and the map, where Set
@@ -387,7 +451,7 @@ func (e *Events) respond(w http.ResponseWriter, r *http.Request, route *router.H
 			// net/http drops invalid names and turns line breaks into
 			// spaces, but lets NUL and other controls through to the
 			// client.
-			e.log.DebugContext(r.Context(), "function response header dropped: control characters in its value", "functionId", route.Target.Function.ID, "header", ck)
+			e.log.DebugContext(r.Context(), "function response header dropped: control characters in its value", "functionId", t.Function.ID, "header", ck)
 			continue
 		}
 		h[ck] = []string{v}
@@ -421,7 +485,7 @@ func (e *Events) invoke(w http.ResponseWriter, r *http.Request, space *router.Sp
 		writeErrorMessage(w, http.StatusBadRequest, "invoke needs a Function-ID header")
 		return
 	}
-	t, ok := space.InvokeTarget(r.URL.Path, id)
+	route, ok := space.InvokeTarget(r.URL.Path, id)
 	if !ok {
 		if space.Function(id) == nil {
 			writeErrorMessage(w, http.StatusNotFound, fmt.Sprintf("function %q not found", id))
@@ -430,22 +494,54 @@ func (e *Events) invoke(w http.ResponseWriter, r *http.Request, space *router.Sp
 		}
 		return
 	}
+	t := route.Target
 	_, payload, _, err := e.receive(r, w, t.Space, subscriptions.EventInvoke, held)
 	if err != nil {
 		writeError(w, r, e.log, err)
 		return
+	}
+	p := route.Pipeline
+	if p != nil {
+		if !p.Match(payload) {
+			writeErrorMessage(w, http.StatusNotFound, fmt.Sprintf("the event does not match the filter of the invoke subscription %s of function %q", route.Subscription.ID, id))
+			return
+		}
+		if p.HasRequest() {
+			out, drop, err := p.Request(r.Context(), payload, scriptContext(route))
+			if err != nil {
+				e.scriptFailed(w, r, route, "transform", err)
+				return
+			}
+			if drop {
+				e.dropped(w, r, route)
+				return
+			}
+			payload = out
+		}
 	}
 	out, err := e.router.Call(r.Context(), t, payload)
 	if err != nil {
 		e.callFailed(w, r, t, err)
 		return
 	}
-	// Canonical keys, assigned: Set would canonicalize them again.
+	ct := "application/octet-stream"
 	if json.Valid(out) {
-		w.Header()["Content-Type"] = []string{"application/json"}
-	} else {
-		w.Header()["Content-Type"] = []string{"application/octet-stream"}
+		ct = "application/json"
 	}
+	if p.HasResponse() {
+		// invoke answers with the function's output as it is; a
+		// transformResponse sees it as the body of a 200 response
+		// object and answers with what it returns.
+		resp, err := p.Response(r.Context(), event.HTTPResponse{StatusCode: http.StatusOK, Headers: map[string]string{"Content-Type": ct}, Body: out}, scriptContext(route))
+		if err != nil {
+			e.scriptFailed(w, r, route, "transformResponse", err)
+			return
+		}
+		e.writeResponse(w, r, t, resp)
+		return
+	}
+	// Canonical keys, assigned: Set would canonicalize them again.
+	w.Header()["Content-Type"] = []string{ct}
 	w.WriteHeader(http.StatusOK)
 	w.Write(out)
 }
@@ -551,6 +647,9 @@ func (e *Events) dispatch(w http.ResponseWriter, r *http.Request, space string, 
 	ps := e.params.Get().(*pathtree.Params)
 	defer e.params.Put(ps)
 	route, sync := sp.MatchEvent(typ, r.Method, r.URL.Path, ps)
+	if sync && route.Pipeline.HasFilter() && !route.Pipeline.Match(in.FilterDoc(route.Subscription.EnvelopeOrLegacy())) {
+		sync = false // accepted all the same, for the asynchronous subscribers
+	}
 	if _, err := e.router.Enqueue(r.Context(), space, in, sp.Subscribers(typ, r.URL.Path)); err != nil {
 		writeError(w, r, e.log, err)
 		return

@@ -13,6 +13,7 @@ import (
 	"github.com/event-gateway/event-gateway/internal/errkind"
 	"github.com/event-gateway/event-gateway/plugin"
 	"github.com/event-gateway/event-gateway/router/event"
+	"github.com/event-gateway/event-gateway/router/pipeline"
 	"github.com/event-gateway/event-gateway/subscriptions"
 )
 
@@ -169,8 +170,21 @@ func (r *Router) Deliver(ctx context.Context, d Delivery) error {
 	if d.Hops > 0 {
 		ctx = functions.WithHops(ctx, d.Hops)
 	}
+	payload := d.Payload
+	if p := sp.Pipeline(d.SubscriptionID); p.HasRequest() {
+		var drop bool
+		payload, drop, err = p.Request(ctx, payload, pipeline.Context{Space: d.SpaceOrDefault(), SubscriptionID: d.SubscriptionID, FunctionID: d.FunctionID, Attempt: d.Attempt})
+		if err != nil || drop {
+			// Not a call of the function: its breaker learns nothing.
+			done(errNotCalled)
+			if err != nil {
+				return fmt.Errorf("transform of subscription %s: %w", d.SubscriptionID, err)
+			}
+			return nil // the script dropped the event for this subscriber
+		}
+	}
 	invoked := false
-	_, err = r.call(functions.WithResponsePrefix(ctx, MaxAsyncResult), t, d.Payload, !d.System, &invoked)
+	_, err = r.call(functions.WithResponsePrefix(ctx, MaxAsyncResult), t, payload, !d.System, &invoked)
 	if !invoked {
 		done(errNotCalled)
 		if errors.Is(err, plugin.ErrNotRunning) && ctx.Err() == nil {
@@ -288,6 +302,17 @@ func (in *Incoming) Payload(envelope string) []byte {
 	return in.LegacyPayload
 }
 
+// FilterDoc returns what a filter of a subscriber in an envelope is
+// matched against: the envelope, but for an http event its data, the
+// request {method, path, headers, query, params, body}, whatever the
+// envelope.
+func (in *Incoming) FilterDoc(envelope string) []byte {
+	if in.Legacy != nil && in.Legacy.Event == subscriptions.EventHTTP {
+		return in.Legacy.Data
+	}
+	return in.Payload(envelope)
+}
+
 // Enqueue accepts an event for asynchronous delivery to subscribers of a
 // space, each in its envelope, and returns how many there are. It returns
 // an Unavailable error, and accepts nothing, when the queue cannot take
@@ -298,9 +323,15 @@ func (r *Router) Enqueue(ctx context.Context, space string, in *Incoming, subs [
 	}
 	rev := r.Snapshot().Revision
 	hops := functions.Hops(ctx)
-	ds := make([]Delivery, len(subs))
-	for i, s := range subs {
-		ds[i] = Delivery{Space: space, SubscriptionID: s.SubscriptionID, FunctionID: s.FunctionID, EventID: in.ID(), Event: in.Type(), Payload: in.Payload(s.Envelope), Revision: rev, Hops: hops}
+	ds := make([]Delivery, 0, len(subs))
+	for _, s := range subs {
+		if s.Pipeline.HasFilter() && !s.Pipeline.Match(in.FilterDoc(s.Envelope)) {
+			continue
+		}
+		ds = append(ds, Delivery{Space: space, SubscriptionID: s.SubscriptionID, FunctionID: s.FunctionID, EventID: in.ID(), Event: in.Type(), Payload: in.Payload(s.Envelope), Revision: rev, Hops: hops})
+	}
+	if len(ds) == 0 {
+		return 0, nil
 	}
 	if err := r.queue.Enqueue(ctx, ds); err != nil {
 		return 0, err

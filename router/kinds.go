@@ -122,7 +122,7 @@ func putSubscription(r *Router, c *cache, space, id string, val []byte) bool {
 		r.log.Error("skipping undecodable subscription", "space", space, "subscriptionId", id, "error", err)
 		return false
 	}
-	e, err := newSubEntry(sub)
+	e, err := newSubEntry(sub, r.pipes)
 	if err != nil {
 		r.log.Error("skipping invalid subscription", "space", space, "subscriptionId", id, "error", err)
 		return false

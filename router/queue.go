@@ -32,6 +32,9 @@ type Delivery struct {
 	// (functions.HopsHeader): the delivery's call carries one more, so a
 	// function that emits the events it gets stops at the gateway's bound.
 	Hops int
+	// Attempt counts the attempts of this delivery, this one included,
+	// from 1; set by the queue that hands it out, not stored.
+	Attempt int
 }
 
 // SpaceOrDefault returns the delivery's space.

@@ -12,6 +12,8 @@ import (
 	"sync/atomic"
 	"time"
 
+	"github.com/event-gateway/event-gateway/router/pipeline"
+
 	"github.com/event-gateway/event-gateway/functions"
 	"github.com/event-gateway/event-gateway/libkv"
 )
@@ -54,7 +56,10 @@ type Options struct {
 	// Isolation sets the bulkheads and circuit breakers of asynchronous
 	// deliveries (isolation.go).
 	Isolation IsolationOptions
-	Logger    *slog.Logger
+	// TransformTimeout bounds one call of a subscription's script.
+	// Default transform.DefaultTimeout.
+	TransformTimeout time.Duration
+	Logger           *slog.Logger
 }
 
 // Router routes events to functions, in every space.
@@ -67,6 +72,8 @@ type Router struct {
 	timeout  time.Duration
 	log      *slog.Logger
 	guards   guards
+	// pipes compiles the pipelines of subscriptions.
+	pipes pipeline.Options
 
 	snap atomic.Pointer[Snapshot]
 	// ready is closed the first time a snapshot is built from the store.
@@ -101,8 +108,15 @@ func New(o Options) *Router {
 	r.guards.o = o.Isolation
 	r.guards.o.normalize()
 	r.guards.log = r.log
+	r.pipes = pipeline.Options{Timeout: o.TransformTimeout, Log: r.scriptLog}
 	r.snap.Store(build(0, nil, nil, r.log))
 	return r
+}
+
+// scriptLog writes the console messages of subscriptions' scripts, at
+// debug level: a script may log per event.
+func (r *Router) scriptLog(c pipeline.Context, level, msg string) {
+	r.log.Debug("script: "+msg, "console", level, "space", c.Space, "subscriptionId", c.SubscriptionID, "functionId", c.FunctionID, "attempt", c.Attempt)
 }
 
 // Snapshot returns the current routing snapshot.

@@ -5,6 +5,8 @@ import (
 	"log/slog"
 	"time"
 
+	"github.com/event-gateway/event-gateway/router/pipeline"
+
 	"github.com/rs/cors"
 
 	"github.com/event-gateway/event-gateway/functions"
@@ -31,6 +33,9 @@ type HTTPRoute struct {
 	Target       *Target
 	// CORS is nil when the subscription does not enable CORS.
 	CORS *cors.Cors
+	// Pipeline is the subscription's filter and transformations; nil
+	// for none.
+	Pipeline *pipeline.Pipeline
 }
 
 // Subscriber is one function subscribed to an event, asynchronously.
@@ -40,6 +45,9 @@ type Subscriber struct {
 	// Envelope is the form the function receives events in
 	// (subscriptions.Envelope*).
 	Envelope string
+	// Pipeline is the subscription's filter and transformation; nil for
+	// none.
+	Pipeline *pipeline.Pipeline
 }
 
 // Snapshot is an immutable view of the configuration of every space,
@@ -68,6 +76,9 @@ type Space struct {
 	// deliveries to check that theirs still exists and to find its retry
 	// policy. Shared with the router's cache: do not modify.
 	subs map[string]*subscriptions.Subscription
+	// pipes holds the pipelines of the subscriptions in subs that have
+	// one; nil when none has.
+	pipes map[string]*pipeline.Pipeline
 	// http holds one path tree per method, indexed by methodIndex.
 	http [numMethods]*pathtree.Tree[*HTTPRoute]
 	// events maps event name → path → subscribers.
@@ -85,8 +96,9 @@ type Space struct {
 	cors [numMethods]*pathtree.Tree[*cors.Cors]
 	// keys holds the digests of the space's access keys by kind.
 	keys map[string]map[[sha256.Size]byte]struct{}
-	// invoke maps path → function ids with an invoke subscription there.
-	invoke map[string]map[string]struct{}
+	// invoke maps path → function id → the function's invoke
+	// subscription there.
+	invoke map[string]map[string]*HTTPRoute
 }
 
 // numMethods is the number of methods an http subscription can have.
@@ -144,6 +156,15 @@ func (s *Space) Subscription(id string) *subscriptions.Subscription {
 		return nil
 	}
 	return s.subs[id]
+}
+
+// Pipeline returns the pipeline of a subscription of a custom or system
+// event, or nil when it has none.
+func (s *Space) Pipeline(id string) *pipeline.Pipeline {
+	if s == nil {
+		return nil
+	}
+	return s.pipes[id]
 }
 
 // MatchHTTP finds the http route of a request, filling ps with the path
@@ -243,17 +264,15 @@ func (s *Space) CORS(method, path string) *cors.Cors {
 	return p
 }
 
-// InvokeTarget returns the function to invoke on path, if it exists and has
-// an invoke subscription there.
-func (s *Space) InvokeTarget(path, functionID string) (*Target, bool) {
+// InvokeTarget returns the invoke subscription of a function on path, if
+// the function exists and has one there. (Its CORS is nil: invoke accepts
+// any origin.)
+func (s *Space) InvokeTarget(path, functionID string) (*HTTPRoute, bool) {
 	if s == nil {
 		return nil, false
 	}
-	if _, ok := s.invoke[trimSlash(path)][functionID]; !ok {
-		return nil, false
-	}
-	t := s.functions[functionID]
-	return t, t != nil
+	rt, ok := s.invoke[trimSlash(path)][functionID]
+	return rt, ok && rt.Target != nil
 }
 
 // trimSlash drops one trailing slash, the normal form of subscription paths.
@@ -273,9 +292,11 @@ type subEntry struct {
 	sub  subscriptions.Subscription
 	segs []subscriptions.Segment
 	cors *cors.Cors
+	// pipe is compiled here, once per version of the subscription.
+	pipe *pipeline.Pipeline
 }
 
-func newSubEntry(sub subscriptions.Subscription) (*subEntry, error) {
+func newSubEntry(sub subscriptions.Subscription, o pipeline.Options) (*subEntry, error) {
 	// A route table of 100,000 subscriptions holds as many copies of a
 	// handful of event and method names: share one of each.
 	switch sub.Event {
@@ -293,7 +314,11 @@ func newSubEntry(sub subscriptions.Subscription) (*subEntry, error) {
 	}
 	// The segments are slices of the normalized path: keep that one copy.
 	sub.Path = path
-	e := &subEntry{sub: sub, segs: segs}
+	pipe, err := pipeline.Compile(sub.Pipeline(), o)
+	if err != nil {
+		return nil, err
+	}
+	e := &subEntry{sub: sub, segs: segs, pipe: pipe}
 	if sub.CORS != nil {
 		e.cors = corsPolicy(sub.CORS.Origins, sub.CORS.Methods, sub.CORS.Headers, sub.CORS.AllowCredentials)
 	}
@@ -346,7 +371,7 @@ func buildSpace(name string, c *spaceCache, log *slog.Logger) *Space {
 		events:     make(map[string]map[string][]Subscriber),
 		syncEvents: make(map[string]*[numMethods]*pathtree.Tree[*HTTPRoute]),
 		types:      make(map[string]*EventType, len(c.types)),
-		invoke:     make(map[string]map[string]struct{}),
+		invoke:     make(map[string]map[string]*HTTPRoute),
 	}
 	fns := c.fns
 	for id, t := range fns {
@@ -381,16 +406,22 @@ func buildSpace(name string, c *spaceCache, log *slog.Logger) *Space {
 		if !sub.IsSync() {
 			// Only asynchronous deliveries look subscriptions up.
 			s.subs[id] = sub
+			if e.pipe != nil {
+				if s.pipes == nil {
+					s.pipes = make(map[string]*pipeline.Pipeline)
+				}
+				s.pipes[id] = e.pipe
+			}
 		}
-		subscriber := Subscriber{SubscriptionID: id, FunctionID: sub.FunctionID, Envelope: sub.EnvelopeOrLegacy()}
+		subscriber := Subscriber{SubscriptionID: id, FunctionID: sub.FunctionID, Envelope: sub.EnvelopeOrLegacy(), Pipeline: e.pipe}
 		switch {
 		case sub.Event == subscriptions.EventInvoke:
 			m := s.invoke[sub.Path]
 			if m == nil {
-				m = make(map[string]struct{})
+				m = make(map[string]*HTTPRoute)
 				s.invoke[sub.Path] = m
 			}
-			m[sub.FunctionID] = struct{}{}
+			m[sub.FunctionID] = &HTTPRoute{Subscription: sub, Target: fns[sub.FunctionID], Pipeline: e.pipe}
 		case sub.IsSync():
 			trees := &s.http
 			if sub.Event != subscriptions.EventHTTP {
@@ -409,7 +440,7 @@ func buildSpace(name string, c *spaceCache, log *slog.Logger) *Space {
 			if trees[i] == nil {
 				trees[i] = new(pathtree.Tree[*HTTPRoute])
 			}
-			if err := trees[i].Insert(e.segs, &HTTPRoute{Subscription: sub, Target: t, CORS: e.cors}); err != nil {
+			if err := trees[i].Insert(e.segs, &HTTPRoute{Subscription: sub, Target: t, CORS: e.cors, Pipeline: e.pipe}); err != nil {
 				// The Configuration API refuses conflicts in one
 				// transaction; only a hand-edited store gets here.
 				log.Warn("synchronous subscription skipped", "space", name, "subscriptionId", id, "method", sub.Method, "path", sub.Path, "error", err)

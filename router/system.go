@@ -119,9 +119,15 @@ func (r *Router) emitSystem(ctx context.Context, snap *Snapshot, space, eventTyp
 	if len(subs) == 0 {
 		return nil
 	}
-	ds := make([]Delivery, len(subs))
-	for i, s := range subs {
-		ds[i] = Delivery{Space: space, SubscriptionID: s.SubscriptionID, FunctionID: s.FunctionID, EventID: ev.ID, Event: eventType, Payload: payload, System: true, Revision: snap.Revision}
+	ds := make([]Delivery, 0, len(subs))
+	for _, s := range subs {
+		if !s.Pipeline.Match(payload) {
+			continue
+		}
+		ds = append(ds, Delivery{Space: space, SubscriptionID: s.SubscriptionID, FunctionID: s.FunctionID, EventID: ev.ID, Event: eventType, Payload: payload, System: true, Revision: snap.Revision})
+	}
+	if len(ds) == 0 {
+		return nil
 	}
 	if err := r.queue.Enqueue(ctx, ds); err != nil {
 		// System events are a side channel: a full queue must not fail

@@ -4,6 +4,8 @@
 package subscriptions
 
 import (
+	"bytes"
+	"encoding/json"
 	"strings"
 	"time"
 
@@ -11,6 +13,7 @@ import (
 
 	"github.com/event-gateway/event-gateway/functions"
 	"github.com/event-gateway/event-gateway/internal/errkind"
+	"github.com/event-gateway/event-gateway/router/pipeline"
 )
 
 // The built-in event types.
@@ -46,6 +49,24 @@ type Subscription struct {
 	Envelope string `json:"envelope,omitempty"`
 	// Metadata is the user's own labels, for filtering lists.
 	Metadata map[string]string `json:"metadata,omitempty"`
+
+	// The pipeline (router/pipeline), in both generations.
+
+	// Filter is an event pattern: only events it matches reach the
+	// function (router/pipeline/filter has the syntax).
+	Filter json.RawMessage `json:"filter,omitempty"`
+	// Transform is JavaScript defining transform(event, context), which
+	// returns the event to deliver, or null to drop it.
+	Transform string `json:"transform,omitempty"`
+	// TransformResponse is JavaScript defining
+	// transformResponse(response, context), which returns the response
+	// to send: synchronous subscriptions only.
+	TransformResponse string `json:"transformResponse,omitempty"`
+}
+
+// Pipeline returns the subscription's pipeline fields.
+func (s *Subscription) Pipeline() pipeline.Spec {
+	return pipeline.Spec{Filter: s.Filter, Transform: s.Transform, TransformResponse: s.TransformResponse}
 }
 
 // Subscription types.
@@ -209,6 +230,9 @@ func (s *Subscription) Normalize(space string) ([]Segment, error) {
 	default:
 		return nil, errkind.New(errkind.Invalid, "type %q is not %q or %q", s.Type, Sync, Async)
 	}
+	if err := s.normalizePipeline(); err != nil {
+		return nil, err
+	}
 
 	switch {
 	case s.Event == EventHTTP && s.Type == Async:
@@ -251,6 +275,27 @@ func (s *Subscription) Normalize(space string) ([]Segment, error) {
 	}
 	s.ID = newID(space, "http\x00"+s.Method+"\x00"+s.Path)
 	return segs, nil
+}
+
+// normalizePipeline checks the filter and the scripts by compiling them,
+// as the router will, and stores the filter compacted.
+func (s *Subscription) normalizePipeline() error {
+	if f := bytes.TrimSpace(s.Filter); len(f) == 0 || bytes.Equal(f, []byte("null")) {
+		s.Filter = nil
+	}
+	if s.TransformResponse != "" && !s.IsSync() {
+		return errkind.New(errkind.Invalid, "transformResponse applies to synchronous subscriptions, whose function's response is sent back; this one is asynchronous")
+	}
+	if _, err := pipeline.Compile(s.Pipeline(), pipeline.Options{}); err != nil {
+		return errkind.Wrap(errkind.Invalid, err, "%s", err)
+	}
+	if s.Filter != nil {
+		var b bytes.Buffer
+		if err := json.Compact(&b, s.Filter); err == nil {
+			s.Filter = b.Bytes()
+		}
+	}
+	return nil
 }
 
 // checkMethod checks the method of a subscription that needs one.

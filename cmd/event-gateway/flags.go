@@ -14,6 +14,7 @@ import (
 	"github.com/event-gateway/event-gateway/plugin"
 	"github.com/event-gateway/event-gateway/router"
 	"github.com/event-gateway/event-gateway/router/jetstream"
+	"github.com/event-gateway/event-gateway/router/pipeline/transform"
 )
 
 // options are the command-line settings. The flag names are those earlier
@@ -40,6 +41,7 @@ type options struct {
 	maxHops                int
 	maxBodyInFlight        int64
 	functionTimeout        time.Duration
+	transformTimeout       time.Duration
 	functionMaxInFlight    int
 	breakerFailures        int
 	breakerOpen            time.Duration
@@ -110,6 +112,7 @@ func parseFlags(args []string, stderr io.Writer, getenv func(string) string) (*o
 	fs.StringVar(&o.logFormat, "log-format", "text", "log format: text or json")
 	fs.Int64Var(&o.maxBody, "max-body", api.DefaultMaxBody, "largest request body the Events API accepts, in bytes (413 above)")
 	fs.DurationVar(&o.functionTimeout, "function-timeout", router.DefaultTimeout, "timeout of a function call when the function sets none")
+	fs.DurationVar(&o.transformTimeout, "transform-timeout", transform.DefaultTimeout, "how long one call of a subscription's transform or transformResponse script may run before it is interrupted and fails")
 	fs.IntVar(&o.functionMaxInFlight, "function-max-in-flight", router.DefaultMaxInFlight, "asynchronous deliveries this instance makes at once to one function that sets no maxInFlight (its bulkhead); keep it well below -workers")
 	fs.IntVar(&o.breakerFailures, "function-breaker-failures", router.DefaultBreakerFailures, "consecutive calls of a function that time out or cannot reach it after which its circuit breaker opens (0: no breaker)")
 	fs.DurationVar(&o.breakerOpen, "function-breaker-open", router.DefaultBreakerOpen, "how long an open circuit breaker holds a function's deliveries before one probes it")
@@ -212,6 +215,9 @@ func parseFlags(args []string, stderr io.Writer, getenv func(string) string) (*o
 	}
 	if o.functionTimeout <= 0 || o.functionTimeout > 15*time.Minute {
 		return nil, errors.New("-function-timeout must be between 0 and 15m")
+	}
+	if o.transformTimeout <= 0 || o.transformTimeout > time.Minute {
+		return nil, errors.New("-transform-timeout must be between 0 and 1m")
 	}
 	if o.functionMaxInFlight <= 0 || o.breakerFailures < 0 || o.breakerOpen <= 0 {
 		return nil, errors.New("-function-max-in-flight and -function-breaker-open must be positive, and -function-breaker-failures not negative")

@@ -178,14 +178,15 @@ func serve(ctx context.Context, stop context.CancelFunc, opts *options, log *slo
 		return fmt.Errorf("delivery queue: %w", err)
 	}
 	rt := router.New(router.Options{
-		Store:          store,
-		Invokers:       providers.Invoker,
-		Queue:          queue,
-		Plugins:        reacters,
-		Observer:       m,
-		DefaultTimeout: opts.functionTimeout,
-		Isolation:      isolation(opts),
-		Logger:         log.With("component", "router"),
+		Store:            store,
+		Invokers:         providers.Invoker,
+		Queue:            queue,
+		Plugins:          reacters,
+		Observer:         m,
+		DefaultTimeout:   opts.functionTimeout,
+		TransformTimeout: opts.transformTimeout,
+		Isolation:        isolation(opts),
+		Logger:           log.With("component", "router"),
 	})
 	// The router and the workers outlive the servers, so accepted events
 	// can still be delivered while the gateway drains.

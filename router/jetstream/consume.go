@@ -298,6 +298,7 @@ func (q *Queue) handle(ctx context.Context, msg jetstream.Msg, deliver router.De
 	if scheduled {
 		return
 	}
+	d.Attempt = attempt
 	stop := q.keepAlive(msg)
 	q.calls <- struct{}{}
 	err = q.call(ctx, deliver, d)
@@ -332,6 +333,10 @@ func (q *Queue) handleBatch(ctx context.Context, msg jetstream.Msg, md *jetstrea
 		_ = msg.TermWithReason("malformed")
 		return
 	}
+	attempt := int(md.NumDelivered)
+	for i := range ds {
+		ds[i].Attempt = attempt
+	}
 	errs := make([]error, len(ds))
 	stop := q.keepAlive(msg)
 	if len(ds) == 1 {
@@ -350,7 +355,6 @@ func (q *Queue) handleBatch(ctx context.Context, msg jetstream.Msg, md *jetstrea
 		wg.Wait()
 	}
 	stop()
-	attempt := int(md.NumDelivered)
 	stopping := ctx.Err() != nil
 	outs := make([]outcome, len(ds))
 	for i, err := range errs {
