@@ -128,6 +128,7 @@ func NewConfig(opts ConfigOptions) *Config {
 	r.GET("/v1/subscriptions", c.handle(c.listSubscriptions))
 	r.GET("/v1/subscriptions/:id", c.handle(c.getSubscription))
 	r.DELETE("/v1/subscriptions/:id", c.handle(c.deleteSubscription))
+	r.POST("/v1/try", c.query(c.try))
 	if c.dead != nil {
 		c.routeDeadLetters(r)
 	}
@@ -182,6 +183,18 @@ func (c *Config) handle(h handlerFunc) httprouter.Handle {
 			c.synced(ctx)
 		}
 		bw.flush(w)
+	}
+}
+
+// query is handle for a POST that changes nothing (it computes an
+// answer from its body): nothing to wait for before answering.
+func (c *Config) query(h handlerFunc) httprouter.Handle {
+	return func(w http.ResponseWriter, r *http.Request, ps httprouter.Params) {
+		ctx, cancel := context.WithTimeout(r.Context(), c.timeout)
+		defer cancel()
+		if err := h(w, r.WithContext(ctx), ps); err != nil {
+			writeError(w, r, c.log, err)
+		}
 	}
 }
 

@@ -38,7 +38,8 @@ type Spaces interface {
 // subscriptions of one space.
 type SpaceSubscriptionService interface {
 	SubscriptionService
-	UpdateMetadata(ctx context.Context, id string, metadata map[string]string) (subscriptions.Subscription, error)
+	// Update changes a subscription's metadata or pipeline in place.
+	Update(ctx context.Context, id string, change func(*subscriptions.Subscription)) (subscriptions.Subscription, error)
 }
 
 // eventTypeHTTP is the spaces API's name of the http event: a plain
@@ -57,6 +58,7 @@ func (c *Config) routeSpaces(r *httprouter.Router) {
 	r.GET(root+"subscriptions/:id", c.handle(c.spaceGetSubscription))
 	r.PUT(root+"subscriptions/:id", c.handle(c.spaceUpdateSubscription))
 	r.DELETE(root+"subscriptions/:id", c.handle(c.spaceDeleteSubscription))
+	r.POST(root+"try", c.query(c.try))
 	c.routeSpaceResources(r)
 }
 
@@ -239,6 +241,10 @@ type spaceSubscription struct {
 	CORS           *subscriptions.CORS  `json:"cors,omitempty"`
 	Retry          *subscriptions.Retry `json:"retry,omitempty"`
 	Metadata       map[string]string    `json:"metadata,omitempty"`
+	// The pipeline: filter, transform, transformResponse.
+	Filter            json.RawMessage `json:"filter,omitempty"`
+	Transform         string          `json:"transform,omitempty"`
+	TransformResponse string          `json:"transformResponse,omitempty"`
 }
 
 func toSpaceSubscription(space string, s subscriptions.Subscription) spaceSubscription {
@@ -246,6 +252,7 @@ func toSpaceSubscription(space string, s subscriptions.Subscription) spaceSubscr
 		Space: space, SubscriptionID: s.ID, EventType: s.Event, FunctionID: s.FunctionID,
 		Method: s.Method, Path: s.Path, Envelope: s.EnvelopeOrLegacy(),
 		CORS: s.CORS, Retry: s.Retry, Metadata: s.Metadata,
+		Filter: s.Filter, Transform: s.Transform, TransformResponse: s.TransformResponse,
 	}
 	out.Type = subscriptions.Async
 	if s.IsSync() {
@@ -278,6 +285,11 @@ type spaceSubscriptionRequest struct {
 	CORS           *subscriptions.CORS  `json:"cors"`
 	Retry          *subscriptions.Retry `json:"retry"`
 	Metadata       map[string]string    `json:"metadata"`
+	// Filter is kept raw: null (remove it, in an update) differs from
+	// left out (keep it). The scripts are pointers for the same reason.
+	Filter            json.RawMessage `json:"filter"`
+	Transform         *string         `json:"transform"`
+	TransformResponse *string         `json:"transformResponse"`
 }
 
 // subscription maps the request onto the model. A typed subscription
@@ -291,6 +303,13 @@ func (req *spaceSubscriptionRequest) subscription(space string) (subscriptions.S
 	s := subscriptions.Subscription{
 		FunctionID: req.FunctionID, Method: req.Method, Path: req.Path,
 		Envelope: req.Envelope, CORS: req.CORS, Retry: req.Retry, Metadata: req.Metadata,
+		Filter: req.Filter,
+	}
+	if req.Transform != nil {
+		s.Transform = *req.Transform
+	}
+	if req.TransformResponse != nil {
+		s.TransformResponse = *req.TransformResponse
 	}
 	if s.Path == "" {
 		s.Path = "/"
@@ -428,12 +447,22 @@ func (c *Config) spaceUpdateSubscription(w http.ResponseWriter, r *http.Request,
 	if req.CORS != nil && !reflect.DeepEqual(req.CORS, old.CORS) || req.Retry != nil && !reflect.DeepEqual(req.Retry, old.Retry) {
 		return errkind.New(errkind.Invalid, "cors and retry cannot be changed: create another subscription")
 	}
-	metadata := req.Metadata
-	if metadata == nil {
-		// Left out: kept, as for functions.
-		metadata = old.Metadata
-	}
-	s, err := svc.UpdateMetadata(r.Context(), id, metadata)
+	// Fields left out are kept, as for functions; "filter": null and
+	// empty scripts remove them.
+	s, err := svc.Update(r.Context(), id, func(s *subscriptions.Subscription) {
+		if req.Metadata != nil {
+			s.Metadata = req.Metadata
+		}
+		if req.Filter != nil {
+			s.Filter = req.Filter
+		}
+		if req.Transform != nil {
+			s.Transform = *req.Transform
+		}
+		if req.TransformResponse != nil {
+			s.TransformResponse = *req.TransformResponse
+		}
+	})
 	if err != nil {
 		return err
 	}

@@ -143,18 +143,23 @@ func (s *Space) Create(ctx context.Context, sub Subscription) (Subscription, err
 	return Subscription{}, errkind.New(errkind.Unavailable, "too many concurrent changes to %s routes, retry later", sub.Method)
 }
 
-// UpdateMetadata replaces the metadata of a subscription, the one thing of
-// it that can change: everything else makes it what it is.
-func (s *Space) UpdateMetadata(ctx context.Context, id string, metadata map[string]string) (Subscription, error) {
-	if err := functions.ValidateMetadata(metadata); err != nil {
-		return Subscription{}, err
-	}
+// Update changes a subscription in place: change edits a copy of the
+// stored one, which is then checked and stored if nothing changed it
+// meanwhile. Only what leaves the subscription's identity alone may
+// change (its metadata and its pipeline); the caller refuses the rest.
+func (s *Space) Update(ctx context.Context, id string, change func(*Subscription)) (Subscription, error) {
 	for range maxRetries {
 		sub, rev, err := s.get(ctx, id)
 		if err != nil {
 			return Subscription{}, err
 		}
-		sub.Metadata = metadata
+		change(&sub)
+		if err := functions.ValidateMetadata(sub.Metadata); err != nil {
+			return Subscription{}, err
+		}
+		if err := sub.normalizePipeline(); err != nil {
+			return Subscription{}, err
+		}
 		val, err := json.Marshal(sub)
 		if err != nil {
 			return Subscription{}, fmt.Errorf("encode subscription: %w", err)

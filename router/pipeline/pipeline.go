@@ -25,6 +25,7 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"strings"
 	"time"
 
 	"github.com/event-gateway/event-gateway/router/event"
@@ -140,17 +141,19 @@ func compileScript(field, src string, o Options, has func(*transform.Program) bo
 		return nil, nil
 	}
 	prog, err := transform.Compile(src, transform.Options{Name: field + ".js", Timeout: o.Timeout, Log: o.Log})
-	if err != nil {
-		e := &Error{Field: field, Offset: -1, Reason: err.Error(), Err: err}
-		var se *transform.ScriptError
-		if errors.As(err, &se) {
-			e.Line, e.Column = se.Line, se.Column
-			e.Reason = se.Err.Error()
-			if se.Message != "" {
-				e.Reason += ": " + se.Message
-			}
+	var se *transform.ScriptError
+	switch {
+	case errors.Is(err, transform.ErrNoFunction):
+		return nil, &Error{Field: field, Offset: -1, Reason: fmt.Sprintf("the script must define function %s", field), Err: err}
+	case errors.As(err, &se):
+		// The kind without the package's prefix: the field says where.
+		reason := strings.TrimPrefix(se.Err.Error(), "transform: ")
+		if se.Message != "" {
+			reason += ": " + se.Message
 		}
-		return nil, e
+		return nil, &Error{Field: field, Offset: -1, Line: se.Line, Column: se.Column, Reason: reason, Err: err}
+	case err != nil:
+		return nil, &Error{Field: field, Offset: -1, Reason: strings.TrimPrefix(err.Error(), "transform: "), Err: err}
 	}
 	if !has(prog) {
 		return nil, &Error{Field: field, Offset: -1, Reason: fmt.Sprintf("the script must define function %s", field), Err: transform.ErrNoFunction}
