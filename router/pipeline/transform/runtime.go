@@ -111,13 +111,13 @@ func (p *Program) get() (*runtime, error) {
 // call runs transform (resp false) or transformResponse (resp true) with
 // the JSON text in (which it does not keep), and returns the JSON text of the result, or null true
 // when the script returned null or undefined.
-func (p *Program) call(ctx context.Context, resp bool, in []byte, c Context) (out string, null bool, err error) {
+func (p *Program) call(ctx context.Context, resp bool, in []byte, c Context) (out []byte, null bool, err error) {
 	if err := ctx.Err(); err != nil {
-		return "", false, &ScriptError{Err: err}
+		return nil, false, &ScriptError{Err: err}
 	}
 	rt, err := p.get()
 	if err != nil {
-		return "", false, err
+		return nil, false, err
 	}
 	rt.timer.Reset(p.timeout)
 	var stop func() bool
@@ -143,10 +143,10 @@ func (p *Program) call(ctx context.Context, resp bool, in []byte, c Context) (ou
 // including the formatting of what the script threw (a thrown object's
 // toString is script code). broken reports a runtime that must not be
 // reused: interrupted, overflowed or panicked.
-func (p *Program) exec(rt *runtime, resp bool, in []byte, c Context) (out string, null bool, err error, broken bool) {
+func (p *Program) exec(rt *runtime, resp bool, in []byte, c Context) (out []byte, null bool, err error, broken bool) {
 	defer func() {
 		if r := recover(); r != nil {
-			out, null, broken = "", false, true
+			out, null, broken = nil, false, true
 			err = p.classify(rt, r)
 		}
 	}()
@@ -158,41 +158,46 @@ func (p *Program) exec(rt *runtime, resp bool, in []byte, c Context) (out string
 	}
 	arg, err := decode(vm, in)
 	if err != nil {
-		return "", false, fmt.Errorf("%w: %v", ErrInput, err), false
+		return nil, false, fmt.Errorf("%w: %v", ErrInput, err), false
 	}
 	res, err := fn(goja.Undefined(), arg, rt.context(c))
 	if err != nil {
-		return "", false, p.classify(rt, err), uncatchable(err)
+		return nil, false, p.classify(rt, err), uncatchable(err)
 	}
 	if res == nil || goja.IsUndefined(res) || goja.IsNull(res) {
-		return "", true, nil, false
+		return nil, true, nil, false
 	}
 	obj, ok := res.(*goja.Object)
 	if !ok || obj.ClassName() == "Function" {
-		return "", false, &ScriptError{Err: ErrResult, Message: fmt.Sprintf("returned %s; return an object, or null to drop the event", kindOf(res))}, false
+		return nil, false, &ScriptError{Err: ErrResult, Message: fmt.Sprintf("returned %s; return an object, or null to drop the event", kindOf(res))}, false
 	}
 	if obj.ClassName() == "Array" {
-		return "", false, &ScriptError{Err: ErrResult, Message: "returned an array; return an object, or null to drop the event"}, false
+		return nil, false, &ScriptError{Err: ErrResult, Message: "returned an array; return an object, or null to drop the event"}, false
 	}
-	js, err := rt.stringify(goja.Undefined(), obj)
-	if err != nil {
-		return "", false, p.classify(rt, err), uncatchable(err)
+	enc := encoder{vm: vm, buf: make([]byte, 0, len(in)+len(in)/8+64), max: p.maxOutput}
+	if ok, _ := enc.value(obj, 0, false); ok {
+		out = enc.buf
+	} else {
+		js, err := rt.stringify(goja.Undefined(), obj)
+		if err != nil {
+			return nil, false, p.classify(rt, err), uncatchable(err)
+		}
+		str, ok := js.(goja.String)
+		if !ok {
+			return nil, false, &ScriptError{Err: ErrResult, Message: "the result has no JSON form"}, false
+		}
+		// Each UTF-16 unit is at least one byte of UTF-8: refuse before
+		// converting what is too long already.
+		if str.Length() > p.maxOutput {
+			return nil, false, &ScriptError{Err: ErrOutputTooLarge, Message: fmt.Sprintf("the result is over %d bytes", p.maxOutput)}, false
+		}
+		out = []byte(str.String())
 	}
-	str, ok := js.(goja.String)
-	if !ok {
-		return "", false, &ScriptError{Err: ErrResult, Message: "the result has no JSON form"}, false
-	}
-	// Each UTF-16 unit is at least one byte of UTF-8: refuse before
-	// converting what is too long already.
-	if str.Length() > p.maxOutput {
-		return "", false, &ScriptError{Err: ErrOutputTooLarge, Message: fmt.Sprintf("the result is over %d bytes", p.maxOutput)}, false
-	}
-	out = str.String()
 	if len(out) > p.maxOutput {
-		return "", false, &ScriptError{Err: ErrOutputTooLarge, Message: fmt.Sprintf("the result is %d bytes, over %d", len(out), p.maxOutput)}, false
+		return nil, false, &ScriptError{Err: ErrOutputTooLarge, Message: fmt.Sprintf("the result is %d bytes, over %d", len(out), p.maxOutput)}, false
 	}
 	if len(out) == 0 || out[0] != '{' {
-		return "", false, &ScriptError{Err: ErrResult, Message: "the result's JSON is not an object"}, false
+		return nil, false, &ScriptError{Err: ErrResult, Message: "the result's JSON is not an object"}, false
 	}
 	return out, false, nil, false
 }

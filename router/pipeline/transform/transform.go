@@ -164,11 +164,11 @@ func (p *Program) Transform(ctx context.Context, ev []byte, c Context) (out []by
 	if !p.hasT {
 		return ev, false, nil
 	}
-	s, null, err := p.call(ctx, false, ev, c)
+	out, null, err := p.call(ctx, false, ev, c)
 	if err != nil || null {
 		return nil, null, err
 	}
-	return []byte(s), false, nil
+	return out, false, nil
 }
 
 // responseJSON is the response object handed to transformResponse.
@@ -210,7 +210,7 @@ func (p *Program) TransformResponse(ctx context.Context, resp event.HTTPResponse
 	if null {
 		return event.HTTPResponse{}, &ScriptError{Err: ErrResult, Message: "transformResponse returned nothing; return the response object"}
 	}
-	out, err := event.ParseHTTPResponse([]byte(s))
+	out, err := event.ParseHTTPResponse(s)
 	if err != nil {
 		return event.HTTPResponse{}, &ScriptError{Err: ErrResult, Message: err.Error()}
 	}
