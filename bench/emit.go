@@ -10,6 +10,9 @@ import (
 
 // emitRow is one custom-event emit measurement.
 type emitRow struct {
+	// label names the subscriber's pipeline in the transform section;
+	// empty in the emit section.
+	label       string
 	subscribers int
 	fsync       bool // the gateway ran with -nats-sync
 	load        loadResult
@@ -50,6 +53,34 @@ func (r *report) emitTests(ctx context.Context, g *gateway, backend string, fsyn
 		}
 		row.fsync = fsync
 		r.emits = append(r.emits, row)
+	}
+	return nil
+}
+
+// transformScript is the transform of the bench's transformed subscriber:
+// a small one (rename a field, add one, drop one), as issue 15 measures.
+const transformScript = `function transform(event, context) {
+  event.data.user.fullName = event.data.user.name;
+  delete event.data.user.name;
+  delete event.data.user.id;
+  event.data.space = context.space;
+  return event;
+}`
+
+// transformTests emits custom events to one subscriber without a
+// pipeline and to one with transformScript, alternately, twice each, so
+// that both see the same machine.
+func (r *report) transformTests(ctx context.Context, g *gateway, backend string) error {
+	for round := range 2 {
+		for _, t := range []struct{ label, event, path string }{{"none", "bench.one", "/one"}, {"transform", "bench.tx", "/tx"}} {
+			progress("transform, round %d, subscriber with %s: closed loop, %d connections, %v, then wait for every delivery", round+1, t.label, r.cfg.conns, r.cfg.duration)
+			row, err := emit(ctx, g, backend, 1, t.event, t.path, r.cfg)
+			if err != nil {
+				return err
+			}
+			row.label = t.label
+			r.transforms = append(r.transforms, row)
+		}
 	}
 	return nil
 }

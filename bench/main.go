@@ -46,7 +46,7 @@ type config struct {
 }
 
 // sections are the parts of a run that -only can pick.
-var sections = []string{"path", "emit", "sync", "propagation", "scale"}
+var sections = []string{"path", "emit", "transform", "sync", "propagation", "scale"}
 
 // runs reports whether the section is part of this run.
 func (c config) runs(section string) bool { return c.only == nil || c.only[section] }
@@ -64,7 +64,7 @@ func main() {
 	fs.IntVar(&c.subs, "subs", 0, "subscriptions of the route-table scale test (default 100000, 10000 with -quick)")
 	fs.StringVar(&c.profile, "cpuprofile", "", "also profile the gateway (built with net/http/pprof through a compiler overlay) under http, invoke and emit load, in extra runs after the measured ones, and write the profiles and their top functions to this directory")
 	fs.IntVar(&c.trials, "trials", 0, "configuration changes timed by the propagation test (default 100, 20 with -quick)")
-	only := fs.String("only", "", "run only these sections, comma-separated: "+strings.Join(sections, ", ")+" (path: request path 1–4 and nginx; emit: custom events; sync: custom events with -nats-sync; propagation; scale: route table)")
+	only := fs.String("only", "", "run only these sections, comma-separated: "+strings.Join(sections, ", ")+" (path: request path 1–4 and nginx; emit: custom events; transform: custom events through a subscriber with a transform and without; sync: custom events with -nats-sync; propagation; scale: route table)")
 	role := fs.String("role", "", "")
 	listen := fs.String("listen", "127.0.0.1:0", "")
 	upstream := fs.String("upstream", "", "")

@@ -170,6 +170,9 @@ func (r *report) markdown() string {
 	if len(r.emits) > 0 {
 		r.emitMarkdown(w)
 	}
+	if len(r.transforms) > 0 {
+		r.transformMarkdown(w)
+	}
 	if c.runs("propagation") {
 		r.propagationMarkdown(w)
 	}
@@ -266,6 +269,35 @@ func (r *report) emitMarkdown(w func(string, ...any)) {
 		if e.other > 0 {
 			w("\n- %d subscriber(s), answers other than 202: %v %v\n", e.subscribers, e.load.Codes, e.load.Errors)
 		}
+	}
+	w("\n")
+}
+
+func (r *report) transformMarkdown(w func(string, ...any)) {
+	c := r.cfg
+	w("### Custom events through a transform (5b)\n\n")
+	w("As (5) with one subscriber, %d connections, %v per run, alternating a subscriber without filter or transform and one whose `transform` renames a field, adds one and drops one (goja, `docs/transformations.md`), two rounds each. "+
+		"The transform runs at each delivery; *gateway CPU per event* includes it.\n\n", c.conns, c.duration)
+	w("| subscriber | accepted/s | delivered/s | gateway CPU per event | accepted (202) | delivered, distinct | nothing lost | other CPU |\n")
+	w("| --- | ---: | ---: | ---: | ---: | ---: | --- | ---: |\n")
+	var cpu [2]time.Duration
+	var n [2]int
+	for _, e := range r.transforms {
+		i := 0
+		if e.label == "transform" {
+			i = 1
+		}
+		cpu[i] += e.cpuPerEvent
+		n[i]++
+		lost := "yes"
+		if !e.drained {
+			lost = fmt.Sprintf("**no**: %s missing", num(float64(e.expected()-e.unique)))
+		}
+		w("| %s | %s | %s | %s | %s | %s | %s | %s |\n", e.label, num(e.acceptedPS), num(e.deliveredPS), dur(e.cpuPerEvent), num(float64(e.accepted)), num(float64(e.unique)), lost, cores(e.otherCPU))
+	}
+	if n[0] > 0 && n[1] > 0 {
+		a, b := cpu[0]/time.Duration(n[0]), cpu[1]/time.Duration(n[1])
+		w("\nMean gateway CPU per event: %s without, %s with the transform (+%s, ×%.2f).\n", dur(a), dur(b), dur(b-a), float64(b)/float64(a))
 	}
 	w("\n")
 }

@@ -2,6 +2,7 @@ package main
 
 import (
 	"context"
+	"encoding/json"
 	"fmt"
 	"net/http"
 	"os"
@@ -24,9 +25,11 @@ type report struct {
 	rows     []*targetRow
 	openRate int // the fixed rate of the latency runs: half the bare proxy's maximum
 	emits    []emitRow
-	prop     propResult
-	scale    scaleResult
-	notes    []string
+	// transforms are the rows of the transform section.
+	transforms []emitRow
+	prop       propResult
+	scale      scaleResult
+	notes      []string
 	// nginxSkip says why nginx is not measured, when it is not.
 	nginxSkip string
 	// otherCPU is how many cores processes other than the bench's used
@@ -149,6 +152,11 @@ func run(ctx context.Context, c config) (*report, error) {
 					return r, err
 				}
 			}
+		}
+	}
+	if c.runs("transform") {
+		if err := r.transformTests(ctx, g1, backend); err != nil {
+			return r, err
 		}
 	}
 	if c.profile != "" && (c.runs("path") || c.runs("emit")) {
@@ -288,6 +296,12 @@ func configure(ctx context.Context, g *gateway, backend string) error {
 		}
 		reqs = append(reqs, struct{ path, body string }{"/v1/subscriptions", fmt.Sprintf(`{"functionId":%q,"event":"bench.ten","path":"/ten"}`, id)})
 	}
+	tx, err := json.Marshal(map[string]string{"functionId": "sinktx", "event": "bench.tx", "path": "/tx", "transform": transformScript})
+	if err != nil {
+		return err
+	}
+	reqs = append(reqs, struct{ path, body string }{"/v1/functions", fn("sinktx", backend+"/deliver/tx")},
+		struct{ path, body string }{"/v1/subscriptions", string(tx)})
 	for _, q := range reqs {
 		if err := postJSON(ctx, g.config+q.path, q.body); err != nil {
 			return err
