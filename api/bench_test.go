@@ -43,6 +43,20 @@ func BenchmarkHTTPEvent(b *testing.B) {
 		log := slog.New(api.RequestIDHandler{Handler: slog.NewJSONHandler(io.Discard, nil)})
 		benchHTTPEvent(b, fn.URL, nil, func(h http.Handler) http.Handler { return wrap(h, log) })
 	})
+	// A route with a filter (three fields: an exact value, a prefix, an
+	// anything-but)
+	// that matches, and with it a small transform of the request and of
+	// the response: the cost of the pipeline beside no-plugin.
+	filter := func(s *subscriptions.Subscription) {
+		s.Filter = []byte(`{"method":["GET"],"path":[{"prefix":"/users/"}],"params":{"id":[{"anything-but":"0"}]}}`)
+	}
+	b.Run("filter", func(b *testing.B) { benchHTTPEvent(b, fn.URL, nil, nil, filter) })
+	b.Run("filter-transforms", func(b *testing.B) {
+		benchHTTPEvent(b, fn.URL, nil, nil, filter, func(s *subscriptions.Subscription) {
+			s.Transform = `function transform(e) { e.data.userId = e.data.params.id; delete e.data.headers; e.data.seen = true; return e }`
+			s.TransformResponse = `function transformResponse(r) { r.headers["X-Transformed"] = "1"; return r }`
+		})
+	})
 	b.Run("async-plugin", func(b *testing.B) {
 		ctx, cancel := context.WithTimeout(context.Background(), 5*time.Minute)
 		defer cancel()
@@ -71,7 +85,7 @@ func wrap(h http.Handler, log *slog.Logger) http.Handler {
 	return api.WithRequestID(api.LimitInFlight(1024, h))
 }
 
-func benchHTTPEvent(b *testing.B, url string, reacters router.Reacters, wrapper func(http.Handler) http.Handler) {
+func benchHTTPEvent(b *testing.B, url string, reacters router.Reacters, wrapper func(http.Handler) http.Handler, pipeline ...func(*subscriptions.Subscription)) {
 	st := etcd.Store(b)
 	ctx, cancel := context.WithCancel(context.Background())
 	defer cancel()
@@ -80,7 +94,11 @@ func benchHTTPEvent(b *testing.B, url string, reacters router.Reacters, wrapper 
 	if _, err := fns.Create(ctx, functions.Function{ID: "f", Provider: httpfn.Config{URL: url}.Provider()}); err != nil {
 		b.Fatal(err)
 	}
-	if _, err := subs.Create(ctx, subscriptions.Subscription{Event: "http", FunctionID: "f", Method: "GET", Path: "/users/:id"}); err != nil {
+	sub := subscriptions.Subscription{Event: "http", FunctionID: "f", Method: "GET", Path: "/users/:id"}
+	for _, f := range pipeline {
+		f(&sub)
+	}
+	if _, err := subs.Create(ctx, sub); err != nil {
 		b.Fatal(err)
 	}
 	provider := httpfn.New(httpfn.Options{})
