@@ -16,9 +16,12 @@ import (
 	"time"
 
 	"github.com/rs/cors"
+	"go.opentelemetry.io/otel/attribute"
+	"go.opentelemetry.io/otel/trace"
 
 	"github.com/event-gateway/event-gateway/functions"
 	"github.com/event-gateway/event-gateway/internal/errkind"
+	"github.com/event-gateway/event-gateway/internal/tracing"
 	"github.com/event-gateway/event-gateway/router"
 	"github.com/event-gateway/event-gateway/router/event"
 	"github.com/event-gateway/event-gateway/router/pathtree"
@@ -52,7 +55,9 @@ type EventsOptions struct {
 	// (functions.HopsHeader): past it the answer is 508 Loop Detected.
 	// Default DefaultMaxHops.
 	MaxHops int
-	Logger  *slog.Logger
+	// Tracer makes the spans of requests; nil when tracing is off.
+	Tracer *tracing.Tracer
+	Logger *slog.Logger
 }
 
 // DefaultMaxHops is the default of EventsOptions.MaxHops: deep enough for
@@ -71,6 +76,7 @@ type Events struct {
 	maxHops int
 	domains []string
 	log     *slog.Logger
+	tracer  *tracing.Tracer
 	// anyOrigin is the CORS policy of custom events and invoke: any origin
 	// may emit.
 	anyOrigin *cors.Cors
@@ -95,6 +101,7 @@ func NewEvents(o EventsOptions) *Events {
 		maxBody: o.MaxBody,
 		maxHops: o.MaxHops,
 		log:     o.Logger,
+		tracer:  o.Tracer,
 		// Any origin may send events; the origin is echoed and may send
 		// credentials, as the original gateway allowed.
 		anyOrigin: cors.New(cors.Options{
@@ -196,6 +203,15 @@ func (e *Events) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	if err != nil {
 		writeError(w, r, e.log, err)
 		return
+	}
+	if e.tracer != nil {
+		// The request continues the client's trace (traceparent), and
+		// everything the gateway does for it is a span under this one.
+		ctx, span := e.tracer.Start(e.tracer.Extract(r.Context(), r.Header), "receive", trace.SpanKindServer,
+			attribute.String("http.request.method", r.Method), attribute.String("url.path", r.URL.Path), attribute.String("eventgateway.space", space))
+		sw := &statusWriter{ResponseWriter: w}
+		defer func() { span.EndStatus(sw.status()) }()
+		w, r = sw, r.WithContext(ctx)
 	}
 	// The bytes of body buffers this request holds, given back once it
 	// is answered.
@@ -310,8 +326,10 @@ func (e *Events) httpEvent(w http.ResponseWriter, r *http.Request, space string,
 	ps := e.params.Get().(*pathtree.Params)
 	defer e.params.Put(ps)
 	sp := e.router.Snapshot().Space(space)
+	_, mspan := e.tracer.Start(r.Context(), "match", trace.SpanKindInternal)
 	route, ok := sp.MatchHTTP(r.Method, r.URL.Path, ps)
 	async := sp.AsyncHTTP(r.Method, r.URL.Path)
+	mspan.End(nil)
 	if !ok && len(async) == 0 {
 		writeErrorMessage(w, http.StatusNotFound, fmt.Sprintf("no http subscription for %s %s", r.Method, r.URL.Path))
 		return
@@ -330,7 +348,7 @@ func (e *Events) httpEvent(w http.ResponseWriter, r *http.Request, space string,
 	}
 	now := time.Now()
 	ev, payload := event.EncodeHTTP(r, *ps, body, now)
-	if ok && !route.Pipeline.Match(ev.Data) {
+	if ok && route.Pipeline.HasFilter() && !e.filter(r.Context(), route, ev.Data) {
 		// The route's filter turns the request away: as if there were
 		// no route, so the asynchronous subscribers alone get it.
 		ok = false
@@ -375,7 +393,7 @@ func (e *Events) httpEvent(w http.ResponseWriter, r *http.Request, space string,
 func (e *Events) respond(w http.ResponseWriter, r *http.Request, route *router.HTTPRoute, payload []byte) {
 	pc := scriptContext(route)
 	if route.Pipeline.HasRequest() {
-		out, drop, err := route.Pipeline.Request(r.Context(), payload, pc)
+		out, drop, err := e.transform(r.Context(), route, payload, pc)
 		if err != nil {
 			e.scriptFailed(w, r, route, "transform", err)
 			return
@@ -398,13 +416,67 @@ func (e *Events) respond(w http.ResponseWriter, r *http.Request, route *router.H
 		return
 	}
 	if route.Pipeline.HasResponse() {
-		if resp, err = route.Pipeline.Response(r.Context(), resp, pc); err != nil {
+		_, span := e.tracer.Start(r.Context(), "transformResponse", trace.SpanKindInternal)
+		resp, err = route.Pipeline.Response(r.Context(), resp, pc)
+		span.End(err)
+		if err != nil {
 			e.scriptFailed(w, r, route, "transformResponse", err)
 			return
 		}
 	}
 	e.writeResponse(w, r, route.Target, resp)
 }
+
+// filter matches doc against the filter of a synchronous subscription.
+func (e *Events) filter(ctx context.Context, route *router.HTTPRoute, doc []byte) bool {
+	if e.tracer == nil {
+		return route.Pipeline.Match(doc)
+	}
+	_, span := e.tracer.Start(ctx, "filter", trace.SpanKindInternal, attribute.String("eventgateway.subscription_id", route.Subscription.ID))
+	matched := route.Pipeline.Match(doc)
+	span.SetAttributes(attribute.Bool("eventgateway.matched", matched))
+	span.End(nil)
+	return matched
+}
+
+// transform runs the transform of a synchronous subscription.
+func (e *Events) transform(ctx context.Context, route *router.HTTPRoute, payload []byte, pc pipeline.Context) ([]byte, bool, error) {
+	_, span := e.tracer.Start(ctx, "transform", trace.SpanKindInternal)
+	out, drop, err := route.Pipeline.Request(ctx, payload, pc)
+	span.End(err)
+	return out, drop, err
+}
+
+// statusWriter remembers the status of a response, for the span of a
+// traced request.
+type statusWriter struct {
+	http.ResponseWriter
+	code int
+}
+
+func (w *statusWriter) WriteHeader(code int) {
+	if w.code == 0 {
+		w.code = code
+	}
+	w.ResponseWriter.WriteHeader(code)
+}
+
+func (w *statusWriter) Write(b []byte) (int, error) {
+	if w.code == 0 {
+		w.code = http.StatusOK
+	}
+	return w.ResponseWriter.Write(b)
+}
+
+func (w *statusWriter) status() int {
+	if w.code == 0 {
+		return http.StatusOK
+	}
+	return w.code
+}
+
+// Unwrap lets http.ResponseController reach the server's writer.
+func (w *statusWriter) Unwrap() http.ResponseWriter { return w.ResponseWriter }
 
 // scriptContext is what a synchronous subscription's scripts are told.
 func scriptContext(route *router.HTTPRoute) pipeline.Context {
@@ -502,12 +574,12 @@ func (e *Events) invoke(w http.ResponseWriter, r *http.Request, space *router.Sp
 	}
 	p := route.Pipeline
 	if p != nil {
-		if !p.Match(payload) {
+		if p.HasFilter() && !e.filter(r.Context(), route, payload) {
 			writeErrorMessage(w, http.StatusNotFound, fmt.Sprintf("the event does not match the filter of the invoke subscription %s of function %q", route.Subscription.ID, id))
 			return
 		}
 		if p.HasRequest() {
-			out, drop, err := p.Request(r.Context(), payload, scriptContext(route))
+			out, drop, err := e.transform(r.Context(), route, payload, scriptContext(route))
 			if err != nil {
 				e.scriptFailed(w, r, route, "transform", err)
 				return
@@ -532,7 +604,9 @@ func (e *Events) invoke(w http.ResponseWriter, r *http.Request, space *router.Sp
 		// invoke answers with the function's output as it is; a
 		// transformResponse sees it as the body of a 200 response
 		// object and answers with what it returns.
+		_, span := e.tracer.Start(r.Context(), "transformResponse", trace.SpanKindInternal)
 		resp, err := p.Response(r.Context(), event.HTTPResponse{StatusCode: http.StatusOK, Headers: map[string]string{"Content-Type": ct}, Body: out}, scriptContext(route))
+		span.End(err)
 		if err != nil {
 			e.scriptFailed(w, r, route, "transformResponse", err)
 			return
@@ -646,8 +720,10 @@ func (e *Events) dispatch(w http.ResponseWriter, r *http.Request, space string, 
 	}
 	ps := e.params.Get().(*pathtree.Params)
 	defer e.params.Put(ps)
+	_, mspan := e.tracer.Start(r.Context(), "match", trace.SpanKindInternal)
 	route, sync := sp.MatchEvent(typ, r.Method, r.URL.Path, ps)
-	if sync && route.Pipeline.HasFilter() && !route.Pipeline.Match(in.FilterDoc(route.Subscription.EnvelopeOrLegacy())) {
+	mspan.End(nil)
+	if sync && route.Pipeline.HasFilter() && !e.filter(r.Context(), route, in.FilterDoc(route.Subscription.EnvelopeOrLegacy())) {
 		sync = false // accepted all the same, for the asynchronous subscribers
 	}
 	if _, err := e.router.Enqueue(r.Context(), space, in, sp.Subscribers(typ, r.URL.Path)); err != nil {

@@ -9,6 +9,10 @@ import (
 	"log/slog"
 	"time"
 
+	"github.com/event-gateway/event-gateway/internal/tracing"
+	"go.opentelemetry.io/otel/attribute"
+	"go.opentelemetry.io/otel/trace"
+
 	"github.com/event-gateway/event-gateway/functions"
 	"github.com/event-gateway/event-gateway/internal/errkind"
 	"github.com/event-gateway/event-gateway/plugin"
@@ -49,9 +53,16 @@ func (r *Router) call(ctx context.Context, t *Target, payload []byte, system boo
 	if invoked != nil {
 		*invoked = true
 	}
+	var span *tracing.Span
+	if r.tracer != nil {
+		ctx, span = r.tracer.Start(ctx, "call "+t.Function.ID, trace.SpanKindClient,
+			attribute.String("eventgateway.space", t.Space), attribute.String("eventgateway.function_id", t.Function.ID),
+			attribute.String("eventgateway.provider", string(t.Function.Provider.Type)))
+	}
 	cctx, cancel := context.WithTimeout(ctx, t.Timeout)
 	began := time.Now()
 	out, err := t.Invoker.Invoke(cctx, payload)
+	span.End(err)
 	if err != nil && errors.Is(cctx.Err(), context.DeadlineExceeded) && !errors.Is(err, functions.ErrTimeout) {
 		err = fmt.Errorf("%w: %w", functions.ErrTimeout, err)
 	}
@@ -133,7 +144,7 @@ const configWait = 10 * time.Second
 // Deliver makes one asynchronous delivery. The function is looked up at
 // delivery time: a subscription deleted since the event was accepted gets
 // nothing, and an updated function is called at its new address.
-func (r *Router) Deliver(ctx context.Context, d Delivery) error {
+func (r *Router) Deliver(ctx context.Context, d Delivery) (err error) {
 	// Right after start-up the configuration may not be read yet, and an
 	// event accepted by another instance may need more of it than this
 	// one has seen. Both catch up within milliseconds on a healthy
@@ -155,6 +166,16 @@ func (r *Router) Deliver(ctx context.Context, d Delivery) error {
 	if !sp.HasSubscription(d.SubscriptionID) {
 		return ErrSubscriptionGone
 	}
+	if r.tracer != nil {
+		// The attempt continues the trace of the request that brought
+		// the event, whenever and wherever it is made.
+		var span *tracing.Span
+		ctx, span = r.tracer.Start(r.tracer.Resume(ctx, d.Trace), "deliver "+d.Event, trace.SpanKindConsumer,
+			attribute.String("eventgateway.space", d.SpaceOrDefault()), attribute.String("eventgateway.subscription_id", d.SubscriptionID),
+			attribute.String("eventgateway.function_id", d.FunctionID), attribute.String("eventgateway.event_id", d.EventID),
+			attribute.Int("eventgateway.attempt", d.Attempt))
+		defer func() { span.End(err) }()
+	}
 	t := sp.Function(d.FunctionID)
 	if t == nil {
 		return errkind.New(errkind.NotFound, "function %q not found", d.FunctionID)
@@ -173,7 +194,12 @@ func (r *Router) Deliver(ctx context.Context, d Delivery) error {
 	payload := d.Payload
 	if p := sp.Pipeline(d.SubscriptionID); p.HasRequest() {
 		var drop bool
+		_, span := r.tracer.Start(ctx, "transform", trace.SpanKindInternal)
 		payload, drop, err = p.Request(ctx, payload, pipeline.Context{Space: d.SpaceOrDefault(), SubscriptionID: d.SubscriptionID, FunctionID: d.FunctionID, Attempt: d.Attempt})
+		if span != nil {
+			span.SetAttributes(attribute.Bool("eventgateway.dropped", drop))
+			span.End(err)
+		}
 		if err != nil || drop {
 			// Not a call of the function: its breaker learns nothing.
 			done(errNotCalled)
@@ -323,17 +349,37 @@ func (r *Router) Enqueue(ctx context.Context, space string, in *Incoming, subs [
 	}
 	rev := r.Snapshot().Revision
 	hops := functions.Hops(ctx)
+	var span *tracing.Span
+	if r.tracer != nil {
+		ctx, span = r.tracer.Start(ctx, "enqueue "+in.Type(), trace.SpanKindProducer,
+			attribute.String("eventgateway.space", space), attribute.String("eventgateway.event_id", in.ID()), attribute.Int("eventgateway.subscribers", len(subs)))
+	}
+	carrier := r.tracer.CarrierOf(ctx)
 	ds := make([]Delivery, 0, len(subs))
 	for _, s := range subs {
-		if s.Pipeline.HasFilter() && !s.Pipeline.Match(in.FilterDoc(s.Envelope)) {
-			continue
+		if s.Pipeline.HasFilter() {
+			var fspan *tracing.Span
+			if r.tracer != nil {
+				_, fspan = r.tracer.Start(ctx, "filter", trace.SpanKindInternal, attribute.String("eventgateway.subscription_id", s.SubscriptionID))
+			}
+			matched := s.Pipeline.Match(in.FilterDoc(s.Envelope))
+			if fspan != nil {
+				fspan.SetAttributes(attribute.Bool("eventgateway.matched", matched))
+				fspan.End(nil)
+			}
+			if !matched {
+				continue
+			}
 		}
-		ds = append(ds, Delivery{Space: space, SubscriptionID: s.SubscriptionID, FunctionID: s.FunctionID, EventID: in.ID(), Event: in.Type(), Payload: in.Payload(s.Envelope), Revision: rev, Hops: hops})
+		ds = append(ds, Delivery{Space: space, SubscriptionID: s.SubscriptionID, FunctionID: s.FunctionID, EventID: in.ID(), Event: in.Type(), Payload: in.Payload(s.Envelope), Revision: rev, Hops: hops, Trace: carrier})
 	}
 	if len(ds) == 0 {
+		span.End(nil)
 		return 0, nil
 	}
-	if err := r.queue.Enqueue(ctx, ds); err != nil {
+	err := r.queue.Enqueue(ctx, ds)
+	span.End(err)
+	if err != nil {
 		return 0, err
 	}
 	return len(ds), nil

@@ -4,6 +4,8 @@ import (
 	"context"
 	"time"
 
+	"github.com/event-gateway/event-gateway/internal/tracing"
+
 	"github.com/event-gateway/event-gateway/functions"
 )
 
@@ -32,6 +34,10 @@ type Delivery struct {
 	// (functions.HopsHeader): the delivery's call carries one more, so a
 	// function that emits the events it gets stops at the gateway's bound.
 	Hops int
+	// Trace is the trace context of the request that brought the event,
+	// stored with the delivery so that its attempts continue the trace;
+	// empty when tracing is off.
+	Trace tracing.Carrier
 	// Attempt counts the attempts of this delivery, this one included,
 	// from 1; set by the queue that hands it out, not stored.
 	Attempt int

@@ -12,6 +12,8 @@ import (
 	"sync/atomic"
 	"time"
 
+	"github.com/event-gateway/event-gateway/internal/tracing"
+
 	"github.com/event-gateway/event-gateway/router/pipeline"
 
 	"github.com/event-gateway/event-gateway/functions"
@@ -56,6 +58,9 @@ type Options struct {
 	// Isolation sets the bulkheads and circuit breakers of asynchronous
 	// deliveries (isolation.go).
 	Isolation IsolationOptions
+	// Tracer makes the spans of deliveries and calls; nil when tracing is
+	// off.
+	Tracer *tracing.Tracer
 	// TransformTimeout bounds one call of a subscription's script.
 	// Default transform.DefaultTimeout.
 	TransformTimeout time.Duration
@@ -73,7 +78,8 @@ type Router struct {
 	log      *slog.Logger
 	guards   guards
 	// pipes compiles the pipelines of subscriptions.
-	pipes pipeline.Options
+	pipes  pipeline.Options
+	tracer *tracing.Tracer
 
 	snap atomic.Pointer[Snapshot]
 	// ready is closed the first time a snapshot is built from the store.
@@ -94,6 +100,7 @@ func New(o Options) *Router {
 		queue:    o.Queue,
 		plugins:  o.Plugins,
 		observer: o.Observer,
+		tracer:   o.Tracer,
 		timeout:  o.DefaultTimeout,
 		log:      o.Logger,
 		ready:    make(chan struct{}),

@@ -11,6 +11,7 @@ import (
 	"time"
 
 	"github.com/event-gateway/event-gateway/api"
+	"github.com/event-gateway/event-gateway/internal/tracing"
 	"github.com/event-gateway/event-gateway/plugin"
 	"github.com/event-gateway/event-gateway/router"
 	"github.com/event-gateway/event-gateway/router/jetstream"
@@ -42,6 +43,10 @@ type options struct {
 	maxBodyInFlight        int64
 	functionTimeout        time.Duration
 	transformTimeout       time.Duration
+	tracingEndpoint        string
+	tracingProtocol        string
+	tracingInsecure        bool
+	tracingSampleRatio     float64
 	functionMaxInFlight    int
 	breakerFailures        int
 	breakerOpen            time.Duration
@@ -112,6 +117,10 @@ func parseFlags(args []string, stderr io.Writer, getenv func(string) string) (*o
 	fs.StringVar(&o.logFormat, "log-format", "text", "log format: text or json")
 	fs.Int64Var(&o.maxBody, "max-body", api.DefaultMaxBody, "largest request body the Events API accepts, in bytes (413 above)")
 	fs.DurationVar(&o.functionTimeout, "function-timeout", router.DefaultTimeout, "timeout of a function call when the function sets none")
+	fs.StringVar(&o.tracingEndpoint, "tracing-endpoint", "", "OTLP receiver (host:port) to send OpenTelemetry traces to; empty: tracing off")
+	fs.StringVar(&o.tracingProtocol, "tracing-protocol", tracing.ProtocolGRPC, "OTLP protocol of -tracing-endpoint: grpc or http/protobuf")
+	fs.BoolVar(&o.tracingInsecure, "tracing-insecure", false, "send traces to -tracing-endpoint without TLS")
+	fs.Float64Var(&o.tracingSampleRatio, "tracing-sample-ratio", 1, "share of new traces recorded, 0 to 1 (a request with a sampled traceparent is always recorded)")
 	fs.DurationVar(&o.transformTimeout, "transform-timeout", transform.DefaultTimeout, "how long one call of a subscription's transform or transformResponse script may run before it is interrupted and fails")
 	fs.IntVar(&o.functionMaxInFlight, "function-max-in-flight", router.DefaultMaxInFlight, "asynchronous deliveries this instance makes at once to one function that sets no maxInFlight (its bulkhead); keep it well below -workers")
 	fs.IntVar(&o.breakerFailures, "function-breaker-failures", router.DefaultBreakerFailures, "consecutive calls of a function that time out or cannot reach it after which its circuit breaker opens (0: no breaker)")
@@ -215,6 +224,12 @@ func parseFlags(args []string, stderr io.Writer, getenv func(string) string) (*o
 	}
 	if o.functionTimeout <= 0 || o.functionTimeout > 15*time.Minute {
 		return nil, errors.New("-function-timeout must be between 0 and 15m")
+	}
+	if o.tracingSampleRatio < 0 || o.tracingSampleRatio > 1 {
+		return nil, errors.New("-tracing-sample-ratio must be between 0 and 1")
+	}
+	if o.tracingProtocol != tracing.ProtocolGRPC && o.tracingProtocol != tracing.ProtocolHTTP {
+		return nil, fmt.Errorf("-tracing-protocol must be %s or %s", tracing.ProtocolGRPC, tracing.ProtocolHTTP)
 	}
 	if o.transformTimeout <= 0 || o.transformTimeout > time.Minute {
 		return nil, errors.New("-transform-timeout must be between 0 and 1m")

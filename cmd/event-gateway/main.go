@@ -27,6 +27,7 @@ import (
 	"github.com/event-gateway/event-gateway/functions/awslambda"
 	"github.com/event-gateway/event-gateway/functions/emulator"
 	httpfn "github.com/event-gateway/event-gateway/functions/http"
+	"github.com/event-gateway/event-gateway/internal/tracing"
 	"github.com/event-gateway/event-gateway/libkv"
 	"github.com/event-gateway/event-gateway/plugin"
 	"github.com/event-gateway/event-gateway/router"
@@ -177,7 +178,26 @@ func serve(ctx context.Context, stop context.CancelFunc, opts *options, log *slo
 	if err != nil {
 		return fmt.Errorf("delivery queue: %w", err)
 	}
+	tracer, err := tracing.New(ctx, tracing.Options{
+		Endpoint: opts.tracingEndpoint, Protocol: opts.tracingProtocol, Insecure: opts.tracingInsecure,
+		SampleRatio: opts.tracingSampleRatio, Version: versionString(), Instance: instanceName(),
+	})
+	if err != nil {
+		return err
+	}
+	if tracer != nil {
+		log.Info("tracing on", "endpoint", opts.tracingEndpoint, "protocol", cmp.Or(opts.tracingProtocol, tracing.ProtocolGRPC), "sampleRatio", opts.tracingSampleRatio)
+		defer func() {
+			// The spans of the last requests, exported before the exit.
+			sctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+			defer cancel()
+			if err := tracer.Shutdown(sctx); err != nil {
+				log.Warn("tracing: spans not exported at exit", "error", err)
+			}
+		}()
+	}
 	rt := router.New(router.Options{
+		Tracer:           tracer,
 		Store:            store,
 		Invokers:         providers.Invoker,
 		Queue:            queue,
@@ -242,6 +262,7 @@ func serve(ctx context.Context, stop context.CancelFunc, opts *options, log *slo
 		// 0 on the command line is no limit; in the options, the default.
 		MaxBodyBytesInFlight: cmp.Or(opts.maxBodyInFlight, -1),
 		SpaceDomains:         opts.spaceDomains,
+		Tracer:               tracer,
 		Logger:               log.With("api", "events"),
 	})
 
@@ -486,4 +507,14 @@ func waitForStore(ctx context.Context, store *libkv.Store, endpoints []string, l
 		}
 		backoff = min(backoff*2, 10*time.Second)
 	}
+}
+
+// instanceName names this process among the gateway's instances, in its
+// traces: host name and process id.
+func instanceName() string {
+	host, err := os.Hostname()
+	if err != nil {
+		host = "unknown"
+	}
+	return fmt.Sprintf("%s/%d", host, os.Getpid())
 }

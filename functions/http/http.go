@@ -24,6 +24,9 @@ import (
 	"strings"
 	"time"
 
+	"github.com/event-gateway/event-gateway/internal/tracing"
+	"go.opentelemetry.io/otel/trace"
+
 	"github.com/event-gateway/event-gateway/functions"
 	"github.com/event-gateway/event-gateway/internal/errkind"
 )
@@ -315,6 +318,12 @@ func (inv *invoker) Invoke(ctx context.Context, payload []byte) ([]byte, error) 
 		Host:          inv.u.Host,
 	}).WithContext(ctx)
 	req.GetBody = func() (io.ReadCloser, error) { return io.NopCloser(bytes.NewReader(payload)), nil }
+	if trace.SpanContextFromContext(ctx).IsValid() {
+		// A traced call: the function continues the trace (W3C
+		// traceparent). The shared header is read-only: copy it.
+		req.Header = req.Header.Clone()
+		tracing.Inject(ctx, req.Header)
+	}
 	if len(payload) == 0 {
 		// A non-nil body of length 0 would be sent chunked, as of unknown
 		// length.

@@ -7,6 +7,8 @@ import (
 	"time"
 	"unicode/utf8"
 
+	"github.com/event-gateway/event-gateway/internal/tracing"
+
 	"github.com/nats-io/nats.go"
 	"github.com/nats-io/nats.go/jetstream"
 
@@ -44,6 +46,10 @@ const (
 	hdrSystem       = "Eg-System"
 	hdrRevision     = "Eg-Revision"
 	hdrHops         = "Eg-Hops"
+	// The W3C trace context of the request that brought the event, with
+	// the names W3C gives its headers.
+	hdrTraceParent = "Traceparent"
+	hdrTraceState  = "Tracestate"
 
 	// Retry records only: the attempts made before it, and when the next
 	// one is due (Unix milliseconds).
@@ -107,6 +113,12 @@ func deliveryHeader(d *router.Delivery, extra int) nats.Header {
 	if d.Hops > 0 {
 		h[hdrHops] = []string{strconv.Itoa(d.Hops)}
 	}
+	if d.Trace.Parent != "" {
+		h[hdrTraceParent] = []string{d.Trace.Parent}
+		if d.Trace.State != "" {
+			h[hdrTraceState] = []string{d.Trace.State}
+		}
+	}
 	return h
 }
 
@@ -125,6 +137,7 @@ func deliveryOf(h nats.Header, data []byte) router.Delivery {
 		EventID:        h.Get(hdrEventID),
 		Event:          h.Get(hdrEvent),
 		System:         h.Get(hdrSystem) == "true",
+		Trace:          tracing.Carrier{Parent: h.Get(hdrTraceParent), State: h.Get(hdrTraceState)},
 		Payload:        data,
 	}
 }

@@ -25,9 +25,10 @@ const (
 //	header: magic byte 0xEB, format version byte (1), record flags byte
 //	each delivery:
 //	  flags byte: 1 system event, 2 same payload as the delivery before,
-//	    4 hop count follows the revision
+//	    4 hop count follows the revision, 8 trace context follows
 //	  uvarint revision
 //	  uvarint hop count, if flag 4
+//	  traceparent, tracestate, if flag 8: uvarint length, bytes
 //	  space, subscription id, function id, event id, event name:
 //	    uvarint length, bytes
 //	  payload, unless flag 2: uvarint length, bytes
@@ -53,7 +54,8 @@ const (
 	flagSystem         = 1
 	flagSamePayload    = 2
 	flagHops           = 4
-	knownDeliveryFlags = flagSystem | flagSamePayload | flagHops
+	flagTrace          = 8
+	knownDeliveryFlags = flagSystem | flagSamePayload | flagHops | flagTrace
 )
 
 var (
@@ -74,7 +76,7 @@ func encodedSize(ds []router.Delivery) int {
 	n := 0
 	for i := range ds {
 		d := &ds[i]
-		n += batchOverhead + len(spaceOf(d.Space)) + len(d.SubscriptionID) + len(d.FunctionID) + len(d.EventID) + len(d.Event)
+		n += batchOverhead + len(spaceOf(d.Space)) + len(d.SubscriptionID) + len(d.FunctionID) + len(d.EventID) + len(d.Event) + len(d.Trace.Parent) + len(d.Trace.State)
 		if i == 0 || !samePayload(ds[i-1].Payload, d.Payload) {
 			n += len(d.Payload)
 		}
@@ -116,10 +118,19 @@ func appendDeliveries(buf []byte, ds []router.Delivery, prev []byte) []byte {
 			// gateways from before the flag.
 			flags |= flagHops
 		}
+		if d.Trace.Parent != "" {
+			// Only then, as hops: records of gateways that do not
+			// trace stay readable by those from before the flag.
+			flags |= flagTrace
+		}
 		buf = append(buf, flags)
 		buf = binary.AppendUvarint(buf, uint64(max(d.Revision, 0)))
 		if d.Hops > 0 {
 			buf = binary.AppendUvarint(buf, uint64(d.Hops))
+		}
+		if d.Trace.Parent != "" {
+			str(d.Trace.Parent)
+			str(d.Trace.State)
 		}
 		str(spaceOf(d.Space))
 		str(d.SubscriptionID)
@@ -198,6 +209,14 @@ func decodeBatch(data []byte) ([]router.Delivery, error) {
 				return nil, errMalformedBatch
 			}
 			d.Hops = int(hops)
+		}
+		if flags&flagTrace != 0 {
+			var okP, okS bool
+			d.Trace.Parent, okP = str()
+			d.Trace.State, okS = str()
+			if !okP || !okS {
+				return nil, errMalformedBatch
+			}
 		}
 		var ok0, ok1, ok2, ok3, ok4 bool
 		d.Space, ok0 = str()

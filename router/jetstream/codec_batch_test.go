@@ -5,6 +5,8 @@ import (
 	"errors"
 	"testing"
 
+	"github.com/event-gateway/event-gateway/internal/tracing"
+
 	"github.com/event-gateway/event-gateway/router"
 )
 
@@ -21,6 +23,8 @@ func TestBatchEncoding(t *testing.T) {
 		{Space: "default", SubscriptionID: "s3", FunctionID: "f3", EventID: "e2", Event: "gateway.function.invoked", System: true, Payload: []byte(`{}`)},
 		{Space: "a.b", SubscriptionID: "s4", FunctionID: "f4", EventID: "e3", Event: "b", Payload: nil},
 		{SubscriptionID: "s5", FunctionID: "f5", EventID: "e4", Event: "c", Revision: 9, Hops: 3, Payload: []byte(`{}`)},
+		{SubscriptionID: "s6", FunctionID: "f6", EventID: "e5", Event: "d", Payload: []byte(`{}`),
+			Trace: tracing.Carrier{Parent: "00-4bf92f3577b34da6a3ce929d0e0e4736-00f067aa0ba902b7-01", State: "vendor=x"}},
 	}
 	data := encodeBatch(ds)
 	if len(data) > batchHeaderLen+encodedSize(ds) {
@@ -42,7 +46,7 @@ func TestBatchEncoding(t *testing.T) {
 	for i := range ds {
 		w, g := ds[i], got[i]
 		if g.Space != spaceOf(w.Space) || g.SubscriptionID != w.SubscriptionID || g.FunctionID != w.FunctionID || g.EventID != w.EventID || g.Event != w.Event ||
-			g.Revision != w.Revision || g.System != w.System || g.Hops != w.Hops || !bytes.Equal(g.Payload, w.Payload) {
+			g.Revision != w.Revision || g.System != w.System || g.Hops != w.Hops || g.Trace != w.Trace || !bytes.Equal(g.Payload, w.Payload) {
 			t.Errorf("delivery %d: got %+v, want %+v", i, g, w)
 		}
 	}
@@ -85,7 +89,7 @@ func TestBatchFormatRefused(t *testing.T) {
 		{"version 0", with(1, 0), errUnsupportedBatch},
 		{"unknown record flags", with(2, 0x01), errUnsupportedBatch},
 		{"unknown record flag bit 7", with(2, 0x80), errUnsupportedBatch},
-		{"unknown delivery flags", with(batchHeaderLen, 0x08), errUnsupportedBatch},
+		{"unknown delivery flags", with(batchHeaderLen, 0x10), errUnsupportedBatch},
 		{"the format before versions", legacy, errUnsupportedBatch},
 		{"not a batch record", []byte("hello"), errMalformedBatch},
 		{"empty", nil, errMalformedBatch},
