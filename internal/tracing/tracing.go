@@ -209,4 +209,3 @@ func (t *Tracer) Resume(ctx context.Context, c Carrier) context.Context {
 	}
 	return t.prop.Extract(ctx, h)
 }
-
