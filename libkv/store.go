@@ -503,13 +503,16 @@ func (s *Store) Count(ctx context.Context, prefix string) (int64, error) {
 }
 
 // ListByRevision returns up to limit keys under prefix (0: all), ordered by
-// the revision that last modified them, newest first or oldest first,
-// only those modified at or before maxRev (0: any) when newest first and
-// at or after minRev (0: any) when oldest first. etcd sorts the whole
+// the revision that last modified them: newest first, those modified at
+// or before bound (0: any), or oldest first, those modified at or after
+// bound (0: any). keysOnly leaves the values out. etcd sorts the whole
 // prefix for it: use it on prefixes of bounded size.
-func (s *Store) ListByRevision(ctx context.Context, prefix string, newestFirst bool, bound, limit int64) ([]KV, error) {
+func (s *Store) ListByRevision(ctx context.Context, prefix string, newestFirst, keysOnly bool, bound, limit int64) ([]KV, error) {
 	order := clientv3.SortAscend
 	opts := []clientv3.OpOption{clientv3.WithPrefix(), clientv3.WithLimit(limit)}
+	if keysOnly {
+		opts = append(opts, clientv3.WithKeysOnly())
+	}
 	if newestFirst {
 		order = clientv3.SortDescend
 		if bound > 0 {

@@ -24,6 +24,8 @@ import (
 	"github.com/event-gateway/event-gateway/api"
 	"github.com/event-gateway/event-gateway/api/metrics"
 	"github.com/event-gateway/event-gateway/functions"
+	"github.com/event-gateway/event-gateway/history"
+	"github.com/event-gateway/event-gateway/spacestate"
 	"github.com/event-gateway/event-gateway/functions/awslambda"
 	"github.com/event-gateway/event-gateway/functions/emulator"
 	httpfn "github.com/event-gateway/event-gateway/functions/http"
@@ -203,8 +205,13 @@ func serve(ctx context.Context, stop context.CancelFunc, opts *options, log *slo
 		return fmt.Errorf("delivery queue: %w", err)
 	}
 
-	subs := subscriptions.NewService(store)
-	spaces := api.NewStoreSpaces(store, providers, subs)
+	// Every change made through the Configuration API is recorded in the
+	// history of its space, in the transaction that makes it: the
+	// services write through a view of the store with the history's hook.
+	hist := history.New(store, history.Options{MaxEntries: opts.historyMaxEntries, MaxAge: opts.historyMaxAge, Providers: providers})
+	recorded := store.WithTxnHook(hist.Hook)
+	subs := subscriptions.NewService(recorded)
+	spaces := api.NewStoreSpaces(recorded, providers, subs)
 	go func() {
 		// Index the routes that earlier releases stored for the conflict
 		// checks now rather than at the first route created (which does it
@@ -217,6 +224,7 @@ func serve(ctx context.Context, stop context.CancelFunc, opts *options, log *slo
 		Functions:     spaces.Functions(functions.DefaultSpace),
 		Subscriptions: spaces.Subscriptions(functions.DefaultSpace),
 		Spaces:        spaces,
+		State:         spacestate.New(recorded, providers, subs, hist),
 		Synced: func(ctx context.Context) {
 			// Read your writes on this instance: a change is answered
 			// once the router routes by it (within a second; the watch
