@@ -134,6 +134,12 @@ func Decode(data []byte) (State, error) {
 	if err := strict(data, &raw); err != nil {
 		return State{}, errkind.New(errkind.Invalid, "state: %s", errkind.Message(err))
 	}
+	var doc any
+	if json.Unmarshal(data, &doc) == nil {
+		if path, ok := findFromEnv(doc, ""); ok {
+			return State{}, errkind.New(errkind.Invalid, "%s: {\"fromEnv\": …} is for the client to resolve (event-gateway apply sets it from the environment): send the value", path)
+		}
+	}
 	st := State{Space: raw.Space}
 	if err := decodeList(KindFunctions, raw.Functions, &st.Functions); err != nil {
 		return State{}, err
@@ -651,4 +657,27 @@ func (s *Service) History(ctx context.Context, space string, before int64, limit
 		return nil, 0, err
 	}
 	return s.history.List(ctx, space, before, limit)
+}
+
+// findFromEnv returns the path of the first {"fromEnv": …} in v: a secret
+// the client should have resolved.
+func findFromEnv(v any, path string) (string, bool) {
+	switch v := v.(type) {
+	case map[string]any:
+		if _, ok := v["fromEnv"]; ok && len(v) == 1 {
+			return path, true
+		}
+		for _, k := range slices.Sorted(maps.Keys(v)) {
+			if p, ok := findFromEnv(v[k], strings.TrimPrefix(path+"."+k, ".")); ok {
+				return p, true
+			}
+		}
+	case []any:
+		for i, e := range v {
+			if p, ok := findFromEnv(e, fmt.Sprintf("%s[%d]", path, i)); ok {
+				return p, true
+			}
+		}
+	}
+	return "", false
 }

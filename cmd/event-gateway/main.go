@@ -44,8 +44,19 @@ func main() {
 }
 
 func run(args []string, stdout, stderr io.Writer) int {
-	if len(args) > 0 && args[0] == "install-serverless" {
-		return installServerless(args[1:], stdout, stderr)
+	if len(args) > 0 {
+		switch args[0] {
+		case "install-serverless":
+			return installServerless(args[1:], stdout, stderr)
+		case "apply":
+			return applyCommand(args[1:], stdout, stderr, os.Getenv)
+		case "export":
+			return exportCommand(args[1:], stdout, stderr, os.Getenv)
+		case "history":
+			return historyCommand(args[1:], stdout, stderr, os.Getenv)
+		case "rollback":
+			return rollbackCommand(args[1:], stdout, stderr, os.Getenv)
+		}
 	}
 	opts, err := parseFlags(args, stderr, os.Getenv)
 	if errors.Is(err, flag.ErrHelp) {
