@@ -355,7 +355,8 @@ func (s *Service) apply(ctx context.Context, space string, st State, cur *curren
 	segs := make([][]subscriptions.Segment, len(st.Subscriptions))
 	for i, sub := range st.Subscriptions {
 		where := func() string {
-			return fmt.Sprintf("subscriptions[%d] (%s %s %s → %s)", i, sub.Event, sub.Method, sub.Path, sub.FunctionID)
+			what := strings.Join(slices.DeleteFunc([]string{sub.Event, sub.Method, sub.Path}, func(s string) bool { return s == "" }), " ")
+			return fmt.Sprintf("subscriptions[%d] (%s → %s)", i, what, sub.FunctionID)
 		}
 		given := sub.ID
 		sg, err := sub.Normalize(space)

@@ -209,7 +209,7 @@ func TestApplyInvalidSaysWhereAndChangesNothing(t *testing.T) {
 	for _, tc := range []struct{ name, state, msg string }{
 		{"unknown field", strings.Replace(stateA, `"url"`, `"uri"`, 1), `functions[0] (functionId "hello"): unknown field "provider.uri"`},
 		{"bad timeout", strings.Replace(stateA, `"functionId": "hello",`, `"functionId": "hello", "timeout": "forever",`, 1), `functions[0] (functionId "hello"): timeout "forever"`},
-		{"missing function", strings.Replace(stateA, `"functionId": "lambda"}`, `"functionId": "nope"}`, 1), `subscriptions[1] (user.created  / → nope): function "nope" does not exist`},
+		{"missing function", strings.Replace(stateA, `"functionId": "lambda"}`, `"functionId": "nope"}`, 1), `subscriptions[1] (user.created / → nope): function "nope" does not exist`},
 		{"missing event type", strings.Replace(stateA, `"name": "user.created", `, `"name": "user.deleted", `, 1), `event type "user.created" is not registered`},
 		{"conflicting routes", strings.Replace(stateA, `"subscriptions": [`, `"subscriptions": [{"event": "http", "type": "sync", "method": "GET", "path": "/users/*rest", "functionId": "hello"},`, 1), "conflicts with"},
 		{"bad cors", strings.Replace(stateA, `"allowedOrigins"`, `"allowedMethods": ["FETCH"], "allowedOrigins"`, 1), `cors[0] (GET /users/:id): allowedMethods: "FETCH"`},

@@ -122,7 +122,7 @@ func TestApplyHistoryRollback(t *testing.T) {
 	bad := filepath.Join(dir, "bad.yaml")
 	os.WriteFile(bad, []byte(strings.Replace(fmt.Sprintf(spaceYAML, fn.srv.URL), "functionId: lambda\n", "functionId: nope\n", 1)), 0o600)
 	_, errOut, code = runCLI(t, env, "apply", "-f", bad)
-	if code != 1 || !strings.Contains(errOut, `subscriptions[1] (user.created  / → lambda): function "lambda" does not exist`) || !strings.Contains(errOut, "HTTP 400") {
+	if code != 1 || !strings.Contains(errOut, `subscriptions[1] (user.created / → lambda): function "lambda" does not exist`) || !strings.Contains(errOut, "HTTP 400") {
 		t.Fatalf("invalid file: code %d, %s", code, errOut)
 	}
 	os.WriteFile(bad, []byte("functions:\n  - functionId: x\n   provider: {}\n"), 0o600)
