@@ -24,15 +24,15 @@ import (
 	"github.com/event-gateway/event-gateway/api"
 	"github.com/event-gateway/event-gateway/api/metrics"
 	"github.com/event-gateway/event-gateway/functions"
-	"github.com/event-gateway/event-gateway/history"
-	"github.com/event-gateway/event-gateway/spacestate"
 	"github.com/event-gateway/event-gateway/functions/awslambda"
 	"github.com/event-gateway/event-gateway/functions/emulator"
 	httpfn "github.com/event-gateway/event-gateway/functions/http"
+	"github.com/event-gateway/event-gateway/history"
 	"github.com/event-gateway/event-gateway/libkv"
 	"github.com/event-gateway/event-gateway/plugin"
 	"github.com/event-gateway/event-gateway/router"
 	"github.com/event-gateway/event-gateway/router/jetstream"
+	"github.com/event-gateway/event-gateway/spacestate"
 	"github.com/event-gateway/event-gateway/subscriptions"
 )
 
