@@ -147,7 +147,7 @@ const DefaultMaxEntries = 1000
 
 // maxPrunePerTxn bounds the old records one change deletes, so the
 // transaction stays small; further ones go with the next changes.
-const maxPrunePerTxn = 32
+const maxPrunePerTxn = 16
 
 // Log writes and reads the history of every space.
 type Log struct {
@@ -207,20 +207,39 @@ func (l *Log) Hook(ctx context.Context, ops []libkv.Op) ([]libkv.Cond, []libkv.O
 	if len(ts) == 0 {
 		return nil, nil, nil
 	}
-	ranges := make([]libkv.Range, len(ts))
-	for i, t := range ts {
-		k := t.op.Key()
-		ranges[i] = libkv.Range{Start: k, End: k + "\x00"}
+	// One read, at one revision, of every resource as it is before the
+	// change and of each space's records, for retention.
+	reads := make([]libkv.Read, 0, len(ts)+2)
+	for _, t := range ts {
+		reads = append(reads, libkv.ReadKey(t.op.Key()))
 	}
-	befores, _, err := l.kv.FirstInRanges(ctx, ranges)
+	var spaces []string
+	seen := make(map[string]bool)
+	for _, t := range ts {
+		if !seen[t.space] {
+			seen[t.space] = true
+			spaces = append(spaces, t.space)
+			reads = append(reads, libkv.ReadCount(Prefix(t.space)), libkv.ReadOldestKeys(Prefix(t.space), maxPrunePerTxn))
+		}
+	}
+	res, _, err := l.kv.ReadTxn(ctx, reads)
 	if err != nil {
 		return nil, nil, err
+	}
+	befores := make([]libkv.KV, len(ts))
+	for i := range ts {
+		if kvs := res[i].KVs; len(kvs) > 0 {
+			befores[i] = kvs[0]
+		}
+	}
+	retention := make(map[string][2]libkv.ReadResult, len(spaces))
+	for i, space := range spaces {
+		retention[space] = [2]libkv.ReadResult{res[len(ts)+2*i], res[len(ts)+2*i+1]}
 	}
 	origin := OriginOf(ctx)
 	now := l.opts.Now().UTC()
 	var conds []libkv.Cond
 	bySpace := make(map[string]*Entry)
-	var spaces []string
 	for i, t := range ts {
 		before := befores[i]
 		key := t.op.Key()
@@ -246,22 +265,22 @@ func (l *Log) Hook(ctx context.Context, ops []libkv.Op) ([]libkv.Cond, []libkv.O
 		if e == nil {
 			e = &Entry{Time: now, Actor: origin.Actor, RequestID: origin.RequestID, Via: origin.Via, RollbackTo: origin.RollbackTo}
 			bySpace[t.space] = e
-			spaces = append(spaces, t.space)
 		}
 		e.Changes = append(e.Changes, c)
 	}
 	var more []libkv.Op
 	for _, space := range spaces {
-		val, err := json.Marshal(bySpace[space])
+		e := bySpace[space]
+		if e == nil {
+			continue // nothing changed in it
+		}
+		val, err := json.Marshal(e)
 		if err != nil {
 			return nil, nil, fmt.Errorf("encode history record: %w", err)
 		}
 		more = append(more, libkv.Put(Prefix(space)+newID(now), val))
-		prune, err := l.prune(ctx, space, now)
-		if err != nil {
-			return nil, nil, err
-		}
-		more = append(more, prune...)
+		r := retention[space]
+		more = append(more, l.prune(space, r[0].Count, r[1].KVs, now)...)
 	}
 	return conds, more, nil
 }
@@ -303,27 +322,13 @@ func idTime(id string) (time.Time, bool) {
 }
 
 // prune returns the deletions of the records of space that retention
-// drops once one more is written: the oldest beyond MaxEntries, and those
-// older than MaxAge. It reads keys only.
-func (l *Log) prune(ctx context.Context, space string, now time.Time) ([]libkv.Op, error) {
+// drops once one more is written, given the number of records n and the
+// keys of the oldest ones: the oldest beyond MaxEntries, and those older
+// than MaxAge. A change deletes at most maxPrunePerTxn; the next ones
+// delete the rest.
+func (l *Log) prune(space string, n int64, oldest []libkv.KV, now time.Time) []libkv.Op {
 	prefix := Prefix(space)
-	n, err := l.kv.Count(ctx, prefix)
-	if err != nil {
-		return nil, err
-	}
 	excess := int(n) + 1 - l.opts.MaxEntries
-	look := max(excess, 0)
-	if l.opts.MaxAge > 0 {
-		look += 4
-	}
-	look = min(look, maxPrunePerTxn)
-	if look == 0 || n == 0 {
-		return nil, nil
-	}
-	oldest, err := l.kv.ListByRevision(ctx, prefix, false, true, 0, int64(look))
-	if err != nil {
-		return nil, err
-	}
 	var ops []libkv.Op
 	for i, kv := range oldest {
 		t, ok := idTime(strings.TrimPrefix(kv.Key, prefix))
@@ -332,7 +337,7 @@ func (l *Log) prune(ctx context.Context, space string, now time.Time) ([]libkv.O
 			ops = append(ops, libkv.Del(kv.Key))
 		}
 	}
-	return ops, nil
+	return ops
 }
 
 // decode reads a record.

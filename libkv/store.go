@@ -532,3 +532,66 @@ func (s *Store) ListByRevision(ctx context.Context, prefix string, newestFirst, 
 	}
 	return out, nil
 }
+
+// Read is one read of ReadTxn.
+type Read struct {
+	key  string
+	opts []clientv3.OpOption
+}
+
+// ReadKey reads one key.
+func ReadKey(key string) Read { return Read{key: key} }
+
+// ReadCount counts the keys under prefix.
+func ReadCount(prefix string) Read {
+	return Read{prefix, []clientv3.OpOption{clientv3.WithPrefix(), clientv3.WithCountOnly()}}
+}
+
+// ReadOldestKeys reads the keys, without their values, of the limit keys
+// under prefix modified longest ago. etcd sorts the whole prefix for it:
+// use it on prefixes of bounded size.
+func ReadOldestKeys(prefix string, limit int64) Read {
+	return Read{prefix, []clientv3.OpOption{clientv3.WithPrefix(), clientv3.WithKeysOnly(), clientv3.WithLimit(limit),
+		clientv3.WithSort(clientv3.SortByModRevision, clientv3.SortAscend)}}
+}
+
+// ReadResult is what one Read found: the keys read (none for a key that
+// does not exist) and, for ReadCount, their number.
+type ReadResult struct {
+	KVs   []KV
+	Count int64
+}
+
+// ReadTxn makes several reads as of one revision, which it returns, in as
+// few round trips as etcd's limit of operations per transaction allows.
+func (s *Store) ReadTxn(ctx context.Context, reads []Read) ([]ReadResult, int64, error) {
+	out := make([]ReadResult, len(reads))
+	var rev int64
+	for lo := 0; lo < len(reads); lo += maxReadsPerTxn {
+		hi := min(lo+maxReadsPerTxn, len(reads))
+		ops := make([]clientv3.Op, 0, hi-lo)
+		for _, r := range reads[lo:hi] {
+			opts := r.opts
+			if rev != 0 {
+				opts = append(opts[:len(opts):len(opts)], clientv3.WithRev(rev))
+			}
+			ops = append(ops, clientv3.OpGet(r.key, opts...))
+		}
+		resp, err := s.kv.Txn(ctx).Then(ops...).Commit()
+		if err != nil {
+			return nil, 0, storeErr("read", err)
+		}
+		if rev == 0 {
+			rev = resp.Header.Revision
+		}
+		for i, r := range resp.Responses {
+			rr := r.GetResponseRange()
+			res := ReadResult{Count: rr.GetCount()}
+			for _, kv := range rr.GetKvs() {
+				res.KVs = append(res.KVs, KV{Key: string(kv.Key), Value: kv.Value, ModRevision: kv.ModRevision})
+			}
+			out[lo+i] = res
+		}
+	}
+	return out, rev, nil
+}
