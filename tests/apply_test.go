@@ -289,3 +289,45 @@ func TestApplyRaceBetweenGateways(t *testing.T) {
 	}
 	t.Logf("%d applies refused with 409", conflicts)
 }
+
+// TestHistoryRetentionAndPages runs a gateway that keeps three records
+// per space and reads its history by pages.
+func TestHistoryRetentionAndPages(t *testing.T) {
+	gw := startDev(t, "", "-history-max-entries", "3")
+	for i := range 5 {
+		r := call(t, "POST", gw.ConfigURL+"/v1/spaces/kept/functions", fmt.Sprintf(`{"functionId":"f%d","type":"http","provider":{"url":"http://127.0.0.1:9/"}}`, i))
+		expect(t, r, 201, "")
+	}
+	type page struct {
+		History []struct {
+			Revision int64
+			Changes  []struct{ ID string }
+		}
+		Next string
+	}
+	var all page
+	r := call(t, "GET", gw.ConfigURL+"/v1/spaces/kept/history", "")
+	expect(t, r, 200, "")
+	decode(t, r, &all)
+	var ids []string
+	for _, e := range all.History {
+		ids = append(ids, e.Changes[0].ID)
+	}
+	if strings.Join(ids, ",") != "f4,f3,f2" || all.Next != "" {
+		t.Fatalf("kept %v (next %q), want the three newest changes f4,f3,f2", ids, all.Next)
+	}
+	var p1, p2 page
+	r = call(t, "GET", gw.ConfigURL+"/v1/spaces/kept/history?limit=2", "")
+	decode(t, r, &p1)
+	if len(p1.History) != 2 || p1.Next == "" || !strings.Contains(r.header.Get("Link"), `rel="next"`) {
+		t.Fatalf("first page: %s (Link %q)", r.body, r.header.Get("Link"))
+	}
+	r = call(t, "GET", gw.ConfigURL+"/v1/spaces/kept/history?limit=2&cursor="+p1.Next, "")
+	decode(t, r, &p2)
+	if len(p2.History) != 1 || p2.History[0].Revision != all.History[2].Revision || p2.Next != "" {
+		t.Fatalf("second page: %s", r.body)
+	}
+	expect(t, call(t, "GET", gw.ConfigURL+"/v1/spaces/kept/history?cursor=bogus", ""), 400, "cursor")
+	// Before the oldest record kept there is nothing to roll back to.
+	expect(t, call(t, "POST", gw.ConfigURL+"/v1/spaces/kept/rollback", fmt.Sprintf(`{"revision":%d}`, all.History[2].Revision-1)), 400, "older than the history kept")
+}
