@@ -14,8 +14,8 @@ import (
 
 	"github.com/event-gateway/event-gateway/functions"
 	httpfn "github.com/event-gateway/event-gateway/functions/http"
-	"github.com/event-gateway/event-gateway/internal/etcdtest"
 	"github.com/event-gateway/event-gateway/history"
+	"github.com/event-gateway/event-gateway/internal/etcdtest"
 	"github.com/event-gateway/event-gateway/libkv"
 	"github.com/event-gateway/event-gateway/router"
 	"github.com/event-gateway/event-gateway/router/event"
