@@ -41,8 +41,15 @@ const Dir = "history/"
 // Prefix is the prefix of the history records of a space.
 func Prefix(space string) string { return functions.SpaceRoot(space) + Dir }
 
-// Kinds are the directories of a space whose changes are recorded.
-var Kinds = []string{"functions", "subscriptions", "eventtypes", "cors", "keys"}
+// recorded reports whether changes to the resources of a directory of a
+// space are recorded: those of every kind the Configuration API writes.
+func recorded(kind string) bool {
+	switch kind {
+	case "functions", "subscriptions", "eventtypes", "cors", "keys":
+		return true
+	}
+	return false
+}
 
 // Actions of a change.
 const (
@@ -178,15 +185,10 @@ func resourceKey(key string) (space, kind, id string, ok bool) {
 		return "", "", "", false
 	}
 	kind, id, ok = strings.Cut(rest, "/")
-	if !ok || id == "" || strings.Contains(id, "/") {
+	if !ok || id == "" || strings.Contains(id, "/") || !recorded(kind) {
 		return "", "", "", false
 	}
-	for _, k := range Kinds {
-		if k == kind {
-			return space, kind, id, true
-		}
-	}
-	return "", "", "", false
+	return space, kind, id, true
 }
 
 // Hook is the libkv.TxnHook that records a transaction's changes to

@@ -493,15 +493,6 @@ func (s *Store) ListAfter(ctx context.Context, prefix, after string, limit int, 
 	}
 }
 
-// Count returns the number of keys under prefix.
-func (s *Store) Count(ctx context.Context, prefix string) (int64, error) {
-	resp, err := s.kv.Get(ctx, prefix, clientv3.WithPrefix(), clientv3.WithCountOnly())
-	if err != nil {
-		return 0, storeErr("count "+prefix, err)
-	}
-	return resp.Count, nil
-}
-
 // ListByRevision returns up to limit keys under prefix (0: all), ordered by
 // the revision that last modified them: newest first, those modified at
 // or before bound (0: any), or oldest first, those modified at or after

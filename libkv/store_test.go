@@ -430,8 +430,10 @@ func TestTxnHookSeesEveryWrite(t *testing.T) {
 		t.Fatalf("hook saw %q, want %q", seen, want)
 	}
 	// The records of the writes made, not that of the failed delete.
-	if n, err := s.Count(c, "log/"); err != nil || n != 3 {
-		t.Fatalf("count %d %v, want 3", n, err)
+	res, _, err := s.ReadTxn(c, []libkv.Read{libkv.ReadCount("log/"), libkv.ReadOldestKeys("log/", 2), libkv.ReadKey("b"), libkv.ReadKey("a")})
+	if err != nil || res[0].Count != 3 || len(res[1].KVs) != 2 || res[1].KVs[0].Key != "log/1" || res[1].KVs[1].Key != "log/2" ||
+		string(res[2].KVs[0].Value) != "2" || len(res[3].KVs) != 0 {
+		t.Fatalf("read of the records: %+v %v", res, err)
 	}
 	newest, err := s.ListByRevision(c, "log/", true, true, 0, 1)
 	if err != nil || len(newest) != 1 || newest[0].Key != "log/3" {

@@ -55,7 +55,7 @@ const (
 	KindCORS          = "cors"
 )
 
-var kinds = []string{KindFunctions, KindSubscriptions, KindEventTypes, KindCORS}
+var kinds = [...]string{KindFunctions, KindSubscriptions, KindEventTypes, KindCORS}
 
 func kindPrefix(space, kind string) string { return functions.SpaceRoot(space) + kind + "/" }
 
