@@ -46,7 +46,7 @@ func newPrefix(t *testing.T) string {
 	return fmt.Sprintf("/spacestate-test/%s-%d/", t.Name(), prefixes.Add(1))
 }
 
-func newGateway(t *testing.T, prefix string, opts history.Options) *gateway {
+func newGateway(t testing.TB, prefix string, opts history.Options) *gateway {
 	t.Helper()
 	st, err := libkv.Open(libkv.Config{Endpoints: etcd.Endpoints(), Prefix: prefix})
 	if err != nil {
@@ -425,4 +425,45 @@ func TestHistoryRetention(t *testing.T) {
 	if err != nil || len(entries) != 1 || entries[0].Changes[0].Action != history.Delete {
 		t.Fatalf("after the age limit: %+v %v", entries, err)
 	}
+}
+
+// bigState is a space of n functions, each with an http route, and as
+// many async subscriptions to one event type; tag changes every URL.
+func bigState(n int, tag string) []byte {
+	var fns, subs []string
+	for i := range n {
+		fns = append(fns, fmt.Sprintf(`{"functionId":"f%d","provider":{"type":"http","url":"http://127.0.0.1:9/%s/%d"}}`, i, tag, i))
+		subs = append(subs, fmt.Sprintf(`{"event":"http","method":"GET","path":"/r%d/:id","functionId":"f%d"}`, i, i),
+			fmt.Sprintf(`{"event":"user.created","type":"async","path":"/","functionId":"f%d"}`, i))
+	}
+	return []byte(`{"eventTypes":[{"name":"user.created"}],"functions":[` + strings.Join(fns, ",") + `],"subscriptions":[` + strings.Join(subs, ",") + `]}`)
+}
+
+// BenchmarkApply measures an apply that changes every function of a
+// space of 200 functions and 400 subscriptions (one transaction of about
+// 200 writes), and a dry run of it.
+func BenchmarkApply(b *testing.B) {
+	gw := newGateway(b, fmt.Sprintf("/spacestate-bench/%d/", prefixes.Add(1)), history.Options{})
+	c := context.Background()
+	if _, err := gw.state.Apply(c, space, bigState(200, "a"), false); err != nil {
+		b.Fatal(err)
+	}
+	states := [][]byte{bigState(200, "b"), bigState(200, "a")}
+	b.Run("apply", func(b *testing.B) {
+		i := 0
+		for b.Loop() {
+			p, err := gw.state.Apply(c, space, states[i%2], false)
+			if err != nil || len(p.Changes) != 200 {
+				b.Fatal(err, len(p.Changes))
+			}
+			i++
+		}
+	})
+	b.Run("dry-run", func(b *testing.B) {
+		for b.Loop() {
+			if _, err := gw.state.Apply(c, space, states[0], true); err != nil {
+				b.Fatal(err)
+			}
+		}
+	})
 }
