@@ -414,34 +414,50 @@ func (l *Log) redact(e Entry) Entry {
 	return e
 }
 
-// Since returns the entries of space after revision rev, oldest first,
-// as recorded (secrets included): what a rollback to rev undoes. It
-// fails when retention may have dropped some of them: when the oldest
-// kept record is after rev and records were dropped.
-func (l *Log) Since(ctx context.Context, space string, rev int64) ([]Entry, error) {
+// sincePage is how many records Since reads at a time.
+const sincePage = 50
+
+// Since calls fn with each entry of space after revision rev and up to
+// revision upTo, oldest first, as recorded (secrets included): what a
+// rollback to rev undoes. It reads the records a page at a time, so a
+// long history of large records is never held at once. It fails when
+// retention may have dropped some of them: when the oldest record kept
+// is after rev.
+func (l *Log) Since(ctx context.Context, space string, rev, upTo int64, fn func(Entry) error) error {
 	prefix := Prefix(space)
 	oldest, err := l.kv.ListByRevision(ctx, prefix, false, true, 0, 1)
 	if err != nil {
-		return nil, err
+		return err
 	}
 	if len(oldest) == 0 || oldest[0].ModRevision > rev {
 		first := int64(0)
 		if len(oldest) > 0 {
 			first = oldest[0].ModRevision
 		}
-		return nil, errkind.New(errkind.Invalid, "revision %d is older than the history kept for space %q (its oldest change is at revision %d): roll back to a revision it lists", rev, space, first)
+		return errkind.New(errkind.Invalid, "revision %d is older than the history kept for space %q (its oldest change is at revision %d): roll back to a revision it lists", rev, space, first)
 	}
-	kvs, err := l.kv.ListByRevision(ctx, prefix, false, false, rev+1, 0)
-	if err != nil {
-		return nil, err
-	}
-	out := make([]Entry, 0, len(kvs))
-	for _, kv := range kvs {
-		e, err := decode(prefix, kv)
+	from := rev + 1
+	for from <= upTo {
+		kvs, err := l.kv.ListByRevision(ctx, prefix, false, false, from, sincePage)
 		if err != nil {
-			return nil, err
+			return err
 		}
-		out = append(out, e)
+		for _, kv := range kvs {
+			if kv.ModRevision > upTo {
+				return nil
+			}
+			e, err := decode(prefix, kv)
+			if err != nil {
+				return err
+			}
+			if err := fn(e); err != nil {
+				return err
+			}
+		}
+		if len(kvs) < sincePage {
+			return nil
+		}
+		from = kvs[len(kvs)-1].ModRevision + 1
 	}
-	return out, nil
+	return nil
 }

@@ -587,12 +587,10 @@ func (s *Service) Rollback(ctx context.Context, space string, rev int64, dryRun 
 	if rev > cur.rev {
 		return Plan{}, errkind.New(errkind.Invalid, "revision %d is in the future: the store is at revision %d", rev, cur.rev)
 	}
-	entries, err := s.history.Since(ctx, space, rev)
-	if err != nil {
-		return Plan{}, err
-	}
 	// The value of each resource at rev: the "before" of its first
-	// change after rev, or the current value if none changed it.
+	// change after rev, or the current value if none changed it. Changes
+	// after the read at cur.rev are left out: the commit's guard refuses
+	// the rollback if there are any.
 	then := make(map[string]map[string][]byte, len(kinds))
 	undone := make(map[string]map[string]bool, len(kinds))
 	for _, kind := range kinds {
@@ -602,10 +600,7 @@ func (s *Service) Rollback(ctx context.Context, space string, rev int64, dryRun 
 			then[kind][id] = kv.Value
 		}
 	}
-	for _, e := range entries {
-		if e.Revision > cur.rev {
-			break // after the read: the commit's guard refuses it anyway
-		}
+	err = s.history.Since(ctx, space, rev, cur.rev, func(e history.Entry) error {
 		for _, c := range e.Changes {
 			if then[c.Kind] == nil || undone[c.Kind][c.ID] {
 				continue // access keys are not rolled back
@@ -617,6 +612,10 @@ func (s *Service) Rollback(ctx context.Context, space string, rev int64, dryRun 
 				then[c.Kind][c.ID] = c.Before
 			}
 		}
+		return nil
+	})
+	if err != nil {
+		return Plan{}, err
 	}
 	for _, kind := range kinds {
 		for id, kv := range cur.kvs[kind] {

@@ -467,3 +467,35 @@ func BenchmarkApply(b *testing.B) {
 		}
 	})
 }
+
+// TestRollbackOverManyRecords rolls back over more records than the
+// history reads at a time.
+func TestRollbackOverManyRecords(t *testing.T) {
+	gw := newGateway(t, newPrefix(t), history.Options{})
+	c := ctx(t)
+	var first int64
+	for i := range 120 {
+		if _, err := gw.fns.Create(c, functions.Function{ID: fmt.Sprintf("f%03d", i), Provider: functions.Provider{Type: "http", Config: json.RawMessage(`{"url":"http://127.0.0.1:9/"}`)}}); err != nil {
+			t.Fatal(err)
+		}
+		if i == 0 {
+			first, _ = gw.plain.Revision(c)
+		}
+	}
+	// f000 deleted late: the rollback must find its value before that.
+	if err := gw.fns.Delete(c, "f000"); err != nil {
+		t.Fatal(err)
+	}
+	plan, err := gw.state.Rollback(c, space, first, false)
+	if err != nil {
+		t.Fatal(err)
+	}
+	got := actions(plan)
+	if len(got) != 120 || got[0] != "create functions/f000" || got[1] != "delete functions/f001" || got[119] != "delete functions/f119" {
+		t.Fatalf("rollback plan: %d changes, %q … %q", len(got), got[:2], got[len(got)-1])
+	}
+	fns, err := gw.fns.List(c)
+	if err != nil || len(fns) != 1 || fns[0].ID != "f000" {
+		t.Fatalf("after the rollback: %+v %v", fns, err)
+	}
+}
