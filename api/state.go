@@ -86,8 +86,12 @@ func (c *Config) spaceExport(w http.ResponseWriter, r *http.Request, ps httprout
 	return nil
 }
 
-// spaceHistory lists the recorded changes of the space, newest first:
-// whole, or by pages with ?limit= and ?cursor= as every list.
+// defaultHistoryPage is the page of history entries a request without
+// ?limit= gets.
+const defaultHistoryPage = 100
+
+// spaceHistory lists the recorded changes of the space, newest first, by
+// pages (?limit=, default defaultHistoryPage, and ?cursor=) as every list.
 func (c *Config) spaceHistory(w http.ResponseWriter, r *http.Request, ps httprouter.Params) error {
 	sp, err := space(ps)
 	if err != nil {
@@ -107,6 +111,11 @@ func (c *Config) spaceHistory(w http.ResponseWriter, r *http.Request, ps httprou
 		if before, err = strconv.ParseInt(page.After, 10, 64); err != nil || before <= 0 {
 			return errkind.New(errkind.Invalid, "cursor is not one this API returned")
 		}
+	}
+	if page.Limit == 0 {
+		// Records can be large (an apply holds a whole space before and
+		// after): unlike other lists, the history is always paged.
+		page.Limit = defaultHistoryPage
 	}
 	entries, next, err := c.state.History(r.Context(), sp, before, page.Limit)
 	if err != nil {
