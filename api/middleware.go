@@ -15,7 +15,9 @@ import (
 	"github.com/google/uuid"
 
 	"github.com/event-gateway/event-gateway/functions"
+	"github.com/event-gateway/event-gateway/history"
 	"github.com/event-gateway/event-gateway/internal/httpx"
+	"github.com/event-gateway/event-gateway/router"
 	"github.com/event-gateway/event-gateway/subscriptions/keys"
 )
 
@@ -23,6 +25,15 @@ import (
 type SpaceKeys interface {
 	RequiresKey(kind string) bool
 	ValidKey(kind, secret string) bool
+}
+
+// TokenActorName is the name the configuration history gives the
+// gateway's token (-config-token), which has none of its own.
+const TokenActorName = "config-token"
+
+// keyNamer is what a SpaceKeys may also tell: which key a secret is.
+type keyNamer interface {
+	Key(kind, secret string) (router.KeyInfo, bool)
 }
 
 // RequireToken lets a request through to next only when it carries
@@ -41,10 +52,18 @@ func RequireToken(token string, spaceKeys func(space string) SpaceKeys, next htt
 			next.ServeHTTP(w, r)
 			return
 		}
+		// The configuration history records who made each change: the
+		// credential's name, never its value.
+		as := func(a history.Actor) *http.Request {
+			if r.Method == http.MethodGet || r.Method == http.MethodHead {
+				return r
+			}
+			return r.WithContext(history.WithOrigin(r.Context(), history.Origin{Actor: a, RequestID: RequestID(r.Context())}))
+		}
 		cred := bearer(r)
 		got := sha256.Sum256([]byte(cred))
 		if token != "" && cred != "" && subtle.ConstantTimeCompare(got[:], want[:]) == 1 {
-			next.ServeHTTP(w, r)
+			next.ServeHTTP(w, as(history.Actor{Kind: "token", Name: TokenActorName}))
 			return
 		}
 		var sk SpaceKeys
@@ -53,12 +72,18 @@ func RequireToken(token string, spaceKeys func(space string) SpaceKeys, next htt
 				sk = spaceKeys(sp)
 			}
 		}
-		switch {
-		case sk != nil && sk.ValidKey(keys.Config, cred):
-			next.ServeHTTP(w, r)
+		if sk != nil && sk.ValidKey(keys.Config, cred) {
+			a := history.Actor{Kind: "key"}
+			if kn, ok := sk.(keyNamer); ok {
+				if k, ok := kn.Key(keys.Config, cred); ok {
+					a.KeyID, a.Name = k.ID, k.Name
+				}
+			}
+			next.ServeHTTP(w, as(a))
 			return
-		case token == "" && (sk == nil || !sk.RequiresKey(keys.Config)):
-			next.ServeHTTP(w, r)
+		}
+		if token == "" && (sk == nil || !sk.RequiresKey(keys.Config)) {
+			next.ServeHTTP(w, as(history.Actor{Kind: "none"}))
 			return
 		}
 		w.Header().Set("WWW-Authenticate", `Bearer realm="event-gateway"`)

@@ -43,6 +43,10 @@ type EmbedTLS struct {
 	ClientCertAuth            bool
 }
 
+// EmbeddedMaxTxnOps is the most operations one transaction may have in an
+// embedded etcd.
+const EmbeddedMaxTxnOps = 8192
+
 // Embedded is a single-member etcd cluster running in this process.
 type Embedded struct {
 	etcd  *embed.Etcd
@@ -100,6 +104,12 @@ func StartEmbedded(ctx context.Context, cfg EmbedConfig) (*Embedded, error) {
 	// Keep the history small; the gateway only ever needs recent revisions.
 	ec.AutoCompactionMode = embed.CompactorModeRevision
 	ec.AutoCompactionRetention = "10000"
+	// A declarative apply or a rollback changes a whole space in one
+	// transaction: each resource is a few operations (its key and its
+	// index keys). etcd's default of 128 operations would cap a space at
+	// a few dozen resources; an external etcd needs --max-txn-ops raised
+	// the same way (docs/operations.md).
+	ec.MaxTxnOps = EmbeddedMaxTxnOps
 	ec.ZapLoggerBuilder = embed.NewZapLoggerBuilder(newSlogZap(log, zapcore.ErrorLevel, muted))
 
 	e, err := embed.StartEtcd(ec)

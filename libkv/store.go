@@ -66,6 +66,24 @@ type Store struct {
 	cli *clientv3.Client
 	kv  clientv3.KV
 	w   clientv3.Watcher
+	// hook, when set, adds to every transaction this Store sends
+	// (WithTxnHook).
+	hook TxnHook
+}
+
+// TxnHook extends a transaction before it is sent: given its writes, it
+// returns more conditions and writes, committed with them or not at all.
+// The configuration history uses it to record every change in the
+// transaction that makes it.
+type TxnHook func(ctx context.Context, ops []Op) ([]Cond, []Op, error)
+
+// WithTxnHook returns a view of the store, on the same connection, whose
+// writes (Put, Delete, Create, CompareAndSwap, Txn) all go through one
+// transaction extended by hook. Close the original Store, not the view.
+func (s *Store) WithTxnHook(hook TxnHook) *Store {
+	v := *s
+	v.hook = hook
+	return &v
 }
 
 // Open creates a Store. It does not wait for etcd to be reachable: calls made
@@ -233,6 +251,10 @@ func PrefixEnd(prefix string) string { return clientv3.GetPrefixRangeEnd(prefix)
 
 // Put writes key unconditionally and returns the new store revision.
 func (s *Store) Put(ctx context.Context, key string, value []byte) (int64, error) {
+	if s.hook != nil {
+		_, rev, err := s.Txn(ctx, nil, []Op{Put(key, value)})
+		return rev, err
+	}
 	resp, err := s.kv.Put(ctx, key, string(value))
 	if err != nil {
 		return 0, storeErr("put "+key, err)
@@ -242,6 +264,13 @@ func (s *Store) Put(ctx context.Context, key string, value []byte) (int64, error
 
 // Delete removes key. It returns ErrNotFound when there was no such key.
 func (s *Store) Delete(ctx context.Context, key string) error {
+	if s.hook != nil {
+		ok, _, err := s.Txn(ctx, []Cond{Exists(key)}, []Op{Del(key)})
+		if err == nil && !ok {
+			err = fmt.Errorf("delete %s: %w", key, ErrNotFound)
+		}
+		return err
+	}
 	resp, err := s.kv.Delete(ctx, key)
 	if err != nil {
 		return storeErr("delete "+key, err)
@@ -269,6 +298,14 @@ func (s *Store) CompareAndSwap(ctx context.Context, key string, value []byte, mo
 // transaction. It reports whether the conditions held (and so the ops were
 // applied) and the store revision after the transaction.
 func (s *Store) Txn(ctx context.Context, conds []Cond, ops []Op) (bool, int64, error) {
+	if s.hook != nil && len(ops) > 0 {
+		moreConds, moreOps, err := s.hook(ctx, ops)
+		if err != nil {
+			return false, 0, err
+		}
+		conds = append(conds[:len(conds):len(conds)], moreConds...)
+		ops = append(ops[:len(ops):len(ops)], moreOps...)
+	}
 	cmps := make([]clientv3.Cmp, len(conds))
 	for i, c := range conds {
 		cmps[i] = c.cmp
@@ -325,6 +362,15 @@ func Put(key string, value []byte) Op { return Op{clientv3.OpPut(key, string(val
 // Del deletes key.
 func Del(key string) Op { return Op{clientv3.OpDelete(key)} }
 
+// Key returns the key an operation writes.
+func (o Op) Key() string { return string(o.op.KeyBytes()) }
+
+// Value returns the value a Put writes (nil for a Del).
+func (o Op) Value() []byte { return o.op.ValueBytes() }
+
+// IsDelete reports whether the operation is a Del.
+func (o Op) IsDelete() bool { return o.op.IsDelete() }
+
 // storeErr turns an etcd client error into one of the store's errors.
 func storeErr(op string, err error) error {
 	if err == nil {
@@ -334,6 +380,12 @@ func storeErr(op string, err error) error {
 		errors.Is(err, rpctypes.ErrNoLeader) || errors.Is(err, rpctypes.ErrTimeout) ||
 		errors.Is(err, rpctypes.ErrTimeoutDueToLeaderFail) || errors.Is(err, rpctypes.ErrTimeoutDueToConnectionLost) {
 		return fmt.Errorf("%s: %w: %w", op, ErrUnavailable, err)
+	}
+	if errors.Is(err, rpctypes.ErrTooManyOps) || errors.Is(err, rpctypes.ErrRequestTooLarge) {
+		// etcd's --max-txn-ops or --max-request-bytes: the change is too
+		// big for one transaction, however often it is retried.
+		return fmt.Errorf("%s: %w", op, errkind.Wrap(errkind.TooLarge, err,
+			"the change is too large for one etcd transaction (%s): split it, or raise etcd's --max-txn-ops / --max-request-bytes", rpctypes.ErrorDesc(err)))
 	}
 	switch status.Code(err) {
 	case codes.Unavailable, codes.DeadlineExceeded, codes.Canceled:
@@ -439,4 +491,98 @@ func (s *Store) ListAfter(ctx context.Context, prefix, after string, limit int, 
 		}
 		key = string(resp.Kvs[len(resp.Kvs)-1].Key) + "\x00"
 	}
+}
+
+// ListByRevision returns up to limit keys under prefix (0: all), ordered by
+// the revision that last modified them: newest first, those modified at
+// or before bound (0: any), or oldest first, those modified at or after
+// bound (0: any). keysOnly leaves the values out. etcd sorts the whole
+// prefix for it: use it on prefixes of bounded size.
+func (s *Store) ListByRevision(ctx context.Context, prefix string, newestFirst, keysOnly bool, bound, limit int64) ([]KV, error) {
+	order := clientv3.SortAscend
+	opts := []clientv3.OpOption{clientv3.WithPrefix(), clientv3.WithLimit(limit)}
+	if keysOnly {
+		opts = append(opts, clientv3.WithKeysOnly())
+	}
+	if newestFirst {
+		order = clientv3.SortDescend
+		if bound > 0 {
+			opts = append(opts, clientv3.WithMaxModRev(bound))
+		}
+	} else if bound > 0 {
+		opts = append(opts, clientv3.WithMinModRev(bound))
+	}
+	opts = append(opts, clientv3.WithSort(clientv3.SortByModRevision, order))
+	resp, err := s.kv.Get(ctx, prefix, opts...)
+	if err != nil {
+		return nil, storeErr("list "+prefix, err)
+	}
+	out := make([]KV, len(resp.Kvs))
+	for i, kv := range resp.Kvs {
+		out[i] = KV{Key: string(kv.Key), Value: kv.Value, ModRevision: kv.ModRevision}
+	}
+	return out, nil
+}
+
+// Read is one read of ReadTxn.
+type Read struct {
+	key  string
+	opts []clientv3.OpOption
+}
+
+// ReadKey reads one key.
+func ReadKey(key string) Read { return Read{key: key} }
+
+// ReadCount counts the keys under prefix.
+func ReadCount(prefix string) Read {
+	return Read{prefix, []clientv3.OpOption{clientv3.WithPrefix(), clientv3.WithCountOnly()}}
+}
+
+// ReadOldestKeys reads the keys, without their values, of the limit keys
+// under prefix modified longest ago. etcd sorts the whole prefix for it:
+// use it on prefixes of bounded size.
+func ReadOldestKeys(prefix string, limit int64) Read {
+	return Read{prefix, []clientv3.OpOption{clientv3.WithPrefix(), clientv3.WithKeysOnly(), clientv3.WithLimit(limit),
+		clientv3.WithSort(clientv3.SortByModRevision, clientv3.SortAscend)}}
+}
+
+// ReadResult is what one Read found: the keys read (none for a key that
+// does not exist) and, for ReadCount, their number.
+type ReadResult struct {
+	KVs   []KV
+	Count int64
+}
+
+// ReadTxn makes several reads as of one revision, which it returns, in as
+// few round trips as etcd's limit of operations per transaction allows.
+func (s *Store) ReadTxn(ctx context.Context, reads []Read) ([]ReadResult, int64, error) {
+	out := make([]ReadResult, len(reads))
+	var rev int64
+	for lo := 0; lo < len(reads); lo += maxReadsPerTxn {
+		hi := min(lo+maxReadsPerTxn, len(reads))
+		ops := make([]clientv3.Op, 0, hi-lo)
+		for _, r := range reads[lo:hi] {
+			opts := r.opts
+			if rev != 0 {
+				opts = append(opts[:len(opts):len(opts)], clientv3.WithRev(rev))
+			}
+			ops = append(ops, clientv3.OpGet(r.key, opts...))
+		}
+		resp, err := s.kv.Txn(ctx).Then(ops...).Commit()
+		if err != nil {
+			return nil, 0, storeErr("read", err)
+		}
+		if rev == 0 {
+			rev = resp.Header.Revision
+		}
+		for i, r := range resp.Responses {
+			rr := r.GetResponseRange()
+			res := ReadResult{Count: rr.GetCount()}
+			for _, kv := range rr.GetKvs() {
+				res.KVs = append(res.KVs, KV{Key: string(kv.Key), Value: kv.Value, ModRevision: kv.ModRevision})
+			}
+			out[lo+i] = res
+		}
+	}
+	return out, rev, nil
 }

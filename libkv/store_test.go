@@ -6,6 +6,7 @@ import (
 	"errors"
 	"fmt"
 	"path/filepath"
+	"strings"
 	"testing"
 	"time"
 
@@ -394,5 +395,63 @@ func TestListAfterAndFirstInRanges(t *testing.T) {
 	s.Put(c, "p/k04x", nil)
 	if ok, _, _ := s.Txn(c, []libkv.Cond{cond}, nil); ok {
 		t.Fatal("a put inside the range did not fail the condition")
+	}
+}
+
+func TestTxnHookSeesEveryWrite(t *testing.T) {
+	s := etcd.Store(t)
+	c := ctx(t)
+	var seen []string
+	h := s.WithTxnHook(func(_ context.Context, ops []libkv.Op) ([]libkv.Cond, []libkv.Op, error) {
+		for _, op := range ops {
+			if op.IsDelete() {
+				seen = append(seen, "del "+op.Key())
+			} else {
+				seen = append(seen, "put "+op.Key()+"="+string(op.Value()))
+			}
+		}
+		// Each write also writes a record of itself.
+		return nil, []libkv.Op{libkv.Put(fmt.Sprintf("log/%d", len(seen)), nil)}, nil
+	})
+	if _, err := h.Put(c, "a", []byte("1")); err != nil {
+		t.Fatal(err)
+	}
+	if ok, err := h.Create(c, "b", []byte("2")); err != nil || !ok {
+		t.Fatal(ok, err)
+	}
+	if err := h.Delete(c, "a"); err != nil {
+		t.Fatal(err)
+	}
+	if err := h.Delete(c, "a"); !errors.Is(err, libkv.ErrNotFound) {
+		t.Fatalf("delete of a missing key through the hook: %v", err)
+	}
+	want := []string{"put a=1", "put b=2", "del a", "del a"}
+	if strings.Join(seen, ",") != strings.Join(want, ",") {
+		t.Fatalf("hook saw %q, want %q", seen, want)
+	}
+	// The records of the writes made, not that of the failed delete.
+	res, _, err := s.ReadTxn(c, []libkv.Read{libkv.ReadCount("log/"), libkv.ReadOldestKeys("log/", 2), libkv.ReadKey("b"), libkv.ReadKey("a")})
+	if err != nil || res[0].Count != 3 || len(res[1].KVs) != 2 || res[1].KVs[0].Key != "log/1" || res[1].KVs[1].Key != "log/2" ||
+		string(res[2].KVs[0].Value) != "2" || len(res[3].KVs) != 0 {
+		t.Fatalf("read of the records: %+v %v", res, err)
+	}
+	newest, err := s.ListByRevision(c, "log/", true, true, 0, 1)
+	if err != nil || len(newest) != 1 || newest[0].Key != "log/3" {
+		t.Fatalf("newest record %v %v", newest, err)
+	}
+}
+
+func TestTooLargeTxnIsTooLarge(t *testing.T) {
+	s := etcd.Store(t)
+	ops := make([]libkv.Op, libkv.EmbeddedMaxTxnOps+1)
+	for i := range ops {
+		ops[i] = libkv.Put(fmt.Sprintf("k%d", i), nil)
+	}
+	_, _, err := s.Txn(ctx(t), nil, ops)
+	if errkind.Of(err) != errkind.TooLarge || !strings.Contains(errkind.Message(err), "--max-txn-ops") {
+		t.Fatalf("a transaction over the limit: %v (kind %v), want TooLarge naming --max-txn-ops", err, errkind.Of(err))
+	}
+	if _, _, err := s.Txn(ctx(t), nil, ops[:libkv.EmbeddedMaxTxnOps]); err != nil {
+		t.Fatalf("a transaction at the limit: %v", err)
 	}
 }

@@ -198,7 +198,7 @@ func putKey(r *Router, c *cache, space, id string, val []byte) bool {
 		r.log.Error("skipping key with an invalid digest", "space", space, "keyId", id)
 		return false
 	}
-	c.space(space, true).keys[id] = keyEntry{kind: k.Kind, digest: d}
+	c.space(space, true).keys[id] = keyEntry{kind: k.Kind, digest: d, id: id, name: k.Name}
 	return true
 }
 

@@ -14,6 +14,7 @@ import (
 
 	"github.com/event-gateway/event-gateway/functions"
 	httpfn "github.com/event-gateway/event-gateway/functions/http"
+	"github.com/event-gateway/event-gateway/history"
 	"github.com/event-gateway/event-gateway/internal/etcdtest"
 	"github.com/event-gateway/event-gateway/libkv"
 	"github.com/event-gateway/event-gateway/router"
@@ -656,5 +657,30 @@ func TestResyncJumpsOverIndexKeys(t *testing.T) {
 		if _, ok := r.Snapshot().Space(space).MatchEvent("e", "POST", "/p7", nil); !ok {
 			t.Fatalf("space %s: synchronous route missing after the read", space)
 		}
+	}
+}
+
+// TestHistoryRecordsAreNotRouting: the configuration history keeps its
+// records under spaces/<space>/history/, beside the resources; the router
+// reads only the directories of the kinds it routes by, so a record (here
+// shaped like a function, to be tempting) is neither loaded nor watched
+// into a snapshot.
+func TestHistoryRecordsAreNotRouting(t *testing.T) {
+	e := newEnv(t, nil)
+	record := []byte(`{"functionId":"ghost","provider":{"type":"http","url":"http://127.0.0.1:9/"}}`)
+	if _, err := e.store.Put(e.ctx, history.Prefix("quiet")+"0001", record); err != nil {
+		t.Fatal(err)
+	}
+	e.fn(t, "real", "http://127.0.0.1:9/real")
+	e.until(t, "function real", func(s *router.Space) bool { return s.Function("real") != nil })
+	// Written while the router watches, in the default space too.
+	if _, err := e.store.Put(e.ctx, history.Prefix(functions.DefaultSpace)+"0002", record); err != nil {
+		t.Fatal(err)
+	}
+	e.fn(t, "later", "http://127.0.0.1:9/later")
+	e.until(t, "function later", func(s *router.Space) bool { return s.Function("later") != nil })
+	snap := e.r.Snapshot()
+	if snap.Space("quiet") != nil || snap.Space(functions.DefaultSpace).Function("ghost") != nil || snap.Space(functions.DefaultSpace).Function("0002") != nil {
+		t.Fatal("a history record was read as routing data")
 	}
 }

@@ -95,7 +95,7 @@ type Space struct {
 	// configurations.
 	cors [numMethods]*pathtree.Tree[*cors.Cors]
 	// keys holds the digests of the space's access keys by kind.
-	keys map[string]map[[sha256.Size]byte]struct{}
+	keys map[string]map[[sha256.Size]byte]KeyInfo
 	// invoke maps path → function id → the function's invoke
 	// subscription there.
 	invoke map[string]map[string]*HTTPRoute
@@ -246,11 +246,22 @@ func (s *Space) RequiresKey(kind string) bool {
 
 // ValidKey reports whether secret is a key of the given kind of the space.
 func (s *Space) ValidKey(kind, secret string) bool {
-	if s == nil || secret == "" {
-		return false
-	}
-	_, ok := s.keys[kind][keys.Digest(secret)]
+	_, ok := s.Key(kind, secret)
 	return ok
+}
+
+// KeyInfo names an access key: what the configuration history records of
+// who made a change, never the secret.
+type KeyInfo struct{ ID, Name string }
+
+// Key returns the id and name of the key of the given kind of the space
+// whose secret is secret, if there is one.
+func (s *Space) Key(kind, secret string) (KeyInfo, bool) {
+	if s == nil || secret == "" {
+		return KeyInfo{}, false
+	}
+	k, ok := s.keys[kind][keys.Digest(secret)]
+	return k, ok
 }
 
 // CORS returns the policy of the space's CORS configuration for a method
@@ -379,12 +390,12 @@ func buildSpace(name string, c *spaceCache, log *slog.Logger) *Space {
 	}
 	for _, k := range c.keys {
 		if s.keys == nil {
-			s.keys = make(map[string]map[[sha256.Size]byte]struct{}, 2)
+			s.keys = make(map[string]map[[sha256.Size]byte]KeyInfo, 2)
 		}
 		if s.keys[k.kind] == nil {
-			s.keys[k.kind] = make(map[[sha256.Size]byte]struct{})
+			s.keys[k.kind] = make(map[[sha256.Size]byte]KeyInfo)
 		}
-		s.keys[k.kind][k.digest] = struct{}{}
+		s.keys[k.kind][k.digest] = KeyInfo{ID: k.id, Name: k.name}
 	}
 	for name, et := range c.types {
 		s.types[name] = &EventType{Name: name, AuthorizerID: et.AuthorizerID, Authorizer: fns[et.AuthorizerID]}

@@ -87,10 +87,12 @@ type spaceCache struct {
 	keys  map[string]keyEntry
 }
 
-// keyEntry is an access key of a space: its kind and digest.
+// keyEntry is an access key of a space: its kind and digest, and its id
+// and name, which the configuration history records as who made a change.
 type keyEntry struct {
-	kind   string
-	digest [sha256.Size]byte
+	kind     string
+	digest   [sha256.Size]byte
+	id, name string
 }
 
 func newCache() *cache {

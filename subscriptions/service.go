@@ -60,7 +60,7 @@ func (s *Space) Create(ctx context.Context, sub Subscription) (Subscription, err
 	}
 	key := Key(s.space, sub.ID)
 	fnKey := functions.FunctionKey(s.space, sub.FunctionID)
-	ops := []libkv.Op{libkv.Put(key, val), libkv.Put(functions.UseKey(s.space, sub.FunctionID, sub.ID), nil)}
+	ops := PutOps(s.space, &sub, segs, val)
 	baseConds := []libkv.Cond{libkv.Exists(fnKey), libkv.Absent(key)}
 	var typeKey string
 	if sub.NeedsEventType() {
@@ -68,18 +68,14 @@ func (s *Space) Create(ctx context.Context, sub Subscription) (Subscription, err
 		// the subscription uses it.
 		typeKey = eventtypes.Key(s.space, sub.Event)
 		baseConds = append(baseConds, libkv.Exists(typeKey))
-		ops = append(ops, libkv.Put(eventtypes.UseKey(s.space, sub.Event, sub.ID), nil))
 	}
 	routes := routesPrefix(s.space, &sub)
-	var shapes string
 	var read, guard []libkv.Range
 	if routes != "" {
 		if err := s.svc.EnsureIndexed(ctx); err != nil {
 			return Subscription{}, err
 		}
-		shapes = shapesPrefix(s.space, routes)
-		read, guard = conflictRanges(shapes, segs)
-		ops = append(ops, libkv.Put(routes+sub.ID, []byte(sub.Path)), libkv.Put(shapeKey(shapes, segs, sub.ID), []byte(sub.Path)))
+		read, guard = conflictRanges(shapesPrefix(s.space, routes), segs)
 	}
 
 	backoff := time.Millisecond
@@ -264,17 +260,7 @@ func (s *Space) Delete(ctx context.Context, id string) error {
 			return err
 		}
 		key := Key(s.space, id)
-		ops := []libkv.Op{libkv.Del(key), libkv.Del(functions.UseKey(s.space, sub.FunctionID, id))}
-		if routes := routesPrefix(s.space, &sub); routes != "" {
-			ops = append(ops, libkv.Del(routes+id))
-			if _, segs, err := ParsePath(sub.Path); err == nil {
-				ops = append(ops, libkv.Del(shapeKey(shapesPrefix(s.space, routes), segs, id)))
-			}
-		}
-		if sub.NeedsEventType() {
-			ops = append(ops, libkv.Del(eventtypes.UseKey(s.space, sub.Event, id)))
-		}
-		ok, _, err := s.svc.kv.Txn(ctx, []libkv.Cond{libkv.ModRevisionIs(key, rev)}, ops)
+		ok, _, err := s.svc.kv.Txn(ctx, []libkv.Cond{libkv.ModRevisionIs(key, rev)}, DeleteOps(s.space, &sub))
 		if err != nil || ok {
 			return err
 		}
@@ -301,4 +287,65 @@ func (s *Space) ListPage(ctx context.Context, page functions.Page, filter map[st
 		return out, "", err
 	}
 	return out, out[len(out)-1].ID, nil
+}
+
+// PutOps returns the writes that store sub, normalized (segs are its
+// path's segments, val its encoding), with its index keys: the function
+// use, the event type use, the route and its shape. Create commits them
+// guarded by its checks; a declarative apply composes them with other
+// changes into one transaction, having checked the whole space.
+func PutOps(space string, sub *Subscription, segs []Segment, val []byte) []libkv.Op {
+	ops := []libkv.Op{libkv.Put(Key(space, sub.ID), val), libkv.Put(functions.UseKey(space, sub.FunctionID, sub.ID), nil)}
+	if sub.NeedsEventType() {
+		ops = append(ops, libkv.Put(eventtypes.UseKey(space, sub.Event, sub.ID), nil))
+	}
+	if routes := routesPrefix(space, sub); routes != "" {
+		ops = append(ops, libkv.Put(routes+sub.ID, []byte(sub.Path)), libkv.Put(shapeKey(shapesPrefix(space, routes), segs, sub.ID), []byte(sub.Path)))
+	}
+	return ops
+}
+
+// DeleteOps returns the writes that delete the stored subscription sub
+// and its index keys.
+func DeleteOps(space string, sub *Subscription) []libkv.Op {
+	ops := []libkv.Op{libkv.Del(Key(space, sub.ID)), libkv.Del(functions.UseKey(space, sub.FunctionID, sub.ID))}
+	if routes := routesPrefix(space, sub); routes != "" {
+		ops = append(ops, libkv.Del(routes+sub.ID))
+		if _, segs, err := ParsePath(sub.Path); err == nil {
+			ops = append(ops, libkv.Del(shapeKey(shapesPrefix(space, routes), segs, sub.ID)))
+		}
+	}
+	if sub.NeedsEventType() {
+		ops = append(ops, libkv.Del(eventtypes.UseKey(space, sub.Event, sub.ID)))
+	}
+	return ops
+}
+
+// CheckRoutes checks a whole set of normalized subscriptions of a space
+// (segs[i] the segments of subs[i]'s path) against each other by the
+// rules Create checks a new one against the stored ones: one subscription
+// per id, and no two routes of one route index that conflict. It is what
+// a declarative apply checks the space it would write with.
+func CheckRoutes(space string, subs []Subscription, segs [][]Segment) error {
+	seen := make(map[string]int, len(subs))
+	byRoutes := make(map[string][]int)
+	for i := range subs {
+		if _, dup := seen[subs[i].ID]; dup {
+			return duplicate(subs[i])
+		}
+		seen[subs[i].ID] = i
+		if routes := routesPrefix(space, &subs[i]); routes != "" {
+			byRoutes[routes] = append(byRoutes[routes], i)
+		}
+	}
+	for _, idx := range byRoutes {
+		for n, i := range idx {
+			for _, j := range idx[:n] {
+				if Conflict(segs[i], segs[j]) {
+					return errkind.New(errkind.Conflict, "path %s conflicts with %s of subscription %s on %s", subs[i].Path, subs[j].Path, subs[j].ID, subs[i].Method)
+				}
+			}
+		}
+	}
+	return nil
 }

@@ -11,6 +11,7 @@ import (
 	"time"
 
 	"github.com/event-gateway/event-gateway/api"
+	"github.com/event-gateway/event-gateway/history"
 	"github.com/event-gateway/event-gateway/internal/tracing"
 	"github.com/event-gateway/event-gateway/plugin"
 	"github.com/event-gateway/event-gateway/router"
@@ -57,6 +58,8 @@ type options struct {
 	deliveryMaxBackoff     time.Duration
 	deliveryAckWait        time.Duration
 	deadLetterMaxAge       time.Duration
+	historyMaxEntries      int
+	historyMaxAge          time.Duration
 
 	natsURL                   string
 	natsCreds                 string
@@ -133,6 +136,8 @@ func parseFlags(args []string, stderr io.Writer, getenv func(string) string) (*o
 	fs.DurationVar(&o.deliveryInitialBackoff, "delivery-initial-backoff", jetstream.DefaultInitialBackoff, "pause before the first retry of a failed delivery; it doubles for each further one")
 	fs.DurationVar(&o.deliveryMaxBackoff, "delivery-max-backoff", jetstream.DefaultMaxBackoff, "longest pause between two tries of a delivery")
 	fs.DurationVar(&o.deliveryAckWait, "delivery-ack-wait", jetstream.DefaultAckWait, "how long a delivery taken by an instance that then died waits before another try")
+	fs.IntVar(&o.historyMaxEntries, "history-max-entries", history.DefaultMaxEntries, "configuration changes kept in the history of each space")
+	fs.DurationVar(&o.historyMaxAge, "history-max-age", 0, "drop configuration history records older than this (0: keep them until -history-max-entries pushes them out)")
 	fs.DurationVar(&o.deadLetterMaxAge, "dead-letter-max-age", jetstream.DefaultDeadLetterMaxAge, "how long dead letters are kept")
 	fs.StringVar(&o.natsURL, "nats-url", "", "NATS server(s) with JetStream that store deliveries (comma-separated); empty: an embedded server")
 	fs.StringVar(&o.natsCreds, "nats-creds", "", "NATS credentials file (-nats-url)")
@@ -248,6 +253,9 @@ func parseFlags(args []string, stderr io.Writer, getenv func(string) string) (*o
 	}
 	if o.pluginTimeout <= 0 || o.pluginBuffer <= 0 {
 		return nil, errors.New("-plugin-timeout and -plugin-buffer must be positive")
+	}
+	if o.historyMaxEntries < 1 || o.historyMaxAge < 0 {
+		return nil, errors.New("-history-max-entries must be at least 1 and -history-max-age not negative")
 	}
 	if o.dbTimeout <= 0 {
 		return nil, errors.New("-db-timeout must be positive")

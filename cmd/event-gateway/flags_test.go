@@ -56,6 +56,8 @@ func TestParseFlags(t *testing.T) {
 		{"extra"},
 		{"-db-username", "u"},
 		{"-db-cert", "c.pem"},
+		{"-history-max-entries", "0"},
+		{"-history-max-age", "-1h"},
 	} {
 		if _, err := parseFlags(args, io.Discard, noEnv); err == nil {
 			t.Errorf("%v: no error", args)

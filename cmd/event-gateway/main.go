@@ -27,11 +27,13 @@ import (
 	"github.com/event-gateway/event-gateway/functions/awslambda"
 	"github.com/event-gateway/event-gateway/functions/emulator"
 	httpfn "github.com/event-gateway/event-gateway/functions/http"
+	"github.com/event-gateway/event-gateway/history"
 	"github.com/event-gateway/event-gateway/internal/tracing"
 	"github.com/event-gateway/event-gateway/libkv"
 	"github.com/event-gateway/event-gateway/plugin"
 	"github.com/event-gateway/event-gateway/router"
 	"github.com/event-gateway/event-gateway/router/jetstream"
+	"github.com/event-gateway/event-gateway/spacestate"
 	"github.com/event-gateway/event-gateway/subscriptions"
 )
 
@@ -43,8 +45,19 @@ func main() {
 }
 
 func run(args []string, stdout, stderr io.Writer) int {
-	if len(args) > 0 && args[0] == "install-serverless" {
-		return installServerless(args[1:], stdout, stderr)
+	if len(args) > 0 {
+		switch args[0] {
+		case "install-serverless":
+			return installServerless(args[1:], stdout, stderr)
+		case "apply":
+			return applyCommand(args[1:], stdout, stderr, os.Getenv)
+		case "export":
+			return exportCommand(args[1:], stdout, stderr, os.Getenv)
+		case "history":
+			return historyCommand(args[1:], stdout, stderr, os.Getenv)
+		case "rollback":
+			return rollbackCommand(args[1:], stdout, stderr, os.Getenv)
+		}
 	}
 	opts, err := parseFlags(args, stderr, os.Getenv)
 	if errors.Is(err, flag.ErrHelp) {
@@ -224,8 +237,13 @@ func serve(ctx context.Context, stop context.CancelFunc, opts *options, log *slo
 		return fmt.Errorf("delivery queue: %w", err)
 	}
 
-	subs := subscriptions.NewService(store)
-	spaces := api.NewStoreSpaces(store, providers, subs)
+	// Every change made through the Configuration API is recorded in the
+	// history of its space, in the transaction that makes it: the
+	// services write through a view of the store with the history's hook.
+	hist := history.New(store, history.Options{MaxEntries: opts.historyMaxEntries, MaxAge: opts.historyMaxAge, Providers: providers})
+	recorded := store.WithTxnHook(hist.Hook)
+	subs := subscriptions.NewService(recorded)
+	spaces := api.NewStoreSpaces(recorded, providers, subs)
 	go func() {
 		// Index the routes that earlier releases stored for the conflict
 		// checks now rather than at the first route created (which does it
@@ -238,6 +256,7 @@ func serve(ctx context.Context, stop context.CancelFunc, opts *options, log *slo
 		Functions:     spaces.Functions(functions.DefaultSpace),
 		Subscriptions: spaces.Subscriptions(functions.DefaultSpace),
 		Spaces:        spaces,
+		State:         spacestate.New(recorded, providers, subs, hist),
 		Synced: func(ctx context.Context) {
 			// Read your writes on this instance: a change is answered
 			// once the router routes by it (within a second; the watch

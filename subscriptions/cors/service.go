@@ -102,11 +102,23 @@ func duplicate(c Config) error {
 // checkConflicts checks c's path against the stored configurations of its
 // method.
 func checkConflicts(c Config, segs []subscriptions.Segment, kvs []libkv.KV) error {
+	others := make([]Config, 0, len(kvs))
 	for _, kv := range kvs {
 		var o stored
 		if err := json.Unmarshal(kv.Value, &o); err != nil {
 			continue // stored values were validated; never block on one
 		}
+		others = append(others, o.in(""))
+	}
+	return CheckConflicts(c, segs, others)
+}
+
+// CheckConflicts checks c's path (segs its segments), normalized, against
+// other configurations: a duplicate or a conflicting path of the same
+// method is an error. A declarative apply checks each configuration of a
+// space against the others with it.
+func CheckConflicts(c Config, segs []subscriptions.Segment, others []Config) error {
+	for _, o := range others {
 		if o.Method != c.Method {
 			continue
 		}
@@ -267,3 +279,6 @@ func (s *Space) ListPage(ctx context.Context, page functions.Page, filter map[st
 	}
 	return out, strings.TrimPrefix(last, Prefix(s.space)), nil
 }
+
+// Encode returns the value the store holds of a normalized configuration.
+func (c Config) Encode() ([]byte, error) { return json.Marshal(c.stored()) }

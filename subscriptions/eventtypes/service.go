@@ -42,22 +42,15 @@ type Space struct {
 // an authorizer or metadata) as long as it is not stored yet.
 func (s *Space) Create(ctx context.Context, et EventType) (EventType, error) {
 	et.Space = s.space
-	if err := et.validate(); err != nil {
-		return EventType{}, err
-	}
-	if IsReserved(et.Name) {
-		return EventType{}, errkind.New(errkind.Invalid, "event type names starting with %q are reserved for system events: %q", ReservedPrefix, et.Name)
-	}
-	val, err := json.Marshal(et.stored())
+	val, err := Prepare(&et)
 	if err != nil {
-		return EventType{}, fmt.Errorf("encode event type: %w", err)
+		return EventType{}, err
 	}
 	key := Key(s.space, et.Name)
 	conds := []libkv.Cond{libkv.Absent(key)}
-	ops := []libkv.Op{libkv.Put(key, val)}
+	ops := PutOps(s.space, nil, &et, val)
 	if et.AuthorizerID != "" {
 		conds = append(conds, libkv.Exists(functions.FunctionKey(s.space, et.AuthorizerID)))
-		ops = append(ops, libkv.Put(AuthorizerUseKey(s.space, et.AuthorizerID, et.Name), nil))
 	}
 	for range maxRetries {
 		ok, _, err := s.kv.Txn(ctx, conds, ops)
@@ -178,17 +171,9 @@ func (s *Space) Update(ctx context.Context, name string, et EventType) (EventTyp
 			return EventType{}, err
 		}
 		conds := []libkv.Cond{unchanged}
-		ops := []libkv.Op{libkv.Put(key, val)}
+		ops := PutOps(s.space, &old, &next, val)
 		if next.AuthorizerID != "" {
 			conds = append(conds, libkv.Exists(functions.FunctionKey(s.space, next.AuthorizerID)))
-		}
-		if old.AuthorizerID != next.AuthorizerID {
-			if old.AuthorizerID != "" {
-				ops = append(ops, libkv.Del(AuthorizerUseKey(s.space, old.AuthorizerID, name)))
-			}
-			if next.AuthorizerID != "" {
-				ops = append(ops, libkv.Put(AuthorizerUseKey(s.space, next.AuthorizerID, name), nil))
-			}
 		}
 		ok, _, err := s.kv.Txn(ctx, conds, ops)
 		if err != nil {
@@ -224,11 +209,7 @@ func (s *Space) Delete(ctx context.Context, name string) error {
 		if !IsBuiltin(name) {
 			conds = append(conds, libkv.PrefixEmpty(UsesPrefix(s.space, name)))
 		}
-		ops := []libkv.Op{libkv.Del(key)}
-		if old.AuthorizerID != "" {
-			ops = append(ops, libkv.Del(AuthorizerUseKey(s.space, old.AuthorizerID, name)))
-		}
-		ok, _, err := s.kv.Txn(ctx, conds, ops)
+		ok, _, err := s.kv.Txn(ctx, conds, DeleteOps(s.space, &old))
 		if err != nil || ok {
 			return err
 		}
@@ -267,4 +248,49 @@ func (s *Space) ListPage(ctx context.Context, page functions.Page, filter map[st
 		return out, "", err
 	}
 	return out, strings.TrimPrefix(last, Prefix(s.space)), nil
+}
+
+// Prepare validates a new event type as Create does and returns the value
+// to store.
+func Prepare(et *EventType) ([]byte, error) {
+	if err := et.validate(); err != nil {
+		return nil, err
+	}
+	if IsReserved(et.Name) {
+		return nil, errkind.New(errkind.Invalid, "event type names starting with %q are reserved for system events: %q", ReservedPrefix, et.Name)
+	}
+	val, err := json.Marshal(et.stored())
+	if err != nil {
+		return nil, fmt.Errorf("encode event type: %w", err)
+	}
+	return val, nil
+}
+
+// PutOps returns the writes that store next (encoded as val) in place of
+// old (nil: none stored), with its authorizer's use key.
+func PutOps(space string, old, next *EventType, val []byte) []libkv.Op {
+	ops := []libkv.Op{libkv.Put(Key(space, next.Name), val)}
+	var oldAuth string
+	if old != nil {
+		oldAuth = old.AuthorizerID
+	}
+	if oldAuth != next.AuthorizerID {
+		if oldAuth != "" {
+			ops = append(ops, libkv.Del(AuthorizerUseKey(space, oldAuth, next.Name)))
+		}
+		if next.AuthorizerID != "" {
+			ops = append(ops, libkv.Put(AuthorizerUseKey(space, next.AuthorizerID, next.Name), nil))
+		}
+	}
+	return ops
+}
+
+// DeleteOps returns the writes that delete the stored event type old and
+// its authorizer's use key.
+func DeleteOps(space string, old *EventType) []libkv.Op {
+	ops := []libkv.Op{libkv.Del(Key(space, old.Name))}
+	if old.AuthorizerID != "" {
+		ops = append(ops, libkv.Del(AuthorizerUseKey(space, old.AuthorizerID, old.Name)))
+	}
+	return ops
 }
