@@ -89,6 +89,7 @@ type Validator struct {
 	bases    map[string]API
 	failures map[string][]string // by base URL
 	checked  map[string]int      // exchanges checked, by base URL
+	total    int                 // exchanges checked in all
 }
 
 // New loads the embedded document and prepares its routes.
@@ -163,6 +164,13 @@ func (v *Validator) Checked(baseURL string) int {
 	v.mu.Lock()
 	defer v.mu.Unlock()
 	return v.checked[base]
+}
+
+// Total returns how many exchanges were checked, with every API.
+func (v *Validator) Total() int {
+	v.mu.Lock()
+	defer v.mu.Unlock()
+	return v.total
 }
 
 func baseOf(rawURL string) (string, error) {
@@ -269,6 +277,7 @@ func (t *transport) RoundTrip(req *http.Request) (*http.Response, error) {
 	}
 	t.v.mu.Lock()
 	t.v.checked[base]++
+	t.v.total++
 	t.v.mu.Unlock()
 	return resp, nil
 }
