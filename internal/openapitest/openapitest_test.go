@@ -199,3 +199,53 @@ func TestUnregisteredAndUnchecked(t *testing.T) {
 		t.Fatalf("after the test that registered it: %v", err)
 	}
 }
+
+// TestProxy checks the proxy for clients that are not Go: it passes a
+// matching exchange through, body and Host included, and answers a
+// mismatch 502 with the reason, reported when the test ends.
+func TestProxy(t *testing.T) {
+	v := openapitest.MustNew()
+	var host, got string
+	gw := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		b, _ := io.ReadAll(r.Body)
+		host, got = r.Host, string(b)
+		w.Header().Set("Content-Type", "application/json")
+		switch r.URL.Path {
+		case "/v1/spaces/s/eventtypes":
+			w.WriteHeader(201)
+			io.WriteString(w, `{"space":"s","name":"e"}`)
+		default:
+			w.WriteHeader(201)
+			io.WriteString(w, `{"space":"s","name":"e","schema":{}}`)
+		}
+	}))
+	t.Cleanup(gw.Close)
+	rec := &recorder{TB: t}
+	v.Register(rec, gw.URL, openapitest.ConfigAPI)
+	proxy := v.Proxy(t, gw.URL)
+
+	req, _ := http.NewRequest("POST", proxy+"/v1/spaces/s/eventtypes", strings.NewReader(`{"name":"e"}`))
+	req.Host = "s.example.com"
+	resp, err := http.DefaultClient.Do(req)
+	if err != nil {
+		t.Fatal(err)
+	}
+	b, _ := io.ReadAll(resp.Body)
+	resp.Body.Close()
+	if resp.StatusCode != 201 || string(b) != `{"space":"s","name":"e"}` || got != `{"name":"e"}` || host != "s.example.com" {
+		t.Fatalf("through the proxy: %d %s; the server got %q with Host %q", resp.StatusCode, b, got, host)
+	}
+
+	resp, err = http.Post(proxy+"/v1/spaces/s/eventtypes/e", "application/json", strings.NewReader(`{}`))
+	if err != nil {
+		t.Fatal(err)
+	}
+	b, _ = io.ReadAll(resp.Body)
+	resp.Body.Close()
+	if resp.StatusCode != http.StatusBadGateway || !strings.Contains(string(b), "has no operation POST") {
+		t.Fatalf("a mismatch through the proxy: %d %s", resp.StatusCode, b)
+	}
+	if report := rec.end(); !strings.Contains(report, "1 exchanges") || !strings.Contains(report, "has no operation POST") {
+		t.Fatalf("report: %q", report)
+	}
+}
