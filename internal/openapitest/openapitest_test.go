@@ -249,3 +249,40 @@ func TestProxy(t *testing.T) {
 		t.Fatalf("report: %q", report)
 	}
 }
+
+// BenchmarkCheck measures the check of one exchange: a list of 100
+// functions of the spaces API, and an accepted event.
+func BenchmarkCheck(b *testing.B) {
+	v := openapitest.MustNew()
+	var list strings.Builder
+	list.WriteString(`{"functions":[`)
+	for i := range 100 {
+		if i > 0 {
+			list.WriteString(",")
+		}
+		fmt.Fprintf(&list, `{"space":"s","functionId":"f%d","type":"http","provider":{"url":"http://127.0.0.1:8080/f"},"metadata":{"team":"blue"}}`, i)
+	}
+	list.WriteString(`]}`)
+	header := http.Header{"Content-Type": {"application/json"}}
+	for _, bb := range []struct {
+		name       string
+		api        openapitest.API
+		method     string
+		path, body string
+		status     int
+		header     http.Header
+	}{
+		{"list of 100 functions", openapitest.ConfigAPI, "GET", "/v1/spaces/s/functions", list.String(), 200, header},
+		{"accepted event", openapitest.EventsAPI, "POST", "/", "", 202, http.Header{}},
+	} {
+		b.Run(bb.name, func(b *testing.B) {
+			req := httptest.NewRequest(bb.method, "http://127.0.0.1:1"+bb.path, nil)
+			body := []byte(bb.body)
+			for b.Loop() {
+				if err := v.Check(context.Background(), bb.api, req, nil, bb.status, bb.header, body); err != nil {
+					b.Fatal(err)
+				}
+			}
+		})
+	}
+}
