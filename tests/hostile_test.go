@@ -65,9 +65,8 @@ func TestHostileInput(t *testing.T) {
 		"Content-Type", "application/cloudevents+json"), 400, "UTF-8")
 
 	// Headers larger than -max-header-bytes (64 KiB by default) are refused
-	// by the server before any handler runs.
-	// The server's own answers, not the gateway's: not in the OpenAPI
-	// document.
+	// by the server before any handler runs: its answers, not the
+	// gateway's, are not in the OpenAPI document.
 	serverAnswers := openapitest.Unchecked(context.Background(), "answered by the HTTP server before any handler")
 	for _, base := range []string{cfg, ev} {
 		req, _ := http.NewRequestWithContext(serverAnswers, "GET", base+"/v1/status", nil)
