@@ -22,7 +22,8 @@
 // the registering test ends (Register), so that a test that ignores
 // client errors still fails. Requests to hosts that were not registered
 // are refused: every exchange of a test that uses the Transport is
-// checked or deliberately skipped (Unchecked).
+// checked or deliberately skipped (Unchecked). Clients that are not Go,
+// such as the JavaScript SDKs, are given a checking reverse proxy (Proxy).
 package openapitest
 
 import (
