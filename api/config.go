@@ -124,6 +124,7 @@ func NewConfig(opts ConfigOptions) *Config {
 	r.HandleOPTIONS = false
 	r.GET("/v1/status", c.handle(c.status))
 	r.GET("/v1/status/ready", c.handle(c.readiness))
+	c.routeOpenAPI(r)
 	r.POST("/v1/functions", c.handle(c.createFunction))
 	r.GET("/v1/functions", c.handle(c.listFunctions))
 	r.GET("/v1/functions/:id", c.handle(c.getFunction))

@@ -14,11 +14,16 @@ import (
 	"github.com/event-gateway/event-gateway/functions/awslambda"
 	httpfn "github.com/event-gateway/event-gateway/functions/http"
 	"github.com/event-gateway/event-gateway/internal/etcdtest"
+	"github.com/event-gateway/event-gateway/internal/openapitest"
 	"github.com/event-gateway/event-gateway/libkv"
 	"github.com/event-gateway/event-gateway/subscriptions"
 )
 
 var etcd *etcdtest.Server
+
+// validator checks every exchange of do against the OpenAPI document; a
+// test server must be registered with it.
+var validator = openapitest.MustNew()
 
 func TestMain(m *testing.M) { etcdtest.Main(m, func(s *etcdtest.Server) { etcd = s }) }
 
@@ -31,6 +36,7 @@ func newConfigServer(t *testing.T, st *libkv.Store) *httptest.Server {
 	})
 	srv := httptest.NewServer(h)
 	t.Cleanup(srv.Close)
+	validator.Register(t, srv.URL, openapitest.ConfigAPI)
 	return srv
 }
 
@@ -50,7 +56,7 @@ func do(t *testing.T, srv *httptest.Server, method, path, body string) result {
 	if err != nil {
 		t.Fatal(err)
 	}
-	resp, err := srv.Client().Do(req)
+	resp, err := validator.Client(srv.Client()).Do(req)
 	if err != nil {
 		t.Fatal(err)
 	}

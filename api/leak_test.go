@@ -14,6 +14,7 @@ import (
 	"github.com/event-gateway/event-gateway/api"
 	"github.com/event-gateway/event-gateway/functions"
 	httpfn "github.com/event-gateway/event-gateway/functions/http"
+	"github.com/event-gateway/event-gateway/internal/openapitest"
 	"github.com/event-gateway/event-gateway/router"
 	"github.com/event-gateway/event-gateway/subscriptions"
 )
@@ -40,7 +41,9 @@ func TestHostileInputLeaksNoGoroutine(t *testing.T) {
 	}))
 	ev := api.NewEvents(api.EventsOptions{Router: rt, MaxBody: 1024})
 	cfgSrv, evSrv := httptest.NewServer(cfg), httptest.NewServer(ev)
-	client := &http.Client{Timeout: 10 * time.Second}
+	validator.Register(t, cfgSrv.URL, openapitest.ConfigAPI)
+	validator.Register(t, evSrv.URL, openapitest.EventsAPI)
+	client := validator.Client(&http.Client{Timeout: 10 * time.Second})
 
 	hostile := []struct{ method, path, body, event string }{
 		{"POST", "/v1/functions", `{"functionId":`, ""},

@@ -38,17 +38,19 @@ type keyNamer interface {
 
 // RequireToken lets a request through to next only when it carries
 // Authorization: Bearer <token>, the gateway's token, compared in constant
-// time; liveness and readiness need none. When spaceKeys is set, a request
-// to the resources of a space (/v1/spaces/<space>/…, and /v1/functions and
-// /v1/subscriptions for the default space) may instead carry one of that
-// space's configuration keys, and one to a space that has such keys needs
-// the token or one of them even when the gateway has no token.
+// time; liveness, readiness and the OpenAPI document need none. When
+// spaceKeys is set, a request to the resources of a space
+// (/v1/spaces/<space>/…, and /v1/functions and /v1/subscriptions for the
+// default space) may instead carry one of that space's configuration keys,
+// and one to a space that has such keys needs the token or one of them
+// even when the gateway has no token.
 func RequireToken(token string, spaceKeys func(space string) SpaceKeys, next http.Handler) http.Handler {
 	// Compare digests: equal lengths, so the comparison time says
 	// nothing about the token's length either.
 	want := sha256.Sum256([]byte(token))
 	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
-		if r.URL.Path == "/v1/status" || r.URL.Path == "/v1/status/ready" {
+		switch r.URL.Path {
+		case "/v1/status", "/v1/status/ready", openAPIJSONPath, openAPIYAMLPath:
 			next.ServeHTTP(w, r)
 			return
 		}

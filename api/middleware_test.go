@@ -38,6 +38,8 @@ func TestRequireToken(t *testing.T) {
 		{"/v1/status", "", 204},
 		{"/v1/status/ready", "", 204},
 		{"/v1/status/other", "", 401},
+		{"/v1/openapi.json", "", 204},
+		{"/v1/openapi.yaml", "", 204},
 	} {
 		r := httptest.NewRequest("GET", tt.path, nil)
 		if tt.auth != "" {

@@ -13,6 +13,7 @@ import (
 	"github.com/event-gateway/event-gateway/api"
 	"github.com/event-gateway/event-gateway/functions"
 	httpfn "github.com/event-gateway/event-gateway/functions/http"
+	"github.com/event-gateway/event-gateway/internal/openapitest"
 	"github.com/event-gateway/event-gateway/subscriptions"
 	"github.com/event-gateway/event-gateway/subscriptions/cors"
 	"github.com/event-gateway/event-gateway/subscriptions/eventtypes"
@@ -32,6 +33,7 @@ func TestListPages(t *testing.T) {
 	})
 	srv := httptest.NewServer(h)
 	t.Cleanup(srv.Close)
+	validator.Register(t, srv.URL, openapitest.ConfigAPI)
 	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
 	defer cancel()
 

@@ -394,7 +394,7 @@ func TestCluster(t *testing.T) {
 
 		// One connection per request: a request either reaches the
 		// server, and must be answered, or is refused.
-		client := &http.Client{Transport: &http.Transport{DisableKeepAlives: true}, Timeout: 30 * time.Second}
+		client := validator.Client(&http.Client{Transport: &http.Transport{DisableKeepAlives: true}, Timeout: 30 * time.Second})
 		var ok, refused atomic.Int32
 		var wg sync.WaitGroup
 		stop := make(chan struct{})

@@ -77,7 +77,7 @@ func emitAll(t *testing.T, n int, gw func() *gwproc.Process, event string, half 
 	t.Helper()
 	var next, accepted atomic.Int64
 	var once sync.Once
-	client := &http.Client{Timeout: 10 * time.Second}
+	client := validator.Client(&http.Client{Timeout: 10 * time.Second})
 	var wg sync.WaitGroup
 	deadline := time.Now().Add(3 * time.Minute)
 	for range 8 {

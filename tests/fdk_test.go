@@ -88,8 +88,8 @@ func TestFDKClient(t *testing.T) {
 	cmd := exec.CommandContext(ctx, node, "drive.js")
 	cmd.Dir = fdkDir
 	cmd.Env = append(os.Environ(),
-		"EG_EVENTS_URL="+gw.EventsURL,
-		"EG_CONFIG_URL="+gw.ConfigURL,
+		"EG_EVENTS_URL="+validator.Proxy(t, gw.EventsURL),
+		"EG_CONFIG_URL="+validator.Proxy(t, gw.ConfigURL),
 		"EG_FUNCTION_URL="+fn.srv.URL,
 		"EG_RECEIVED_URL="+tally.URL,
 		"EG_FUNCTION_ID=fdk-hello",

@@ -5,6 +5,7 @@ package tests
 import (
 	"context"
 	"encoding/json"
+	"fmt"
 	"io"
 	"net/http"
 	"os"
@@ -14,6 +15,7 @@ import (
 	"time"
 
 	"github.com/event-gateway/event-gateway/internal/gwproc"
+	"github.com/event-gateway/event-gateway/internal/openapitest"
 )
 
 // The gateway is built once for all tests of this package, on first use:
@@ -28,6 +30,9 @@ var (
 
 func TestMain(m *testing.M) {
 	code := m.Run()
+	if testing.Verbose() {
+		fmt.Printf("openapitest: %d exchanges with the gateways' APIs checked against the OpenAPI document\n", validator.Total())
+	}
 	if buildDir != "" {
 		os.RemoveAll(buildDir)
 	}
@@ -76,7 +81,19 @@ func start(t *testing.T, o gwproc.Options) *gwproc.Process {
 			t.Logf("gateway logs:\n%s", p.Logs())
 		}
 	})
+	checkAPIs(t, p)
 	return p
+}
+
+// validator checks every exchange of client with a gateway against the
+// OpenAPI document (api/openapi/openapi.yaml).
+var validator = openapitest.MustNew()
+
+// checkAPIs has the exchanges of client with gateway p checked, until t
+// ends.
+func checkAPIs(t *testing.T, p *gwproc.Process) {
+	validator.Register(t, p.ConfigURL, openapitest.ConfigAPI)
+	validator.Register(t, p.EventsURL, openapitest.EventsAPI)
 }
 
 type response struct {
@@ -85,7 +102,8 @@ type response struct {
 	body   string
 }
 
-var client = &http.Client{Timeout: 30 * time.Second}
+// client checks each exchange against the OpenAPI document (validator).
+var client = validator.Client(&http.Client{Timeout: 30 * time.Second})
 
 func call(t *testing.T, method, url, body string, headers ...string) response {
 	t.Helper()

@@ -147,7 +147,7 @@ func TestNATSClusterLosesNothing(t *testing.T) {
 		}
 	}
 	lastAccept.Store(time.Now().UnixNano())
-	client := &http.Client{Timeout: 15 * time.Second}
+	client := validator.Client(&http.Client{Timeout: 15 * time.Second})
 	deadline := time.Now().Add(45 * time.Second)
 	var wg sync.WaitGroup
 	for e := range 8 {

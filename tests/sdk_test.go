@@ -69,8 +69,8 @@ func TestSDKClients(t *testing.T) {
 			cmd := exec.CommandContext(ctx, node, script)
 			cmd.Dir = sdkDir
 			cmd.Env = append(os.Environ(),
-				"EVENTS_URL="+gw.EventsURL,
-				"CONFIG_URL="+gw.ConfigURL,
+				"EVENTS_URL="+validator.Proxy(t, gw.EventsURL),
+				"CONFIG_URL="+validator.Proxy(t, gw.ConfigURL),
 				"FUNCTIONS_URL="+fns.srv.URL+"/fn/",
 				"RECEIVED_URL="+fns.srv.URL+"/received/",
 			)

@@ -36,7 +36,7 @@ func TestTLSAndToken(t *testing.T) {
 	}
 	pool := x509.NewCertPool()
 	pool.AppendCertsFromPEM(pem)
-	tc := &http.Client{Timeout: 10 * time.Second, Transport: &http.Transport{TLSClientConfig: &tls.Config{RootCAs: pool}}}
+	tc := validator.Client(&http.Client{Timeout: 10 * time.Second, Transport: &http.Transport{TLSClientConfig: &tls.Config{RootCAs: pool}}})
 	do := func(method, url, body string, headers ...string) *http.Response {
 		t.Helper()
 		req, _ := http.NewRequest(method, url, strings.NewReader(body))

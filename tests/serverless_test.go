@@ -7,7 +7,6 @@ import (
 	"errors"
 	"io"
 	"io/fs"
-	"net/http"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -18,6 +17,8 @@ import (
 	"syscall"
 	"testing"
 	"time"
+
+	"github.com/event-gateway/event-gateway/internal/openapitest"
 )
 
 // slsDir holds the pinned serverless CLI (package.json), the emulator and
@@ -221,7 +222,8 @@ func serverlessRunInside(t *testing.T) {
 	t.Logf("gateway started and both functions registered after %v", time.Since(start).Round(time.Millisecond))
 
 	// GET /hello answers from the function, through the emulator.
-	resp, err := http.Get("http://localhost:4000/hello")
+	validator.Register(t, "http://localhost:4000", openapitest.EventsAPI)
+	resp, err := client.Get("http://localhost:4000/hello")
 	if err != nil {
 		t.Fatal(err)
 	}

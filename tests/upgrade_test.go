@@ -57,6 +57,7 @@ func TestUpgradeFromPreSpacesData(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
+	checkAPIs(t, old)
 	registerHTTP(t, old, "f", fn)
 	httpID := subscribe(t, old, `{"functionId":"f","event":"http","method":"GET","path":"/users/:id"}`)
 	customID := subscribe(t, old, `{"functionId":"f","event":"user.created","path":"/"}`)
