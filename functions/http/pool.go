@@ -264,10 +264,17 @@ func (g *group) pick(h uint64, keyed bool, now *int64) *backend {
 			}
 		}
 		return nil
-	case g.policy == BalanceLeastOutstanding:
+	case g.policy == BalanceLeastOutstanding && g.equal:
 		return g.leastOutstanding(now)
+	case g.policy == BalanceLeastOutstanding:
+		// Unequal weights: a strict least-outstanding choice would send
+		// every call to the heaviest backend while calls are few. Each
+		// backend's weight is divided by its calls in flight plus one
+		// instead, as Envoy's least-request does: idle backends share by
+		// weight, a busy one gets less.
+		return g.smoothWeighted(now, true)
 	default: // weighted, and hash without a key
-		return g.smoothWeighted(now)
+		return g.smoothWeighted(now, false)
 	}
 }
 
@@ -276,7 +283,10 @@ func (g *group) pick(h uint64, keyed bool, now *int64) *backend {
 // and takes the highest, which then drops by the total. Over any run of
 // total calls each backend gets exactly its weight's worth, interleaved
 // rather than in bursts.
-func (g *group) smoothWeighted(now *int64) *backend {
+//
+// With byLoad each weight is first divided by the backend's calls in
+// flight plus one (scaled, so that it stays a whole number of at least 1).
+func (g *group) smoothWeighted(now *int64, byLoad bool) *backend {
 	g.mu.Lock()
 	defer g.mu.Unlock()
 	best, total := -1, 0
@@ -284,8 +294,12 @@ func (g *group) smoothWeighted(now *int64) *backend {
 		if !b.available(now) {
 			continue
 		}
-		g.current[i] += b.weight
-		total += b.weight
+		w := b.weight
+		if byLoad {
+			w = max(w*loadScale/int(b.outstanding.Load()+1), 1)
+		}
+		g.current[i] += w
+		total += w
 		if best < 0 || g.current[i] > g.current[best] {
 			best = i
 		}
@@ -297,8 +311,11 @@ func (g *group) smoothWeighted(now *int64) *backend {
 	return g.backends[best]
 }
 
+// loadScale keeps the weights divided by load whole numbers.
+const loadScale = 1024
+
 // leastOutstanding takes the available backend with the fewest calls in
-// flight for its weight, starting the scan at a rotating place so that
+// flight (the weights are equal), starting the scan at a rotating place so that
 // ties are spread.
 func (g *group) leastOutstanding(now *int64) *backend {
 	n := len(g.backends)
@@ -310,9 +327,7 @@ func (g *group) leastOutstanding(now *int64) *backend {
 		if !b.available(now) {
 			continue
 		}
-		out := b.outstanding.Load() + 1
-		// out/weight < bestOut/best.weight, without division.
-		if best == nil || out*int64(best.weight) < bestOut*int64(b.weight) {
+		if out := b.outstanding.Load(); best == nil || out < bestOut {
 			best, bestOut = b, out
 		}
 	}
