@@ -103,6 +103,8 @@ func result(err error) string {
 		return "ok"
 	case errors.Is(err, functions.ErrTimeout):
 		return "timeout"
+	case errors.Is(err, functions.ErrNoBackend):
+		return "no_backend" // not called: every backend left out
 	default:
 		return "failed"
 	}
