@@ -368,21 +368,24 @@ func withAffinity(r *http.Request, t *router.Target, ps []event.Param) *http.Req
 		return r
 	}
 	header, param := a.AffinityOn()
+	key := ""
 	switch {
 	case header != "":
-		if vs := r.Header.Values(header); len(vs) > 0 {
-			// Joined as the http event shows it to functions, and as
-			// an asynchronous delivery of it is hashed.
-			return r.WithContext(functions.WithAffinityKey(r.Context(), strings.Join(vs, ", ")))
-		}
+		// Joined as the http event shows it to functions, and as an
+		// asynchronous delivery of it is hashed.
+		key = strings.Join(r.Header.Values(header), ", ")
 	case param != "":
 		for _, p := range ps {
 			if p.Key == param {
-				return r.WithContext(functions.WithAffinityKey(r.Context(), p.Value))
+				key = p.Value
+				break
 			}
 		}
+	default:
+		return r
 	}
-	return r
+	// Set even when empty: the invoker then knows there is none.
+	return r.WithContext(functions.WithAffinityKey(r.Context(), key))
 }
 
 // respond calls the synchronous subscription of a request with the event

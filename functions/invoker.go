@@ -72,7 +72,9 @@ type Affine interface {
 
 // WithAffinityKey returns ctx carrying the affinity key of the call made
 // in it: the value of the header or path parameter its Invoker's
-// AffinityOn names, taken from the request the call serves.
+// AffinityOn names, taken from the request the call serves. An empty key
+// says the request has none: the Invoker then need not look for one in
+// the payload, and shares the call as it does calls without a key.
 func WithAffinityKey(ctx context.Context, key string) context.Context {
 	return context.WithValue(ctx, affinityKey{}, key)
 }

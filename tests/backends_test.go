@@ -93,7 +93,9 @@ func TestFunctionWithBackends(t *testing.T) {
 		}
 		perBackend[first]++
 	}
-	if got := float64(perBackend["b"]) / users; math.Abs(got-0.75) > 0.075 {
+	// The share of hashed users is statistical (the backends' ports
+	// seed it): ±10 points is over 4 standard deviations at 400 users.
+	if got := float64(perBackend["b"]) / users; math.Abs(got-0.75) > 0.10 {
 		t.Errorf("backend of weight 3 of 4 got %.0f %% of the users (%v), want 75 %%", got*100, perBackend)
 	}
 

@@ -7,6 +7,7 @@ import (
 	"fmt"
 	"log/slog"
 	"math"
+	"net"
 	"net/http"
 	"net/url"
 	"strings"
@@ -49,6 +50,7 @@ type pool struct {
 
 // backend is one endpoint of a pool and its health.
 type backend struct {
+	idx     int // in pool.all, below MaxBackends (64)
 	inv     *invoker
 	url     string
 	weight  int
@@ -73,20 +75,27 @@ type backend struct {
 	probeFails, probePasses int
 }
 
-// available reports whether b may be called now. *now is filled on first
-// need: most calls find no ejection and read no clock.
-func (b *backend) available(now *int64) bool {
-	if b.down.Load() {
+// choice is the state of one choice of a backend: the backends already
+// tried by the call (bit idx), and the time, read on first need: most
+// calls find no ejection and read no clock.
+type choice struct {
+	skip uint64
+	now  int64
+}
+
+// available reports whether b may be called now.
+func (b *backend) available(c *choice) bool {
+	if b.down.Load() || c.skip&(1<<b.idx) != 0 {
 		return false
 	}
 	u := b.until.Load()
 	if u == 0 {
 		return true
 	}
-	if *now == 0 {
-		*now = time.Now().UnixNano()
+	if c.now == 0 {
+		c.now = time.Now().UnixNano()
 	}
-	return *now >= u
+	return c.now >= u
 }
 
 // group is the backends of one version group and the state of its
@@ -130,7 +139,7 @@ func (p *Provider) newPool(id string, c *Config) *pool {
 		pl.percent = uint64(c.Canary.Percent)
 	}
 	for _, bc := range c.Backends {
-		b := &backend{url: bc.URL, weight: 1, version: bc.Version, seed: mix(xxhash.Sum64String(bc.URL))}
+		b := &backend{idx: len(pl.all), url: bc.URL, weight: 1, version: bc.Version, seed: mix(xxhash.Sum64String(bc.URL))}
 		if bc.Weight != nil {
 			b.weight = *bc.Weight
 		}
@@ -189,33 +198,55 @@ func (pl *pool) Close() error {
 	return nil
 }
 
-// Invoke calls one available backend, or fails with ErrNoBackend.
+// Invoke calls one available backend, or fails with ErrNoBackend. A
+// backend that refuses the connection has received nothing: the call
+// then goes to another available backend, if there is one.
 func (pl *pool) Invoke(ctx context.Context, payload []byte) ([]byte, error) {
-	b := pl.pick(ctx, payload)
-	if b == nil {
-		return nil, fmt.Errorf("%w: its %d backends are ejected or unhealthy", functions.ErrNoBackend, len(pl.all))
+	var tried uint64
+	var refused error
+	for {
+		b := pl.pick(ctx, payload, tried)
+		if b == nil {
+			if refused != nil {
+				return nil, refused
+			}
+			return nil, fmt.Errorf("%w: its %d backends are ejected or unhealthy", functions.ErrNoBackend, len(pl.all))
+		}
+		if pl.least {
+			b.outstanding.Add(1)
+		}
+		out, err := b.inv.Invoke(ctx, payload)
+		if pl.least {
+			b.outstanding.Add(-1)
+		}
+		pl.observe(ctx, b, err)
+		if err == nil || !notConnected(err) || ctx.Err() != nil {
+			return out, err
+		}
+		tried |= 1 << b.idx
+		refused = err
 	}
-	if pl.least {
-		b.outstanding.Add(1)
-	}
-	out, err := b.inv.Invoke(ctx, payload)
-	if pl.least {
-		b.outstanding.Add(-1)
-	}
-	pl.observe(ctx, b, err)
-	return out, err
 }
 
-// pick chooses the backend of a call: nil when none is available.
-func (pl *pool) pick(ctx context.Context, payload []byte) *backend {
+// notConnected reports whether err is the failure to connect to a
+// backend, before anything of the call was sent.
+func notConnected(err error) bool {
+	var oe *net.OpError
+	return errors.As(err, &oe) && oe.Op == "dial"
+}
+
+// pick chooses the backend of a call, of those not in skip: nil when none
+// is available.
+func (pl *pool) pick(ctx context.Context, payload []byte, skip uint64) *backend {
 	var h uint64
 	keyed := false
 	if pl.hashHeader != "" || pl.hashParam != "" {
 		key, ok := functions.AffinityKey(ctx)
 		if !ok {
-			key, ok = keyFromPayload(payload, pl.hashHeader, pl.hashParam)
+			// The caller did not look (an asynchronous delivery).
+			key, _ = keyFromPayload(payload, pl.hashHeader, pl.hashParam)
 		}
-		if ok {
+		if key != "" {
 			h, keyed = xxhash.Sum64String(key), true
 		}
 	}
@@ -223,14 +254,14 @@ func (pl *pool) pick(ctx context.Context, payload []byte) *backend {
 	if second != nil && pl.canaryTurn(h, keyed) {
 		first, second = second, first
 	}
-	var now int64
-	if b := first.pick(h, keyed, &now); b != nil {
+	c := choice{skip: skip}
+	if b := first.pick(h, keyed, &c); b != nil {
 		return b
 	}
 	if second != nil {
 		// The chosen version has no backend to call: the other takes
 		// its share rather than the call fail.
-		return second.pick(h, keyed, &now)
+		return second.pick(h, keyed, &c)
 	}
 	return nil
 }
@@ -250,31 +281,31 @@ func (pl *pool) canaryTurn(h uint64, keyed bool) bool {
 const canarySalt = 0x9e3779b97f4a7c15
 
 // pick chooses an available backend of the group by its policy.
-func (g *group) pick(h uint64, keyed bool, now *int64) *backend {
+func (g *group) pick(h uint64, keyed bool, c *choice) *backend {
 	switch {
 	case g.policy == BalanceHash && keyed:
-		return g.rendezvous(h, now)
+		return g.rendezvous(h, c)
 	case g.policy == BalanceRoundRobin || (g.equal && g.policy != BalanceLeastOutstanding):
 		// Equal weights make smooth weighted round robin plain round
 		// robin, which needs no lock.
 		n := g.rr.Add(1) - 1
 		for i := range g.backends {
-			if b := g.backends[(n+uint64(i))%uint64(len(g.backends))]; b.available(now) {
+			if b := g.backends[(n+uint64(i))%uint64(len(g.backends))]; b.available(c) {
 				return b
 			}
 		}
 		return nil
 	case g.policy == BalanceLeastOutstanding && g.equal:
-		return g.leastOutstanding(now)
+		return g.leastOutstanding(c)
 	case g.policy == BalanceLeastOutstanding:
 		// Unequal weights: a strict least-outstanding choice would send
 		// every call to the heaviest backend while calls are few. Each
 		// backend's weight is divided by its calls in flight plus one
 		// instead, as Envoy's least-request does: idle backends share by
 		// weight, a busy one gets less.
-		return g.smoothWeighted(now, true)
+		return g.smoothWeighted(c, true)
 	default: // weighted, and hash without a key
-		return g.smoothWeighted(now, false)
+		return g.smoothWeighted(c, false)
 	}
 }
 
@@ -286,12 +317,12 @@ func (g *group) pick(h uint64, keyed bool, now *int64) *backend {
 //
 // With byLoad each weight is first divided by the backend's calls in
 // flight plus one (scaled, so that it stays a whole number of at least 1).
-func (g *group) smoothWeighted(now *int64, byLoad bool) *backend {
+func (g *group) smoothWeighted(c *choice, byLoad bool) *backend {
 	g.mu.Lock()
 	defer g.mu.Unlock()
 	best, total := -1, 0
 	for i, b := range g.backends {
-		if !b.available(now) {
+		if !b.available(c) {
 			continue
 		}
 		w := b.weight
@@ -317,14 +348,14 @@ const loadScale = 1024
 // leastOutstanding takes the available backend with the fewest calls in
 // flight (the weights are equal), starting the scan at a rotating place so that
 // ties are spread.
-func (g *group) leastOutstanding(now *int64) *backend {
+func (g *group) leastOutstanding(c *choice) *backend {
 	n := len(g.backends)
 	start := int(g.rr.Add(1) % uint64(n))
 	var best *backend
 	var bestOut int64
 	for i := range n {
 		b := g.backends[(start+i)%n]
-		if !b.available(now) {
+		if !b.available(c) {
 			continue
 		}
 		if out := b.outstanding.Load(); best == nil || out < bestOut {
@@ -339,12 +370,12 @@ func (g *group) leastOutstanding(now *int64) *backend {
 // backend moves only the keys it now wins, about 1/n of them, and an
 // ejected backend's keys spread over the others while every other key
 // stays put.
-func (g *group) rendezvous(h uint64, now *int64) *backend {
+func (g *group) rendezvous(h uint64, c *choice) *backend {
 	var best *backend
 	bestScore := math.Inf(-1)
 	var bestRaw uint64
 	for _, b := range g.backends {
-		if !b.available(now) {
+		if !b.available(c) {
 			continue
 		}
 		x := mix(h ^ b.seed)

@@ -105,7 +105,7 @@ func BenchmarkPick(b *testing.B) {
 			b.ReportAllocs()
 			b.RunParallel(func(pb *testing.PB) {
 				for pb.Next() {
-					if pl.pick(ctx, nil) == nil {
+					if pl.pick(ctx, nil, 0) == nil {
 						b.Error("no backend")
 						return
 					}
