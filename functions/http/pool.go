@@ -202,10 +202,11 @@ func (pl *pool) Close() error {
 // backend that refuses the connection has received nothing: the call
 // then goes to another available backend, if there is one.
 func (pl *pool) Invoke(ctx context.Context, payload []byte) ([]byte, error) {
+	h, keyed := pl.key(ctx, payload)
 	var tried uint64
 	var refused error
 	for {
-		b := pl.pick(ctx, payload, tried)
+		b := pl.pick(h, keyed, tried)
 		if b == nil {
 			if refused != nil {
 				return nil, refused
@@ -235,21 +236,26 @@ func notConnected(err error) bool {
 	return errors.As(err, &oe) && oe.Op == "dial"
 }
 
-// pick chooses the backend of a call, of those not in skip: nil when none
-// is available.
-func (pl *pool) pick(ctx context.Context, payload []byte, skip uint64) *backend {
-	var h uint64
-	keyed := false
-	if pl.hashHeader != "" || pl.hashParam != "" {
-		key, ok := functions.AffinityKey(ctx)
-		if !ok {
-			// The caller did not look (an asynchronous delivery).
-			key, _ = keyFromPayload(payload, pl.hashHeader, pl.hashParam)
-		}
-		if key != "" {
-			h, keyed = xxhash.Sum64String(key), true
-		}
+// key returns the hash of the call's affinity key, and whether it has
+// one: never unless the pool hashes.
+func (pl *pool) key(ctx context.Context, payload []byte) (h uint64, keyed bool) {
+	if pl.hashHeader == "" && pl.hashParam == "" {
+		return 0, false
 	}
+	key, ok := functions.AffinityKey(ctx)
+	if !ok {
+		// The caller did not look (an asynchronous delivery).
+		key, _ = keyFromPayload(payload, pl.hashHeader, pl.hashParam)
+	}
+	if key == "" {
+		return 0, false
+	}
+	return xxhash.Sum64String(key), true
+}
+
+// pick chooses the backend of a call with key hash h (if keyed), of those
+// not in skip: nil when none is available.
+func (pl *pool) pick(h uint64, keyed bool, skip uint64) *backend {
 	first, second := pl.groups[0], pl.groups[1]
 	if second != nil && pl.canaryTurn(h, keyed) {
 		first, second = second, first

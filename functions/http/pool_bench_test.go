@@ -105,7 +105,7 @@ func BenchmarkPick(b *testing.B) {
 			b.ReportAllocs()
 			b.RunParallel(func(pb *testing.PB) {
 				for pb.Next() {
-					if pl.pick(ctx, nil, 0) == nil {
+					if h, keyed := pl.key(ctx, nil); pl.pick(h, keyed, 0) == nil {
 						b.Error("no backend")
 						return
 					}

@@ -179,7 +179,8 @@ func TestHashWeights(t *testing.T) {
 	const n = 200_000
 	got := make([]int, 3)
 	for i := range n {
-		got[pl.pick(functions.WithAffinityKey(context.Background(), fmt.Sprintf("user-%d", i)), nil, 0).idx]++
+		h, _ := pl.key(functions.WithAffinityKey(context.Background(), fmt.Sprintf("user-%d", i)), nil)
+		got[pl.pick(h, true, 0).idx]++
 	}
 	for i, w := range weights {
 		within(t, fmt.Sprintf("backend %d of weight %d", i, w), float64(got[i]), float64(n*w/10))
