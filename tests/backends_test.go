@@ -99,6 +99,27 @@ func TestFunctionWithBackends(t *testing.T) {
 		t.Errorf("backend of weight 3 of 4 got %.0f %% of the users (%v), want 75 %%", got*100, perBackend)
 	}
 
+	// Sticky on a header too, for a route with the CloudEvents envelope.
+	register(t, gw, "byheader", fmt.Sprintf(`{"functionId":"byheader","provider":{"type":"http","backends":[{"url":%q},{"url":%q}],"balance":"hash","hashOn":"header:X-User"}}`, a.srv.URL+"/fn", b.srv.URL+"/fn"))
+	subscribe(t, gw, `{"functionId":"byheader","event":"http","method":"POST","path":"/orders","envelope":"cloudevents-1.0"}`)
+	routable(t, "POST", gw.EventsURL+"/orders")
+	seen := map[string]bool{}
+	for u := range 40 {
+		var first string
+		for range 3 {
+			r := call(t, "POST", gw.EventsURL+"/orders", `{}`, "X-User", fmt.Sprint("user-", u), "Content-Type", "application/json")
+			expect(t, r, 200, "")
+			if first != "" && r.body != first {
+				t.Fatalf("user %d reached backend %s, then %s", u, first, r.body)
+			}
+			first = r.body
+		}
+		seen[first] = true
+	}
+	if len(seen) != 2 {
+		t.Errorf("40 users all reached backend %v", seen)
+	}
+
 	// b's probe fails: every user now reaches a.
 	b.sick.Store(true)
 	eventually(t, "b taken out by its probe", func() bool {
