@@ -364,7 +364,7 @@ func (e *Events) httpEvent(w http.ResponseWriter, r *http.Request, space string,
 	et := sp.EventType(event.TypeHTTPRequest)
 	if ok && len(async) == 0 && et.AuthorizerID == "" && route.Subscription.EnvelopeOrLegacy() == subscriptions.EnvelopeLegacy {
 		// The first generation's route: its payload is made already.
-		e.respond(w, r, route, payload)
+		e.respond(w, withAffinity(r, route.Target, *ps), route, payload)
 		return
 	}
 	in := router.NewIncoming(&ev, payload, now)
@@ -384,7 +384,36 @@ func (e *Events) httpEvent(w http.ResponseWriter, r *http.Request, space string,
 		w.WriteHeader(http.StatusAccepted)
 		return
 	}
-	e.respond(w, r, route, in.Payload(route.Subscription.EnvelopeOrLegacy()))
+	e.respond(w, withAffinity(r, route.Target, *ps), route, in.Payload(route.Subscription.EnvelopeOrLegacy()))
+}
+
+// withAffinity gives the call of t the affinity key its invoker hashes
+// on (functions.Affine), taken from the request r: a header, or a path
+// parameter among ps.
+func withAffinity(r *http.Request, t *router.Target, ps []event.Param) *http.Request {
+	a, ok := t.Invoker.(functions.Affine)
+	if !ok {
+		return r
+	}
+	header, param := a.AffinityOn()
+	key := ""
+	switch {
+	case header != "":
+		// Joined as the http event shows it to functions, and as an
+		// asynchronous delivery of it is hashed.
+		key = strings.Join(r.Header.Values(header), ", ")
+	case param != "":
+		for _, p := range ps {
+			if p.Key == param {
+				key = p.Value
+				break
+			}
+		}
+	default:
+		return r
+	}
+	// Set even when empty: the invoker then knows there is none.
+	return r.WithContext(functions.WithAffinityKey(r.Context(), key))
 }
 
 // respond calls the synchronous subscription of a request with the event
@@ -591,6 +620,7 @@ func (e *Events) invoke(w http.ResponseWriter, r *http.Request, space *router.Sp
 			payload = out
 		}
 	}
+	r = withAffinity(r, t, nil)
 	out, err := e.router.Call(r.Context(), t, payload)
 	if err != nil {
 		e.callFailed(w, r, t, err)
@@ -734,7 +764,7 @@ func (e *Events) dispatch(w http.ResponseWriter, r *http.Request, space string, 
 		w.WriteHeader(http.StatusAccepted)
 		return
 	}
-	e.respond(w, r, route, in.Payload(route.Subscription.EnvelopeOrLegacy()))
+	e.respond(w, withAffinity(r, route.Target, *ps), route, in.Payload(route.Subscription.EnvelopeOrLegacy()))
 }
 
 // headerKey carries an ingest key; Authorization: Bearer <key> does too.
@@ -906,6 +936,11 @@ func (e *Events) callFailed(w http.ResponseWriter, r *http.Request, t *router.Ta
 		return
 	case errors.Is(err, functions.ErrTimeout):
 		status, msg = http.StatusGatewayTimeout, fmt.Sprintf("function timed out after %v", t.Timeout)
+	case errors.Is(err, functions.ErrNoBackend):
+		// Not the function's failure: its backends are all ejected or
+		// unhealthy for now.
+		w.Header().Set("Retry-After", "1")
+		status, msg = http.StatusServiceUnavailable, fmt.Sprintf("function %q has no backend available: all are ejected or unhealthy, retry later", t.Function.ID)
 	case errors.Is(err, functions.ErrResponseTooLarge):
 		msg = "function response is too large"
 	case r.Context().Err() != nil:

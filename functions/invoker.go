@@ -53,3 +53,34 @@ func ResponsePrefix(ctx context.Context) (n int64, ok bool) {
 	n, ok = ctx.Value(prefixKey{}).(int64)
 	return n, ok
 }
+
+// ErrNoBackend: every backend of the function is ejected or unhealthy, so
+// the call was not made. It says nothing of the event: a synchronous call
+// is answered 503, an asynchronous delivery waits without spending an
+// attempt.
+var ErrNoBackend = errors.New("no backend of the function is available")
+
+type affinityKey struct{}
+
+// Affine is implemented by an Invoker that sends calls with the same
+// affinity key to the same backend. It names what the key is taken from:
+// a request header, or a path parameter of the http route (one of the two
+// is set). A caller serving a request sets the key with WithAffinityKey.
+type Affine interface {
+	AffinityOn() (header, param string)
+}
+
+// WithAffinityKey returns ctx carrying the affinity key of the call made
+// in it: the value of the header or path parameter its Invoker's
+// AffinityOn names, taken from the request the call serves. An empty key
+// says the request has none: the Invoker then need not look for one in
+// the payload, and shares the call as it does calls without a key.
+func WithAffinityKey(ctx context.Context, key string) context.Context {
+	return context.WithValue(ctx, affinityKey{}, key)
+}
+
+// AffinityKey returns the key WithAffinityKey gave ctx, if any.
+func AffinityKey(ctx context.Context) (key string, ok bool) {
+	key, ok = ctx.Value(affinityKey{}).(string)
+	return key, ok
+}

@@ -233,8 +233,54 @@ func decodeStrict(p Provider, c Config) error {
 		return errkind.New(errkind.Invalid, "field provider must be a JSON object")
 	case strings.HasPrefix(err.Error(), "json: unknown field "):
 		name := strings.Trim(strings.TrimPrefix(err.Error(), "json: unknown field "), `"`)
+		// encoding/json names the field without its path: find it, so
+		// that a field of a nested object is not reported as the
+		// provider's own.
+		var v any
+		if path, ok := fieldPath(json.Unmarshal(configOrEmpty(p.Config), &v), v, name); ok && path != name {
+			return errkind.New(errkind.Invalid, "unknown field %q: provider of type %s does not take %s there", "provider."+path, p.Type, name)
+		}
 		return errkind.New(errkind.Invalid, "unknown field %q: provider of type %s does not take %s", "provider."+name, p.Type, name)
 	default:
 		return errkind.Wrap(errkind.Invalid, err, "provider could not be read")
 	}
+}
+
+// fieldPath returns the path of the first member named name in v, a
+// decoded JSON value ("backends[1].port"), breadth first so that a
+// top-level member wins. err is that of decoding v: nothing is found then.
+func fieldPath(err error, v any, name string) (string, bool) {
+	if err != nil {
+		return "", false
+	}
+	type node struct {
+		path string
+		v    any
+	}
+	queue := []node{{"", v}}
+	for len(queue) > 0 {
+		n := queue[0]
+		queue = queue[1:]
+		switch x := n.v.(type) {
+		case map[string]any:
+			if _, ok := x[name]; ok {
+				if n.path == "" {
+					return name, true
+				}
+				return n.path + "." + name, true
+			}
+			for k, c := range x {
+				p := k
+				if n.path != "" {
+					p = n.path + "." + k
+				}
+				queue = append(queue, node{p, c})
+			}
+		case []any:
+			for i, c := range x {
+				queue = append(queue, node{fmt.Sprintf("%s[%d]", n.path, i), c})
+			}
+		}
+	}
+	return "", false
 }

@@ -115,6 +115,8 @@ func result(err error) string {
 		return "ok"
 	case errors.Is(err, functions.ErrTimeout):
 		return "timeout"
+	case errors.Is(err, functions.ErrNoBackend):
+		return "no_backend" // not called: every backend left out
 	default:
 		return "failed"
 	}
@@ -224,6 +226,13 @@ func (r *Router) Deliver(ctx context.Context, d Delivery) (err error) {
 		}
 		return err
 	}
+	if errors.Is(err, functions.ErrNoBackend) {
+		// Every backend of the function is ejected or unhealthy: no
+		// call was made, so the delivery waits for one to come back,
+		// spending no attempt, and the breaker counts nothing.
+		done(errNotCalled)
+		return &DeferredError{After: jitter(noBackendRetry), Reason: fmt.Sprintf("function %q has no backend available", t.Function.ID), Err: err}
+	}
 	done(err)
 	if errors.Is(err, functions.ErrLoopDetected) {
 		// Trying again makes the same loop: to the dead letters at once.
@@ -240,6 +249,10 @@ const MaxAsyncResult = 64 << 10
 // pluginRetry is about how long a delivery waits for a plugin that could
 // not be asked: about its first restart.
 const pluginRetry = time.Second
+
+// noBackendRetry is about how long a delivery waits for a backend of its
+// function to come back: ejections last seconds, probes run every few.
+const noBackendRetry = time.Second
 
 // Incoming is an accepted event, ready to be written in each envelope a
 // subscriber may ask for: each is encoded at most once, however many

@@ -219,3 +219,36 @@ func waitUntil(t *testing.T, what string, cond func() bool) {
 		time.Sleep(2 * time.Millisecond)
 	}
 }
+
+// TestNoBackendDefers: a delivery to a function whose backends are all
+// left out is deferred (no attempt spent), and does not count against the
+// function's breaker: it opens only on calls that reach the function.
+func TestNoBackendDefers(t *testing.T) {
+	var down atomic.Bool
+	down.Store(true)
+	fn := &scripted{do: func(context.Context) error {
+		if down.Load() {
+			return fmt.Errorf("%w: its 2 backends are ejected or unhealthy", functions.ErrNoBackend)
+		}
+		return nil
+	}}
+	e := isolationEnv(t, router.IsolationOptions{BreakerFailures: 2}, nil, map[string]*scripted{"pool": fn})
+	e.fnWith(t, functions.Function{ID: "pool"})
+	d := e.subscribed(t, "pool")
+	for range 5 {
+		err := e.r.Deliver(e.ctx, d)
+		var de *router.DeferredError
+		if !errors.As(err, &de) || !errors.Is(err, functions.ErrNoBackend) || de.After < 100*time.Millisecond {
+			t.Fatalf("Deliver with no backend: %v, want a DeferredError of about a second wrapping ErrNoBackend", err)
+		}
+	}
+	// Five no-backend outcomes did not open a breaker of 2 failures:
+	// the next delivery reaches the invoker.
+	down.Store(false)
+	if err := e.r.Deliver(e.ctx, d); err != nil {
+		t.Fatalf("Deliver once a backend is back: %v", err)
+	}
+	if n := fn.calls.Load(); n != 6 {
+		t.Fatalf("invoker asked %d times, want 6", n)
+	}
+}

@@ -141,7 +141,7 @@ func serve(ctx context.Context, stop context.CancelFunc, opts *options, log *slo
 	// The provider types this gateway serves: the Configuration API
 	// accepts these, and the router invokes them.
 	providers := functions.NewRegistry(
-		httpfn.New(httpfn.Options{MaxResponseBytes: opts.maxBody}),
+		httpfn.New(httpfn.Options{MaxResponseBytes: opts.maxBody, Logger: log}),
 		awslambda.New(awslambda.Options{MaxResponseBytes: opts.maxBody}),
 		// Functions run by the Serverless Framework's local emulator
 		// (serverless run; docs/serverless.md).

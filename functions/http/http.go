@@ -17,6 +17,7 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"log/slog"
 	"net"
 	"net/http"
 	"net/url"
@@ -35,16 +36,28 @@ import (
 const Type functions.ProviderType = "http"
 
 // Config is the configuration of an http function: the URL the event is
-// POSTed to. It has no secret (a secret in the URL would be shown by GET;
+// POSTed to, or several backends to spread the calls over (backends.go).
+// It has no secret (a secret in the URL would be shown by GET;
 // credentials in it are refused).
 type Config struct {
-	URL string `json:"url"`
+	// URL is omitted when empty so that a function with backends is
+	// stored without it; a function with one url is stored as it always
+	// was, {"url":"…"}.
+	URL      string    `json:"url,omitempty"`
+	Backends []Backend `json:"backends,omitempty"`
+	// Balance is the policy that picks a backend; "weighted" when empty.
+	Balance string `json:"balance,omitempty"`
+	// HashOn is what the "hash" policy hashes: "header:NAME" or
+	// "param:NAME".
+	HashOn string  `json:"hashOn,omitempty"`
+	Canary *Canary `json:"canary,omitempty"`
+	Health *Health `json:"health,omitempty"`
 }
 
 // Provider returns c as the provider of a Function, for code (and tests)
 // that build functions without going through the API.
 func (c Config) Provider() functions.Provider {
-	b, _ := json.Marshal(c) // a struct of strings always encodes
+	b, _ := json.Marshal(c) // strings, numbers and slices of them always encode
 	return functions.Provider{Type: Type, Config: b}
 }
 
@@ -53,10 +66,20 @@ func (c Config) Provider() functions.Provider {
 const MaxURLLen = 2048
 
 // Validate checks that URL is an absolute http or https URL without
-// credentials, of at most MaxURLLen bytes.
+// credentials, of at most MaxURLLen bytes, or else that Backends and the
+// fields that go with them are valid.
 func (c *Config) Validate() error {
+	if c.Backends != nil {
+		if c.URL != "" {
+			return errkind.New(errkind.Invalid, "provider.url and provider.backends exclude each other: give one url, or list the backends")
+		}
+		return c.validateBackends()
+	}
 	if c.URL == "" {
-		return errkind.New(errkind.Invalid, "provider.url is required for type http")
+		return errkind.New(errkind.Invalid, "provider.url is required for type http (or provider.backends, to list several)")
+	}
+	if err := c.onlyWithBackends(); err != nil {
+		return err
 	}
 	return ValidateURL("provider.url", c.URL)
 }
@@ -144,6 +167,10 @@ type Options struct {
 	MaxIdleConnsPerHost int
 	// MaxIdleConns is the idle pool size over all hosts. Default 1024.
 	MaxIdleConns int
+
+	// Logger gets what the health of functions with several backends
+	// does: ejections, probes failing and passing. Default: discarded.
+	Logger *slog.Logger
 }
 
 // Provider invokes http functions through one shared, pooled client. It is
@@ -156,6 +183,7 @@ type Provider struct {
 	// for that redirect logic. A 3xx is thus returned as is and, being
 	// non-2xx, reported as a failure.
 	rt             http.RoundTripper
+	log            *slog.Logger
 	maxResponse    int64
 	defaultTimeout time.Duration
 	// headers[n] is sent, read-only, with every request of hop count n
@@ -193,8 +221,12 @@ func New(opts Options) *Provider {
 	if rt == nil {
 		rt = newTransport(opts)
 	}
+	if opts.Logger == nil {
+		opts.Logger = slog.New(slog.DiscardHandler)
+	}
 	p := &Provider{
 		rt:             rt,
+		log:            opts.Logger,
 		maxResponse:    opts.MaxResponseBytes,
 		defaultTimeout: opts.DefaultTimeout,
 	}
@@ -258,7 +290,15 @@ func (p *Provider) Invoker(f functions.Function, c functions.Config) (functions.
 	if !ok {
 		return nil, fmt.Errorf("httpfn: configuration of type %T is not an http configuration", c)
 	}
-	return p.URLInvoker(cfg.URL), nil
+	if cfg.Backends == nil {
+		return p.URLInvoker(cfg.URL), nil
+	}
+	// Stored configurations were checked when sent; one that is not
+	// valid now (written by another version) is not guessed at.
+	if err := cfg.Validate(); err != nil {
+		return nil, err
+	}
+	return p.newPool(f.ID, cfg), nil
 }
 
 // URLInvoker returns an Invoker for the function at rawURL. It is cheap: it
@@ -342,7 +382,7 @@ func (inv *invoker) Invoke(ctx context.Context, payload []byte) ([]byte, error) 
 			// again would only make the same loop.
 			return nil, fmt.Errorf("%w: the function's URL is a gateway that answered 508 after %s hops", functions.ErrLoopDetected, resp.Header.Get(functions.HopsHeader))
 		}
-		return nil, fmt.Errorf("%w: http status %d", functions.ErrFunctionFailed, resp.StatusCode)
+		return nil, fmt.Errorf("%w: %w", functions.ErrFunctionFailed, &StatusError{Code: resp.StatusCode})
 	}
 	if n, ok := functions.ResponsePrefix(ctx); ok {
 		// The caller wants a prefix: any size is fine, the rest is
