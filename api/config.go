@@ -74,6 +74,9 @@ type ConfigOptions struct {
 	// the change, so a client that changes the configuration and then
 	// sends an event to the same instance sees its change applied.
 	Synced func(ctx context.Context)
+	// Dashboard serves what the dashboard reads beside the resources
+	// (dashboard.go).
+	Dashboard DashboardSources
 }
 
 // Config serves the Configuration API.
@@ -135,6 +138,7 @@ func NewConfig(opts ConfigOptions) *Config {
 	if c.spaces != nil {
 		c.routeSpaces(r)
 	}
+	c.routeDashboard(r, opts.Dashboard)
 	r.NotFound = http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		writeErrorMessage(w, http.StatusNotFound, fmt.Sprintf("no endpoint %s %s", r.Method, r.URL.Path))
 	})
