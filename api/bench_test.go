@@ -18,6 +18,7 @@ import (
 	"github.com/event-gateway/event-gateway/plugin"
 	"github.com/event-gateway/event-gateway/router"
 	"github.com/event-gateway/event-gateway/router/jetstream"
+	"github.com/event-gateway/event-gateway/router/tail"
 	"github.com/event-gateway/event-gateway/subscriptions"
 )
 
@@ -42,6 +43,19 @@ func BenchmarkHTTPEvent(b *testing.B) {
 	b.Run("middleware-access-log", func(b *testing.B) {
 		log := slog.New(api.RequestIDHandler{Handler: slog.NewJSONHandler(io.Discard, nil)})
 		benchHTTPEvent(b, fn.URL, nil, func(h http.Handler) http.Handler { return wrap(h, log) })
+	})
+	// The dashboard's live tail: nobody watching (the router builds no
+	// system event), and one client watching every event of the space.
+	b.Run("tail-idle", func(b *testing.B) { benchHTTPEvent(b, fn.URL, tail.New(1), nil) })
+	b.Run("tail-watching", func(b *testing.B) {
+		tb := tail.New(1)
+		w, _ := tb.Watch(functions.DefaultSpace, 1024)
+		defer w.Close()
+		go func() {
+			for range w.C() {
+			}
+		}()
+		benchHTTPEvent(b, fn.URL, tb, nil)
 	})
 	b.Run("async-plugin", func(b *testing.B) {
 		ctx, cancel := context.WithTimeout(context.Background(), 5*time.Minute)

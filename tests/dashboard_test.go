@@ -86,7 +86,7 @@ func (p page) fail(msg string) {
 	name := filepath.Join(dir, fmt.Sprintf("dashboard-%s-%d.png", strings.ReplaceAll(p.t.Name(), "/", "_"), time.Now().UnixNano()))
 	ctx, cancel := context.WithTimeout(p.ctx, 5*time.Second)
 	defer cancel()
-	png, err := chromedp.Run(ctx, chromedp.FullScreenshot(80))
+	png, err := chromedp.Run(ctx, chromedp.FullScreenshot(100))
 	if err == nil && os.WriteFile(name, png, 0o644) == nil {
 		p.t.Fatalf("%s (screenshot: %s)", msg, name)
 	}
@@ -347,7 +347,7 @@ func TestDashboardJourneys(t *testing.T) {
 		p.waitText(".summary", "calls")
 		summary := p.text(".summary")
 		var calls, errs int
-		if _, err := fmt.Sscanf(summary, "%d calls, %d errors", &calls, &errs); err != nil || calls < 3 || errs < 1 {
+		if _, err := fmt.Sscanf(summary, "%d calls, %d failed", &calls, &errs); err != nil || calls < 3 || errs < 1 {
 			t.Fatalf("summary %q: want at least 3 calls and 1 error (one delivered, one failed, one replayed)", summary)
 		}
 		paths := evalOn[int](p, `document.querySelectorAll("svg.chart path.line").length`)

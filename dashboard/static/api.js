@@ -52,14 +52,16 @@ export const enc = encodeURIComponent;
 
 // sse reads a server-sent event stream with fetch (EventSource cannot send
 // the Authorization header) and calls onEvent(name, data) for each event.
-// It resolves when the stream ends or signal aborts.
-export async function sse(path, onEvent, signal) {
+// onOpen is called once the gateway answers: from then on, nothing it sees
+// is missed. It resolves when the stream ends or signal aborts.
+export async function sse(path, onEvent, signal, onOpen) {
   const resp = await fetch(path, { headers: headers({ Accept: 'text/event-stream' }), signal });
   if (!resp.ok) {
     let msgs = [];
     try { msgs = (await resp.json()).errors.map(e => e.message); } catch { msgs = [resp.statusText]; }
     throw new ApiError(resp.status, msgs);
   }
+  if (onOpen) onOpen();
   const reader = resp.body.pipeThrough(new TextDecoderStream()).getReader();
   let buf = '';
   for (;;) {

@@ -230,7 +230,7 @@ async function statsView(signal, id) {
     const m = data.minutes;
     const sum = k => m.reduce((a, p) => a + p[k], 0);
     box.replaceChildren(
-      h('p', { class: 'summary' }, `${sum('calls')} calls, ${sum('errors')} errors in the last hour.`),
+      h('p', { class: 'summary' }, `${sum('calls')} calls, ${sum('errors')} failed, in the last hour.`),
       chart('Calls per minute', m, [{ key: 'calls', label: 'calls', cls: 's1' }, { key: 'errors', label: 'errors', cls: 's2' }], ''),
       chart('Errors per minute', m, [{ key: 'errors', label: 'errors', cls: 's2' }], ''),
       chart('Latency (ms)', m, [{ key: 'p50', label: 'p50', cls: 's1' }, { key: 'p99', label: 'p99', cls: 's3' }], ' ms'),
@@ -419,9 +419,7 @@ function tailView(signal) {
   (async () => {
     while (!signal.aborted) {
       try {
-        const stream = sse(`${sp()}/tail`, onEvent, signal);
-        conn.textContent = 'Connected: new events appear at the top.';
-        await stream;
+        await sse(`${sp()}/tail`, onEvent, signal, () => { conn.textContent = 'Connected: new events appear at the top.'; });
         conn.textContent = 'The stream ended; reconnecting…';
       } catch (err) {
         if (signal.aborted) return;

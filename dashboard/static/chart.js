@@ -3,7 +3,7 @@
 import { h } from './ui.js';
 
 const NS = 'http://www.w3.org/2000/svg';
-const W = 600, H = 160, PAD = { l: 44, r: 8, t: 10, b: 22 };
+const W = 1000, H = 200, PAD = { l: 52, r: 10, t: 12, b: 24 };
 
 function s(tag, attrs = {}, ...kids) {
   const el = document.createElementNS(NS, tag);
