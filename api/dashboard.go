@@ -5,6 +5,7 @@ import (
 	"encoding/json"
 	"fmt"
 	"net/http"
+	"slices"
 	"strings"
 	"time"
 
@@ -168,7 +169,8 @@ func (c *Config) tail(w http.ResponseWriter, r *http.Request, ps httprouter.Para
 }
 
 // SpaceNames lists the spaces that hold any key, jumping from one space
-// to the next rather than reading their keys; "default" always.
+// to the next rather than reading their keys: "default" always, then the
+// others by name.
 func (s *StoreSpaces) SpaceNames(ctx context.Context) ([]string, error) {
 	names := []string{functions.DefaultSpace}
 	from, end := functions.SpacesRoot, libkv.PrefixEnd(functions.SpacesRoot)
@@ -180,6 +182,7 @@ func (s *StoreSpaces) SpaceNames(ctx context.Context) ([]string, error) {
 		}
 		rev = got
 		if !ok {
+			slices.Sort(names[1:])
 			return names, nil
 		}
 		sp, _, _ := strings.Cut(strings.TrimPrefix(key, functions.SpacesRoot), "/")
