@@ -318,6 +318,7 @@ function subscriptionDialog(s, done) {
       }
       out.replaceChildren(h('p', {}, r.matched ? (r.dropped ? 'The filter matches; the transform drops the event.' : 'The filter matches: the function would receive:') : 'The filter does not match: the function would receive nothing.'),
         r.event ? pre(r.event) : '');
+      out.scrollIntoView({ block: 'nearest' });
     } catch (err) { form.showErrors(err); }
   }
   d = dialog(edit ? `Edit subscription ${s.subscriptionId}` : 'Create a subscription', h('div', {}, form.el, out));
