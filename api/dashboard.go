@@ -128,8 +128,10 @@ func (c *Config) tail(w http.ResponseWriter, r *http.Request, ps httprouter.Para
 	h.Set("Cache-Control", "no-store")
 	h.Set("X-Accel-Buffering", "no")
 	w.WriteHeader(http.StatusOK)
-	// The server's write timeout would cut the stream: each write moves
-	// the deadline instead.
+	// The server's timeouts would cut the stream: the read deadline
+	// (which would end the request's context) goes, and each write moves
+	// the write deadline.
+	rc.SetReadDeadline(time.Time{})
 	send := func(s string) error {
 		rc.SetWriteDeadline(time.Now().Add(2 * tailHeartbeat))
 		if _, err := fmt.Fprint(w, s); err != nil {

@@ -20,6 +20,12 @@ import (
 )
 
 func newDashboardServer(t *testing.T, st *libkv.Store, tb *tail.Broadcaster, stats *fnstats.Stats) *httptest.Server {
+	return newDashboardServerTimeout(t, st, tb, stats, 0)
+}
+
+// newDashboardServerTimeout is newDashboardServer with the server's read
+// and write timeouts set to timeout, as cmd/event-gateway sets them.
+func newDashboardServerTimeout(t *testing.T, st *libkv.Store, tb *tail.Broadcaster, stats *fnstats.Stats, timeout time.Duration) *httptest.Server {
 	t.Helper()
 	spaces := api.NewStoreSpaces(st, functions.NewRegistry(httpfn.New(httpfn.Options{})), nil)
 	h := api.NewConfig(api.ConfigOptions{
@@ -34,7 +40,9 @@ func newDashboardServer(t *testing.T, st *libkv.Store, tb *tail.Broadcaster, sta
 			Instances:  func(ctx context.Context) ([]instances.Info, error) { return instances.List(ctx, st) },
 		},
 	})
-	srv := httptest.NewServer(h)
+	srv := httptest.NewUnstartedServer(h)
+	srv.Config.ReadTimeout, srv.Config.WriteTimeout = timeout, timeout
+	srv.Start()
 	t.Cleanup(srv.Close)
 	return srv
 }
@@ -67,7 +75,9 @@ func TestListSpaces(t *testing.T) {
 func TestTailStream(t *testing.T) {
 	st := etcd.Store(t)
 	tb := tail.New(1)
-	srv := newDashboardServer(t, st, tb, nil)
+	// A stream outlives the server's timeouts.
+	const timeout = 300 * time.Millisecond
+	srv := newDashboardServerTimeout(t, st, tb, nil, timeout)
 	wantError(t, do(t, srv, "GET", "/v1/spaces/bad%20space/tail", ""), 400, "space")
 
 	ctx, cancel := context.WithCancel(context.Background())
@@ -85,6 +95,7 @@ func TestTailStream(t *testing.T) {
 	r := do(t, srv, "GET", "/v1/spaces/shop/tail", "")
 	wantError(t, r, 503, "too many live tails")
 
+	time.Sleep(3 * timeout)
 	tb.Publish(tail.Item{Kind: "event", Space: "other", Type: "order.created", ID: "x"})
 	tb.Publish(tail.Item{Kind: "event", Space: "shop", Type: "user.created", ID: "filtered"})
 	tb.Publish(tail.Item{Kind: "event", Space: "shop", Type: "order.created", ID: "e1"})
