@@ -253,6 +253,10 @@ func TestDashboardJourneys(t *testing.T) {
 			chromedp.WaitNotPresent(chromedp.CSS(`dialog`)))
 		p.waitText("table", "hello")
 		p.waitText("table", fn.srv.URL)
+		// The closed dialog gives the focus back to what opened it.
+		if focus := evalOn[string](p, `document.activeElement.textContent`); focus != "Register a function" {
+			t.Fatalf("focus on %q after the dialog closed", focus)
+		}
 		r := authCall(t, "GET", gw.ConfigURL+"/v1/spaces/default/functions/hello", "")
 		expect(t, r, 200, "")
 	})
@@ -363,6 +367,22 @@ func TestDashboardJourneys(t *testing.T) {
 		p.waitText("table", "ready")
 		p.waitText("table", gw.EventsURL)
 		p.docShot("instances")
+	})
+
+	t.Run("narrow screen", func(t *testing.T) {
+		p := page{t, ctx}
+		defer p.run("reset", chromedp.ResetViewport())
+		p.run("phone", chromedp.EmulateViewport(390, 844, chromedp.EmulateMobile))
+		for view, hash := range map[string]string{"Subscriptions": "subscriptions", "Dead letters": "deadletters", "Live tail": "tail", "Instances": "instances"} {
+			evalOn[string](p, `location.hash = "#/`+hash+`"`)
+			p.waitText("h1", view)
+			// Wide tables scroll in their own box: the page itself does
+			// not scroll sideways.
+			if over := evalOn[bool](p, `document.documentElement.scrollWidth > window.innerWidth + 1`); over {
+				w := evalOn[int](p, `document.documentElement.scrollWidth`)
+				p.fail(fmt.Sprintf("%s is %dpx wide on a 390px screen", view, w))
+			}
+		}
 	})
 
 	t.Run("log out", func(t *testing.T) {

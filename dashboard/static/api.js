@@ -42,13 +42,21 @@ export async function call(method, path, body, { signal } = {}) {
     if (!msgs.length && data && data.error) msgs = [data.error];
     if (!msgs.length) msgs = [text.trim() || resp.statusText];
     const err = new ApiError(resp.status, msgs);
-    if (resp.status === 401) document.dispatchEvent(new CustomEvent('unauthorized'));
+    refused(path, resp.status);
     throw err;
   }
   return data;
 }
 
 export const enc = encodeURIComponent;
+
+// refused tells the page that its token no longer works: a 401 on a path
+// of a space, which every valid token opens. (The gateway-wide paths,
+// such as /v1/deadletters, refuse a space's configuration key: that is no
+// reason to log out.)
+function refused(path, status) {
+  if (status === 401 && path.startsWith('/v1/spaces/')) document.dispatchEvent(new CustomEvent('unauthorized'));
+}
 
 // sse reads a server-sent event stream with fetch (EventSource cannot send
 // the Authorization header) and calls onEvent(name, data) for each event.
@@ -59,6 +67,7 @@ export async function sse(path, onEvent, signal, onOpen) {
   if (!resp.ok) {
     let msgs = [];
     try { msgs = (await resp.json()).errors.map(e => e.message); } catch { msgs = [resp.statusText]; }
+    refused(path, resp.status);
     throw new ApiError(resp.status, msgs);
   }
   if (onOpen) onOpen();
