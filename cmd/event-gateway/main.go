@@ -18,6 +18,7 @@ import (
 	"os/signal"
 	"runtime/debug"
 	"strconv"
+	"strings"
 	"syscall"
 	"time"
 
@@ -318,7 +319,7 @@ func serve(ctx context.Context, stop context.CancelFunc, opts *options, log *slo
 	}
 	// Each instance lists itself in the store for the dashboard, until
 	// the shutdown starts.
-	registered := registerInstance(ctx, store, rt, apiURL(configSrv, opts.configTLSCert != ""), apiURL(eventsSrv, opts.eventsTLSCert != ""), log)
+	registered := registerInstance(ctx, store, rt, opts, apiURL(configSrv, opts.configTLSCert != ""), apiURL(eventsSrv, opts.eventsTLSCert != ""), log)
 	defer func() {
 		// The entry is revoked at once; a store that is away must not
 		// hold up the exit (the lease then expires by itself).
@@ -389,9 +390,17 @@ func shutdown(opts *options, log *slog.Logger, eventsSrv, configSrv *http.Server
 
 // registerInstance keeps this instance's entry in the store's list of
 // instances until ctx ends.
-func registerInstance(ctx context.Context, store *libkv.Store, rt *router.Router, configURL, eventsURL string, log *slog.Logger) <-chan struct{} {
+func registerInstance(ctx context.Context, store *libkv.Store, rt *router.Router, opts *options, configURL, eventsURL string, log *slog.Logger) <-chan struct{} {
 	host, _ := os.Hostname()
 	id := fmt.Sprintf("%s-%d-%04x", cmp.Or(host, "gateway"), os.Getpid(), rand.N(1<<16))
+	// An API bound to every interface is shown as localhost in the log;
+	// other machines reach it by the host's name.
+	if host != "" && everywhere(opts.configHost) {
+		configURL = strings.Replace(configURL, "//localhost:", "//"+host+":", 1)
+	}
+	if host != "" && everywhere(opts.eventsHost) {
+		eventsURL = strings.Replace(eventsURL, "//localhost:", "//"+host+":", 1)
+	}
 	started := time.Now().UTC()
 	return instances.Register(ctx, store, func() instances.Info {
 		snap := rt.Snapshot()
@@ -494,6 +503,12 @@ func registerGauges(m *metrics.Metrics, rt *router.Router, q *jetstream.Queue, p
 	if h, ok := plugins.(*plugin.Host); ok {
 		m.Counter("plugin_events_dropped_total", "Async system events dropped because a plugin's buffer was full.", func() float64 { return float64(h.Dropped()) })
 	}
+}
+
+// everywhere reports whether a bind address is every interface.
+func everywhere(host string) bool {
+	ip := net.ParseIP(host)
+	return host == "" || ip != nil && ip.IsUnspecified()
 }
 
 // loopback reports whether a bind address reaches only this machine.
