@@ -15,6 +15,8 @@ import (
 	"testing"
 	"time"
 
+	"github.com/chromedp/cdproto/cdp"
+	"github.com/chromedp/cdproto/fetch"
 	"github.com/chromedp/cdproto/network"
 	"github.com/chromedp/chromedp"
 	"github.com/chromedp/chromedp/kb"
@@ -495,4 +497,82 @@ func TestDashboardLargeSubscriptionList(t *testing.T) {
 	if strings.TrimSpace(first) != list.Subscriptions[0].SubscriptionID {
 		t.Fatalf("page 2 starts with %q, want %q", first, list.Subscriptions[0].SubscriptionID)
 	}
+}
+
+// TestDashboardTrailView draws a trail in the shape section 1 of issue 17
+// gives (the event, the subscribers matched and skipped, the attempts),
+// and the view of a gateway without the endpoint. The browser's calls to
+// the trail endpoints are answered by the test (Fetch interception), so
+// the view is tested whatever the gateway serves.
+func TestDashboardTrailView(t *testing.T) {
+	ctx := browser(t)
+	gw := startDev(t, "")
+	trail := `{"id":"e-1","type":"user.created","space":"default","receivedAt":"2026-12-01T10:00:00Z",
+		"subscribers":[
+			{"subscriptionId":"sub-a","functionId":"mailer","matched":true,"outcome":"delivered",
+			 "attempts":[
+				{"time":"2026-12-01T10:00:00.010Z","durationMs":12,"status":500,"outcome":"retrying"},
+				{"time":"2026-12-01T10:00:01.020Z","durationMs":8,"status":200,"outcome":"delivered"}]},
+			{"subscriptionId":"sub-b","functionId":"billing","matched":false,"skipped":true,"reason":"filter"}]}`
+	recent := `{"events":[{"id":"e-1","type":"user.created","receivedAt":"2026-12-01T10:00:00Z","outcome":"delivered"}]}`
+	var noEndpoint atomic.Bool
+	pauses := chromedp.Events(ctx, fetch.RequestPaused)
+	if err := chromedp.Do(ctx, chromedp.Func(func(ctx context.Context, tg *chromedp.Target) error {
+		_, err := cdp.Call(ctx, tg, fetch.Enable, fetch.EnableParams{Patterns: []*fetch.RequestPattern{{URLPattern: "*/v1/spaces/default/events*"}}})
+		return err
+	})); err != nil {
+		t.Fatal(err)
+	}
+	go func() {
+		for ev, err := range pauses {
+			if err != nil {
+				return
+			}
+			status, body := 200, trail
+			switch {
+			case noEndpoint.Load():
+				status, body = 404, fmt.Sprintf(`{"error":"no endpoint GET %[1]s","errors":[{"message":"no endpoint GET %[1]s"}]}`, ev.Request.URL)
+			case strings.Contains(ev.Request.URL, "/events?"):
+				body = recent
+			case !strings.HasSuffix(ev.Request.URL, "/events/e-1"):
+				status, body = 404, `{"errors":[{"message":"event not found"}]}`
+			}
+			chromedp.Do(ctx, chromedp.Func(func(ctx context.Context, tg *chromedp.Target) error {
+				_, err := cdp.Call(ctx, tg, fetch.FulfillRequest, fetch.FulfillRequestParams{RequestID: ev.RequestID, ResponseCode: int64(status),
+					ResponseHeaders: []*fetch.HeaderEntry{{Name: "Content-Type", Value: "application/json"}}, Body: []byte(body)})
+				return err
+			}))
+		}
+	}()
+
+	p := page{t, ctx}
+	p.run("open", chromedp.Navigate(gw.ConfigURL+"/dashboard/"), chromedp.WaitVisible(chromedp.CSS(`input[name=token]`)),
+		chromedp.Click(chromedp.CSS(`form button[type=submit]`)))
+	p.waitText("h1", "Functions in default")
+	evalOn[string](p, `location.hash = "#/trail"`)
+	p.waitText("h1", "Event trail")
+	p.waitText("main", "Recent events")
+	p.run("open e-1", chromedp.Click(`//a[text()="e-1"]`))
+	p.waitText("h1", "Trail of event e-1")
+	p.waitText("dl.facts", "user.created")
+	p.waitText("main", "sub-a")
+	rows := evalOn[string](p, `Array.from(document.querySelectorAll("table")).find(t => t.caption.textContent === "Delivery attempts").innerText`)
+	for _, want := range []string{"retrying", "delivered", "500", "200", "mailer"} {
+		if !strings.Contains(rows, want) {
+			t.Fatalf("attempts table %q lacks %q", rows, want)
+		}
+	}
+	skipped := evalOn[string](p, `Array.from(document.querySelectorAll("table")).find(t => t.caption.textContent === "Subscribers skipped").innerText`)
+	if !strings.Contains(skipped, "sub-b") || strings.Contains(skipped, "sub-a") {
+		t.Fatalf("skipped table %q", skipped)
+	}
+	p.docShot("trail")
+
+	// An event the trail does not know, then a gateway without trails.
+	evalOn[string](p, `location.hash = "#/trail/e-2"`)
+	p.waitText("main .error", "No trail of event e-2")
+	noEndpoint.Store(true)
+	evalOn[string](p, `location.hash = "#/trail/e-1"`)
+	p.waitText("main .error", "does not record event trails")
+	p.waitText("main", "does not list recent events")
 }
