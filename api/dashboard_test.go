@@ -153,7 +153,7 @@ func TestInstances(t *testing.T) {
 	ctx, cancel := context.WithCancel(context.Background())
 	done := instances.Register(ctx, st, func() instances.Info {
 		return instances.Info{ID: "gw-1", ConfigURL: "http://c", Ready: true, Revision: 7}
-	}, instances.Options{TTL: 2 * time.Second})
+	}, instances.Options{TTL: 2 * time.Second, Check: 20 * time.Millisecond, Rewrite: 50 * time.Millisecond})
 	var list struct{ Instances []instances.Info }
 	deadline := time.Now().Add(5 * time.Second)
 	for len(list.Instances) == 0 {

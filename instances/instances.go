@@ -26,7 +26,8 @@ type Info struct {
 	Version   string    `json:"version"`
 	Started   time.Time `json:"started"`
 	// Ready and Revision are the instance's readiness and the store
-	// revision its routing reflects, as of Updated.
+	// revision its routing reflects, as of Updated (the revision is
+	// rewritten at most every ten seconds).
 	Ready    bool      `json:"ready"`
 	Revision int64     `json:"revision"`
 	Updated  time.Time `json:"updated"`
@@ -42,22 +43,35 @@ type Store interface {
 type Options struct {
 	// TTL of the lease: how long a dead instance stays listed. Default 15s.
 	TTL time.Duration
-	// Every is how often the key is rewritten with fresh figures.
-	// Default TTL/3.
-	Every  time.Duration
-	Logger *slog.Logger
+	// Check is how often the instance's figures are read. Default 1s.
+	Check time.Duration
+	// Rewrite is the shortest time between two writes for a change of
+	// revision alone. Default 10s. A change of readiness is written at
+	// once.
+	Rewrite time.Duration
+	Logger  *slog.Logger
 }
 
 // Register keeps the instance's key in the store until ctx ends, then
-// removes it. info is read at each refresh. It returns at once; the key
-// is (re)written in the background, and a lease lost while etcd was away
-// is granted again when it is back.
+// removes it. It returns at once; the key is (re)written in the
+// background, and a lease lost while etcd was away is granted again when
+// it is back.
+//
+// Every write outside spaces/ moves the store's revision without the
+// routers hearing of it, so the key is written only when what it says
+// changes: at registration, when the readiness changes, and when the
+// revision changed, at most every Rewrite. The lease's keepalives, which
+// write nothing, say that the instance lives; an idle cluster writes
+// nothing.
 func Register(ctx context.Context, st Store, info func() Info, o Options) (done <-chan struct{}) {
 	if o.TTL <= 0 {
 		o.TTL = 15 * time.Second
 	}
-	if o.Every <= 0 {
-		o.Every = o.TTL / 3
+	if o.Check <= 0 {
+		o.Check = time.Second
+	}
+	if o.Rewrite <= 0 {
+		o.Rewrite = 10 * time.Second
 	}
 	if o.Logger == nil {
 		o.Logger = slog.New(slog.DiscardHandler)
@@ -87,17 +101,25 @@ func run(ctx context.Context, st Store, info func() Info, o Options) {
 		return
 	}
 	defer lease.Close() // revokes: the key goes at once on shutdown
-	t := time.NewTicker(o.Every)
+	t := time.NewTicker(o.Check)
 	defer t.Stop()
+	var last Info
+	written := false
 	for {
 		in := info()
-		in.Updated = time.Now().UTC()
-		b, _ := json.Marshal(in)
-		pctx, cancel := context.WithTimeout(ctx, o.Every)
-		err := lease.Put(pctx, Root+in.ID, b)
-		cancel()
-		if err != nil && ctx.Err() == nil {
-			o.Logger.Warn("instance registration not refreshed", "error", err)
+		due := !written || in.Ready != last.Ready || in.Revision != last.Revision && time.Since(last.Updated) >= o.Rewrite
+		if due {
+			in.Updated = time.Now().UTC()
+			b, _ := json.Marshal(in)
+			pctx, cancel := context.WithTimeout(ctx, o.TTL/3)
+			err := lease.Put(pctx, Root+in.ID, b)
+			cancel()
+			switch {
+			case err == nil:
+				last, written = in, true
+			case ctx.Err() == nil:
+				o.Logger.Warn("instance registration not written", "error", err)
+			}
 		}
 		select {
 		case <-ctx.Done():

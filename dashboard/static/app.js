@@ -579,7 +579,7 @@ async function instancesView(signal) {
       { label: 'Version', cell: i => i.version },
       { label: 'Revision', cell: i => i.revision },
       { label: 'Started', cell: i => fmtTime(i.started) },
-      { label: 'Last seen', cell: i => fmtTime(i.updated) },
+      { label: 'Updated', cell: i => fmtTime(i.updated) },
     ], instances, { empty: 'No instance registered.' }));
   };
   await load();
