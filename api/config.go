@@ -77,6 +77,9 @@ type ConfigOptions struct {
 	// the change, so a client that changes the configuration and then
 	// sends an event to the same instance sees its change applied.
 	Synced func(ctx context.Context)
+	// Dashboard serves what the dashboard reads beside the resources
+	// (dashboard.go).
+	Dashboard DashboardSources
 }
 
 // Config serves the Configuration API.
@@ -144,6 +147,7 @@ func NewConfig(opts ConfigOptions) *Config {
 	if c.state != nil {
 		c.routeState(r)
 	}
+	c.routeDashboard(r, opts.Dashboard)
 	r.NotFound = http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		writeErrorMessage(w, http.StatusNotFound, fmt.Sprintf("no endpoint %s %s", r.Method, r.URL.Path))
 	})

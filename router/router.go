@@ -33,6 +33,15 @@ type Observer interface {
 	Invoked(space, functionID, provider string, d time.Duration, result string)
 }
 
+// Observers tells each of its observers of every call.
+type Observers []Observer
+
+func (os Observers) Invoked(space, functionID, provider string, d time.Duration, result string) {
+	for _, o := range os {
+		o.Invoked(space, functionID, provider, d, result)
+	}
+}
+
 // InvokerFactory makes the invoker of a function. It is called once per
 // version of a function, never on the request path. An invoker that
 // implements io.Closer is closed once no new snapshot uses it.
