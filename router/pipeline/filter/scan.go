@@ -56,15 +56,25 @@ func special(w uint64) uint64 {
 
 // load64 reads d[i:i+8] (in range) little-endian, without bounds checks.
 func load64(d []byte, i int) uint64 {
-	return binary.LittleEndian.Uint64(unsafe.Slice((*byte)(unsafe.Add(unsafe.Pointer(unsafe.SliceData(d)), i)), 8))
+	return binary.LittleEndian.Uint64((*[8]byte)(unsafe.Add(unsafe.Pointer(unsafe.SliceData(d)), i))[:])
+}
+
+// load32 reads d[i:i+4] (in range) little-endian, without bounds checks.
+func load32(d []byte, i int) uint32 {
+	return binary.LittleEndian.Uint32((*[4]byte)(unsafe.Add(unsafe.Pointer(unsafe.SliceData(d)), i))[:])
 }
 
 // scanString reads the string starting at d[i] == '"'. It returns the
 // index after the closing quote and whether the string holds escapes.
-// Eight bytes at a time while the document has them; the byte found is
-// taken from the word, without reading d again.
 func scanString(d []byte, i int) (end int, esc bool, ok bool) {
-	i++
+	return stringBody(d, i+1)
+}
+
+// stringBody reads a string from d[i], after its opening quote or
+// somewhere inside it past any escape. Eight bytes at a time while the
+// document has them; the byte found is taken from the word, without
+// reading d again.
+func stringBody(d []byte, i int) (end int, esc bool, ok bool) {
 	for {
 		for i+8 <= len(d) {
 			w := load64(d, i)
@@ -112,21 +122,24 @@ func scanString(d []byte, i int) (end int, esc bool, ok bool) {
 
 // hex4 decodes four hex digits; -1 if they are not.
 func hex4(b []byte) rune {
-	var r rune
-	for _, c := range b[:4] {
-		switch {
-		case '0' <= c && c <= '9':
-			c -= '0'
-		case 'a' <= c && c <= 'f':
-			c = c - 'a' + 10
-		case 'A' <= c && c <= 'F':
-			c = c - 'A' + 10
-		default:
-			return -1
-		}
-		r = r*16 + rune(c)
+	b = b[:4]
+	h0, ok0 := hexDigit(b[0])
+	h1, ok1 := hexDigit(b[1])
+	h2, ok2 := hexDigit(b[2])
+	h3, ok3 := hexDigit(b[3])
+	if !(ok0 && ok1 && ok2 && ok3) {
+		return -1
 	}
-	return r
+	return rune(h0)<<12 | rune(h1)<<8 | rune(h2)<<4 | rune(h3)
+}
+
+// hexDigit decodes one hex digit, without branches to mispredict.
+func hexDigit(c byte) (byte, bool) {
+	if d := c - '0'; d <= 9 {
+		return d, true
+	}
+	l := (c | 0x20) - 'a' // 'A'-'F' and 'a'-'f' to 0-5
+	return l + 10, l <= 5
 }
 
 // scanNumber reads a JSON number at d[i] (a '-' or a digit).
@@ -142,7 +155,7 @@ func scanNumber(d []byte, i int) (int, bool) {
 		i++
 	case '1' <= c && c <= '9':
 		i++
-		for i < len(d) && '0' <= d[i] && d[i] <= '9' {
+		for i < len(d) && d[i]-'0' <= 9 {
 			i++
 		}
 	default:
@@ -150,45 +163,49 @@ func scanNumber(d []byte, i int) (int, bool) {
 	}
 	if i < len(d) && d[i] == '.' {
 		i++
-		if i >= len(d) || d[i] < '0' || d[i] > '9' {
+		if i >= len(d) || d[i]-'0' > 9 {
 			return 0, false
 		}
-		for i < len(d) && '0' <= d[i] && d[i] <= '9' {
+		for i < len(d) && d[i]-'0' <= 9 {
 			i++
 		}
 	}
-	if i < len(d) && (d[i] == 'e' || d[i] == 'E') {
+	if i < len(d) && d[i]|0x20 == 'e' {
 		i++
 		if i < len(d) && (d[i] == '+' || d[i] == '-') {
 			i++
 		}
-		if i >= len(d) || d[i] < '0' || d[i] > '9' {
+		if i >= len(d) || d[i]-'0' > 9 {
 			return 0, false
 		}
-		for i < len(d) && '0' <= d[i] && d[i] <= '9' {
+		for i < len(d) && d[i]-'0' <= 9 {
 			i++
 		}
 	}
 	return i, true
 }
 
+// The literals as little-endian words of their first four bytes.
+const (
+	wordTrue = uint32('t') | uint32('r')<<8 | uint32('u')<<16 | uint32('e')<<24
+	wordNull = uint32('n') | uint32('u')<<8 | uint32('l')<<16 | uint32('l')<<24
+	wordFals = uint32('f') | uint32('a')<<8 | uint32('l')<<16 | uint32('s')<<24
+)
+
 // scanLiteral reads true, false or null at d[i].
 func scanLiteral(d []byte, i int) (int, bool) {
-	var lit string
-	switch d[i] {
-	case 't':
-		lit = "true"
-	case 'f':
-		lit = "false"
-	case 'n':
-		lit = "null"
-	default:
+	if i < 0 || len(d)-i < 4 {
 		return 0, false
 	}
-	if len(d)-i < len(lit) || string(d[i:i+len(lit)]) != lit {
-		return 0, false
+	switch load32(d, i) {
+	case wordTrue, wordNull:
+		return i + 4, true
+	case wordFals:
+		if len(d)-i >= 5 && d[i+4] == 'e' {
+			return i + 5, true
+		}
 	}
-	return i + len(lit), true
+	return 0, false
 }
 
 // skipValue validates and skips the value at d[i]; depth is the nesting
@@ -339,10 +356,14 @@ func appendUnescaped(dst, raw []byte) []byte {
 // skipContainer validates and skips the object or array at d[i] whose
 // nesting depth is depth, in one loop: the kinds of the open containers
 // are bits of a word (those nested 64 levels deeper go to skipObject and
-// skipArray).
+// skipArray). It is where Match spends most of its time (the parts of an
+// event a pattern does not name), so the usual cases stay in the loop,
+// without calls: strings without escapes (eight bytes at a time),
+// integers, no white space. Anything else goes to the functions above.
 func skipContainer(d []byte, i, depth int) (int, bool) {
 	var objects uint64 // bit k set: the container at level k is an object
 	level := 0         // containers open
+	key := false       // the string being read is a member name
 	for {
 		// d[i] opens a container.
 		if depth+level > maxEventDepth {
@@ -374,15 +395,12 @@ func skipContainer(d []byte, i, depth int) (int, bool) {
 		}
 		// After a value: commas and closings until the next value.
 	after:
-		for {
-			if level == 0 {
-				return i, true
-			}
+		for level > 0 {
 			i = skipWS(d, i)
 			if i >= len(d) {
 				return 0, false
 			}
-			isObj := objects&(1<<(level-1)) != 0
+			isObj := objects>>(level-1)&1 != 0
 			switch c := d[i]; {
 			case c == ',':
 				i = skipWS(d, i+1)
@@ -397,21 +415,13 @@ func skipContainer(d []byte, i, depth int) (int, bool) {
 				return 0, false
 			}
 		}
+		return i, true
 	member:
 		if i >= len(d) || d[i] != '"' {
 			return 0, false
 		}
-		{
-			end, _, ok := scanString(d, i)
-			if !ok {
-				return 0, false
-			}
-			i = skipWS(d, end)
-			if i >= len(d) || d[i] != ':' {
-				return 0, false
-			}
-			i = skipWS(d, i+1)
-		}
+		key = true
+		goto str
 	value:
 		if i >= len(d) {
 			return 0, false
@@ -420,12 +430,22 @@ func skipContainer(d []byte, i, depth int) (int, bool) {
 		case c == '{' || c == '[':
 			continue
 		case c == '"':
-			end, _, ok := scanString(d, i)
-			if !ok {
-				return 0, false
+			key = false
+			goto str
+		case '1' <= c && c <= '9':
+			// An integer: digits then a byte that cannot continue a
+			// number; anything else (fraction, exponent, the end of the
+			// document) is read by scanNumber.
+			j := i + 1
+			for j < len(d) && d[j]-'0' <= 9 {
+				j++
 			}
-			i = end
-		case c == '-' || ('0' <= c && c <= '9'):
+			if j < len(d) && d[j] != '.' && d[j]|0x20 != 'e' {
+				i = j
+				goto after
+			}
+			fallthrough
+		case c == '-' || c == '0':
 			end, ok := scanNumber(d, i)
 			if !ok {
 				return 0, false
@@ -439,6 +459,45 @@ func skipContainer(d []byte, i, depth int) (int, bool) {
 			i = end
 		}
 		goto after
+	str:
+		// d[i] == '"'.
+		i++
+		for i+8 <= len(d) {
+			w := load64(d, i)
+			if m := special(w); m != 0 {
+				tz := bits.TrailingZeros64(m)
+				i += tz >> 3
+				if byte(w>>(tz&^7)) != '"' {
+					goto strSlow
+				}
+				i++
+				goto strDone
+			}
+			i += 8
+		}
+	strSlow:
+		{
+			end, _, ok := stringBody(d, i)
+			if !ok {
+				return 0, false
+			}
+			i = end
+		}
+	strDone:
+		if !key {
+			goto after
+		}
+		if i < len(d) && d[i] == ':' {
+			i++
+		} else {
+			i = skipWS(d, i)
+			if i >= len(d) || d[i] != ':' {
+				return 0, false
+			}
+			i++
+		}
+		i = skipWS(d, i)
+		goto value
 	}
 }
 
