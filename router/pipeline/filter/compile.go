@@ -107,6 +107,7 @@ type objNode struct {
 	slots      []slot
 	groups     []group        // the slots of each distinct name
 	byName     map[string]int // name → group, when there are many names
+	names      uint64         // keyBit of every name: most keys of an event are none of them
 	root       *conj
 	absentMask bitset // the slots that match an absent field
 	absent     bool   // the node's result on no object at all
@@ -188,6 +189,7 @@ func (c *compiler) object(p *pnode, path string) (*objNode, error) {
 			n.groups = append(n.groups, group{name: s.name})
 		}
 		n.groups[g].slots = append(n.groups[g].slots, i)
+		n.names |= keyBit([]byte(s.name))
 		if strings.ContainsRune(s.name, utf8.RuneError) {
 			n.fffd = true
 		}

@@ -116,7 +116,13 @@ func (n *objNode) object(d []byte, i, depth int) (int, bool, bool) {
 		if !ok {
 			return 0, false, false
 		}
-		g := n.lookup(d[i+1:end-1], esc)
+		g := -1
+		// A key without escapes (and valid UTF-8, unless a name holds
+		// U+FFFD) reads as its bytes: when its keyBit is in none of the
+		// names, it is none of them.
+		if key := d[i+1 : end-1]; esc || n.fffd || n.names&keyBit(key) != 0 {
+			g = n.lookup(key, esc)
+		}
 		i = skipWS(d, end)
 		if i >= len(d) || d[i] != ':' {
 			return 0, false, false
@@ -154,6 +160,16 @@ func (n *objNode) object(d []byte, i, depth int) (int, bool, bool) {
 		hit[w] = hit[w]&seen[w] | n.absentMask[w]&^seen[w]
 	}
 	return i, n.root.eval(&hit), true
+}
+
+// keyBit hashes a member name to one bit of a word, from its length and
+// first byte.
+func keyBit(key []byte) uint64 {
+	h := uint(len(key))
+	if len(key) > 0 {
+		h += uint(key[0]) << 2
+	}
+	return 1 << (h & 63)
 }
 
 // lookup finds the group of slots named key (raw, between the quotes).
