@@ -208,25 +208,6 @@ func scanLiteral(d []byte, i int) (int, bool) {
 	return 0, false
 }
 
-// skipValue validates and skips the value at d[i]; depth is the nesting
-// depth of the container holding it (0 at the top level).
-func skipValue(d []byte, i, depth int) (int, bool) {
-	if i >= len(d) {
-		return 0, false
-	}
-	switch c := d[i]; {
-	case c == '"':
-		end, _, ok := scanString(d, i)
-		return end, ok
-	case c == '{' || c == '[':
-		return skipContainer(d, i, depth+1)
-	case c == '-' || ('0' <= c && c <= '9'):
-		return scanNumber(d, i)
-	default:
-		return scanLiteral(d, i)
-	}
-}
-
 func skipObject(d []byte, i, depth int) (int, bool) {
 	if depth > maxEventDepth {
 		return 0, false
@@ -353,152 +334,242 @@ func appendUnescaped(dst, raw []byte) []byte {
 	return dst
 }
 
-// skipContainer validates and skips the object or array at d[i] whose
-// nesting depth is depth, in one loop: the kinds of the open containers
-// are bits of a word (those nested 64 levels deeper go to skipObject and
-// skipArray). It is where Match spends most of its time (the parts of an
-// event a pattern does not name), so the usual cases stay in the loop,
-// without calls: strings without escapes (eight bytes at a time),
-// integers, no white space. Anything else goes to the functions above.
-func skipContainer(d []byte, i, depth int) (int, bool) {
-	var objects uint64 // bit k set: the container at level k is an object
-	level := 0         // containers open
-	key := false       // the string being read is a member name
-	for {
-		// d[i] opens a container.
-		if depth+level > maxEventDepth {
-			return 0, false
-		}
-		if level == 64 {
-			var ok bool
-			if d[i] == '{' {
-				i, ok = skipObject(d, i, depth+level)
-			} else {
-				i, ok = skipArray(d, i, depth+level)
-			}
-			if !ok {
-				return 0, false
-			}
-		} else {
-			isObj := d[i] == '{'
-			objects = objects&^(1<<level) | b2u(isObj)<<level
-			level++
-			i = skipWS(d, i+1)
-			if i < len(d) && (d[i] == '}' && isObj || d[i] == ']' && !isObj) {
-				i++
-				level--
-			} else if !isObj {
-				goto value
-			} else {
-				goto member
-			}
-		}
-		// After a value: commas and closings until the next value.
-	after:
-		for level > 0 {
-			i = skipWS(d, i)
-			if i >= len(d) {
-				return 0, false
-			}
-			isObj := objects>>(level-1)&1 != 0
-			switch c := d[i]; {
-			case c == ',':
-				i = skipWS(d, i+1)
-				if isObj {
-					goto member
-				}
-				goto value
-			case c == '}' && isObj, c == ']' && !isObj:
-				i++
-				level--
-			default:
-				return 0, false
-			}
-		}
-		return i, true
-	member:
-		if i >= len(d) || d[i] != '"' {
-			return 0, false
-		}
-		key = true
+// skipValue validates and skips the value at d[i] (white space before it
+// too); depth is the nesting depth of the container holding it (0 at the
+// top level).
+//
+// It is where Match spends most of its time (the parts of an event a
+// pattern does not name), so it is one loop without calls, written as a
+// state machine with gotos: after reading a value, the next member name,
+// the next value. The kinds of the open containers are bits of a word;
+// those nested 64 levels deeper go to skipObject and skipArray. Strings
+// are read eight bytes at a time; white space, which the gateway's
+// compact events do not have, costs nothing until it is met.
+func skipValue(d []byte, i, depth int) (int, bool) {
+	var (
+		objects uint64 // bit k set: the container at level k is an object
+		level   int    // containers open
+		key     bool   // the string being read is a member name
+		c       byte
+	)
+	n := len(d)
+	if i < 0 {
+		return 0, false
+	}
+value:
+	if i >= n {
+		return 0, false
+	}
+	switch d[i] {
+	case '"':
+		key = false
 		goto str
-	value:
-		if i >= len(d) {
-			return 0, false
-		}
-		switch c := d[i]; {
-		case c == '{' || c == '[':
-			continue
-		case c == '"':
-			key = false
-			goto str
-		case '1' <= c && c <= '9':
-			// An integer: digits then a byte that cannot continue a
-			// number; anything else (fraction, exponent, the end of the
-			// document) is read by scanNumber.
-			j := i + 1
-			for j < len(d) && d[j]-'0' <= 9 {
-				j++
-			}
-			if j < len(d) && d[j] != '.' && d[j]|0x20 != 'e' {
-				i = j
-				goto after
-			}
-			fallthrough
-		case c == '-' || c == '0':
-			end, ok := scanNumber(d, i)
-			if !ok {
-				return 0, false
-			}
-			i = end
-		default:
-			end, ok := scanLiteral(d, i)
-			if !ok {
-				return 0, false
-			}
-			i = end
-		}
-		goto after
-	str:
-		// d[i] == '"'.
-		i++
-		for i+8 <= len(d) {
-			w := load64(d, i)
-			if m := special(w); m != 0 {
-				tz := bits.TrailingZeros64(m)
-				i += tz >> 3
-				if byte(w>>(tz&^7)) != '"' {
-					goto strSlow
-				}
-				i++
-				goto strDone
-			}
-			i += 8
-		}
-	strSlow:
-		{
-			end, _, ok := stringBody(d, i)
-			if !ok {
-				return 0, false
-			}
-			i = end
-		}
-	strDone:
-		if !key {
+	case '{', '[':
+		goto open
+	case '-', '0', '1', '2', '3', '4', '5', '6', '7', '8', '9':
+		goto number
+	case 't':
+		if n-i >= 4 && load32(d, i) == wordTrue {
+			i += 4
 			goto after
 		}
-		if i < len(d) && d[i] == ':' {
-			i++
-		} else {
-			i = skipWS(d, i)
-			if i >= len(d) || d[i] != ':' {
-				return 0, false
-			}
-			i++
+	case 'n':
+		if n-i >= 4 && load32(d, i) == wordNull {
+			i += 4
+			goto after
 		}
-		i = skipWS(d, i)
+	case 'f':
+		if n-i >= 5 && load32(d, i) == wordFals && d[i+4] == 'e' {
+			i += 5
+			goto after
+		}
+	case ' ', '\t', '\n', '\r':
+		i++
 		goto value
 	}
+	return 0, false
+
+open: // d[i] is '{' or '['
+	if depth+level >= maxEventDepth {
+		return 0, false
+	}
+	if level == 64 {
+		var ok bool
+		if d[i] == '{' {
+			i, ok = skipObject(d, i, depth+level+1)
+		} else {
+			i, ok = skipArray(d, i, depth+level+1)
+		}
+		if !ok {
+			return 0, false
+		}
+		goto after
+	}
+	{
+		isObj := d[i] == '{'
+		objects = objects&^(1<<level) | b2u(isObj)<<level
+		level++
+		i = skipWS(d, i+1)
+		// '}' is ']' + 0x20.
+		if i < n && d[i] == ']'|byte(b2u(isObj))<<5 {
+			i++
+			level--
+			goto after
+		}
+		if isObj {
+			goto member
+		}
+		goto value
+	}
+
+after: // after a value: a comma or the end of the container
+	if level == 0 {
+		return i, true
+	}
+	if i >= n {
+		return 0, false
+	}
+	switch d[i] {
+	case ',':
+		i++
+		if objects>>(level-1)&1 != 0 {
+			goto member
+		}
+		goto value
+	case '}':
+		if objects>>(level-1)&1 != 0 {
+			i++
+			level--
+			goto after
+		}
+	case ']':
+		if objects>>(level-1)&1 == 0 {
+			i++
+			level--
+			goto after
+		}
+	case ' ', '\t', '\n', '\r':
+		i++
+		goto after
+	}
+	return 0, false
+
+member:
+	if i >= n {
+		return 0, false
+	}
+	switch d[i] {
+	case '"':
+		key = true
+		goto str
+	case ' ', '\t', '\n', '\r':
+		i++
+		goto member
+	}
+	return 0, false
+
+colon: // after a member name
+	if i < n && d[i] == ':' {
+		i++
+		goto value
+	}
+	i = skipWS(d, i)
+	if i >= n || d[i] != ':' {
+		return 0, false
+	}
+	i++
+	goto value
+
+str: // d[i] == '"'
+	i++
+	for {
+		if i+8 <= n {
+			w := load64(d, i)
+			m := special(w)
+			if m == 0 {
+				i += 8
+				continue
+			}
+			tz := bits.TrailingZeros64(m)
+			i += tz >> 3
+			c = byte(w >> (tz &^ 7))
+		} else {
+			if i >= n {
+				return 0, false
+			}
+			if c = d[i]; c >= 0x20 && c != '"' && c != '\\' {
+				i++
+				continue
+			}
+		}
+		if c == '"' {
+			i++
+			break
+		}
+		if c != '\\' || i+1 >= n { // a control character, or a lone \
+			return 0, false
+		}
+		switch d[i+1] {
+		case '"', '\\', '/', 'b', 'f', 'n', 'r', 't':
+			i += 2
+		case 'u':
+			if i+6 > n || !isHex(d[i+2]) || !isHex(d[i+3]) || !isHex(d[i+4]) || !isHex(d[i+5]) {
+				return 0, false
+			}
+			i += 6
+		default:
+			return 0, false
+		}
+	}
+	if key {
+		goto colon
+	}
+	goto after
+
+number: // d[i] is '-' or a digit
+	if d[i] == '-' {
+		i++
+		if i >= n {
+			return 0, false
+		}
+	}
+	if c = d[i]; c == '0' {
+		i++
+	} else if c-'1' <= 8 {
+		i++
+		for i < n && d[i]-'0' <= 9 {
+			i++
+		}
+	} else {
+		return 0, false
+	}
+	if i < n && d[i] == '.' {
+		i++
+		if i >= n || d[i]-'0' > 9 {
+			return 0, false
+		}
+		for i < n && d[i]-'0' <= 9 {
+			i++
+		}
+	}
+	if i < n && d[i]|0x20 == 'e' {
+		i++
+		if i < n && (d[i] == '+' || d[i] == '-') {
+			i++
+		}
+		if i >= n || d[i]-'0' > 9 {
+			return 0, false
+		}
+		for i < n && d[i]-'0' <= 9 {
+			i++
+		}
+	}
+	goto after
+}
+
+// isHex reports whether c is a hex digit.
+func isHex(c byte) bool {
+	return c-'0' <= 9 || (c|0x20)-'a' <= 5
 }
 
 func b2u(b bool) uint64 {
