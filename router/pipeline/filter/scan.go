@@ -133,7 +133,8 @@ func hex4(b []byte) rune {
 	return rune(h0)<<12 | rune(h1)<<8 | rune(h2)<<4 | rune(h3)
 }
 
-// hexDigit decodes one hex digit, without branches to mispredict.
+// hexDigit decodes one hex digit: a digit, or a letter a-f in either
+// case (0x20 is the case bit).
 func hexDigit(c byte) (byte, bool) {
 	if d := c - '0'; d <= 9 {
 		return d, true
