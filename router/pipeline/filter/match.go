@@ -94,15 +94,15 @@ func (f *Filter) Match(event []byte) bool {
 		return false
 	}
 	end, r, ok := f.root.object(event, i, 1)
-	return ok && r && skipWS(event, end) == len(event)
+	return ok && r&1 != 0 && skipWS(event, end) == len(event)
 }
 
 // object matches the object at d[i] == '{' (at nesting depth depth)
-// against n. It returns the index after it, the result and whether the
-// object is valid JSON.
-func (n *objNode) object(d []byte, i, depth int) (int, bool, bool) {
+// against n. It returns the index after it, the results (bit j for root
+// j) and whether the object is valid JSON.
+func (n *objNode) object(d []byte, i, depth int) (int, uint64, bool) {
 	if depth > maxEventDepth {
-		return 0, false, false
+		return 0, 0, false
 	}
 	var seen, hit bitset
 	i = skipWS(d, i+1)
@@ -111,7 +111,7 @@ func (n *objNode) object(d []byte, i, depth int) (int, bool, bool) {
 	}
 	for {
 		if i >= len(d) || d[i] != '"' {
-			return 0, false, false
+			return 0, 0, false
 		}
 		// Most names end in the eight bytes after the quote: read here,
 		// without calling scanString. (With no special byte, tz is 64
@@ -125,7 +125,7 @@ func (n *objNode) object(d []byte, i, depth int) (int, bool, bool) {
 		}
 		if end < 0 {
 			if end, esc, ok = scanString(d, i); !ok {
-				return 0, false, false
+				return 0, 0, false
 			}
 		}
 		g := -1
@@ -140,28 +140,40 @@ func (n *objNode) object(d []byte, i, depth int) (int, bool, bool) {
 		} else {
 			i = skipWS(d, end)
 			if i >= len(d) || d[i] != ':' {
-				return 0, false, false
+				return 0, 0, false
 			}
 			i = skipWS(d, i+1)
 		}
 		if g < 0 {
 			if i, ok = skipValue(d, i, depth); !ok {
-				return 0, false, false
+				return 0, 0, false
 			}
 		} else {
 			// Of duplicate names the last counts, as for encoding/json.
-			ss := n.groups[g].slots
-			start := i
-			var r bool
-			if i, r, ok = n.slots[ss[0]].value(d, i, depth); !ok {
-				return 0, false, false
-			}
-			seen.set(ss[0])
-			hit.put(ss[0], r)
-			for _, s := range ss[1:] {
-				_, r, _ = n.slots[s].value(d[:i], start, depth)
-				seen.set(s)
-				hit.put(s, r)
+			gr := &n.groups[g]
+			ss := gr.slots
+			if gr.merged != nil {
+				var rs uint64
+				if i, rs, ok = gr.merged.value(d, i, depth); !ok {
+					return 0, 0, false
+				}
+				for k, s := range ss {
+					seen.set(s)
+					hit.put(s, rs>>k&1 != 0)
+				}
+			} else {
+				start := i
+				var r bool
+				if i, r, ok = n.slots[ss[0]].value(d, i, depth); !ok {
+					return 0, 0, false
+				}
+				seen.set(ss[0])
+				hit.put(ss[0], r)
+				for _, s := range ss[1:] {
+					_, r, _ = n.slots[s].value(d[:i], start, depth)
+					seen.set(s)
+					hit.put(s, r)
+				}
 			}
 		}
 		if i < len(d) && d[i] == ',' {
@@ -169,7 +181,7 @@ func (n *objNode) object(d []byte, i, depth int) (int, bool, bool) {
 			continue
 		}
 		if i, ok = next(d, i, '}'); !ok {
-			return 0, false, false
+			return 0, 0, false
 		}
 		if i < 0 {
 			i = -i
@@ -179,7 +191,13 @@ func (n *objNode) object(d []byte, i, depth int) (int, bool, bool) {
 	for w := range hit {
 		hit[w] = hit[w]&seen[w] | n.absentMask[w]&^seen[w]
 	}
-	return i, n.root.eval(&hit), true
+	var rs uint64
+	for j, r := range n.roots {
+		if r.eval(&hit) {
+			rs |= 1 << j
+		}
+	}
+	return i, rs, true
 }
 
 // keyBit hashes a member name to one bit of a word, from its length and
@@ -220,7 +238,8 @@ func (n *objNode) find(key []byte) int {
 // slot.
 func (s *slot) value(d []byte, i, depth int) (int, bool, bool) {
 	if s.obj != nil {
-		return s.obj.value(d, i, depth)
+		end, r, ok := s.obj.value(d, i, depth)
+		return end, r&1 != 0, ok
 	}
 	var st leafState
 	end, ok := s.leaf.walk(d, i, depth, &st)
@@ -232,11 +251,11 @@ func (s *slot) value(d []byte, i, depth int) (int, bool, bool) {
 }
 
 // value matches a nested pattern object against any value: an object is
-// matched, an array matches if one of its elements does, anything else
+// matched, an array matches if one of its elements does (for each root), anything else
 // (and an empty array) is matched as if the field were absent.
-func (n *objNode) value(d []byte, i, depth int) (int, bool, bool) {
+func (n *objNode) value(d []byte, i, depth int) (int, uint64, bool) {
 	if i >= len(d) {
-		return 0, false, false
+		return 0, 0, false
 	}
 	switch d[i] {
 	case '{':
@@ -244,26 +263,28 @@ func (n *objNode) value(d []byte, i, depth int) (int, bool, bool) {
 	case '[':
 		depth++
 		if depth > maxEventDepth {
-			return 0, false, false
+			return 0, 0, false
 		}
 		i = skipWS(d, i+1)
 		if i < len(d) && d[i] == ']' {
 			return i + 1, n.absent, true
 		}
-		res := false
+		var res uint64
+		all := uint64(1)<<len(n.roots) - 1
 		for {
-			var ok, r bool
-			if res {
+			var ok bool
+			if res == all {
 				i, ok = skipValue(d, i, depth)
 			} else {
+				var r uint64
 				i, r, ok = n.value(d, i, depth)
-				res = r
+				res |= r
 			}
 			if !ok {
-				return 0, false, false
+				return 0, 0, false
 			}
 			if i, ok = next(d, i, ']'); !ok {
-				return 0, false, false
+				return 0, 0, false
 			}
 			if i < 0 {
 				return -i, res, true
