@@ -112,6 +112,7 @@ type objNode struct {
 	byName     map[string]int // name → group, when there are many names
 	names      uint64         // keyBit of every name: most keys of an event are none of them
 	roots      []*conj        // at most 64
+	root       [1]*conj       // roots' array for a compiled node: no allocation of its own
 	absentMask bitset         // the slots that match an absent field
 	absent     uint64         // the roots' results on no object at all
 	fffd       bool           // a name holds U+FFFD: names with invalid UTF-8 are decoded
@@ -181,7 +182,8 @@ func (c *compiler) object(p *pnode, path string) (*objNode, error) {
 	if err != nil {
 		return nil, err
 	}
-	n.roots = []*conj{root}
+	n.root[0] = root
+	n.roots = n.root[:]
 	n.index()
 	return n, nil
 }
