@@ -251,8 +251,9 @@ func (s *slot) value(d []byte, i, depth int) (int, bool, bool) {
 }
 
 // value matches a nested pattern object against any value: an object is
-// matched, an array matches if one of its elements does (for each root), anything else
-// (and an empty array) is matched as if the field were absent.
+// matched, an array matches if one of its elements does (root by root),
+// anything else (and an empty array) is matched as if the field were
+// absent.
 func (n *objNode) value(d []byte, i, depth int) (int, uint64, bool) {
 	if i >= len(d) {
 		return 0, 0, false
