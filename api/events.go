@@ -33,6 +33,8 @@ type Router interface {
 	Call(ctx context.Context, t *router.Target, payload []byte) ([]byte, error)
 	Enqueue(ctx context.Context, space string, in *router.Incoming, subs []router.Subscriber) (int, error)
 	Received(ctx context.Context, space string, ev *event.Event, path string, headers http.Header) error
+	// Stages wraps a subscription's pipeline in the modifier plugins'.
+	Stages(p *pipeline.Pipeline) pipeline.Chain
 }
 
 // EventsOptions configures the Events API.
@@ -374,8 +376,9 @@ func (e *Events) httpEvent(w http.ResponseWriter, r *http.Request, space string,
 // answers with the function's response object.
 func (e *Events) respond(w http.ResponseWriter, r *http.Request, route *router.HTTPRoute, payload []byte) {
 	pc := scriptContext(route)
-	if route.Pipeline.HasRequest() {
-		out, drop, err := route.Pipeline.Request(r.Context(), payload, pc)
+	stages := e.router.Stages(route.Pipeline)
+	if stages.HasRequest() {
+		out, drop, err := stages.Request(r.Context(), payload, pc)
 		if err != nil {
 			e.scriptFailed(w, r, route, "transform", err)
 			return
@@ -388,7 +391,7 @@ func (e *Events) respond(w http.ResponseWriter, r *http.Request, route *router.H
 	}
 	out, err := e.router.Call(r.Context(), route.Target, payload)
 	if err != nil {
-		e.callFailed(w, r, route.Target, err)
+		e.stagesFailedCall(w, r, route, stages, pc, err)
 		return
 	}
 	resp, err := event.ParseHTTPResponse(out)
@@ -397,8 +400,8 @@ func (e *Events) respond(w http.ResponseWriter, r *http.Request, route *router.H
 		writeErrorMessage(w, http.StatusBadGateway, "function returned a malformed response")
 		return
 	}
-	if route.Pipeline.HasResponse() {
-		if resp, err = route.Pipeline.Response(r.Context(), resp, pc); err != nil {
+	if stages.HasResponse() {
+		if resp, err = stages.Response(r.Context(), resp, pc); err != nil {
 			e.scriptFailed(w, r, route, "transformResponse", err)
 			return
 		}
@@ -408,13 +411,38 @@ func (e *Events) respond(w http.ResponseWriter, r *http.Request, route *router.H
 
 // scriptContext is what a synchronous subscription's scripts are told.
 func scriptContext(route *router.HTTPRoute) pipeline.Context {
-	return pipeline.Context{Space: route.Target.Space, SubscriptionID: route.Subscription.ID, FunctionID: route.Target.Function.ID, Attempt: 1}
+	return pipeline.Context{Space: route.Target.Space, SubscriptionID: route.Subscription.ID, FunctionID: route.Target.Function.ID, Attempt: 1, Sync: true}
+}
+
+// stagesFailedCall answers a failed synchronous call: with the response
+// an error stage (a modifier plugin) makes of the error, else as
+// callFailed does. A plugin's refusal or failure before the call is not
+// the function's error, and is answered as it is.
+func (e *Events) stagesFailedCall(w http.ResponseWriter, r *http.Request, route *router.HTTPRoute, stages pipeline.Chain, pc pipeline.Context, err error) {
+	if k := errkind.Of(err); stages.HasError() && k != errkind.Forbidden && k != errkind.Unavailable && r.Context().Err() == nil {
+		resp, handled, serr := stages.Error(r.Context(), err, pc)
+		if serr != nil {
+			e.scriptFailed(w, r, route, "error stage", serr)
+			return
+		}
+		if handled {
+			e.log.WarnContext(r.Context(), "function call failed; a plugin answered instead", "functionId", route.Target.Function.ID, "provider", route.Target.Function.Provider.Type, "status", resp.StatusCode, "error", err)
+			e.writeResponse(w, r, route.Target, resp)
+			return
+		}
+	}
+	e.callFailed(w, r, route.Target, err)
 }
 
 // scriptFailed answers a request whose subscription's script failed: 502
 // naming the subscription, with the script's error, which is the
 // subscription owner's to read as a function's error body would be.
 func (e *Events) scriptFailed(w http.ResponseWriter, r *http.Request, route *router.HTTPRoute, field string, err error) {
+	if k := errkind.Of(err); k == errkind.Forbidden || k == errkind.Unavailable {
+		// A modifier plugin's refusal (403) or failure, closed (503).
+		writeError(w, r, e.log, err)
+		return
+	}
 	status := http.StatusBadGateway
 	if r.Context().Err() != nil {
 		status = 499 // the client went away; nobody reads this answer
@@ -500,28 +528,27 @@ func (e *Events) invoke(w http.ResponseWriter, r *http.Request, space *router.Sp
 		writeError(w, r, e.log, err)
 		return
 	}
-	p := route.Pipeline
-	if p != nil {
-		if !p.Match(payload) {
-			writeErrorMessage(w, http.StatusNotFound, fmt.Sprintf("the event does not match the filter of the invoke subscription %s of function %q", route.Subscription.ID, id))
+	if !route.Pipeline.Match(payload) {
+		writeErrorMessage(w, http.StatusNotFound, fmt.Sprintf("the event does not match the filter of the invoke subscription %s of function %q", route.Subscription.ID, id))
+		return
+	}
+	p := e.router.Stages(route.Pipeline)
+	pc := scriptContext(route)
+	if p.HasRequest() {
+		out, drop, err := p.Request(r.Context(), payload, pc)
+		if err != nil {
+			e.scriptFailed(w, r, route, "transform", err)
 			return
 		}
-		if p.HasRequest() {
-			out, drop, err := p.Request(r.Context(), payload, scriptContext(route))
-			if err != nil {
-				e.scriptFailed(w, r, route, "transform", err)
-				return
-			}
-			if drop {
-				e.dropped(w, r, route)
-				return
-			}
-			payload = out
+		if drop {
+			e.dropped(w, r, route)
+			return
 		}
+		payload = out
 	}
 	out, err := e.router.Call(r.Context(), t, payload)
 	if err != nil {
-		e.callFailed(w, r, t, err)
+		e.stagesFailedCall(w, r, route, p, pc, err)
 		return
 	}
 	ct := "application/octet-stream"
@@ -532,7 +559,7 @@ func (e *Events) invoke(w http.ResponseWriter, r *http.Request, space *router.Sp
 		// invoke answers with the function's output as it is; a
 		// transformResponse sees it as the body of a 200 response
 		// object and answers with what it returns.
-		resp, err := p.Response(r.Context(), event.HTTPResponse{StatusCode: http.StatusOK, Headers: map[string]string{"Content-Type": ct}, Body: out}, scriptContext(route))
+		resp, err := p.Response(r.Context(), event.HTTPResponse{StatusCode: http.StatusOK, Headers: map[string]string{"Content-Type": ct}, Body: out}, pc)
 		if err != nil {
 			e.scriptFailed(w, r, route, "transformResponse", err)
 			return

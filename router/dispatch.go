@@ -171,16 +171,23 @@ func (r *Router) Deliver(ctx context.Context, d Delivery) error {
 		ctx = functions.WithHops(ctx, d.Hops)
 	}
 	payload := d.Payload
-	if p := sp.Pipeline(d.SubscriptionID); p.HasRequest() {
+	if p := r.Stages(sp.Pipeline(d.SubscriptionID)); p.HasRequest() {
 		var drop bool
 		payload, drop, err = p.Request(ctx, payload, pipeline.Context{Space: d.SpaceOrDefault(), SubscriptionID: d.SubscriptionID, FunctionID: d.FunctionID, Attempt: d.Attempt})
 		if err != nil || drop {
 			// Not a call of the function: its breaker learns nothing.
 			done(errNotCalled)
-			if err != nil {
-				return fmt.Errorf("transform of subscription %s: %w", d.SubscriptionID, err)
+			switch {
+			case err == nil:
+				return nil // the script dropped the event for this subscriber
+			case errors.Is(err, plugin.ErrNotRunning) && ctx.Err() == nil:
+				// A modifier plugin being restarted: as for a reacter
+				// below, the delivery waits without spending an attempt.
+				return &DeferredError{After: jitter(pluginRetry), Reason: "a plugin could not modify the call", Err: err}
+			case errkind.Of(err) == errkind.Forbidden || errkind.Of(err) == errkind.Unavailable:
+				return err // a modifier plugin's refusal or failure
 			}
-			return nil // the script dropped the event for this subscriber
+			return fmt.Errorf("transform of subscription %s: %w", d.SubscriptionID, err)
 		}
 	}
 	invoked := false
@@ -197,6 +204,12 @@ func (r *Router) Deliver(ctx context.Context, d Delivery) error {
 			return &DeferredError{After: jitter(pluginRetry), Reason: "a plugin could not check the call", Err: err}
 		}
 		return err
+	}
+	if errors.Is(err, plugin.ErrNotRunning) && ctx.Err() == nil {
+		// A selector or backend-source plugin being restarted, asked by
+		// the invoker before it called anything.
+		done(errNotCalled)
+		return &DeferredError{After: jitter(pluginRetry), Reason: "a plugin could not choose the backend", Err: err}
 	}
 	done(err)
 	if errors.Is(err, functions.ErrLoopDetected) {

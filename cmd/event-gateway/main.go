@@ -177,12 +177,19 @@ func serve(ctx context.Context, stop context.CancelFunc, opts *options, log *slo
 	if err != nil {
 		return fmt.Errorf("delivery queue: %w", err)
 	}
+	var observer router.Observer = m
+	if host.HasMetricSinks() {
+		// Metric-sink plugins get every function call too, batched
+		// off the request path.
+		observer = observers{m, host}
+	}
 	rt := router.New(router.Options{
 		Store:            store,
 		Invokers:         providers.Invoker,
 		Queue:            queue,
 		Plugins:          reacters,
-		Observer:         m,
+		Modifiers:        host.Stages(),
+		Observer:         observer,
 		DefaultTimeout:   opts.functionTimeout,
 		TransformTimeout: opts.transformTimeout,
 		Isolation:        isolation(opts),
@@ -443,6 +450,18 @@ func registerGauges(m *metrics.Metrics, rt *router.Router, q *jetstream.Queue, p
 	})
 	if h, ok := plugins.(*plugin.Host); ok {
 		m.Counter("plugin_events_dropped_total", "Async system events dropped because a plugin's buffer was full.", func() float64 { return float64(h.Dropped()) })
+		if h.HasMetricSinks() {
+			m.Counter("plugin_measurements_dropped_total", "Measurements a metric-sink plugin did not get: its buffer was full or it failed on their batch.", func() float64 { return float64(h.MeasurementsDropped()) })
+		}
+	}
+}
+
+// observers tells each of its observers of every function call.
+type observers []router.Observer
+
+func (o observers) Invoked(space, functionID, provider string, d time.Duration, result string) {
+	for _, x := range o {
+		x.Invoked(space, functionID, provider, d, result)
 	}
 }
 
