@@ -88,8 +88,13 @@ func (s *sink) run() {
 			return
 		}
 		timer.Stop()
-		if len(batch) > 0 && s.send(batch) {
+		if len(batch) == 0 {
+			continue
+		}
+		if s.send(batch) {
 			batch = batch[:0]
+		} else {
+			timer.Reset(0) // the plugin is down: try again (send waited)
 		}
 	}
 }

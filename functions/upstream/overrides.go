@@ -17,11 +17,16 @@ type Overrides struct {
 	table atomic.Pointer[map[key]entry]
 
 	mu       sync.Mutex // serialises writers and the watchers' list
-	watchers map[int]func(Update)
+	watchers map[int]watcher
 	nextID   int
 }
 
 type key struct{ space, functionID string }
+
+type watcher struct {
+	ctx context.Context
+	f   func(Update)
+}
 
 type entry struct {
 	source   string
@@ -89,8 +94,10 @@ func (o *Overrides) Apply(source string, updates []Update, full bool) {
 	}
 	o.table.Store(&next)
 	for _, u := range changes {
-		for _, f := range o.watchers {
-			f(u)
+		for _, w := range o.watchers {
+			if w.ctx.Err() == nil {
+				w.f(u)
+			}
 		}
 	}
 }
@@ -101,12 +108,13 @@ func (o *Overrides) Apply(source string, updates []Update, full bool) {
 func (o *Overrides) Watch(ctx context.Context, f func(Update)) {
 	o.mu.Lock()
 	if o.watchers == nil {
-		o.watchers = map[int]func(Update){}
+		o.watchers = map[int]watcher{}
 	}
 	id := o.nextID
 	o.nextID++
-	o.watchers[id] = f
+	o.watchers[id] = watcher{ctx, f}
 	o.mu.Unlock()
+	// Apply skips a watcher whose ctx has ended; this forgets it.
 	context.AfterFunc(ctx, func() {
 		o.mu.Lock()
 		delete(o.watchers, id)
