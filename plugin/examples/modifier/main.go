@@ -2,14 +2,14 @@
 // call made by the gateway:
 //
 //   - the event: a JSON object's data gets "modifiedBy": "modifier";
-//
 //   - the response of a synchronous call: the header X-Modified-By;
-//
 //   - a failed synchronous call: answered 503 with a JSON body and
 //     Retry-After, instead of the gateway's 502 or 504.
 //
-//     go build -o /tmp/modifier ./plugin/examples/modifier
-//     go run ./cmd/event-gateway -dev -plugin /tmp/modifier
+// Build it and load it with -plugin:
+//
+//	go build -o /tmp/modifier ./plugin/examples/modifier
+//	go run ./cmd/event-gateway -dev -plugin /tmp/modifier
 package main
 
 import (
