@@ -170,7 +170,7 @@ func TestModifier(t *testing.T) {
 		t.Fatal(drop, err)
 	}
 	var env map[string]json.RawMessage
-	if json.Unmarshal(out, &env) != nil || string(env["modified"]) != "true" || string(env["data"]) != `{"n":1}` {
+	if json.Unmarshal(out, &env) != nil || string(env["event"]) != `"e"` || string(env["data"]) != `{"modified":true,"n":1}` {
 		t.Fatalf("modified event %s", out)
 	}
 	var call plugin.Call

@@ -52,7 +52,14 @@ func (m modifier) ModifyRequest(c plugin.Call, ev []byte) ([]byte, error) {
 	if json.Unmarshal(ev, &env) != nil {
 		return ev, nil
 	}
-	env["modified"] = json.RawMessage(`true`)
+	// Marked in its data, when an object: what a function sees first.
+	var data map[string]json.RawMessage
+	if json.Unmarshal(env["data"], &data) == nil && data != nil {
+		data["modified"] = json.RawMessage(`true`)
+		env["data"], _ = json.Marshal(data)
+	} else {
+		env["modified"] = json.RawMessage(`true`)
+	}
 	return json.Marshal(env)
 }
 
