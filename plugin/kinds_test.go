@@ -436,3 +436,69 @@ func TestMetricSinkNeverBlocks(t *testing.T) {
 	defer cancel()
 	h.Shutdown(ctx)
 }
+
+// TestExamples runs the examples under plugin/examples that a gateway does
+// not exercise by itself in tests/ (the backend source and the selector
+// are for providers to call) and the observer.
+func TestExamples(t *testing.T) {
+	t.Run("observer", func(t *testing.T) {
+		h, _ := startHost(t, plugin.HostOptions{Paths: []string{build(t, "./plugin/examples/observer", "example-observer")}})
+		err := h.React(t.Context(), plugin.EventReceived, []byte(`{"event":"gateway.event.received","id":"1","data":{"headers":{"X-Deny":"1"}}}`))
+		var v *plugin.VetoError
+		if !errors.As(err, &v) || v.Msg != "denied by the observer plugin" {
+			t.Fatalf("veto: %v", err)
+		}
+		if err := h.React(t.Context(), plugin.EventReceived, []byte(`{"event":"gateway.event.received","id":"2","data":{"headers":{}}}`)); err != nil {
+			t.Fatal(err)
+		}
+	})
+	t.Run("backends", func(t *testing.T) {
+		file := filepath.Join(t.TempDir(), "backends.json")
+		os.WriteFile(file, []byte(`{"acme/fn":[{"url":"http://a:1","weight":3},{"url":"http://b:1"}]}`), 0o644)
+		t.Setenv("BACKENDS_FILE", file)
+		h, _ := startHost(t, plugin.HostOptions{Paths: []string{build(t, "./plugin/examples/backends", "example-backends")}})
+		src := h.BackendSource()
+		updates := make(chan upstream.Update, 10)
+		src.Watch(t.Context(), func(u upstream.Update) { updates <- u })
+		eventually(t, "the file's backends pushed", func() bool {
+			bs, found, err := src.Backends(t.Context(), "acme", "fn")
+			return err == nil && found && len(bs) == 2 && bs[0].Weight == 3
+		})
+		if _, found, _ := src.Backends(t.Context(), "acme", "other"); found {
+			t.Fatal("a function not in the file was found")
+		}
+		os.WriteFile(file+".tmp", []byte(`{"acme/fn":[{"url":"http://c:1"}]}`), 0o644)
+		os.Rename(file+".tmp", file)
+		eventually(t, "the change pushed", func() bool {
+			bs, _, _ := src.Backends(t.Context(), "acme", "fn")
+			return len(bs) == 1 && bs[0].URL == "http://c:1"
+		})
+		for seen := false; !seen; {
+			select {
+			case u := <-updates:
+				seen = u.FunctionID == "fn" && len(u.Backends) == 1 && u.Backends[0].URL == "http://c:1"
+			case <-time.After(10 * time.Second):
+				t.Fatal("the watcher was not told")
+			}
+		}
+	})
+	t.Run("selector", func(t *testing.T) {
+		h, _ := startHost(t, plugin.HostOptions{Paths: []string{build(t, "./plugin/examples/selector", "example-selector")}})
+		bs := []upstream.BackendStat{
+			{Healthy: true, Calls: 5, Latency: 30 * time.Millisecond},
+			{Healthy: true, Calls: 5, Latency: 10 * time.Millisecond},
+			{Healthy: false, Calls: 0},
+			{Healthy: true, Calls: 5, Latency: 20 * time.Millisecond},
+		}
+		if i, err := h.Selector().Select(t.Context(), "", bs); i != 1 || err != nil {
+			t.Fatalf("chose %d, %v; want the fastest, 1", i, err)
+		}
+		bs = append(bs, upstream.BackendStat{Healthy: true})
+		if i, _ := h.Selector().Select(t.Context(), "", bs); i != 4 {
+			t.Fatalf("chose %d; want the untried one, 4", i)
+		}
+		if i, _ := h.Selector().Select(t.Context(), "", bs[2:3]); i != -1 {
+			t.Fatalf("chose %d among unhealthy ones; want -1", i)
+		}
+	})
+}
