@@ -8,52 +8,16 @@ import (
 	"os"
 	"path/filepath"
 	"strings"
-	"sync"
 	"testing"
 	"time"
 
 	"github.com/event-gateway/event-gateway/functions"
 	"github.com/event-gateway/event-gateway/functions/upstream"
 	"github.com/event-gateway/event-gateway/internal/errkind"
-	"github.com/event-gateway/event-gateway/internal/gwproc"
 	"github.com/event-gateway/event-gateway/plugin"
 	"github.com/event-gateway/event-gateway/router/event"
 	"github.com/event-gateway/event-gateway/router/pipeline"
 )
-
-// bins builds each test plugin once per test binary.
-type bins struct {
-	mu  sync.Mutex
-	dir string
-	m   map[string]string
-}
-
-var built = &bins{m: map[string]string{}}
-
-// build compiles pkg under name and returns the binary's path.
-func build(tb testing.TB, pkg, name string) string {
-	tb.Helper()
-	built.mu.Lock()
-	defer built.mu.Unlock()
-	if p, ok := built.m[name]; ok {
-		return p
-	}
-	if built.dir == "" {
-		d, err := os.MkdirTemp("", "plugin-kinds-")
-		if err != nil {
-			tb.Fatal(err)
-		}
-		built.dir = d // removed with the machine's temporary files: shared by every test
-	}
-	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Minute)
-	defer cancel()
-	p, err := gwproc.BuildPackage(ctx, pkg, filepath.Join(built.dir, name))
-	if err != nil {
-		tb.Fatal(err)
-	}
-	built.m[name] = p
-	return p
-}
 
 // kindsPlugin builds plugin/testdata/kinds as name ("modifier",
 // "selector+metrics", ...), which picks its kinds.
