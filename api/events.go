@@ -417,9 +417,10 @@ func scriptContext(route *router.HTTPRoute) pipeline.Context {
 // stagesFailedCall answers a failed synchronous call: with the response
 // an error stage (a modifier plugin) makes of the error, else as
 // callFailed does. A plugin's refusal or failure before the call is not
-// the function's error, and is answered as it is.
+// the function's error, and is answered as it is; so is a loop, whose 508
+// must reach the gateway that made the call.
 func (e *Events) stagesFailedCall(w http.ResponseWriter, r *http.Request, route *router.HTTPRoute, stages pipeline.Chain, pc pipeline.Context, err error) {
-	if k := errkind.Of(err); stages.HasError() && k != errkind.Forbidden && k != errkind.Unavailable && r.Context().Err() == nil {
+	if k := errkind.Of(err); stages.HasError() && k != errkind.Forbidden && k != errkind.Unavailable && !errors.Is(err, functions.ErrLoopDetected) && r.Context().Err() == nil {
 		resp, handled, serr := stages.Error(r.Context(), err, pc)
 		if serr != nil {
 			e.scriptFailed(w, r, route, "error stage", serr)
