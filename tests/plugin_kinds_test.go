@@ -101,6 +101,23 @@ func TestModifierPlugin(t *testing.T) {
 		t.Fatal("the subscription's transform did not see the plugin's change")
 	}
 
+	// invoke: the function's output as a 200 response object to the
+	// response stage; a failure to the error stage.
+	subscribe(t, gw, `{"functionId":"fn","event":"invoke"}`)
+	subscribe(t, gw, `{"functionId":"bad","event":"invoke"}`)
+	eventually(t, "invoke subscriptions", func() bool {
+		return call(t, "POST", gw.EventsURL+"/", `{}`, "Event", "invoke", "Function-ID", "bad").status != 404
+	})
+	drain(fn.received)
+	r = call(t, "POST", gw.EventsURL+"/", `{"b":2}`, "Event", "invoke", "Function-ID", "fn", "Content-Type", "application/json")
+	if r.status != 200 || r.header.Get("X-Modified") != "yes" || !strings.Contains(r.body, `"modified":true`) {
+		t.Fatalf("invoke through the modifier: %d %v %s", r.status, r.header, r.body)
+	}
+	r = call(t, "POST", gw.EventsURL+"/", `{}`, "Event", "invoke", "Function-ID", "bad")
+	if r.status != 299 || r.body != "rescued: bad" {
+		t.Fatalf("failed invoke through the modifier: %d %s", r.status, r.body)
+	}
+
 	// Asynchronous deliveries.
 	drain(fn.received)
 	untilLive(t, gw, "job", `{"n":1}`, func() bool { return len(fn.received) > 0 })
