@@ -194,7 +194,7 @@ func (r *Router) Deliver(ctx context.Context, d Delivery) (err error) {
 		ctx = functions.WithHops(ctx, d.Hops)
 	}
 	payload := d.Payload
-	if p := sp.Pipeline(d.SubscriptionID); p.HasRequest() {
+	if p := r.Stages(sp.Pipeline(d.SubscriptionID)); p.HasRequest() {
 		var drop bool
 		_, span := r.tracer.Start(ctx, "transform", trace.SpanKindInternal)
 		payload, drop, err = p.Request(ctx, payload, pipeline.Context{Space: d.SpaceOrDefault(), SubscriptionID: d.SubscriptionID, FunctionID: d.FunctionID, Attempt: d.Attempt})
@@ -205,10 +205,17 @@ func (r *Router) Deliver(ctx context.Context, d Delivery) (err error) {
 		if err != nil || drop {
 			// Not a call of the function: its breaker learns nothing.
 			done(errNotCalled)
-			if err != nil {
-				return fmt.Errorf("transform of subscription %s: %w", d.SubscriptionID, err)
+			switch {
+			case err == nil:
+				return nil // the script dropped the event for this subscriber
+			case errors.Is(err, plugin.ErrNotRunning) && ctx.Err() == nil:
+				// A modifier plugin being restarted: as for a reacter
+				// below, the delivery waits without spending an attempt.
+				return &DeferredError{After: jitter(pluginRetry), Reason: "a plugin could not modify the call", Err: err}
+			case errkind.Of(err) == errkind.Forbidden || errkind.Of(err) == errkind.Unavailable:
+				return err // a modifier plugin's refusal or failure
 			}
-			return nil // the script dropped the event for this subscriber
+			return fmt.Errorf("transform of subscription %s: %w", d.SubscriptionID, err)
 		}
 	}
 	invoked := false
@@ -232,6 +239,12 @@ func (r *Router) Deliver(ctx context.Context, d Delivery) (err error) {
 		// spending no attempt, and the breaker counts nothing.
 		done(errNotCalled)
 		return &DeferredError{After: jitter(noBackendRetry), Reason: fmt.Sprintf("function %q has no backend available", t.Function.ID), Err: err}
+	}
+	if errors.Is(err, plugin.ErrNotRunning) && ctx.Err() == nil {
+		// A selector or backend-source plugin being restarted, asked by
+		// the invoker before it called anything.
+		done(errNotCalled)
+		return &DeferredError{After: jitter(pluginRetry), Reason: "a plugin could not choose the backend", Err: err}
 	}
 	done(err)
 	if errors.Is(err, functions.ErrLoopDetected) {

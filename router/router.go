@@ -59,6 +59,9 @@ type Options struct {
 	Queue Queue
 	// Plugins react to system events; nil when there are none.
 	Plugins Reacters
+	// Modifiers are the global pipeline stages (modifier plugins) run
+	// around every subscription's own; nil when there are none.
+	Modifiers *pipeline.Stages
 	// Observer is told of every function call; nil when nobody watches.
 	Observer Observer
 	// DefaultTimeout bounds a call to a function that sets no timeout.
@@ -82,6 +85,7 @@ type Router struct {
 	invokers InvokerFactory
 	queue    Queue
 	plugins  Reacters
+	stages   *pipeline.Stages
 	observer Observer
 	timeout  time.Duration
 	log      *slog.Logger
@@ -108,6 +112,7 @@ func New(o Options) *Router {
 		invokers: o.Invokers,
 		queue:    o.Queue,
 		plugins:  o.Plugins,
+		stages:   o.Modifiers,
 		observer: o.Observer,
 		tracer:   o.Tracer,
 		timeout:  o.DefaultTimeout,
@@ -134,6 +139,10 @@ func New(o Options) *Router {
 func (r *Router) scriptLog(c pipeline.Context, level, msg string) {
 	r.log.Debug("script: "+msg, "console", level, "space", c.Space, "subscriptionId", c.SubscriptionID, "functionId", c.FunctionID, "attempt", c.Attempt)
 }
+
+// Stages returns the stages to run around a subscription's pipeline p:
+// the modifier plugins' and p's own, in the order pipeline.Chain says.
+func (r *Router) Stages(p *pipeline.Pipeline) pipeline.Chain { return r.stages.Wrap(p) }
 
 // Snapshot returns the current routing snapshot.
 func (r *Router) Snapshot() *Snapshot { return r.snap.Load() }

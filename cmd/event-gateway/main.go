@@ -220,13 +220,20 @@ func serve(ctx context.Context, stop context.CancelFunc, opts *options, log *slo
 			}
 		}()
 	}
+	observer := router.Observers{m, stats}
+	if host.HasMetricSinks() {
+		// Metric-sink plugins get every function call too, batched
+		// off the request path.
+		observer = append(observer, host)
+	}
 	rt := router.New(router.Options{
 		Tracer:           tracer,
 		Store:            store,
 		Invokers:         providers.Invoker,
 		Queue:            queue,
 		Plugins:          reacters,
-		Observer:         router.Observers{m, stats},
+		Modifiers:        host.Stages(),
+		Observer:         observer,
 		DefaultTimeout:   opts.functionTimeout,
 		TransformTimeout: opts.transformTimeout,
 		Isolation:        isolation(opts),
@@ -542,6 +549,9 @@ func registerGauges(m *metrics.Metrics, rt *router.Router, q *jetstream.Queue, p
 	})
 	if h, ok := plugins.(*plugin.Host); ok {
 		m.Counter("plugin_events_dropped_total", "Async system events dropped because a plugin's buffer was full.", func() float64 { return float64(h.Dropped()) })
+		if h.HasMetricSinks() {
+			m.Counter("plugin_measurements_dropped_total", "Measurements a metric-sink plugin did not get: its buffer was full or it failed on their batch.", func() float64 { return float64(h.MeasurementsDropped()) })
+		}
 	}
 }
 
