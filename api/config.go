@@ -69,6 +69,9 @@ type ConfigOptions struct {
 	DeadLetters DeadLetterService
 	// Spaces serves the spaces API (/v1/spaces/...); nil leaves it out.
 	Spaces Spaces
+	// Trail serves the event trail (/v1/spaces/<space>/events, api/trail.go);
+	// nil when it is off, and its endpoints say so.
+	Trail TrailService
 	// Synced, when set, is called after every change made through the
 	// API, before it is answered: it returns once this instance routes by
 	// the change, so a client that changes the configuration and then
@@ -86,6 +89,7 @@ type Config struct {
 	ready   func() (bool, int64)
 	dead    DeadLetterService
 	spaces  Spaces
+	trail   TrailService
 	synced  func(ctx context.Context)
 	router  *httprouter.Router
 }
@@ -101,6 +105,7 @@ func NewConfig(opts ConfigOptions) *Config {
 		ready:   opts.Ready,
 		dead:    opts.DeadLetters,
 		spaces:  opts.Spaces,
+		trail:   opts.Trail,
 		synced:  opts.Synced,
 	}
 	if c.log == nil {
@@ -134,6 +139,7 @@ func NewConfig(opts ConfigOptions) *Config {
 	if c.spaces != nil {
 		c.routeSpaces(r)
 	}
+	c.routeTrail(r)
 	r.NotFound = http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		writeErrorMessage(w, http.StatusNotFound, fmt.Sprintf("no endpoint %s %s", r.Method, r.URL.Path))
 	})

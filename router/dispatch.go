@@ -294,6 +294,10 @@ func (in *Incoming) Payload(envelope string) []byte {
 // them all.
 func (r *Router) Enqueue(ctx context.Context, space string, in *Incoming, subs []Subscriber) (int, error) {
 	if len(subs) == 0 {
+		if r.trail != nil {
+			// Where did my event go? Nowhere: that is worth a record.
+			r.trail.Accepted(space, in.ID(), in.Type(), in.ReceivedAt, nil)
+		}
 		return 0, nil
 	}
 	rev := r.Snapshot().Revision
@@ -304,6 +308,9 @@ func (r *Router) Enqueue(ctx context.Context, space string, in *Incoming, subs [
 	}
 	if err := r.queue.Enqueue(ctx, ds); err != nil {
 		return 0, err
+	}
+	if r.trail != nil {
+		r.trail.Accepted(space, in.ID(), in.Type(), in.ReceivedAt, subs)
 	}
 	return len(ds), nil
 }

@@ -29,6 +29,20 @@ type Observer interface {
 	Invoked(space, functionID, provider string, d time.Duration, result string)
 }
 
+// Trail records what becomes of each accepted event (router/trail). Its
+// methods are called on the request path: they must not block, and they
+// must copy what they keep.
+type Trail interface {
+	// Accepted records an event accepted for asynchronous delivery and
+	// the subscribers it matched (none: nobody gets it).
+	Accepted(space, eventID, eventType string, at time.Time, subs []Subscriber)
+	// Skipped records a subscriber of the event's type and path that a
+	// filter left out, and why.
+	// TODO(filters): call it from the filter code, before Enqueue, for
+	// each subscriber a filter skips.
+	Skipped(space, eventID, eventType, subscriptionID, functionID, reason string)
+}
+
 // InvokerFactory makes the invoker of a function. It is called once per
 // version of a function, never on the request path. An invoker that
 // implements io.Closer is closed once no new snapshot uses it.
@@ -48,6 +62,9 @@ type Options struct {
 	Plugins Reacters
 	// Observer is told of every function call; nil when nobody watches.
 	Observer Observer
+	// Trail records what becomes of each accepted event; nil when the
+	// event trail is off.
+	Trail Trail
 	// DefaultTimeout bounds a call to a function that sets no timeout.
 	// Default DefaultTimeout.
 	DefaultTimeout time.Duration
@@ -64,6 +81,7 @@ type Router struct {
 	queue    Queue
 	plugins  Reacters
 	observer Observer
+	trail    Trail
 	timeout  time.Duration
 	log      *slog.Logger
 	guards   guards
@@ -87,6 +105,7 @@ func New(o Options) *Router {
 		queue:    o.Queue,
 		plugins:  o.Plugins,
 		observer: o.Observer,
+		trail:    o.Trail,
 		timeout:  o.DefaultTimeout,
 		log:      o.Logger,
 		ready:    make(chan struct{}),

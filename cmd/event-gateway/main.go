@@ -162,6 +162,12 @@ func serve(ctx context.Context, stop context.CancelFunc, opts *options, log *slo
 		return err
 	}
 	defer closeNATS()
+	trl, err := startTrail(ctx, opts, nc, log)
+	if err != nil {
+		return err
+	}
+	// After shutdown's drain of the deliveries, before NATS closes.
+	defer trl.close()
 	qctx, qcancel := context.WithTimeout(ctx, 30*time.Second)
 	queue, err := jetstream.New(qctx, jetstream.Options{
 		Conn:             nc,
@@ -171,6 +177,7 @@ func serve(ctx context.Context, stop context.CancelFunc, opts *options, log *slo
 		AckWait:          opts.deliveryAckWait,
 		Workers:          opts.workers,
 		DeadLetterMaxAge: opts.deadLetterMaxAge,
+		Trail:            trl.queue,
 		Logger:           log.With("component", "queue"),
 	})
 	qcancel()
@@ -183,6 +190,7 @@ func serve(ctx context.Context, stop context.CancelFunc, opts *options, log *slo
 		Queue:          queue,
 		Plugins:        reacters,
 		Observer:       m,
+		Trail:          trl.router,
 		DefaultTimeout: opts.functionTimeout,
 		Isolation:      isolation(opts),
 		Logger:         log.With("component", "router"),
@@ -232,6 +240,7 @@ func serve(ctx context.Context, stop context.CancelFunc, opts *options, log *slo
 			return snap.Loaded, snap.Revision
 		},
 		DeadLetters: queue,
+		Trail:       trl.api,
 	})
 
 	eventsAPI := api.NewEvents(api.EventsOptions{
