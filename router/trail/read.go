@@ -1,6 +1,7 @@
 package trail
 
 import (
+	"cmp"
 	"context"
 	"encoding/json"
 	"errors"
@@ -113,7 +114,7 @@ func (r *Recorder) Event(ctx context.Context, space, id string) (*Event, error) 
 	if len(ms) == 0 {
 		return nil, notFound(space, id)
 	}
-	var recs []Record
+	var recs []record
 	for _, m := range ms {
 		var msg message
 		if err := json.Unmarshal(m.Data, &msg); err != nil {
@@ -130,8 +131,8 @@ func (r *Recorder) Event(ctx context.Context, space, id string) (*Event, error) 
 const maxEventMessages = 1000
 
 // assemble makes the trail of an event from its records.
-func assemble(space, id string, recs []Record) *Event {
-	slices.SortStableFunc(recs, func(a, b Record) int { return a.At.Compare(b.At) })
+func assemble(space, id string, recs []record) *Event {
+	slices.SortStableFunc(recs, func(a, b record) int { return cmp.Compare(a.At, b.At) })
 	ev := &Event{Space: space, EventID: id, Subscribers: []SubscriberLog{}}
 	index := map[string]int{}
 	sub := func(subID, fnID string) *SubscriberLog {
@@ -149,7 +150,7 @@ func assemble(space, id string, recs []Record) *Event {
 		}
 		switch rec.Kind {
 		case KindAccepted:
-			at := rec.At
+			at := micros(rec.At)
 			ev.AcceptedAt = &at
 			ev.Type = rec.Type
 			for _, s := range rec.Subscribers {
@@ -160,10 +161,15 @@ func assemble(space, id string, recs []Record) *Event {
 			s.Outcome, s.Reason = OutcomeSkipped, rec.Reason
 		case KindAttempt:
 			s := sub(rec.SubscriptionID, rec.FunctionID)
-			s.Attempts = append(s.Attempts, Attempt{
-				Attempt: rec.Attempt, At: rec.At, DurationMs: rec.DurationMs, Result: rec.Result,
-				Error: rec.Error, Outcome: rec.Outcome, NextAttemptAt: rec.NextAttemptAt, Instance: rec.Instance,
-			})
+			a := Attempt{
+				Attempt: rec.Attempt, At: micros(rec.At), DurationMs: float64(rec.TookUs) / 1000, Result: rec.Result,
+				Error: rec.Error, Outcome: rec.Outcome, Instance: rec.Instance,
+			}
+			if rec.Next != 0 {
+				next := micros(rec.Next)
+				a.NextAttemptAt = &next
+			}
+			s.Attempts = append(s.Attempts, a)
 			switch rec.Outcome {
 			case egjs.OutcomePostponed, egjs.OutcomeHandedBack:
 				s.Outcome = OutcomePending
@@ -175,6 +181,9 @@ func assemble(space, id string, recs []Record) *Event {
 	ev.Outcome = summary(ev.Subscribers)
 	return ev
 }
+
+// micros is a stored time.
+func micros(us int64) time.Time { return time.UnixMicro(us).UTC() }
 
 // summary is the outcome of an event from its subscribers'.
 func summary(subs []SubscriberLog) string {

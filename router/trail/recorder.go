@@ -1,8 +1,8 @@
 package trail
 
 import (
+	"cmp"
 	"context"
-	"encoding/json"
 	"errors"
 	"fmt"
 	"log/slog"
@@ -42,6 +42,7 @@ type Options struct {
 // Recorder records the trail of events and reads it back. It implements
 // router.Trail and jetstream.AttemptObserver.
 type Recorder struct {
+	nc       *nats.Conn
 	js       jetstream.JetStream
 	stream   jetstream.Stream
 	log      *slog.Logger
@@ -60,9 +61,12 @@ type Recorder struct {
 
 // entry is a record on its way to the store.
 type entry struct {
-	space, eventID string
-	rec            Record
+	key eventKey
+	rec record
 }
+
+// eventKey names an event.
+type eventKey struct{ space, eventID string }
 
 var (
 	_ router.Trail         = (*Recorder)(nil)
@@ -119,6 +123,7 @@ func New(ctx context.Context, o Options) (*Recorder, error) {
 	}
 	host, _ := os.Hostname()
 	r := &Recorder{
+		nc:       o.Conn,
 		js:       js,
 		stream:   st,
 		log:      o.Logger,
@@ -133,9 +138,9 @@ func New(ctx context.Context, o Options) (*Recorder, error) {
 
 // Stats are the recorder's counters since New.
 type Stats struct {
-	// Stored counts the records stored; Dropped those dropped because
-	// the buffer was full or the recorder closed; Failed those NATS did
-	// not take.
+	// Stored counts the records sent to the store; Dropped those
+	// dropped because the buffer was full or the recorder closed; Failed
+	// those that could not be sent.
 	Stored, Dropped, Failed uint64
 }
 
@@ -146,7 +151,7 @@ func (r *Recorder) Stats() Stats {
 
 // add hands a record to the storing goroutine, or drops it when the
 // buffer is full: the request path never waits for the trail.
-func (r *Recorder) add(space, eventID string, rec Record) {
+func (r *Recorder) add(space, eventID string, rec record) {
 	if space == "" {
 		space = functions.DefaultSpace
 	}
@@ -157,7 +162,7 @@ func (r *Recorder) add(space, eventID string, rec Record) {
 		return
 	}
 	select {
-	case r.in <- entry{space: space, eventID: eventID, rec: rec}:
+	case r.in <- entry{key: eventKey{space, eventID}, rec: rec}:
 	default:
 		r.dropped.Add(1)
 	}
@@ -165,7 +170,7 @@ func (r *Recorder) add(space, eventID string, rec Record) {
 
 // Accepted implements router.Trail.
 func (r *Recorder) Accepted(space, eventID, eventType string, at time.Time, subs []router.Subscriber) {
-	rec := Record{Kind: KindAccepted, At: at, Type: eventType}
+	rec := record{Kind: KindAccepted, At: at.UnixMicro(), Type: eventType}
 	if len(subs) > 0 {
 		rec.Subscribers = make([]Subscriber, len(subs))
 		for i, s := range subs {
@@ -177,20 +182,20 @@ func (r *Recorder) Accepted(space, eventID, eventType string, at time.Time, subs
 
 // Skipped implements router.Trail.
 func (r *Recorder) Skipped(space, eventID, eventType, subscriptionID, functionID, reason string) {
-	r.add(space, eventID, Record{Kind: KindSkipped, At: time.Now(), Type: eventType, SubscriptionID: subscriptionID, FunctionID: functionID, Reason: reason})
+	r.add(space, eventID, record{Kind: KindSkipped, At: time.Now().UnixMicro(), Type: eventType, SubscriptionID: subscriptionID, FunctionID: functionID, Reason: reason})
 }
 
 // Attempted implements jetstream.AttemptObserver.
 func (r *Recorder) Attempted(a *egjs.Attempt) {
 	d := a.Delivery
-	rec := Record{
+	rec := record{
 		Kind:           KindAttempt,
-		At:             a.Began,
+		At:             a.Began.UnixMicro(),
 		Type:           d.Event,
 		SubscriptionID: d.SubscriptionID,
 		FunctionID:     d.FunctionID,
 		Attempt:        a.Number,
-		DurationMs:     float64(a.Took.Microseconds()) / 1000,
+		TookUs:         a.Took.Microseconds(),
 		Result:         result(a.Err),
 		Outcome:        a.Outcome,
 		Instance:       r.instance,
@@ -202,8 +207,7 @@ func (r *Recorder) Attempted(a *egjs.Attempt) {
 		}
 	}
 	if !a.Next.IsZero() {
-		next := a.Next
-		rec.NextAttemptAt = &next
+		rec.Next = a.Next.UnixMicro()
 	}
 	r.add(d.Space, d.EventID, rec)
 }
@@ -240,7 +244,7 @@ func (r *Recorder) Close(ctx context.Context) error {
 
 // pending gathers the records of each event until they are stored.
 type pending struct {
-	byEvent map[string]*message
+	byEvent map[eventKey]*message
 	order   []*message
 	n       int
 }
@@ -249,85 +253,74 @@ type pending struct {
 // records wait; more are dropped.
 func (r *Recorder) run(max int) {
 	defer close(r.done)
-	p := pending{byEvent: map[string]*message{}}
+	p := pending{byEvent: map[eventKey]*message{}}
+	var buf []byte
 	tick := time.NewTicker(r.every)
 	defer tick.Stop()
 	for {
 		select {
 		case e, ok := <-r.in:
 			if !ok {
-				r.flush(&p)
+				r.flush(&p, &buf)
 				return
 			}
 			if p.n >= max {
 				r.dropped.Add(1)
 				continue
 			}
-			key := e.space + "\x00" + e.eventID
-			m := p.byEvent[key]
+			m := p.byEvent[e.key]
 			if m == nil {
-				m = &message{Space: e.space, EventID: e.eventID}
-				p.byEvent[key] = m
+				m = &message{Space: e.key.space, EventID: e.key.eventID}
+				p.byEvent[e.key] = m
 				p.order = append(p.order, m)
 			}
 			m.Records = append(m.Records, e.rec)
 			p.n++
 		case <-tick.C:
-			r.flush(&p)
+			r.flush(&p, &buf)
 		}
 	}
 }
 
-// flushTimeout bounds the wait for NATS to store one flush.
+// flushTimeout bounds the wait for NATS to take one flush.
 const flushTimeout = 10 * time.Second
 
 // flush stores the waiting records, one message per event, and empties
-// p. Records NATS does not take are counted and dropped: the trail is
-// not worth holding deliveries back for.
-func (r *Recorder) flush(p *pending) {
+// p; buf is the encoding buffer, kept between flushes.
+//
+// The messages are published without asking for JetStream's
+// acknowledgement, which would cost as much again as storing them; the
+// stream takes them all the same. So a record NATS refuses (the
+// connection down, the store full) is lost without a word: the trail is
+// not worth holding deliveries back for. A flush of the connection at
+// the end counts the records of a flush that did not reach the server.
+func (r *Recorder) flush(p *pending, buf *[]byte) {
 	if len(p.order) == 0 {
 		return
 	}
-	ctx, cancel := context.WithTimeout(context.Background(), flushTimeout)
-	defer cancel()
-	type sent struct {
-		f jetstream.PubAckFuture
-		n int
-	}
-	futures := make([]sent, 0, len(p.order))
-	var failed uint64
+	var n, failed uint64
 	var firstErr error
 	for _, m := range p.order {
-		data, err := json.Marshal(m)
-		if err == nil {
-			var f jetstream.PubAckFuture
-			f, err = r.js.PublishMsgAsync(&nats.Msg{Subject: subjectOf(m), Data: data},
-				jetstream.WithExpectStream(Stream), jetstream.WithStallWait(flushTimeout))
-			if err == nil {
-				futures = append(futures, sent{f, len(m.Records)})
-				continue
-			}
+		*buf = appendMessage((*buf)[:0], m)
+		if err := r.nc.Publish(subjectOf(m), *buf); err != nil {
+			failed += uint64(len(m.Records))
+			firstErr = cmp.Or(firstErr, err)
+			continue
 		}
-		failed += uint64(len(m.Records))
-		firstErr = cmpErr(firstErr, err)
+		n += uint64(len(m.Records))
 	}
-	var stored uint64
-	for _, s := range futures {
-		select {
-		case <-s.f.Ok():
-			stored += uint64(s.n)
-		case err := <-s.f.Err():
-			failed += uint64(s.n)
-			firstErr = cmpErr(firstErr, err)
-		case <-ctx.Done():
-			failed += uint64(s.n)
-			firstErr = cmpErr(firstErr, ctx.Err())
-		}
+	if err := r.nc.FlushTimeout(flushTimeout); err != nil {
+		failed += n
+		n = 0
+		firstErr = cmp.Or(firstErr, err)
 	}
-	r.stored.Add(stored)
+	r.stored.Add(n)
 	if failed > 0 {
 		r.failed.Add(failed)
 		r.log.Warn("event trail: records not stored", "records", failed, "error", firstErr)
+	}
+	if cap(*buf) > maxKeptBuffer {
+		*buf = nil
 	}
 	clear(p.byEvent)
 	clear(p.order)
@@ -335,12 +328,8 @@ func (r *Recorder) flush(p *pending) {
 	p.n = 0
 }
 
-func cmpErr(first, err error) error {
-	if first != nil {
-		return first
-	}
-	return err
-}
+// maxKeptBuffer bounds the encoding buffer kept between flushes.
+const maxKeptBuffer = 1 << 20
 
 // subjectOf is the subject of a message: see the package comment.
 func subjectOf(m *message) string {

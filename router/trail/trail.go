@@ -54,10 +54,11 @@ const (
 	KindAttempt  = "attempt"
 )
 
-// Record is one thing that happened to an event.
-type Record struct {
-	Kind string    `json:"kind"`
-	At   time.Time `json:"at"`
+// record is one thing that happened to an event, as stored (encode.go
+// writes it, encoding/json reads it). Times are Unix microseconds.
+type record struct {
+	Kind string `json:"kind"`
+	At   int64  `json:"at"`
 	// Type is the event's type.
 	Type string `json:"type,omitempty"`
 	// Subscribers are, for an accepted event, those it matched.
@@ -70,13 +71,14 @@ type Record struct {
 	Reason string `json:"reason,omitempty"`
 
 	// Attempts only.
-	Attempt    int     `json:"attempt,omitempty"`
-	DurationMs float64 `json:"durationMs,omitempty"`
+	Attempt int   `json:"attempt,omitempty"`
+	TookUs  int64 `json:"tookUs,omitempty"`
 	// Result is ok, timeout or failed; Error the failure.
-	Result        string     `json:"result,omitempty"`
-	Error         string     `json:"error,omitempty"`
-	Outcome       string     `json:"outcome,omitempty"`
-	NextAttemptAt *time.Time `json:"nextAttemptAt,omitempty"`
+	Result  string `json:"result,omitempty"`
+	Error   string `json:"error,omitempty"`
+	Outcome string `json:"outcome,omitempty"`
+	// Next is when the next attempt is due.
+	Next int64 `json:"next,omitempty"`
 	// Instance is the host name of the gateway that made the attempt.
 	Instance string `json:"instance,omitempty"`
 }
@@ -91,7 +93,7 @@ type Subscriber struct {
 type message struct {
 	Space   string   `json:"space"`
 	EventID string   `json:"eventId"`
-	Records []Record `json:"records"`
+	Records []record `json:"records"`
 }
 
 // maxErrorLen bounds the error text of an attempt record.
