@@ -24,6 +24,19 @@ func (r *Router) Call(ctx context.Context, t *Target, payload []byte) ([]byte, e
 	return r.call(ctx, t, payload, true, nil)
 }
 
+// CallEvent is Call for the synchronous subscription subscriptionID of an
+// event accepted with Enqueue: with the trail on, the call's outcome is
+// recorded beside the event's asynchronous deliveries.
+func (r *Router) CallEvent(ctx context.Context, t *Target, payload []byte, space string, in *Incoming, subscriptionID string) ([]byte, error) {
+	if r.trail == nil {
+		return r.call(ctx, t, payload, true, nil)
+	}
+	began := time.Now()
+	out, err := r.call(ctx, t, payload, true, nil)
+	r.trail.Called(space, in.ID(), in.Type(), subscriptionID, t.Function.ID, began, time.Since(began), err)
+	return out, err
+}
+
 // call is Call, and with system false the call of a system event's
 // delivery, which emits none. invoked, when not nil, is set once the
 // function is called: an error before is that of a plugin.

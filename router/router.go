@@ -41,6 +41,9 @@ type Trail interface {
 	// TODO(filters): call it from the filter code, before Enqueue, for
 	// each subscriber a filter skips.
 	Skipped(space, eventID, eventType, subscriptionID, functionID, reason string)
+	// Called records the call of an accepted event's synchronous
+	// subscription: began, how long it took, and its error.
+	Called(space, eventID, eventType, subscriptionID, functionID string, began time.Time, took time.Duration, err error)
 }
 
 // InvokerFactory makes the invoker of a function. It is called once per

@@ -29,6 +29,7 @@ type trailEvent struct {
 		SubscriptionID string `json:"subscriptionId"`
 		FunctionID     string `json:"functionId"`
 		Outcome        string `json:"outcome"`
+		Sync           bool   `json:"sync"`
 		Attempts       []struct {
 			Attempt       int     `json:"attempt"`
 			At            string  `json:"at"`
@@ -210,6 +211,35 @@ func TestTrailAcrossRestart(t *testing.T) {
 	}
 	if !slices.Equal(paged, eventIDs(l)) {
 		t.Fatalf("paged: %v, whole: %v", paged, eventIDs(l))
+	}
+
+	// A synchronous subscription's call is in its event's trail.
+	quoter := newFunction(t, respondJSON(`{"statusCode":200,"body":"42"}`))
+	registerHTTP(t, gw, "quoter", quoter)
+	expect(t, call(t, "POST", gw.ConfigURL+"/v1/spaces/default/eventtypes", `{"name":"quote"}`), 201, "")
+	r := call(t, "POST", gw.ConfigURL+"/v1/spaces/default/subscriptions", `{"type":"sync","eventType":"quote","functionId":"quoter","method":"POST","path":"/quote","envelope":"legacy"}`)
+	expect(t, r, 201, "")
+	var syncSub struct {
+		SubscriptionID string `json:"subscriptionId"`
+	}
+	decode(t, r, &syncSub)
+	r = call(t, "POST", gw.EventsURL+"/quote", `{}`, "Event", "quote", "Content-Type", "application/json")
+	if r.status != 200 || r.body != "42" {
+		t.Fatalf("sync answer %d %q", r.status, r.body)
+	}
+	quote := quoter.next(t).ID
+	for deadline := time.Now().Add(10 * time.Second); ; time.Sleep(50 * time.Millisecond) {
+		ev = getTrail(t, gw, "/v1/events/"+quote)
+		if ev != nil && len(ev.Subscribers) == 1 {
+			break
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("the sync call in the trail: not within 10s: %+v", ev)
+		}
+	}
+	if s := ev.Subscribers[0]; ev.Outcome != "delivered" || !s.Sync || s.SubscriptionID != syncSub.SubscriptionID || s.FunctionID != "quoter" ||
+		len(s.Attempts) != 1 || s.Attempts[0].Result != "ok" || s.Attempts[0].Outcome != "delivered" {
+		t.Fatalf("trail of a sync call: %+v", ev)
 	}
 
 	expect(t, call(t, "GET", gw.ConfigURL+"/v1/events/no-such-event", ""), 404, "no trail")

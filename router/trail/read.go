@@ -26,8 +26,8 @@ type Event struct {
 	AcceptedAt *time.Time `json:"acceptedAt,omitempty"`
 	// Outcome sums the subscribers' up: OutcomeUnmatched when it matched
 	// none, OutcomeInFlight while a delivery is not settled, else
-	// OutcomeDeadLetter when one was dead-lettered, else
-	// OutcomeDelivered.
+	// OutcomeDeadLetter when one was dead-lettered, else OutcomeFailed
+	// when its synchronous call failed, else OutcomeDelivered.
 	Outcome     string          `json:"outcome"`
 	Subscribers []SubscriberLog `json:"subscribers"`
 }
@@ -40,7 +40,10 @@ type SubscriberLog struct {
 	// while the delivery waits for room), or skipped.
 	Outcome string `json:"outcome"`
 	// Reason is why a filter skipped it.
-	Reason   string    `json:"reason,omitempty"`
+	Reason string `json:"reason,omitempty"`
+	// Sync marks the synchronous subscription, whose one attempt is the
+	// call that answered the request.
+	Sync     bool      `json:"sync,omitempty"`
 	Attempts []Attempt `json:"attempts"`
 }
 
@@ -68,10 +71,13 @@ const (
 	// OutcomeDeadLetter: see egjs.OutcomeDeadLetter.
 	OutcomeDeadLetter = egjs.OutcomeDeadLetter
 	OutcomeDropped    = egjs.OutcomeDropped
+	// OutcomeFailed: the call of a synchronous subscription failed (its
+	// caller got the error; there is no retry).
+	OutcomeFailed = "failed"
 )
 
 // Outcomes lists the outcomes ListFilter.Outcome may ask for.
-var Outcomes = []string{OutcomePending, OutcomeRetrying, OutcomeDelivered, OutcomeDeadLetter, OutcomeDropped, OutcomeSkipped, OutcomeUnmatched}
+var Outcomes = []string{OutcomePending, OutcomeRetrying, OutcomeDelivered, OutcomeDeadLetter, OutcomeFailed, OutcomeDropped, OutcomeSkipped, OutcomeUnmatched}
 
 // unavailable is the error of a read NATS could not answer.
 func unavailable(err error) error {
@@ -159,8 +165,9 @@ func assemble(space, id string, recs []record) *Event {
 		case KindSkipped:
 			s := sub(rec.SubscriptionID, rec.FunctionID)
 			s.Outcome, s.Reason = OutcomeSkipped, rec.Reason
-		case KindAttempt:
+		case KindAttempt, KindCall:
 			s := sub(rec.SubscriptionID, rec.FunctionID)
+			s.Sync = rec.Kind == KindCall
 			a := Attempt{
 				Attempt: rec.Attempt, At: micros(rec.At), DurationMs: float64(rec.TookUs) / 1000, Result: rec.Result,
 				Error: rec.Error, Outcome: rec.Outcome, Instance: rec.Instance,
@@ -190,13 +197,15 @@ func summary(subs []SubscriberLog) string {
 	if len(subs) == 0 {
 		return OutcomeUnmatched
 	}
-	dead, matched := false, false
+	dead, failed, matched := false, false, false
 	for _, s := range subs {
 		switch s.Outcome {
 		case OutcomePending, OutcomeRetrying:
 			return OutcomeInFlight
 		case OutcomeDeadLetter:
 			dead = true
+		case OutcomeFailed:
+			failed = true
 		}
 		if s.Outcome != OutcomeSkipped {
 			matched = true
@@ -207,6 +216,8 @@ func summary(subs []SubscriberLog) string {
 		return OutcomeUnmatched
 	case dead:
 		return OutcomeDeadLetter
+	case failed:
+		return OutcomeFailed
 	}
 	return OutcomeDelivered
 }

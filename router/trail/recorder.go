@@ -7,6 +7,7 @@ import (
 	"fmt"
 	"log/slog"
 	"os"
+	"strings"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -49,12 +50,18 @@ type Recorder struct {
 	every    time.Duration
 	instance string
 
-	in      chan entry
-	stopped chan struct{}
-	// closeMu guards closing in against sends.
-	closeMu sync.RWMutex
+	// mu guards waiting, the records given since the last flush (at most
+	// max), and closed. A slice under a lock rather than a channel: the
+	// storing goroutine takes them all at once every flush, instead of
+	// being woken for each record.
+	mu      sync.Mutex
+	waiting []entry
+	max     int
 	closed  bool
-	done    chan struct{}
+
+	stop      chan struct{}
+	closeOnce sync.Once
+	done      chan struct{}
 
 	dropped, stored, failed atomic.Uint64
 }
@@ -129,10 +136,11 @@ func New(ctx context.Context, o Options) (*Recorder, error) {
 		log:      o.Logger,
 		every:    o.FlushEvery,
 		instance: host,
-		in:       make(chan entry, o.Buffer),
+		max:      o.Buffer,
+		stop:     make(chan struct{}),
 		done:     make(chan struct{}),
 	}
-	go r.run(o.Buffer)
+	go r.run()
 	return r, nil
 }
 
@@ -155,17 +163,14 @@ func (r *Recorder) add(space, eventID string, rec record) {
 	if space == "" {
 		space = functions.DefaultSpace
 	}
-	r.closeMu.RLock()
-	defer r.closeMu.RUnlock()
-	if r.closed {
+	r.mu.Lock()
+	if r.closed || len(r.waiting) >= r.max {
+		r.mu.Unlock()
 		r.dropped.Add(1)
 		return
 	}
-	select {
-	case r.in <- entry{key: eventKey{space, eventID}, rec: rec}:
-	default:
-		r.dropped.Add(1)
-	}
+	r.waiting = append(r.waiting, entry{key: eventKey{space, eventID}, rec: rec})
+	r.mu.Unlock()
 }
 
 // Accepted implements router.Trail.
@@ -201,15 +206,42 @@ func (r *Recorder) Attempted(a *egjs.Attempt) {
 		Instance:       r.instance,
 	}
 	if a.Err != nil {
-		rec.Error = a.Err.Error()
-		if len(rec.Error) > maxErrorLen {
-			rec.Error = rec.Error[:maxErrorLen]
-		}
+		rec.Error = errorText(a.Err)
 	}
 	if !a.Next.IsZero() {
 		rec.Next = a.Next.UnixMicro()
 	}
 	r.add(d.Space, d.EventID, rec)
+}
+
+// Called implements router.Trail.
+func (r *Recorder) Called(space, eventID, eventType, subscriptionID, functionID string, began time.Time, took time.Duration, err error) {
+	rec := record{
+		Kind:           KindCall,
+		At:             began.UnixMicro(),
+		Type:           eventType,
+		SubscriptionID: subscriptionID,
+		FunctionID:     functionID,
+		Attempt:        1,
+		TookUs:         took.Microseconds(),
+		Result:         result(err),
+		Outcome:        OutcomeDelivered,
+		Instance:       r.instance,
+	}
+	if err != nil {
+		rec.Error = errorText(err)
+		rec.Outcome = OutcomeFailed
+	}
+	r.add(space, eventID, rec)
+}
+
+// errorText is an error as a record keeps it.
+func errorText(err error) string {
+	s := err.Error()
+	if len(s) > maxErrorLen {
+		s = strings.ToValidUTF8(s[:maxErrorLen], "")
+	}
+	return s
 }
 
 // result classifies an attempt's error as the metrics do.
@@ -228,12 +260,12 @@ func result(err error) string {
 // recorder; records given to it afterwards are dropped. Call it once the
 // deliveries are done.
 func (r *Recorder) Close(ctx context.Context) error {
-	r.closeMu.Lock()
-	if !r.closed {
+	r.closeOnce.Do(func() {
+		r.mu.Lock()
 		r.closed = true
-		close(r.in)
-	}
-	r.closeMu.Unlock()
+		r.mu.Unlock()
+		close(r.stop)
+	})
 	select {
 	case <-r.done:
 		return nil
@@ -242,42 +274,67 @@ func (r *Recorder) Close(ctx context.Context) error {
 	}
 }
 
-// pending gathers the records of each event until they are stored.
-type pending struct {
-	byEvent map[eventKey]*message
-	order   []*message
-	n       int
+// batch is the records of one flush, one message per event.
+type batch struct {
+	index map[eventKey]int
+	msgs  []message
 }
 
-// run stores what arrives, every r.every, until Close. At most max
-// records wait; more are dropped.
-func (r *Recorder) run(max int) {
+// group sorts es into b's messages, reusing their slices.
+func (b *batch) group(es []entry) {
+	clear(b.index)
+	for i := range b.msgs {
+		clear(b.msgs[i].Records) // let go of their strings
+		b.msgs[i].Records = b.msgs[i].Records[:0]
+	}
+	b.msgs = b.msgs[:0]
+	for i := range es {
+		e := &es[i]
+		k, ok := b.index[e.key]
+		if !ok {
+			k = len(b.msgs)
+			b.index[e.key] = k
+			if k < cap(b.msgs) {
+				b.msgs = b.msgs[:k+1]
+			} else {
+				b.msgs = append(b.msgs, message{})
+			}
+			b.msgs[k].Space, b.msgs[k].EventID = e.key.space, e.key.eventID
+		}
+		b.msgs[k].Records = append(b.msgs[k].Records, e.rec)
+	}
+}
+
+// run stores what was given, every r.every, until Close.
+func (r *Recorder) run() {
 	defer close(r.done)
-	p := pending{byEvent: map[eventKey]*message{}}
+	b := batch{index: map[eventKey]int{}}
+	var spare []entry
 	var buf []byte
 	tick := time.NewTicker(r.every)
 	defer tick.Stop()
 	for {
+		stopping := false
 		select {
-		case e, ok := <-r.in:
-			if !ok {
-				r.flush(&p, &buf)
-				return
-			}
-			if p.n >= max {
-				r.dropped.Add(1)
-				continue
-			}
-			m := p.byEvent[e.key]
-			if m == nil {
-				m = &message{Space: e.key.space, EventID: e.key.eventID}
-				p.byEvent[e.key] = m
-				p.order = append(p.order, m)
-			}
-			m.Records = append(m.Records, e.rec)
-			p.n++
 		case <-tick.C:
-			r.flush(&p, &buf)
+		case <-r.stop:
+			stopping = true
+		}
+		r.mu.Lock()
+		es := r.waiting
+		r.waiting = spare[:0]
+		r.mu.Unlock()
+		if len(es) > 0 {
+			b.group(es)
+			r.flush(b.msgs, &buf)
+		}
+		clear(es) // let go of their strings
+		if cap(es) > maxKeptEntries {
+			es = nil // a burst is over: do not keep its buffer
+		}
+		spare = es
+		if stopping {
+			return
 		}
 	}
 }
@@ -285,8 +342,7 @@ func (r *Recorder) run(max int) {
 // flushTimeout bounds the wait for NATS to take one flush.
 const flushTimeout = 10 * time.Second
 
-// flush stores the waiting records, one message per event, and empties
-// p; buf is the encoding buffer, kept between flushes.
+// flush stores msgs; buf is the encoding buffer, kept between flushes.
 //
 // The messages are published without asking for JetStream's
 // acknowledgement, which would cost as much again as storing them; the
@@ -294,13 +350,11 @@ const flushTimeout = 10 * time.Second
 // connection down, the store full) is lost without a word: the trail is
 // not worth holding deliveries back for. A flush of the connection at
 // the end counts the records of a flush that did not reach the server.
-func (r *Recorder) flush(p *pending, buf *[]byte) {
-	if len(p.order) == 0 {
-		return
-	}
+func (r *Recorder) flush(msgs []message, buf *[]byte) {
 	var n, failed uint64
 	var firstErr error
-	for _, m := range p.order {
+	for i := range msgs {
+		m := &msgs[i]
 		*buf = appendMessage((*buf)[:0], m)
 		if err := r.nc.Publish(subjectOf(m), *buf); err != nil {
 			failed += uint64(len(m.Records))
@@ -322,11 +376,10 @@ func (r *Recorder) flush(p *pending, buf *[]byte) {
 	if cap(*buf) > maxKeptBuffer {
 		*buf = nil
 	}
-	clear(p.byEvent)
-	clear(p.order)
-	p.order = p.order[:0]
-	p.n = 0
 }
+
+// maxKeptEntries bounds the spare record buffer kept between flushes.
+const maxKeptEntries = 8192
 
 // maxKeptBuffer bounds the encoding buffer kept between flushes.
 const maxKeptBuffer = 1 << 20

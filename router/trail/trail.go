@@ -52,6 +52,8 @@ const (
 	KindAccepted = "accepted"
 	KindSkipped  = "skipped"
 	KindAttempt  = "attempt"
+	// KindCall: the call of a synchronous subscription of the event.
+	KindCall = "call"
 )
 
 // record is one thing that happened to an event, as stored (encode.go

@@ -15,7 +15,7 @@ import (
 	egjs "github.com/event-gateway/event-gateway/router/jetstream"
 )
 
-func connect(t *testing.T) *nats.Conn {
+func connect(t testing.TB) *nats.Conn {
 	t.Helper()
 	e, err := egjs.StartEmbedded(egjs.EmbedOptions{DataDir: t.TempDir(), Port: -1})
 	if err != nil {
@@ -30,7 +30,7 @@ func connect(t *testing.T) *nats.Conn {
 	return nc
 }
 
-func newRecorder(t *testing.T, nc *nats.Conn, o Options) *Recorder {
+func newRecorder(t testing.TB, nc *nats.Conn, o Options) *Recorder {
 	t.Helper()
 	o.Conn = nc
 	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
@@ -74,6 +74,7 @@ func TestRecordAndRead(t *testing.T) {
 	attempt(r, "", "e1", "a", 1, nil, egjs.OutcomeDelivered)
 	attempt(r, "", "e1", "b", 1, errors.New("boom"), egjs.OutcomeRetrying)
 	r.Skipped("default", "e1", "order", "c", "fn-c", "filter: amount < 10")
+	r.Called("default", "e1", "order", "s", "fn-s", time.Now(), 2*time.Millisecond, errors.New("function failed: http status 502"))
 	if _, err := r.Event(ctx, "", "e1"); errkind.Of(err) != errkind.NotFound {
 		t.Fatalf("before a flush: %v, want NotFound", err)
 	}
@@ -93,7 +94,7 @@ func TestRecordAndRead(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if ev.Type != "order" || ev.AcceptedAt == nil || ev.Outcome != OutcomeInFlight || len(ev.Subscribers) != 3 {
+	if ev.Type != "order" || ev.AcceptedAt == nil || ev.Outcome != OutcomeInFlight || len(ev.Subscribers) != 4 {
 		t.Fatalf("trail %+v", ev)
 	}
 	a, b, c := ev.Subscribers[0], ev.Subscribers[1], ev.Subscribers[2]
@@ -105,6 +106,9 @@ func TestRecordAndRead(t *testing.T) {
 	}
 	if c.Outcome != OutcomeSkipped || c.Reason != "filter: amount < 10" || c.FunctionID != "fn-c" {
 		t.Fatalf("subscriber c: %+v", c)
+	}
+	if s := ev.Subscribers[3]; !s.Sync || s.Outcome != OutcomeFailed || len(s.Attempts) != 1 || s.Attempts[0].Result != "failed" || s.Attempts[0].DurationMs != 2 {
+		t.Fatalf("sync subscriber: %+v", s)
 	}
 
 	// Later records of the event are further messages of it.
