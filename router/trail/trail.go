@@ -42,7 +42,7 @@ const (
 // Defaults of Options.
 const (
 	DefaultRetention  = 24 * time.Hour
-	DefaultMaxBytes   = 1 << 30
+	DefaultMaxBytes   = 256 << 20
 	DefaultBuffer     = 1 << 16
 	DefaultFlushEvery = 200 * time.Millisecond
 )
