@@ -10,18 +10,19 @@ import (
 // encoding/json's reflection was most of the recorder's own cost. What it
 // writes is what encoding/json reads into message (encode_test.go).
 
-// appendMessage appends m as JSON.
-func appendMessage(b []byte, m *message) []byte {
+// appendMessage appends the message of recs, records of one event, as
+// JSON.
+func appendMessage(b []byte, space, eventID string, recs []*record) []byte {
 	b = append(b, `{"space":`...)
-	b = event.AppendJSONString(b, m.Space)
+	b = event.AppendJSONString(b, space)
 	b = append(b, `,"eventId":`...)
-	b = event.AppendJSONString(b, m.EventID)
+	b = event.AppendJSONString(b, eventID)
 	b = append(b, `,"records":[`...)
-	for i := range m.Records {
+	for i, r := range recs {
 		if i > 0 {
 			b = append(b, ',')
 		}
-		b = appendRecord(b, &m.Records[i])
+		b = appendRecord(b, r)
 	}
 	return append(b, "]}"...)
 }

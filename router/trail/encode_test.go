@@ -16,7 +16,11 @@ func TestEncodeRoundTrip(t *testing.T) {
 		{Kind: KindAttempt, At: 3, Type: "t", SubscriptionID: "s1", FunctionID: "f1", Attempt: 2, TookUs: 1500, Result: "failed",
 			Error: "function failed: http status 500\t\"x\"", Outcome: "retrying", Next: 99, Instance: "host-1"},
 	}}
-	b := appendMessage(nil, &in)
+	recs := make([]*record, len(in.Records))
+	for i := range in.Records {
+		recs[i] = &in.Records[i]
+	}
+	b := appendMessage(nil, in.Space, in.EventID, recs)
 	var out message
 	if err := json.Unmarshal(b, &out); err != nil {
 		t.Fatalf("%s: %v", b, err)
@@ -30,5 +34,32 @@ func TestEncodeRoundTrip(t *testing.T) {
 	json.Unmarshal(want, &c)
 	if !reflect.DeepEqual(a, c) {
 		t.Fatalf("hand-written\n%s\nencoding/json\n%s", b, want)
+	}
+}
+
+// A flush's records are grouped by event, each event's in the order given.
+func TestBatchSort(t *testing.T) {
+	var es []entry
+	keys := []eventKey{{"s", "a"}, {"s", "b"}, {"t", "a"}, {"s", "b"}, {"s", "a"}, {"s", "c"}, {"s", "a"}}
+	for i, k := range keys {
+		es = append(es, entry{key: k, rec: record{At: int64(i)}})
+	}
+	var b batch
+	b.index = map[eventKey]int32{}
+	for range 2 { // the second time on reused slices
+		b.sort(es)
+		want := map[eventKey][]int64{{"s", "a"}: {0, 4, 6}, {"s", "b"}: {1, 3}, {"t", "a"}: {2}, {"s", "c"}: {5}}
+		if len(b.keys) != len(want) {
+			t.Fatalf("%d events, want %d", len(b.keys), len(want))
+		}
+		for g, k := range b.keys {
+			var got []int64
+			for _, r := range b.ptrs[b.start[g]:b.start[g+1]] {
+				got = append(got, r.At)
+			}
+			if !reflect.DeepEqual(got, want[k]) {
+				t.Fatalf("event %v: records %v, want %v", k, got, want[k])
+			}
+		}
 	}
 }

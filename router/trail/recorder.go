@@ -7,6 +7,7 @@ import (
 	"fmt"
 	"log/slog"
 	"os"
+	"slices"
 	"strings"
 	"sync"
 	"sync/atomic"
@@ -274,41 +275,54 @@ func (r *Recorder) Close(ctx context.Context) error {
 	}
 }
 
-// batch is the records of one flush, one message per event.
+// batch orders the records of one flush by event, without copying them:
+// ptrs holds them event after event, those of event g (keys[g]) at
+// ptrs[start[g]:start[g+1]]. Its slices are reused from flush to flush.
 type batch struct {
-	index map[eventKey]int
-	msgs  []message
+	index map[eventKey]int32
+	keys  []eventKey
+	group []int32 // of each record
+	start []int32
+	ptrs  []*record
 }
 
-// group sorts es into b's messages, reusing their slices.
-func (b *batch) group(es []entry) {
+// sort orders es by event (a counting sort: each event's records keep
+// their order).
+func (b *batch) sort(es []entry) {
 	clear(b.index)
-	for i := range b.msgs {
-		clear(b.msgs[i].Records) // let go of their strings
-		b.msgs[i].Records = b.msgs[i].Records[:0]
-	}
-	b.msgs = b.msgs[:0]
+	b.keys, b.group, b.start = b.keys[:0], b.group[:0], b.start[:0]
 	for i := range es {
-		e := &es[i]
-		k, ok := b.index[e.key]
+		g, ok := b.index[es[i].key]
 		if !ok {
-			k = len(b.msgs)
-			b.index[e.key] = k
-			if k < cap(b.msgs) {
-				b.msgs = b.msgs[:k+1]
-			} else {
-				b.msgs = append(b.msgs, message{})
-			}
-			b.msgs[k].Space, b.msgs[k].EventID = e.key.space, e.key.eventID
+			g = int32(len(b.keys))
+			b.index[es[i].key] = g
+			b.keys = append(b.keys, es[i].key)
+			b.start = append(b.start, 0)
 		}
-		b.msgs[k].Records = append(b.msgs[k].Records, e.rec)
+		b.group = append(b.group, g)
+		b.start[g]++
 	}
+	// Counts to offsets: start[g] is where event g's records begin.
+	var sum int32
+	for g, n := range b.start {
+		b.start[g] = sum
+		sum += n
+	}
+	b.start = append(b.start, sum)
+	b.ptrs = slices.Grow(b.ptrs[:0], len(es))[:len(es)]
+	for i, g := range b.group {
+		b.ptrs[b.start[g]] = &es[i].rec
+		b.start[g]++
+	}
+	// Placing moved each start to the next event's: shift them back.
+	copy(b.start[1:], b.start[:len(b.start)-1])
+	b.start[0] = 0
 }
 
 // run stores what was given, every r.every, until Close.
 func (r *Recorder) run() {
 	defer close(r.done)
-	b := batch{index: map[eventKey]int{}}
+	b := batch{index: map[eventKey]int32{}}
 	var spare []entry
 	var buf []byte
 	tick := time.NewTicker(r.every)
@@ -325,13 +339,13 @@ func (r *Recorder) run() {
 		r.waiting = spare[:0]
 		r.mu.Unlock()
 		if len(es) > 0 {
-			b.group(es)
-			r.flush(b.msgs, &buf)
+			b.sort(es)
+			r.flush(&b, &buf)
+			clear(b.ptrs)
 		}
-		clear(es) // let go of their strings
-		if cap(es) > maxKeptEntries {
-			es = nil // a burst is over: do not keep its buffer
-		}
+		// Kept for the next flush (at most Buffer records), cleared to
+		// let go of their strings.
+		clear(es)
 		spare = es
 		if stopping {
 			return
@@ -342,7 +356,8 @@ func (r *Recorder) run() {
 // flushTimeout bounds the wait for NATS to take one flush.
 const flushTimeout = 10 * time.Second
 
-// flush stores msgs; buf is the encoding buffer, kept between flushes.
+// flush stores b, one message per event; buf is the encoding buffer,
+// kept between flushes.
 //
 // The messages are published without asking for JetStream's
 // acknowledgement, which would cost as much again as storing them; the
@@ -350,18 +365,18 @@ const flushTimeout = 10 * time.Second
 // connection down, the store full) is lost without a word: the trail is
 // not worth holding deliveries back for. A flush of the connection at
 // the end counts the records of a flush that did not reach the server.
-func (r *Recorder) flush(msgs []message, buf *[]byte) {
+func (r *Recorder) flush(b *batch, buf *[]byte) {
 	var n, failed uint64
 	var firstErr error
-	for i := range msgs {
-		m := &msgs[i]
-		*buf = appendMessage((*buf)[:0], m)
-		if err := r.nc.Publish(subjectOf(m), *buf); err != nil {
-			failed += uint64(len(m.Records))
+	for g, k := range b.keys {
+		recs := b.ptrs[b.start[g]:b.start[g+1]]
+		*buf = appendMessage((*buf)[:0], k.space, k.eventID, recs)
+		if err := r.nc.Publish(subjectOf(k.space, k.eventID, recs), *buf); err != nil {
+			failed += uint64(len(recs))
 			firstErr = cmp.Or(firstErr, err)
 			continue
 		}
-		n += uint64(len(m.Records))
+		n += uint64(len(recs))
 	}
 	if err := r.nc.FlushTimeout(flushTimeout); err != nil {
 		failed += n
@@ -378,18 +393,15 @@ func (r *Recorder) flush(msgs []message, buf *[]byte) {
 	}
 }
 
-// maxKeptEntries bounds the spare record buffer kept between flushes.
-const maxKeptEntries = 8192
-
 // maxKeptBuffer bounds the encoding buffer kept between flushes.
 const maxKeptBuffer = 1 << 20
 
 // subjectOf is the subject of a message: see the package comment.
-func subjectOf(m *message) string {
-	base := eventSubject(m.Space, m.EventID)
-	for i := range m.Records {
-		if m.Records[i].Kind == KindAccepted {
-			return base + ".a." + egjs.SubjectToken(m.Records[i].Type)
+func subjectOf(space, eventID string, recs []*record) string {
+	base := eventSubject(space, eventID)
+	for _, r := range recs {
+		if r.Kind == KindAccepted {
+			return base + ".a." + egjs.SubjectToken(r.Type)
 		}
 	}
 	return base + ".d"
