@@ -127,7 +127,13 @@ func (r *Recorder) Event(ctx context.Context, space, id string) (*Event, error) 
 			r.log.Warn("event trail: unreadable record", "seq", m.Sequence, "error", err)
 			continue
 		}
+		if msg.EventID != id || msg.Space != space {
+			continue // another event whose long id hashes alike (token)
+		}
 		recs = append(recs, msg.Records...)
+	}
+	if len(recs) == 0 {
+		return nil, notFound(space, id)
 	}
 	return assemble(space, id, recs), nil
 }
@@ -279,9 +285,9 @@ func (r *Recorder) List(ctx context.Context, space string, f ListFilter) (items 
 	}
 	typ := "*"
 	if f.Type != "" {
-		typ = egjs.SubjectToken(f.Type)
+		typ = token(f.Type)
 	}
-	subject := subjectPrefix + egjs.SubjectToken(space) + ".*.a." + typ
+	subject := subjectPrefix + token(space) + ".*.a." + typ
 	items = []Event{}
 	reads := 0
 	// Walk back in windows of sequences, reading the accepted messages of

@@ -44,7 +44,10 @@ type Options struct {
 // Recorder records the trail of events and reads it back. It implements
 // router.Trail and jetstream.AttemptObserver.
 type Recorder struct {
-	nc       *nats.Conn
+	nc *nats.Conn
+	// maxMsg bounds a message: the server's largest, less room for the
+	// subject and protocol.
+	maxMsg   int64
 	js       jetstream.JetStream
 	stream   jetstream.Stream
 	log      *slog.Logger
@@ -132,6 +135,7 @@ func New(ctx context.Context, o Options) (*Recorder, error) {
 	host, _ := os.Hostname()
 	r := &Recorder{
 		nc:       o.Conn,
+		maxMsg:   min(o.Conn.MaxPayload()-1024, maxMessage),
 		js:       js,
 		stream:   st,
 		log:      o.Logger,
@@ -369,14 +373,12 @@ func (r *Recorder) flush(b *batch, buf *[]byte) {
 	var n, failed uint64
 	var firstErr error
 	for g, k := range b.keys {
-		recs := b.ptrs[b.start[g]:b.start[g+1]]
-		*buf = appendMessage((*buf)[:0], k.space, k.eventID, recs)
-		if err := r.nc.Publish(subjectOf(k.space, k.eventID, recs), *buf); err != nil {
-			failed += uint64(len(recs))
+		sent, err := r.publish(k, b.ptrs[b.start[g]:b.start[g+1]], buf)
+		n += sent
+		if err != nil {
+			failed += uint64(b.start[g+1]-b.start[g]) - sent
 			firstErr = cmp.Or(firstErr, err)
-			continue
 		}
-		n += uint64(len(recs))
 	}
 	if err := r.nc.FlushTimeout(flushTimeout); err != nil {
 		failed += n
@@ -393,21 +395,42 @@ func (r *Recorder) flush(b *batch, buf *[]byte) {
 	}
 }
 
+// publish publishes recs, records of the event k, as one message, or as
+// several when that would be larger than NATS takes (an event of many
+// subscribers), and returns how many records it sent.
+func (r *Recorder) publish(k eventKey, recs []*record, buf *[]byte) (uint64, error) {
+	*buf = appendMessage((*buf)[:0], k.space, k.eventID, recs)
+	if int64(len(*buf)) > r.maxMsg && len(recs) > 1 {
+		half := len(recs) / 2
+		n, err := r.publish(k, recs[:half], buf)
+		m, err2 := r.publish(k, recs[half:], buf)
+		return n + m, cmp.Or(err, err2)
+	}
+	if err := r.nc.Publish(subjectOf(k.space, k.eventID, recs), *buf); err != nil {
+		return 0, err
+	}
+	return uint64(len(recs)), nil
+}
+
+// maxMessage bounds a message whatever the server takes: an event's
+// records are read back whole.
+const maxMessage = 1 << 20
+
 // maxKeptBuffer bounds the encoding buffer kept between flushes.
 const maxKeptBuffer = 1 << 20
 
 // subjectOf is the subject of a message: see the package comment.
 func subjectOf(space, eventID string, recs []*record) string {
-	base := eventSubject(space, eventID)
 	for _, r := range recs {
 		if r.Kind == KindAccepted {
-			return base + ".a." + egjs.SubjectToken(r.Type)
+			// One concatenation, one allocation.
+			return subjectPrefix + token(space) + "." + token(eventID) + ".a." + token(r.Type)
 		}
 	}
-	return base + ".d"
+	return subjectPrefix + token(space) + "." + token(eventID) + ".d"
 }
 
 // eventSubject is the subject of an event's messages but their kind.
 func eventSubject(space, eventID string) string {
-	return subjectPrefix + egjs.SubjectToken(space) + "." + egjs.SubjectToken(eventID)
+	return subjectPrefix + token(space) + "." + token(eventID)
 }

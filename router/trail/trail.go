@@ -30,7 +30,11 @@
 package trail
 
 import (
+	"crypto/sha256"
+	"encoding/hex"
 	"time"
+
+	egjs "github.com/event-gateway/event-gateway/router/jetstream"
 )
 
 // Names of the stream and its subjects.
@@ -100,3 +104,23 @@ type message struct {
 
 // maxErrorLen bounds the error text of an attempt record.
 const maxErrorLen = 1024
+
+// maxTokenLen bounds a subject token. Event ids and types may be 4 KiB
+// long (CloudEvents attributes), and a subject beyond the server's
+// control line (4 KiB by default) would make NATS drop the connection,
+// which the delivery queue shares.
+const maxTokenLen = 128
+
+// token is s as one subject token: jetstream.SubjectToken, or, when that
+// is longer than maxTokenLen, "%H" and a hash of s, which no token of a
+// string can be (they write '%' as "%25"). A trail read by such a token
+// checks the event id in the message, so a collision shows nothing
+// wrong.
+func token(s string) string {
+	t := egjs.SubjectToken(s)
+	if len(t) <= maxTokenLen {
+		return t
+	}
+	h := sha256.Sum256([]byte(s))
+	return "%H" + hex.EncodeToString(h[:16])
+}

@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"slices"
+	"strings"
 	"testing"
 	"time"
 
@@ -220,5 +221,74 @@ func TestList(t *testing.T) {
 	}
 	if _, _, err := r.List(ctx, "s", ListFilter{Before: "x"}); errkind.Of(err) != errkind.Invalid {
 		t.Fatalf("bad cursor: %v", err)
+	}
+}
+
+// Ids and types as long as a CloudEvent's attributes may be make
+// subjects NATS takes, and read back.
+func TestLongIDs(t *testing.T) {
+	nc := connect(t)
+	r := newRecorder(t, nc, Options{FlushEvery: time.Hour})
+	ctx := context.Background()
+	id := strings.Repeat("id.with.dots ", 315) // 4095 bytes
+	typ := strings.Repeat("com.example.", 340)
+	r.Accepted("s", id, typ, time.Now(), []router.Subscriber{{SubscriptionID: "sub", FunctionID: "fn"}})
+	r.Accepted("s", id+"x", typ, time.Now(), nil)
+	if err := r.Close(ctx); err != nil {
+		t.Fatal(err)
+	}
+	if s := r.Stats(); s.Stored != 2 || s.Failed != 0 || !nc.IsConnected() {
+		t.Fatalf("stats %+v, connected %v", s, nc.IsConnected())
+	}
+	r2 := newRecorder(t, nc, Options{})
+	ev, err := r2.Event(ctx, "s", id)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if ev.EventID != id || ev.Type != typ || len(ev.Subscribers) != 1 {
+		t.Fatalf("trail of a long id: %d subscribers, type %d bytes", len(ev.Subscribers), len(ev.Type))
+	}
+	items, _, err := r2.List(ctx, "s", ListFilter{Type: typ})
+	if err != nil || len(items) != 2 {
+		t.Fatalf("list by a long type: %d items, %v", len(items), err)
+	}
+}
+
+// The records of an event too many for one message are stored in several.
+func TestManySubscribers(t *testing.T) {
+	nc := connect(t)
+	r := newRecorder(t, nc, Options{FlushEvery: time.Hour})
+	r.maxMsg = 64 << 10
+	ctx := context.Background()
+	subs := make([]router.Subscriber, 2000)
+	for i := range subs {
+		subs[i] = router.Subscriber{SubscriptionID: fmt.Sprintf("sub-%04d", i), FunctionID: "fn"}
+	}
+	r.Accepted("s", "e", "order", time.Now(), subs)
+	for i := range subs {
+		attempt(r, "s", "e", subs[i].SubscriptionID, 1, errors.New(strings.Repeat("x", 100)), egjs.OutcomeDeadLetter)
+	}
+	if err := r.Close(ctx); err != nil {
+		t.Fatal(err)
+	}
+	info, err := r.stream.Info(ctx)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if s := r.Stats(); s.Stored != 2001 || s.Failed != 0 || info.State.Msgs < 4 || info.State.Bytes > 4*2001*512 {
+		t.Fatalf("stats %+v, %d messages of %d bytes", s, info.State.Msgs, info.State.Bytes)
+	}
+	r2 := newRecorder(t, nc, Options{})
+	ev, err := r2.Event(ctx, "s", "e")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if ev.Outcome != OutcomeDeadLetter || len(ev.Subscribers) != 2000 || ev.AcceptedAt == nil {
+		t.Fatalf("trail: %s, %d subscribers", ev.Outcome, len(ev.Subscribers))
+	}
+	for _, s := range ev.Subscribers {
+		if len(s.Attempts) != 1 {
+			t.Fatalf("subscriber %s: %d attempts", s.SubscriptionID, len(s.Attempts))
+		}
 	}
 }
