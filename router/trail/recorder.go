@@ -48,7 +48,6 @@ type Recorder struct {
 	// maxMsg bounds a message: the server's largest, less room for the
 	// subject and protocol.
 	maxMsg   int64
-	js       jetstream.JetStream
 	stream   jetstream.Stream
 	log      *slog.Logger
 	every    time.Duration
@@ -136,7 +135,6 @@ func New(ctx context.Context, o Options) (*Recorder, error) {
 	r := &Recorder{
 		nc:       o.Conn,
 		maxMsg:   min(o.Conn.MaxPayload()-1024, maxMessage),
-		js:       js,
 		stream:   st,
 		log:      o.Logger,
 		every:    o.FlushEvery,

@@ -9,15 +9,16 @@
 // (the stream's MaxAge), so they survive restarts and show on every
 // instance.
 //
-// Recording costs the request path one non-blocking channel send: a
-// Recorder buffers records in memory (a bounded buffer; when it is full
+// Recording costs the request path an append to a buffer under a lock:
+// a Recorder keeps records in memory (a bounded buffer; when it is full
 // records are dropped and counted, never waited for) and one goroutine
-// stores them. The records of one event that arrive within one flush
-// interval (FlushEvery, 200 ms by default) are stored as one message: an
-// event delivered at once to all its subscribers costs one message, not
-// one per record. The price is that the last interval's records are lost
-// if the process is killed (a graceful stop stores them), and that a
-// record shows up to an interval late.
+// stores them, without waiting for JetStream's acknowledgements. The
+// records of one event that arrive within one flush interval
+// (FlushEvery, 200 ms by default) are stored as one message: an event
+// delivered at once to all its subscribers costs one message, not one
+// per record. The price is that the last interval's records are lost if
+// the process is killed (a graceful stop stores them), and that a record
+// shows up to an interval late.
 //
 // Subjects: the messages of an event are on
 // eg.trail.<space>.<eventID>.<kind>, where kind is "a.<type>" for the
