@@ -34,6 +34,7 @@ import (
 type Router interface {
 	Snapshot() *router.Snapshot
 	Call(ctx context.Context, t *router.Target, payload []byte) ([]byte, error)
+	CallEvent(ctx context.Context, t *router.Target, payload []byte, space string, in *router.Incoming, subscriptionID string) ([]byte, error)
 	Enqueue(ctx context.Context, space string, in *router.Incoming, subs []router.Subscriber) (int, error)
 	Received(ctx context.Context, space string, ev *event.Event, path string, headers http.Header) error
 	// Stages wraps a subscription's pipeline in the modifier plugins'.
@@ -366,7 +367,7 @@ func (e *Events) httpEvent(w http.ResponseWriter, r *http.Request, space string,
 	et := sp.EventType(event.TypeHTTPRequest)
 	if ok && len(async) == 0 && et.AuthorizerID == "" && route.Subscription.EnvelopeOrLegacy() == subscriptions.EnvelopeLegacy {
 		// The first generation's route: its payload is made already.
-		e.respond(w, withAffinity(r, route.Target, *ps), route, payload)
+		e.respond(w, withAffinity(r, route.Target, *ps), route, payload, "", nil)
 		return
 	}
 	in := router.NewIncoming(&ev, payload, now)
@@ -386,7 +387,14 @@ func (e *Events) httpEvent(w http.ResponseWriter, r *http.Request, space string,
 		w.WriteHeader(http.StatusAccepted)
 		return
 	}
-	e.respond(w, withAffinity(r, route.Target, *ps), route, in.Payload(route.Subscription.EnvelopeOrLegacy()))
+	// An http request with asynchronous subscribers is in the event
+	// trail: its answer is too. Without, it is none of the trail's
+	// business, and costs it nothing.
+	var accepted *router.Incoming
+	if len(async) > 0 {
+		accepted = in
+	}
+	e.respond(w, withAffinity(r, route.Target, *ps), route, in.Payload(route.Subscription.EnvelopeOrLegacy()), space, accepted)
 }
 
 // withAffinity gives the call of t the affinity key its invoker hashes
@@ -419,9 +427,10 @@ func withAffinity(r *http.Request, t *router.Target, ps []event.Param) *http.Req
 }
 
 // respond calls the synchronous subscription of a request with the event
-// in the subscription's envelope, through the subscription's pipeline, and
-// answers with the function's response object.
-func (e *Events) respond(w http.ResponseWriter, r *http.Request, route *router.HTTPRoute, payload []byte) {
+// in the subscription's envelope, and answers with the function's response
+// object. in is the event when it was accepted for the event trail (nil
+// otherwise), which then records the call.
+func (e *Events) respond(w http.ResponseWriter, r *http.Request, route *router.HTTPRoute, payload []byte, space string, in *router.Incoming) {
 	pc := scriptContext(route)
 	stages := e.router.Stages(route.Pipeline)
 	if stages.HasRequest() {
@@ -436,7 +445,13 @@ func (e *Events) respond(w http.ResponseWriter, r *http.Request, route *router.H
 		}
 		payload = out
 	}
-	out, err := e.router.Call(r.Context(), route.Target, payload)
+	var out []byte
+	var err error
+	if in != nil {
+		out, err = e.router.CallEvent(r.Context(), route.Target, payload, space, in, route.Subscription.ID)
+	} else {
+		out, err = e.router.Call(r.Context(), route.Target, payload)
+	}
 	if err != nil {
 		e.stagesFailedCall(w, r, route, stages, pc, err)
 		return
@@ -793,7 +808,7 @@ func (e *Events) dispatch(w http.ResponseWriter, r *http.Request, space string, 
 		w.WriteHeader(http.StatusAccepted)
 		return
 	}
-	e.respond(w, withAffinity(r, route.Target, *ps), route, in.Payload(route.Subscription.EnvelopeOrLegacy()))
+	e.respond(w, withAffinity(r, route.Target, *ps), route, in.Payload(route.Subscription.EnvelopeOrLegacy()), space, in)
 }
 
 // headerKey carries an ingest key; Authorization: Bearer <key> does too.

@@ -29,6 +29,19 @@ func (r *Router) Call(ctx context.Context, t *Target, payload []byte) ([]byte, e
 	return r.call(ctx, t, payload, true, nil)
 }
 
+// CallEvent is Call for the synchronous subscription subscriptionID of an
+// event accepted with Enqueue: with the trail on, the call's outcome is
+// recorded beside the event's asynchronous deliveries.
+func (r *Router) CallEvent(ctx context.Context, t *Target, payload []byte, space string, in *Incoming, subscriptionID string) ([]byte, error) {
+	if r.trail == nil {
+		return r.call(ctx, t, payload, true, nil)
+	}
+	began := time.Now()
+	out, err := r.call(ctx, t, payload, true, nil)
+	r.trail.Called(space, in.ID(), in.Type(), subscriptionID, t.Function.ID, began, time.Since(began), err)
+	return out, err
+}
+
 // call is Call, and with system false the call of a system event's
 // delivery, which emits none. invoked, when not nil, is set once the
 // function is called: an error before is that of a plugin.
@@ -371,6 +384,10 @@ func (in *Incoming) FilterDoc(envelope string) []byte {
 // them all.
 func (r *Router) Enqueue(ctx context.Context, space string, in *Incoming, subs []Subscriber) (int, error) {
 	if len(subs) == 0 {
+		if r.trail != nil {
+			// Where did my event go? Nowhere: that is worth a record.
+			r.trail.Accepted(space, in.ID(), in.Type(), in.ReceivedAt, nil)
+		}
 		return 0, nil
 	}
 	rev := r.Snapshot().Revision
@@ -394,6 +411,9 @@ func (r *Router) Enqueue(ctx context.Context, space string, in *Incoming, subs [
 				fspan.End(nil)
 			}
 			if !matched {
+				if r.trail != nil {
+					r.trail.Skipped(space, in.ID(), in.Type(), s.SubscriptionID, s.FunctionID, "filter")
+				}
 				continue
 			}
 		}
@@ -401,12 +421,31 @@ func (r *Router) Enqueue(ctx context.Context, space string, in *Incoming, subs [
 	}
 	if len(ds) == 0 {
 		span.End(nil)
+		if r.trail != nil {
+			r.trail.Accepted(space, in.ID(), in.Type(), in.ReceivedAt, nil)
+		}
 		return 0, nil
 	}
 	err := r.queue.Enqueue(ctx, ds)
 	span.End(err)
 	if err != nil {
 		return 0, err
+	}
+	if r.trail != nil {
+		if len(ds) < len(subs) {
+			// Some were skipped by their filter: the trail lists the
+			// subscribers the event was queued for, ds's in order.
+			kept := make([]Subscriber, 0, len(ds))
+			j := 0
+			for _, s := range subs {
+				if j < len(ds) && ds[j].SubscriptionID == s.SubscriptionID {
+					kept = append(kept, s)
+					j++
+				}
+			}
+			subs = kept
+		}
+		r.trail.Accepted(space, in.ID(), in.Type(), in.ReceivedAt, subs)
 	}
 	return len(ds), nil
 }

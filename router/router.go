@@ -42,6 +42,21 @@ func (os Observers) Invoked(space, functionID, provider string, d time.Duration,
 	}
 }
 
+// Trail records what becomes of each accepted event (router/trail). Its
+// methods are called on the request path: they must not block, and they
+// must copy what they keep.
+type Trail interface {
+	// Accepted records an event accepted for asynchronous delivery and
+	// the subscribers it matched (none: nobody gets it).
+	Accepted(space, eventID, eventType string, at time.Time, subs []Subscriber)
+	// Skipped records a subscriber of the event's type and path that a
+	// filter left out, and why.
+	Skipped(space, eventID, eventType, subscriptionID, functionID, reason string)
+	// Called records the call of an accepted event's synchronous
+	// subscription: began, how long it took, and its error.
+	Called(space, eventID, eventType, subscriptionID, functionID string, began time.Time, took time.Duration, err error)
+}
+
 // InvokerFactory makes the invoker of a function. It is called once per
 // version of a function, never on the request path. An invoker that
 // implements io.Closer is closed once no new snapshot uses it.
@@ -64,6 +79,9 @@ type Options struct {
 	Modifiers *pipeline.Stages
 	// Observer is told of every function call; nil when nobody watches.
 	Observer Observer
+	// Trail records what becomes of each accepted event; nil when the
+	// event trail is off.
+	Trail Trail
 	// DefaultTimeout bounds a call to a function that sets no timeout.
 	// Default DefaultTimeout.
 	DefaultTimeout time.Duration
@@ -87,6 +105,7 @@ type Router struct {
 	plugins  Reacters
 	stages   *pipeline.Stages
 	observer Observer
+	trail    Trail
 	timeout  time.Duration
 	log      *slog.Logger
 	guards   guards
@@ -115,6 +134,7 @@ func New(o Options) *Router {
 		stages:   o.Modifiers,
 		observer: o.Observer,
 		tracer:   o.Tracer,
+		trail:    o.Trail,
 		timeout:  o.DefaultTimeout,
 		log:      o.Logger,
 		ready:    make(chan struct{}),

@@ -187,6 +187,12 @@ func serve(ctx context.Context, stop context.CancelFunc, opts *options, log *slo
 		return err
 	}
 	defer closeNATS()
+	trl, err := startTrail(ctx, opts, nc, log)
+	if err != nil {
+		return err
+	}
+	// After shutdown's drain of the deliveries, before NATS closes.
+	defer trl.close()
 	qctx, qcancel := context.WithTimeout(ctx, 30*time.Second)
 	queue, err := jetstream.New(qctx, jetstream.Options{
 		Conn:             nc,
@@ -196,6 +202,7 @@ func serve(ctx context.Context, stop context.CancelFunc, opts *options, log *slo
 		AckWait:          opts.deliveryAckWait,
 		Workers:          opts.workers,
 		DeadLetterMaxAge: opts.deadLetterMaxAge,
+		Trail:            trl.queue,
 		Logger:           log.With("component", "queue"),
 	})
 	qcancel()
@@ -234,6 +241,7 @@ func serve(ctx context.Context, stop context.CancelFunc, opts *options, log *slo
 		Plugins:          reacters,
 		Modifiers:        host.Stages(),
 		Observer:         observer,
+		Trail:            trl.router,
 		DefaultTimeout:   opts.functionTimeout,
 		TransformTimeout: opts.transformTimeout,
 		Isolation:        isolation(opts),
@@ -296,6 +304,7 @@ func serve(ctx context.Context, stop context.CancelFunc, opts *options, log *slo
 			Stats:      stats,
 			Instances:  func(ctx context.Context) ([]instances.Info, error) { return instances.List(ctx, store) },
 		},
+		Trail: trl.api,
 	})
 
 	eventsAPI := api.NewEvents(api.EventsOptions{
