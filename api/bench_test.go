@@ -18,6 +18,7 @@ import (
 	"github.com/event-gateway/event-gateway/plugin"
 	"github.com/event-gateway/event-gateway/router"
 	"github.com/event-gateway/event-gateway/router/jetstream"
+	"github.com/event-gateway/event-gateway/router/tail"
 	"github.com/event-gateway/event-gateway/subscriptions"
 )
 
@@ -44,9 +45,9 @@ func BenchmarkHTTPEvent(b *testing.B) {
 		benchHTTPEvent(b, fn.URL, nil, func(h http.Handler) http.Handler { return wrap(h, log) })
 	})
 	// A route with a filter (three fields: an exact value, a prefix, an
-	// anything-but)
-	// that matches, and with it a small transform of the request and of
-	// the response: the cost of the pipeline beside no-plugin.
+	// anything-but) that matches, and with it a small transform of the
+	// request and of the response: the cost of the pipeline beside
+	// no-plugin.
 	filter := func(s *subscriptions.Subscription) {
 		s.Filter = []byte(`{"method":["GET"],"path":[{"prefix":"/users/"}],"params":{"id":[{"anything-but":"0"}]}}`)
 	}
@@ -56,6 +57,19 @@ func BenchmarkHTTPEvent(b *testing.B) {
 			s.Transform = `function transform(e) { e.data.userId = e.data.params.id; delete e.data.headers; e.data.seen = true; return e }`
 			s.TransformResponse = `function transformResponse(r) { r.headers["X-Transformed"] = "1"; return r }`
 		})
+	})
+	// The dashboard's live tail: nobody watching (the router builds no
+	// system event), and one client watching every event of the space.
+	b.Run("tail-idle", func(b *testing.B) { benchHTTPEvent(b, fn.URL, tail.New(1), nil) })
+	b.Run("tail-watching", func(b *testing.B) {
+		tb := tail.New(1)
+		w, _ := tb.Watch(functions.DefaultSpace, 1024)
+		defer w.Close()
+		go func() {
+			for range w.C() {
+			}
+		}()
+		benchHTTPEvent(b, fn.URL, tb, nil)
 	})
 	b.Run("async-plugin", func(b *testing.B) {
 		ctx, cancel := context.WithTimeout(context.Background(), 5*time.Minute)

@@ -72,11 +72,17 @@ type ConfigOptions struct {
 	// State serves the declarative state of each space (apply, export,
 	// history, rollback under /v1/spaces/<space>/); nil leaves it out.
 	State StateService
+	// Trail serves the event trail (/v1/spaces/<space>/events, api/trail.go);
+	// nil when it is off, and its endpoints say so.
+	Trail TrailService
 	// Synced, when set, is called after every change made through the
 	// API, before it is answered: it returns once this instance routes by
 	// the change, so a client that changes the configuration and then
 	// sends an event to the same instance sees its change applied.
 	Synced func(ctx context.Context)
+	// Dashboard serves what the dashboard reads beside the resources
+	// (dashboard.go).
+	Dashboard DashboardSources
 }
 
 // Config serves the Configuration API.
@@ -90,6 +96,7 @@ type Config struct {
 	dead    DeadLetterService
 	spaces  Spaces
 	state   StateService
+	trail   TrailService
 	synced  func(ctx context.Context)
 	router  *httprouter.Router
 }
@@ -106,6 +113,7 @@ func NewConfig(opts ConfigOptions) *Config {
 		dead:    opts.DeadLetters,
 		spaces:  opts.Spaces,
 		state:   opts.State,
+		trail:   opts.Trail,
 		synced:  opts.Synced,
 	}
 	if c.log == nil {
@@ -144,6 +152,8 @@ func NewConfig(opts ConfigOptions) *Config {
 	if c.state != nil {
 		c.routeState(r)
 	}
+	c.routeDashboard(r, opts.Dashboard)
+	c.routeTrail(r)
 	r.NotFound = http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		writeErrorMessage(w, http.StatusNotFound, fmt.Sprintf("no endpoint %s %s", r.Method, r.URL.Path))
 	})

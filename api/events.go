@@ -34,8 +34,11 @@ import (
 type Router interface {
 	Snapshot() *router.Snapshot
 	Call(ctx context.Context, t *router.Target, payload []byte) ([]byte, error)
+	CallEvent(ctx context.Context, t *router.Target, payload []byte, space string, in *router.Incoming, subscriptionID string) ([]byte, error)
 	Enqueue(ctx context.Context, space string, in *router.Incoming, subs []router.Subscriber) (int, error)
 	Received(ctx context.Context, space string, ev *event.Event, path string, headers http.Header) error
+	// Stages wraps a subscription's pipeline in the modifier plugins'.
+	Stages(p *pipeline.Pipeline) pipeline.Chain
 }
 
 // EventsOptions configures the Events API.
@@ -364,7 +367,7 @@ func (e *Events) httpEvent(w http.ResponseWriter, r *http.Request, space string,
 	et := sp.EventType(event.TypeHTTPRequest)
 	if ok && len(async) == 0 && et.AuthorizerID == "" && route.Subscription.EnvelopeOrLegacy() == subscriptions.EnvelopeLegacy {
 		// The first generation's route: its payload is made already.
-		e.respond(w, withAffinity(r, route.Target, *ps), route, payload)
+		e.respond(w, withAffinity(r, route.Target, *ps), route, payload, "", nil)
 		return
 	}
 	in := router.NewIncoming(&ev, payload, now)
@@ -384,7 +387,14 @@ func (e *Events) httpEvent(w http.ResponseWriter, r *http.Request, space string,
 		w.WriteHeader(http.StatusAccepted)
 		return
 	}
-	e.respond(w, withAffinity(r, route.Target, *ps), route, in.Payload(route.Subscription.EnvelopeOrLegacy()))
+	// An http request with asynchronous subscribers is in the event
+	// trail: its answer is too. Without, it is none of the trail's
+	// business, and costs it nothing.
+	var accepted *router.Incoming
+	if len(async) > 0 {
+		accepted = in
+	}
+	e.respond(w, withAffinity(r, route.Target, *ps), route, in.Payload(route.Subscription.EnvelopeOrLegacy()), space, accepted)
 }
 
 // withAffinity gives the call of t the affinity key its invoker hashes
@@ -417,12 +427,14 @@ func withAffinity(r *http.Request, t *router.Target, ps []event.Param) *http.Req
 }
 
 // respond calls the synchronous subscription of a request with the event
-// in the subscription's envelope, through the subscription's pipeline, and
-// answers with the function's response object.
-func (e *Events) respond(w http.ResponseWriter, r *http.Request, route *router.HTTPRoute, payload []byte) {
+// in the subscription's envelope, and answers with the function's response
+// object. in is the event when it was accepted for the event trail (nil
+// otherwise), which then records the call.
+func (e *Events) respond(w http.ResponseWriter, r *http.Request, route *router.HTTPRoute, payload []byte, space string, in *router.Incoming) {
 	pc := scriptContext(route)
-	if route.Pipeline.HasRequest() {
-		out, drop, err := e.transform(r.Context(), route, payload, pc)
+	stages := e.router.Stages(route.Pipeline)
+	if stages.HasRequest() {
+		out, drop, err := e.transform(r.Context(), stages, payload, pc)
 		if err != nil {
 			e.scriptFailed(w, r, route, "transform", err)
 			return
@@ -433,9 +445,15 @@ func (e *Events) respond(w http.ResponseWriter, r *http.Request, route *router.H
 		}
 		payload = out
 	}
-	out, err := e.router.Call(r.Context(), route.Target, payload)
+	var out []byte
+	var err error
+	if in != nil {
+		out, err = e.router.CallEvent(r.Context(), route.Target, payload, space, in, route.Subscription.ID)
+	} else {
+		out, err = e.router.Call(r.Context(), route.Target, payload)
+	}
 	if err != nil {
-		e.callFailed(w, r, route.Target, err)
+		e.stagesFailedCall(w, r, route, stages, pc, err)
 		return
 	}
 	resp, err := event.ParseHTTPResponse(out)
@@ -444,9 +462,9 @@ func (e *Events) respond(w http.ResponseWriter, r *http.Request, route *router.H
 		writeErrorMessage(w, http.StatusBadGateway, "function returned a malformed response")
 		return
 	}
-	if route.Pipeline.HasResponse() {
+	if stages.HasResponse() {
 		_, span := e.tracer.Start(r.Context(), "transformResponse", trace.SpanKindInternal)
-		resp, err = route.Pipeline.Response(r.Context(), resp, pc)
+		resp, err = stages.Response(r.Context(), resp, pc)
 		span.End(err)
 		if err != nil {
 			e.scriptFailed(w, r, route, "transformResponse", err)
@@ -468,10 +486,11 @@ func (e *Events) filter(ctx context.Context, route *router.HTTPRoute, doc []byte
 	return matched
 }
 
-// transform runs the transform of a synchronous subscription.
-func (e *Events) transform(ctx context.Context, route *router.HTTPRoute, payload []byte, pc pipeline.Context) ([]byte, bool, error) {
+// transform runs the request stages of a synchronous subscription: the
+// modifier plugins' and its own transform.
+func (e *Events) transform(ctx context.Context, stages pipeline.Chain, payload []byte, pc pipeline.Context) ([]byte, bool, error) {
 	_, span := e.tracer.Start(ctx, "transform", trace.SpanKindInternal)
-	out, drop, err := route.Pipeline.Request(ctx, payload, pc)
+	out, drop, err := stages.Request(ctx, payload, pc)
 	span.End(err)
 	return out, drop, err
 }
@@ -509,13 +528,39 @@ func (w *statusWriter) Unwrap() http.ResponseWriter { return w.ResponseWriter }
 
 // scriptContext is what a synchronous subscription's scripts are told.
 func scriptContext(route *router.HTTPRoute) pipeline.Context {
-	return pipeline.Context{Space: route.Target.Space, SubscriptionID: route.Subscription.ID, FunctionID: route.Target.Function.ID, Attempt: 1}
+	return pipeline.Context{Space: route.Target.Space, SubscriptionID: route.Subscription.ID, FunctionID: route.Target.Function.ID, Attempt: 1, Sync: true}
+}
+
+// stagesFailedCall answers a failed synchronous call: with the response
+// an error stage (a modifier plugin) makes of the error, else as
+// callFailed does. A plugin's refusal or failure before the call is not
+// the function's error, and is answered as it is; so is a loop, whose 508
+// must reach the gateway that made the call.
+func (e *Events) stagesFailedCall(w http.ResponseWriter, r *http.Request, route *router.HTTPRoute, stages pipeline.Chain, pc pipeline.Context, err error) {
+	if k := errkind.Of(err); stages.HasError() && k != errkind.Forbidden && k != errkind.Unavailable && !errors.Is(err, functions.ErrLoopDetected) && r.Context().Err() == nil {
+		resp, handled, serr := stages.Error(r.Context(), err, pc)
+		if serr != nil {
+			e.scriptFailed(w, r, route, "error stage", serr)
+			return
+		}
+		if handled {
+			e.log.WarnContext(r.Context(), "function call failed; a plugin answered instead", "functionId", route.Target.Function.ID, "provider", route.Target.Function.Provider.Type, "status", resp.StatusCode, "error", err)
+			e.writeResponse(w, r, route.Target, resp)
+			return
+		}
+	}
+	e.callFailed(w, r, route.Target, err)
 }
 
 // scriptFailed answers a request whose subscription's script failed: 502
 // naming the subscription, with the script's error, which is the
 // subscription owner's to read as a function's error body would be.
 func (e *Events) scriptFailed(w http.ResponseWriter, r *http.Request, route *router.HTTPRoute, field string, err error) {
+	if k := errkind.Of(err); k == errkind.Forbidden || k == errkind.Unavailable {
+		// A modifier plugin's refusal (403) or failure, closed (503).
+		writeError(w, r, e.log, err)
+		return
+	}
 	status := http.StatusBadGateway
 	if r.Context().Err() != nil {
 		status = 499 // the client went away; nobody reads this answer
@@ -601,29 +646,28 @@ func (e *Events) invoke(w http.ResponseWriter, r *http.Request, space *router.Sp
 		writeError(w, r, e.log, err)
 		return
 	}
-	p := route.Pipeline
-	if p != nil {
-		if p.HasFilter() && !e.filter(r.Context(), route, payload) {
-			writeErrorMessage(w, http.StatusNotFound, fmt.Sprintf("the event does not match the filter of the invoke subscription %s of function %q", route.Subscription.ID, id))
+	if route.Pipeline.HasFilter() && !e.filter(r.Context(), route, payload) {
+		writeErrorMessage(w, http.StatusNotFound, fmt.Sprintf("the event does not match the filter of the invoke subscription %s of function %q", route.Subscription.ID, id))
+		return
+	}
+	p := e.router.Stages(route.Pipeline)
+	pc := scriptContext(route)
+	if p.HasRequest() {
+		out, drop, err := e.transform(r.Context(), p, payload, pc)
+		if err != nil {
+			e.scriptFailed(w, r, route, "transform", err)
 			return
 		}
-		if p.HasRequest() {
-			out, drop, err := e.transform(r.Context(), route, payload, scriptContext(route))
-			if err != nil {
-				e.scriptFailed(w, r, route, "transform", err)
-				return
-			}
-			if drop {
-				e.dropped(w, r, route)
-				return
-			}
-			payload = out
+		if drop {
+			e.dropped(w, r, route)
+			return
 		}
+		payload = out
 	}
 	r = withAffinity(r, t, nil)
 	out, err := e.router.Call(r.Context(), t, payload)
 	if err != nil {
-		e.callFailed(w, r, t, err)
+		e.stagesFailedCall(w, r, route, p, pc, err)
 		return
 	}
 	ct := "application/octet-stream"
@@ -635,7 +679,7 @@ func (e *Events) invoke(w http.ResponseWriter, r *http.Request, space *router.Sp
 		// transformResponse sees it as the body of a 200 response
 		// object and answers with what it returns.
 		_, span := e.tracer.Start(r.Context(), "transformResponse", trace.SpanKindInternal)
-		resp, err := p.Response(r.Context(), event.HTTPResponse{StatusCode: http.StatusOK, Headers: map[string]string{"Content-Type": ct}, Body: out}, scriptContext(route))
+		resp, err := p.Response(r.Context(), event.HTTPResponse{StatusCode: http.StatusOK, Headers: map[string]string{"Content-Type": ct}, Body: out}, pc)
 		span.End(err)
 		if err != nil {
 			e.scriptFailed(w, r, route, "transformResponse", err)
@@ -764,7 +808,7 @@ func (e *Events) dispatch(w http.ResponseWriter, r *http.Request, space string, 
 		w.WriteHeader(http.StatusAccepted)
 		return
 	}
-	e.respond(w, withAffinity(r, route.Target, *ps), route, in.Payload(route.Subscription.EnvelopeOrLegacy()))
+	e.respond(w, withAffinity(r, route.Target, *ps), route, in.Payload(route.Subscription.EnvelopeOrLegacy()), space, in)
 }
 
 // headerKey carries an ingest key; Authorization: Bearer <key> does too.

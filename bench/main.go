@@ -41,6 +41,9 @@ type config struct {
 	settle   time.Duration
 	rounds   int
 	profile  string
+	// gatewayArgs are added to the arguments of the gateways of the
+	// request-path and custom-event sections.
+	gatewayArgs []string
 	// only holds the sections to run; nil runs them all.
 	only map[string]bool
 }
@@ -63,6 +66,10 @@ func main() {
 	fs.StringVar(&c.out, "out", "", "also write the Markdown report to this file")
 	fs.IntVar(&c.subs, "subs", 0, "subscriptions of the route-table scale test (default 100000, 10000 with -quick)")
 	fs.StringVar(&c.profile, "cpuprofile", "", "also profile the gateway (built with net/http/pprof through a compiler overlay) under http, invoke and emit load, in extra runs after the measured ones, and write the profiles and their top functions to this directory")
+	fs.Func("gateway-arg", "add an argument to the command line of the gateway of the path, emit and sync sections, to compare settings (repeatable; e.g. -gateway-arg=-trail-retention=0)", func(v string) error {
+		c.gatewayArgs = append(c.gatewayArgs, v)
+		return nil
+	})
 	fs.IntVar(&c.trials, "trials", 0, "configuration changes timed by the propagation test (default 100, 20 with -quick)")
 	only := fs.String("only", "", "run only these sections, comma-separated: "+strings.Join(sections, ", ")+" (path: request path 1–4 and nginx; emit: custom events; transform: custom events through a subscriber with a transform and without; sync: custom events with -nats-sync; propagation; scale: route table)")
 	role := fs.String("role", "", "")

@@ -9,6 +9,7 @@ import (
 	"os/exec"
 	"path/filepath"
 	"strconv"
+	"strings"
 	"time"
 
 	vegeta "github.com/tsenart/vegeta/v12/lib"
@@ -122,7 +123,7 @@ func run(ctx context.Context, c config) (*report, error) {
 	}
 	g1, err := startGateway(ctx, bin, gatewayOpts{
 		tmp: tmp, name: "gateway-1", dev: true, dataDir: filepath.Join(tmp, "etcd-1"),
-		args: []string{"-workers-backlog", "2000000"},
+		args: append([]string{"-workers-backlog", "2000000"}, c.gatewayArgs...),
 		env:  g1env,
 	})
 	if err != nil {
@@ -130,6 +131,9 @@ func run(ctx context.Context, c config) (*report, error) {
 	}
 	if err := configure(ctx, g1, backend); err != nil {
 		return r, err
+	}
+	if len(c.gatewayArgs) > 0 {
+		r.note("The gateway ran with these arguments added: `%s`.", strings.Join(c.gatewayArgs, " "))
 	}
 
 	if c.runs("path") {
@@ -167,7 +171,7 @@ func run(ctx context.Context, c config) (*report, error) {
 		progress("custom events with -nats-sync: a gateway that fsyncs every accepted event")
 		gs, err := startGateway(ctx, bin, gatewayOpts{
 			tmp: tmp, name: "gateway-sync", dev: true, dataDir: filepath.Join(tmp, "etcd-sync"),
-			args: []string{"-workers-backlog", "2000000", "-nats-sync"},
+			args: append([]string{"-workers-backlog", "2000000", "-nats-sync"}, c.gatewayArgs...),
 		})
 		if err != nil {
 			return r, err

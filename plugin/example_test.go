@@ -24,3 +24,21 @@ func (logger) React(ev plugin.Event) error {
 func Example() {
 	plugin.Serve(logger{})
 }
+
+// stamp is a modifier that marks every synchronous response.
+type stamp struct{}
+
+func (stamp) ModifyResponse(_ plugin.Call, r plugin.Response) (plugin.Response, error) {
+	h := map[string]string{"X-Served-By": "stamp"}
+	for k, v := range r.Headers {
+		h[k] = v
+	}
+	r.Headers = h
+	return r, nil
+}
+
+// A plugin of several kinds serves each of them from one process: here an
+// observer and a modifier that implements only the response stage.
+func ExampleServeKinds() {
+	plugin.ServeKinds(plugin.Kinds{Observer: logger{}, Modifier: stamp{}})
+}

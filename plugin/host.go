@@ -8,6 +8,7 @@ import (
 	"math/rand/v2"
 	"os/exec"
 	"path/filepath"
+	"strings"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -19,22 +20,32 @@ import (
 type HostOptions struct {
 	// Paths are the plugin executables to run.
 	Paths []string
-	// Timeout bounds one React call. A plugin that takes longer is
+	// Timeout bounds one call to a plugin of any kind. A plugin that takes longer is
 	// considered hung: it is killed and restarted. Default 1s.
 	Timeout time.Duration
 	// FailOpen lets events through when a sync reacter cannot be asked
 	// (crashed, hung, restarting). By default such events are stopped.
+	// The same for the other kinds: a modifier that cannot be asked
+	// leaves the call unmodified, a backend source leaves the configured
+	// backends, a selector leaves the choice to the gateway.
 	FailOpen bool
 	// Buffer is the number of async events that may wait for each plugin.
 	// Past it events are dropped and counted. Default 1000.
 	Buffer int
 	Logger *slog.Logger
+	// MetricBatch is the most measurements sent to a metric sink in one
+	// call; MetricFlush the longest one waits for its batch to fill.
+	// Defaults DefaultMetricBatch and DefaultMetricFlush. A metric sink's
+	// buffer holds Buffer measurements.
+	MetricBatch int
+	MetricFlush time.Duration
 	// Observe, when set, is told of every call to a plugin: its name, how
 	// long it took, and the result: "ok", "vetoed" or "failed".
 	Observe func(plugin string, d time.Duration, result string)
 }
 
-// Host runs plugins and hands them system events. It is safe for
+// Host runs plugins and hands them system events, calls, backends and
+// measurements, each to the plugins of its kind. It is safe for
 // concurrent use.
 type Host struct {
 	plugins []*proc
@@ -42,6 +53,10 @@ type Host struct {
 	// fixed once the plugins have started.
 	wants map[string]bool
 	log   *slog.Logger
+
+	sources *sources  // the backend sources; nil when none
+	chooser *selector // the selector; nil when none
+	sinks   []*sink   // the metric sinks
 }
 
 // ErrUnavailable is returned for sync events a failed plugin could not
@@ -63,7 +78,8 @@ const (
 // a delivery can wait for it without spending an attempt.
 var ErrNotRunning = fmt.Errorf("%w: not running, being restarted", ErrUnavailable)
 
-// StartHost starts every plugin and asks each for its subscriptions. A
+// StartHost starts every plugin and asks each which kinds it implements,
+// and an observer for its subscriptions. A
 // plugin that cannot start is an error: the gateway should not run without
 // a plugin it was told to load.
 func StartHost(ctx context.Context, o HostOptions) (*Host, error) {
@@ -75,6 +91,12 @@ func StartHost(ctx context.Context, o HostOptions) (*Host, error) {
 	}
 	if o.Logger == nil {
 		o.Logger = slog.New(slog.DiscardHandler)
+	}
+	if o.MetricBatch <= 0 {
+		o.MetricBatch = DefaultMetricBatch
+	}
+	if o.MetricFlush <= 0 {
+		o.MetricFlush = DefaultMetricFlush
 	}
 	h := &Host{wants: make(map[string]bool), log: o.Logger}
 	for _, path := range o.Paths {
@@ -93,13 +115,34 @@ func StartHost(ctx context.Context, o HostOptions) (*Host, error) {
 			h.Close()
 			return nil, fmt.Errorf("plugin %s: %w", path, err)
 		}
+		h.plugins = append(h.plugins, p)
 		for eventType := range p.subs {
 			h.wants[eventType] = true
 		}
-		p.log.Info("plugin started", "subscriptions", len(p.subs))
-		h.plugins = append(h.plugins, p)
+		if p.kinds.selector {
+			if h.chooser != nil {
+				h.Close()
+				return nil, fmt.Errorf("plugin %s: a second selector (%s is one): a call has one policy", path, h.chooser.p.path)
+			}
+			h.chooser = &selector{p}
+		}
+		p.log.Info("plugin started", "kinds", p.kinds.String(), "subscriptions", len(p.subs))
 		p.wg.Go(p.supervise)
-		p.wg.Go(p.drainAsync)
+		if p.kinds.observer {
+			p.wg.Go(p.drainAsync)
+		}
+		if p.kinds.backends {
+			if h.sources == nil {
+				h.sources = &sources{}
+			}
+			h.sources.procs = append(h.sources.procs, p)
+			p.wg.Go(func() { p.pollBackends(&h.sources.overrides) })
+		}
+		if p.kinds.metrics {
+			s := &sink{p: p, buf: make(chan Measurement, o.Buffer), batch: o.MetricBatch, flush: o.MetricFlush}
+			h.sinks = append(h.sinks, s)
+			p.wg.Go(s.run)
+		}
 	}
 	return h, nil
 }
@@ -177,9 +220,16 @@ type proc struct {
 	log        *slog.Logger
 	subs       map[string]Type
 
+	// kinds are what the plugin implements, fixed at the first start.
+	kinds  kindSet
+	stages Stages // of a modifier
+
 	mu     sync.RWMutex
 	client *goplugin.Client
-	rpc    *rpcClient // nil while the plugin is down
+	conn   *conn // nil while the plugin is down
+	// gen counts the starts of the process, so a long poll can tell a
+	// new run of the plugin from the one it asked.
+	gen uint64
 
 	async   chan []byte
 	dropped atomic.Int64
@@ -190,11 +240,83 @@ type proc struct {
 	wg      sync.WaitGroup
 }
 
+// conn is the clients of the kinds a running plugin implements.
+type conn struct {
+	reacter  *rpcClient
+	modifier *modifierClient
+	backends *backendsClient
+	selector *selectorClient
+	metrics  *metricsClient
+}
+
+// kindSet says which kinds a plugin implements.
+type kindSet struct{ observer, modifier, backends, selector, metrics bool }
+
+func (k kindSet) String() string {
+	var out []string
+	for _, x := range []struct {
+		has  bool
+		name string
+	}{{k.observer, "observer"}, {k.modifier, "modifier"}, {k.backends, "backends"}, {k.selector, "selector"}, {k.metrics, "metrics"}} {
+		if x.has {
+			out = append(out, x.name)
+		}
+	}
+	return strings.Join(out, ",")
+}
+
+// clientSet is what the gateway knows how to dispense: every kind.
+func clientSet() goplugin.PluginSet {
+	return goplugin.PluginSet{
+		pluginName:   &reacterPlugin{},
+		modifierName: &modifierPlugin{},
+		backendsName: &backendsPlugin{},
+		selectorName: &selectorPlugin{},
+		metricsName:  &metricsPlugin{},
+	}
+}
+
+// dispense connects to the kinds the plugin serves. At the first start a
+// kind the plugin refuses is one it does not implement (a plugin built
+// before there were kinds serves the observer alone); at a restart the
+// plugin must serve the same kinds as before.
+func (p *proc) dispense(rpcc goplugin.ClientProtocol, first bool) (*conn, kindSet, error) {
+	c := &conn{}
+	var k kindSet
+	for _, x := range []struct {
+		name string
+		had  bool
+		set  func(any)
+	}{
+		{pluginName, p.kinds.observer, func(v any) { c.reacter, k.observer = v.(*rpcClient), true }},
+		{modifierName, p.kinds.modifier, func(v any) { c.modifier, k.modifier = v.(*modifierClient), true }},
+		{backendsName, p.kinds.backends, func(v any) { c.backends, k.backends = v.(*backendsClient), true }},
+		{selectorName, p.kinds.selector, func(v any) { c.selector, k.selector = v.(*selectorClient), true }},
+		{metricsName, p.kinds.metrics, func(v any) { c.metrics, k.metrics = v.(*metricsClient), true }},
+	} {
+		if !first && !x.had {
+			continue
+		}
+		raw, err := rpcc.Dispense(x.name)
+		if err != nil {
+			if first && strings.Contains(err.Error(), "unknown plugin type") {
+				continue
+			}
+			return nil, k, fmt.Errorf("connecting to its %s: %w", x.name, err)
+		}
+		x.set(raw)
+	}
+	if k == (kindSet{}) {
+		return nil, k, errors.New("the program implements no kind of plugin")
+	}
+	return c, k, nil
+}
+
 // start launches the plugin process and connects to it.
 func (p *proc) start() error {
 	client := goplugin.NewClient(&goplugin.ClientConfig{
 		HandshakeConfig:  handshake(),
-		Plugins:          goplugin.PluginSet{pluginName: &reacterPlugin{}},
+		Plugins:          clientSet(),
 		Cmd:              exec.Command(p.path),
 		AllowedProtocols: []goplugin.Protocol{goplugin.ProtocolNetRPC},
 		Logger:           newHCLogger(p.log),
@@ -206,27 +328,39 @@ func (p *proc) start() error {
 		client.Kill()
 		return err
 	}
-	raw, err := rpcc.Dispense(pluginName)
+	first := p.gen == 0
+	c, kinds, err := p.dispense(rpcc, first)
 	if err != nil {
 		client.Kill()
 		return err
 	}
-	rc := raw.(*rpcClient)
-	subs, err := callTimeout(p.timeout, rc.subscriptions)
-	if err != nil {
-		client.Kill()
-		return fmt.Errorf("asking for subscriptions: %w", err)
-	}
-	if p.subs == nil {
-		// Subscriptions are fixed at the first start: the gateway decides
-		// from them which system events to build at all.
-		p.subs = make(map[string]Type, len(subs))
-		for _, s := range subs {
-			p.subs[s.EventType] = s.Type
+	if first {
+		// Kinds, subscriptions and stages are fixed at the first start:
+		// the gateway decides from them what to build and call at all.
+		p.kinds = kinds
+		p.subs = map[string]Type{}
+		if c.reacter != nil {
+			subs, err := callTimeout(p.timeout, c.reacter.subscriptions)
+			if err != nil {
+				client.Kill()
+				return fmt.Errorf("asking for subscriptions: %w", err)
+			}
+			for _, s := range subs {
+				p.subs[s.EventType] = s.Type
+			}
+		}
+		if c.modifier != nil {
+			st, err := callTimeout(p.timeout, c.modifier.stages)
+			if err != nil {
+				client.Kill()
+				return fmt.Errorf("asking for the modifier's stages: %w", err)
+			}
+			p.stages = st
 		}
 	}
 	p.mu.Lock()
-	p.client, p.rpc = client, rc
+	p.client, p.conn = client, c
+	p.gen++
 	p.mu.Unlock()
 	return nil
 }
@@ -254,17 +388,31 @@ func callTimeout[T any](d time.Duration, f func() (T, error)) (T, error) {
 	}
 }
 
-// react calls the plugin once. Any failure other than a veto marks the
-// plugin failed, so the supervisor restarts it.
-func (p *proc) react(envelope []byte) error {
-	p.mu.RLock()
-	rc := p.rpc
-	p.mu.RUnlock()
-	if rc == nil {
+// invoke calls the plugin once, through f with the running connection,
+// bounded by the timeout. Any failure other than the plugin's refusal (an
+// error wrapping errVeto) marks the plugin failed, so the supervisor
+// restarts it, and is returned wrapping ErrUnavailable; ErrNotRunning
+// when the plugin was down already.
+func (p *proc) invoke(f func(*conn) error) error {
+	c := p.running()
+	if c == nil {
 		return ErrNotRunning
 	}
 	began := time.Now()
-	_, err := callTimeout(p.timeout, func() (struct{}, error) { return struct{}{}, rc.react(envelope) })
+	_, err := callTimeout(p.timeout, func() (struct{}, error) { return struct{}{}, f(c) })
+	return p.settle(began, err)
+}
+
+// running returns the connection to the plugin, nil while it is down.
+func (p *proc) running() *conn {
+	p.mu.RLock()
+	defer p.mu.RUnlock()
+	return p.conn
+}
+
+// settle reports a call made at began that ended with err, and marks the
+// plugin failed unless err is nil or a refusal.
+func (p *proc) settle(began time.Time, err error) error {
 	if p.observe != nil {
 		result := "ok"
 		switch {
@@ -280,6 +428,19 @@ func (p *proc) react(envelope []byte) error {
 		return fmt.Errorf("%w: %w", ErrUnavailable, err)
 	}
 	return err
+}
+
+// react hands the plugin one system event. It is invoke written out for
+// the reacter, whose calls are the most frequent: one closure per call,
+// as before there were kinds, rather than two.
+func (p *proc) react(envelope []byte) error {
+	c := p.running()
+	if c == nil {
+		return ErrNotRunning
+	}
+	began := time.Now()
+	_, err := callTimeout(p.timeout, func() (struct{}, error) { return struct{}{}, c.reacter.react(envelope) })
+	return p.settle(began, err)
 }
 
 func (p *proc) reactSync(ctx context.Context, envelope []byte) error {
@@ -339,11 +500,11 @@ func (p *proc) reactAsync(envelope []byte) {
 // fail marks the plugin down and wakes the supervisor.
 func (p *proc) fail(err error) {
 	p.mu.Lock()
-	if p.rpc == nil {
+	if p.conn == nil {
 		p.mu.Unlock()
 		return
 	}
-	p.rpc = nil
+	p.conn = nil
 	p.mu.Unlock()
 	if !p.stopped.Load() {
 		p.log.Error("plugin failed, restarting", "error", err)
@@ -448,5 +609,5 @@ func (p *proc) kill() {
 	if p.client != nil {
 		p.client.Kill()
 	}
-	p.rpc = nil
+	p.conn = nil
 }

@@ -1,15 +1,26 @@
 // Package plugin is the plugin system of Event Gateway. Plugins are separate
-// programs, run and supervised by the gateway through hashicorp/go-plugin,
-// that react to system events. A plugin implements Reacter and calls Serve
-// from its main function (see the package example).
+// programs, run and supervised by the gateway through hashicorp/go-plugin.
+// One plugin implements one or more kinds (Kinds) and calls ServeKinds
+// from its main function; a plain observer, which reacts to system events,
+// implements Reacter and calls Serve (see the package example).
 //
-// A Sync subscription runs inline: an error from React stops the event. An
-// Async one never slows the gateway down.
+// Observer: a Sync subscription runs inline: an error from React stops the
+// event. An Async one never slows the gateway down.
+//
+// Modifier: changes the event before a function is called, the response
+// of a synchronous call, and may turn a failed call into a response.
+//
+// Backend source: gives the backends of functions, pulled and pushed.
+//
+// Selector: chooses the backend of each call.
+//
+// Metric sink: receives the gateway's measurements in batches.
 package plugin
 
 import (
 	"encoding/json"
 	"errors"
+	"fmt"
 	"net/rpc"
 
 	goplugin "github.com/hashicorp/go-plugin"
@@ -77,15 +88,77 @@ func handshake() goplugin.HandshakeConfig {
 	}
 }
 
-// pluginName is the name under which the Reacter is dispensed.
-const pluginName = "reacter"
+// The names under which each kind is dispensed. A plugin serves one name
+// per kind it implements; the gateway asks for each and takes the ones
+// the plugin has. A plugin built before there were kinds serves
+// "reacter" alone, and is an observer.
+const (
+	pluginName   = "reacter"
+	modifierName = "modifier"
+	backendsName = "backends"
+	selectorName = "selector"
+	metricsName  = "metrics"
+)
 
 // Serve runs r as a plugin. It is the whole main function of a plugin, and
-// returns only when the gateway stops the plugin.
+// returns only when the gateway stops the plugin. It is ServeKinds with an
+// observer alone.
 func Serve(r Reacter) {
+	ServeKinds(Kinds{Observer: r})
+}
+
+// Kinds are what one plugin implements; it leaves the others nil.
+type Kinds struct {
+	// Observer reacts to system events.
+	Observer Reacter
+	// Modifier changes events, responses and errors: it implements one
+	// or more of RequestModifier, ResponseModifier and ErrorModifier.
+	Modifier any
+	// Backends gives the backends of functions (service discovery). It
+	// may implement BackendWatcher too, to push changes.
+	Backends BackendSource
+	// Selector chooses a backend for each call.
+	Selector Selector
+	// Metrics receives the gateway's measurements in batches.
+	Metrics MetricSink
+}
+
+// pluginSet is the go-plugin set serving the kinds k implements.
+func (k Kinds) pluginSet() goplugin.PluginSet {
+	set := goplugin.PluginSet{}
+	if k.Observer != nil {
+		set[pluginName] = &reacterPlugin{impl: k.Observer}
+	}
+	if k.Modifier != nil {
+		set[modifierName] = &modifierPlugin{impl: k.Modifier}
+	}
+	if k.Backends != nil {
+		set[backendsName] = &backendsPlugin{impl: k.Backends}
+	}
+	if k.Selector != nil {
+		set[selectorName] = &selectorPlugin{impl: k.Selector}
+	}
+	if k.Metrics != nil {
+		set[metricsName] = &metricsPlugin{impl: k.Metrics}
+	}
+	return set
+}
+
+// ServeKinds runs a plugin of one or more kinds. It is the whole main
+// function of a plugin, and returns only when the gateway stops it. It
+// panics when k has no kind, or a Modifier implements none of the
+// modifier interfaces: a plugin that can do nothing is a mistake.
+func ServeKinds(k Kinds) {
+	if k.Modifier != nil && modifierStages(k.Modifier) == (Stages{}) {
+		panic(fmt.Sprintf("plugin: the Modifier %T implements none of RequestModifier, ResponseModifier, ErrorModifier", k.Modifier))
+	}
+	set := k.pluginSet()
+	if len(set) == 0 {
+		panic("plugin: ServeKinds with no kind")
+	}
 	goplugin.Serve(&goplugin.ServeConfig{
 		HandshakeConfig: handshake(),
-		Plugins:         goplugin.PluginSet{pluginName: &reacterPlugin{impl: r}},
+		Plugins:         set,
 	})
 }
 

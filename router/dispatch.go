@@ -29,6 +29,19 @@ func (r *Router) Call(ctx context.Context, t *Target, payload []byte) ([]byte, e
 	return r.call(ctx, t, payload, true, nil)
 }
 
+// CallEvent is Call for the synchronous subscription subscriptionID of an
+// event accepted with Enqueue: with the trail on, the call's outcome is
+// recorded beside the event's asynchronous deliveries.
+func (r *Router) CallEvent(ctx context.Context, t *Target, payload []byte, space string, in *Incoming, subscriptionID string) ([]byte, error) {
+	if r.trail == nil {
+		return r.call(ctx, t, payload, true, nil)
+	}
+	began := time.Now()
+	out, err := r.call(ctx, t, payload, true, nil)
+	r.trail.Called(space, in.ID(), in.Type(), subscriptionID, t.Function.ID, began, time.Since(began), err)
+	return out, err
+}
+
 // call is Call, and with system false the call of a system event's
 // delivery, which emits none. invoked, when not nil, is set once the
 // function is called: an error before is that of a plugin.
@@ -194,7 +207,7 @@ func (r *Router) Deliver(ctx context.Context, d Delivery) (err error) {
 		ctx = functions.WithHops(ctx, d.Hops)
 	}
 	payload := d.Payload
-	if p := sp.Pipeline(d.SubscriptionID); p.HasRequest() {
+	if p := r.Stages(sp.Pipeline(d.SubscriptionID)); p.HasRequest() {
 		var drop bool
 		_, span := r.tracer.Start(ctx, "transform", trace.SpanKindInternal)
 		payload, drop, err = p.Request(ctx, payload, pipeline.Context{Space: d.SpaceOrDefault(), SubscriptionID: d.SubscriptionID, FunctionID: d.FunctionID, Attempt: d.Attempt})
@@ -205,10 +218,17 @@ func (r *Router) Deliver(ctx context.Context, d Delivery) (err error) {
 		if err != nil || drop {
 			// Not a call of the function: its breaker learns nothing.
 			done(errNotCalled)
-			if err != nil {
-				return fmt.Errorf("transform of subscription %s: %w", d.SubscriptionID, err)
+			switch {
+			case err == nil:
+				return nil // the script dropped the event for this subscriber
+			case errors.Is(err, plugin.ErrNotRunning) && ctx.Err() == nil:
+				// A modifier plugin being restarted: as for a reacter
+				// below, the delivery waits without spending an attempt.
+				return &DeferredError{After: jitter(pluginRetry), Reason: "a plugin could not modify the call", Err: err}
+			case errkind.Of(err) == errkind.Forbidden || errkind.Of(err) == errkind.Unavailable:
+				return err // a modifier plugin's refusal or failure
 			}
-			return nil // the script dropped the event for this subscriber
+			return fmt.Errorf("transform of subscription %s: %w", d.SubscriptionID, err)
 		}
 	}
 	invoked := false
@@ -232,6 +252,12 @@ func (r *Router) Deliver(ctx context.Context, d Delivery) (err error) {
 		// spending no attempt, and the breaker counts nothing.
 		done(errNotCalled)
 		return &DeferredError{After: jitter(noBackendRetry), Reason: fmt.Sprintf("function %q has no backend available", t.Function.ID), Err: err}
+	}
+	if errors.Is(err, plugin.ErrNotRunning) && ctx.Err() == nil {
+		// A selector or backend-source plugin being restarted, asked by
+		// the invoker before it called anything.
+		done(errNotCalled)
+		return &DeferredError{After: jitter(pluginRetry), Reason: "a plugin could not choose the backend", Err: err}
 	}
 	done(err)
 	if errors.Is(err, functions.ErrLoopDetected) {
@@ -358,6 +384,10 @@ func (in *Incoming) FilterDoc(envelope string) []byte {
 // them all.
 func (r *Router) Enqueue(ctx context.Context, space string, in *Incoming, subs []Subscriber) (int, error) {
 	if len(subs) == 0 {
+		if r.trail != nil {
+			// Where did my event go? Nowhere: that is worth a record.
+			r.trail.Accepted(space, in.ID(), in.Type(), in.ReceivedAt, nil)
+		}
 		return 0, nil
 	}
 	rev := r.Snapshot().Revision
@@ -381,6 +411,9 @@ func (r *Router) Enqueue(ctx context.Context, space string, in *Incoming, subs [
 				fspan.End(nil)
 			}
 			if !matched {
+				if r.trail != nil {
+					r.trail.Skipped(space, in.ID(), in.Type(), s.SubscriptionID, s.FunctionID, "filter")
+				}
 				continue
 			}
 		}
@@ -388,12 +421,31 @@ func (r *Router) Enqueue(ctx context.Context, space string, in *Incoming, subs [
 	}
 	if len(ds) == 0 {
 		span.End(nil)
+		if r.trail != nil {
+			r.trail.Accepted(space, in.ID(), in.Type(), in.ReceivedAt, nil)
+		}
 		return 0, nil
 	}
 	err := r.queue.Enqueue(ctx, ds)
 	span.End(err)
 	if err != nil {
 		return 0, err
+	}
+	if r.trail != nil {
+		if len(ds) < len(subs) {
+			// Some were skipped by their filter: the trail lists the
+			// subscribers the event was queued for, ds's in order.
+			kept := make([]Subscriber, 0, len(ds))
+			j := 0
+			for _, s := range subs {
+				if j < len(ds) && ds[j].SubscriptionID == s.SubscriptionID {
+					kept = append(kept, s)
+					j++
+				}
+			}
+			subs = kept
+		}
+		r.trail.Accepted(space, in.ID(), in.Type(), in.ReceivedAt, subs)
 	}
 	return len(ds), nil
 }

@@ -33,6 +33,30 @@ type Observer interface {
 	Invoked(space, functionID, provider string, d time.Duration, result string)
 }
 
+// Observers tells each of its observers of every call.
+type Observers []Observer
+
+func (os Observers) Invoked(space, functionID, provider string, d time.Duration, result string) {
+	for _, o := range os {
+		o.Invoked(space, functionID, provider, d, result)
+	}
+}
+
+// Trail records what becomes of each accepted event (router/trail). Its
+// methods are called on the request path: they must not block, and they
+// must copy what they keep.
+type Trail interface {
+	// Accepted records an event accepted for asynchronous delivery and
+	// the subscribers it matched (none: nobody gets it).
+	Accepted(space, eventID, eventType string, at time.Time, subs []Subscriber)
+	// Skipped records a subscriber of the event's type and path that a
+	// filter left out, and why.
+	Skipped(space, eventID, eventType, subscriptionID, functionID, reason string)
+	// Called records the call of an accepted event's synchronous
+	// subscription: began, how long it took, and its error.
+	Called(space, eventID, eventType, subscriptionID, functionID string, began time.Time, took time.Duration, err error)
+}
+
 // InvokerFactory makes the invoker of a function. It is called once per
 // version of a function, never on the request path. An invoker that
 // implements io.Closer is closed once no new snapshot uses it.
@@ -50,8 +74,14 @@ type Options struct {
 	Queue Queue
 	// Plugins react to system events; nil when there are none.
 	Plugins Reacters
+	// Modifiers are the global pipeline stages (modifier plugins) run
+	// around every subscription's own; nil when there are none.
+	Modifiers *pipeline.Stages
 	// Observer is told of every function call; nil when nobody watches.
 	Observer Observer
+	// Trail records what becomes of each accepted event; nil when the
+	// event trail is off.
+	Trail Trail
 	// DefaultTimeout bounds a call to a function that sets no timeout.
 	// Default DefaultTimeout.
 	DefaultTimeout time.Duration
@@ -73,7 +103,9 @@ type Router struct {
 	invokers InvokerFactory
 	queue    Queue
 	plugins  Reacters
+	stages   *pipeline.Stages
 	observer Observer
+	trail    Trail
 	timeout  time.Duration
 	log      *slog.Logger
 	guards   guards
@@ -99,8 +131,10 @@ func New(o Options) *Router {
 		invokers: o.Invokers,
 		queue:    o.Queue,
 		plugins:  o.Plugins,
+		stages:   o.Modifiers,
 		observer: o.Observer,
 		tracer:   o.Tracer,
+		trail:    o.Trail,
 		timeout:  o.DefaultTimeout,
 		log:      o.Logger,
 		ready:    make(chan struct{}),
@@ -125,6 +159,10 @@ func New(o Options) *Router {
 func (r *Router) scriptLog(c pipeline.Context, level, msg string) {
 	r.log.Debug("script: "+msg, "console", level, "space", c.Space, "subscriptionId", c.SubscriptionID, "functionId", c.FunctionID, "attempt", c.Attempt)
 }
+
+// Stages returns the stages to run around a subscription's pipeline p:
+// the modifier plugins' and p's own, in the order pipeline.Chain says.
+func (r *Router) Stages(p *pipeline.Pipeline) pipeline.Chain { return r.stages.Wrap(p) }
 
 // Snapshot returns the current routing snapshot.
 func (r *Router) Snapshot() *Snapshot { return r.snap.Load() }

@@ -17,6 +17,7 @@ import (
 	"github.com/event-gateway/event-gateway/router"
 	"github.com/event-gateway/event-gateway/router/jetstream"
 	"github.com/event-gateway/event-gateway/router/pipeline/transform"
+	"github.com/event-gateway/event-gateway/router/trail"
 )
 
 // options are the command-line settings. The flag names are those earlier
@@ -60,6 +61,8 @@ type options struct {
 	deadLetterMaxAge       time.Duration
 	historyMaxEntries      int
 	historyMaxAge          time.Duration
+	trailRetention         time.Duration
+	trailMaxBytes          int64
 
 	natsURL                   string
 	natsCreds                 string
@@ -139,6 +142,8 @@ func parseFlags(args []string, stderr io.Writer, getenv func(string) string) (*o
 	fs.IntVar(&o.historyMaxEntries, "history-max-entries", history.DefaultMaxEntries, "configuration changes kept in the history of each space")
 	fs.DurationVar(&o.historyMaxAge, "history-max-age", 0, "drop configuration history records older than this (0: keep them until -history-max-entries pushes them out)")
 	fs.DurationVar(&o.deadLetterMaxAge, "dead-letter-max-age", jetstream.DefaultDeadLetterMaxAge, "how long dead letters are kept")
+	fs.DurationVar(&o.trailRetention, "trail-retention", trail.DefaultRetention, "how long the event trail (what became of each accepted event, GET /v1/spaces/<space>/events/<id>) is kept; 0 turns the trail off")
+	fs.Int64Var(&o.trailMaxBytes, "trail-max-bytes", trail.DefaultMaxBytes, "bytes the event trail may take in the store; past it the oldest records go first")
 	fs.StringVar(&o.natsURL, "nats-url", "", "NATS server(s) with JetStream that store deliveries (comma-separated); empty: an embedded server")
 	fs.StringVar(&o.natsCreds, "nats-creds", "", "NATS credentials file (-nats-url)")
 	fs.StringVar(&o.natsCert, "nats-cert", "", "client certificate for NATS TLS (-nats-url)")
@@ -149,9 +154,9 @@ func parseFlags(args []string, stderr io.Writer, getenv func(string) string) (*o
 	fs.IntVar(&o.natsReplicas, "nats-replicas", jetstream.DefaultReplicas, "replicas of the delivery streams (3 on a NATS cluster)")
 	fs.Int64Var(&o.natsMaxBytes, "nats-max-bytes", jetstream.DefaultMaxBytes, "bytes the waiting deliveries may take in the store; past it emitters get 503")
 	fs.Var((*stringList)(&o.plugins), "plugin", "path of a plugin executable to load (repeatable)")
-	fs.DurationVar(&o.pluginTimeout, "plugin-timeout", plugin.DefaultTimeout, "how long a plugin may take to react to one system event before it is restarted")
-	fs.BoolVar(&o.pluginFailOpen, "plugin-fail-open", false, "let events through when a sync plugin cannot be asked (default: stop them with 503)")
-	fs.IntVar(&o.pluginBuffer, "plugin-buffer", plugin.DefaultBuffer, "async system events that may wait for each plugin; more are dropped and counted")
+	fs.DurationVar(&o.pluginTimeout, "plugin-timeout", plugin.DefaultTimeout, "how long a plugin may take to answer one call (of any kind) before it is restarted")
+	fs.BoolVar(&o.pluginFailOpen, "plugin-fail-open", false, "let events and calls through when a plugin cannot be asked: unmodified, with the configured backends, the gateway choosing (default: stop them with 503)")
+	fs.IntVar(&o.pluginBuffer, "plugin-buffer", plugin.DefaultBuffer, "async system events that may wait for each observer plugin, measurements for each metric sink; more are dropped and counted")
 	fs.StringVar(&o.configToken, "config-token", "", "require Authorization: Bearer <token> on the Configuration API (or set $EVENT_GATEWAY_TOKEN)")
 	fs.StringVar(&o.configTLSCert, "config-tls-cert", "", "certificate file: serve the Configuration API over TLS")
 	fs.StringVar(&o.configTLSKey, "config-tls-key", "", "key file of -config-tls-cert")
@@ -247,6 +252,9 @@ func parseFlags(args []string, stderr io.Writer, getenv func(string) string) (*o
 	}
 	if o.deliveryInitialBackoff <= 0 || o.deliveryMaxBackoff < o.deliveryInitialBackoff || o.deliveryAckWait <= 0 || o.deadLetterMaxAge <= 0 {
 		return nil, errors.New("-delivery-initial-backoff, -delivery-ack-wait and -dead-letter-max-age must be positive, and -delivery-max-backoff at least the initial backoff")
+	}
+	if o.trailRetention < 0 || o.trailMaxBytes <= 0 {
+		return nil, errors.New("-trail-retention must not be negative (0: no trail) and -trail-max-bytes must be positive")
 	}
 	if (o.natsCert == "") != (o.natsKey == "") {
 		return nil, errors.New("-nats-cert and -nats-key go together")

@@ -8,6 +8,7 @@ import (
 	"time"
 
 	"github.com/event-gateway/event-gateway/router/jetstream"
+	"github.com/event-gateway/event-gateway/router/trail"
 )
 
 func TestParseFlagsDefaults(t *testing.T) {
@@ -58,6 +59,8 @@ func TestParseFlags(t *testing.T) {
 		{"-db-cert", "c.pem"},
 		{"-history-max-entries", "0"},
 		{"-history-max-age", "-1h"},
+		{"-trail-retention", "-1s"},
+		{"-trail-max-bytes", "0"},
 	} {
 		if _, err := parseFlags(args, io.Discard, noEnv); err == nil {
 			t.Errorf("%v: no error", args)
@@ -102,5 +105,20 @@ func TestNATSDataDirFollowsEmbedDataDir(t *testing.T) {
 		if o.natsDataDir != tc.want {
 			t.Errorf("%q: -nats-data-dir %q, want %q", tc.args, o.natsDataDir, tc.want)
 		}
+	}
+}
+
+// The trail is on by default, for its default retention; 0 is off.
+func TestTrailFlags(t *testing.T) {
+	o, err := parseFlags(nil, io.Discard, noEnv)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if o.trailRetention != trail.DefaultRetention || o.trailMaxBytes != trail.DefaultMaxBytes {
+		t.Fatalf("trail defaults: %s, %d", o.trailRetention, o.trailMaxBytes)
+	}
+	o, err = parseFlags([]string{"-trail-retention", "0"}, io.Discard, noEnv)
+	if err != nil || o.trailRetention != 0 {
+		t.Fatalf("-trail-retention 0: %v, %+v", err, o)
 	}
 }

@@ -18,21 +18,26 @@ import (
 	"os/signal"
 	"runtime/debug"
 	"strconv"
+	"strings"
 	"syscall"
 	"time"
 
 	"github.com/event-gateway/event-gateway/api"
 	"github.com/event-gateway/event-gateway/api/metrics"
+	"github.com/event-gateway/event-gateway/dashboard"
 	"github.com/event-gateway/event-gateway/functions"
 	"github.com/event-gateway/event-gateway/functions/awslambda"
 	"github.com/event-gateway/event-gateway/functions/emulator"
 	httpfn "github.com/event-gateway/event-gateway/functions/http"
 	"github.com/event-gateway/event-gateway/history"
+	"github.com/event-gateway/event-gateway/instances"
 	"github.com/event-gateway/event-gateway/internal/tracing"
 	"github.com/event-gateway/event-gateway/libkv"
 	"github.com/event-gateway/event-gateway/plugin"
 	"github.com/event-gateway/event-gateway/router"
+	"github.com/event-gateway/event-gateway/router/fnstats"
 	"github.com/event-gateway/event-gateway/router/jetstream"
+	"github.com/event-gateway/event-gateway/router/tail"
 	"github.com/event-gateway/event-gateway/spacestate"
 	"github.com/event-gateway/event-gateway/subscriptions"
 )
@@ -171,11 +176,23 @@ func serve(ctx context.Context, stop context.CancelFunc, opts *options, log *slo
 		reacters = host
 	}
 
+	// The dashboard's live tail sees the system events beside the plugins.
+	pluginReacters := reacters
+	tails := tail.New(64)
+	reacters = tail.Join(reacters, tails)
+	stats := fnstats.New()
+
 	nc, closeNATS, err := connectNATS(opts, log)
 	if err != nil {
 		return err
 	}
 	defer closeNATS()
+	trl, err := startTrail(ctx, opts, nc, log)
+	if err != nil {
+		return err
+	}
+	// After shutdown's drain of the deliveries, before NATS closes.
+	defer trl.close()
 	qctx, qcancel := context.WithTimeout(ctx, 30*time.Second)
 	queue, err := jetstream.New(qctx, jetstream.Options{
 		Conn:             nc,
@@ -185,6 +202,7 @@ func serve(ctx context.Context, stop context.CancelFunc, opts *options, log *slo
 		AckWait:          opts.deliveryAckWait,
 		Workers:          opts.workers,
 		DeadLetterMaxAge: opts.deadLetterMaxAge,
+		Trail:            trl.queue,
 		Logger:           log.With("component", "queue"),
 	})
 	qcancel()
@@ -209,13 +227,21 @@ func serve(ctx context.Context, stop context.CancelFunc, opts *options, log *slo
 			}
 		}()
 	}
+	observer := router.Observers{m, stats}
+	if host.HasMetricSinks() {
+		// Metric-sink plugins get every function call too, batched
+		// off the request path.
+		observer = append(observer, host)
+	}
 	rt := router.New(router.Options{
 		Tracer:           tracer,
 		Store:            store,
 		Invokers:         providers.Invoker,
 		Queue:            queue,
 		Plugins:          reacters,
-		Observer:         m,
+		Modifiers:        host.Stages(),
+		Observer:         observer,
+		Trail:            trl.router,
 		DefaultTimeout:   opts.functionTimeout,
 		TransformTimeout: opts.transformTimeout,
 		Isolation:        isolation(opts),
@@ -272,6 +298,13 @@ func serve(ctx context.Context, stop context.CancelFunc, opts *options, log *slo
 			return snap.Loaded, snap.Revision
 		},
 		DeadLetters: queue,
+		Dashboard: api.DashboardSources{
+			SpaceNames: spaces.SpaceNames,
+			Tail:       tails,
+			Stats:      stats,
+			Instances:  func(ctx context.Context) ([]instances.Info, error) { return instances.List(ctx, store) },
+		},
+		Trail: trl.api,
 	})
 
 	eventsAPI := api.NewEvents(api.EventsOptions{
@@ -285,7 +318,7 @@ func serve(ctx context.Context, stop context.CancelFunc, opts *options, log *slo
 		Logger:               log.With("api", "events"),
 	})
 
-	registerGauges(m, rt, queue, reacters, eventsAPI)
+	registerGauges(m, rt, queue, pluginReacters, eventsAPI)
 	metricsHandler := m.Handler()
 	var configHandler http.Handler = http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		// /v1/metrics is where the 0.8+ clients look.
@@ -301,6 +334,16 @@ func serve(ctx context.Context, stop context.CancelFunc, opts *options, log *slo
 	configHandler = api.RequireToken(opts.configToken, func(space string) api.SpaceKeys {
 		return rt.Snapshot().Space(space)
 	}, configHandler)
+	// The dashboard's files need no token: the page asks for one, and
+	// its calls to the API carry it.
+	authed, dash := configHandler, dashboard.Handler()
+	configHandler = http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		if dashboard.Serves(r.URL.Path) {
+			dash.ServeHTTP(w, r)
+			return
+		}
+		authed.ServeHTTP(w, r)
+	})
 	if opts.configToken == "" && !loopback(opts.configHost) {
 		log.Warn("the Configuration API accepts changes from anyone who can reach it: set -config-token or bind -config-host to 127.0.0.1", "host", opts.configHost)
 	}
@@ -330,6 +373,17 @@ func serve(ctx context.Context, stop context.CancelFunc, opts *options, log *slo
 		log.Info(fmt.Sprintf("Running in development mode with embedded etcd. Event API listening on %s. Config API listening on %s.", eventsURL, configURL),
 			"eventsUrl", eventsURL, "configUrl", configURL)
 	}
+	// Each instance lists itself in the store for the dashboard, until
+	// the shutdown starts.
+	registered := registerInstance(ctx, store, rt, opts, apiURL(configSrv, opts.configTLSCert != ""), apiURL(eventsSrv, opts.eventsTLSCert != ""), log)
+	defer func() {
+		// The entry is revoked at once; a store that is away must not
+		// hold up the exit (the lease then expires by itself).
+		select {
+		case <-registered:
+		case <-time.After(time.Second):
+		}
+	}()
 	// Ready means routing: the configuration has been read from etcd.
 	go func() {
 		select {
@@ -388,6 +442,27 @@ func shutdown(opts *options, log *slog.Logger, eventsSrv, configSrv *http.Server
 	}
 	log.Info("stopped", "took", time.Since(began).Round(time.Millisecond))
 	return nil
+}
+
+// registerInstance keeps this instance's entry in the store's list of
+// instances until ctx ends.
+func registerInstance(ctx context.Context, store *libkv.Store, rt *router.Router, opts *options, configURL, eventsURL string, log *slog.Logger) <-chan struct{} {
+	host, _ := os.Hostname()
+	id := fmt.Sprintf("%s-%d-%04x", cmp.Or(host, "gateway"), os.Getpid(), rand.N(1<<16))
+	// An API bound to every interface is shown as localhost in the log;
+	// other machines reach it by the host's name.
+	if host != "" && everywhere(opts.configHost) {
+		configURL = strings.Replace(configURL, "//localhost:", "//"+host+":", 1)
+	}
+	if host != "" && everywhere(opts.eventsHost) {
+		eventsURL = strings.Replace(eventsURL, "//localhost:", "//"+host+":", 1)
+	}
+	started := time.Now().UTC()
+	return instances.Register(ctx, store, func() instances.Info {
+		snap := rt.Snapshot()
+		return instances.Info{ID: id, ConfigURL: configURL, EventsURL: eventsURL, Version: versionString(),
+			Started: started, Ready: snap.Loaded, Revision: snap.Revision}
+	}, instances.Options{Logger: log.With("component", "instances")})
 }
 
 // isolation is the router's bulkhead and breaker settings from the flags.
@@ -483,7 +558,16 @@ func registerGauges(m *metrics.Metrics, rt *router.Router, q *jetstream.Queue, p
 	})
 	if h, ok := plugins.(*plugin.Host); ok {
 		m.Counter("plugin_events_dropped_total", "Async system events dropped because a plugin's buffer was full.", func() float64 { return float64(h.Dropped()) })
+		if h.HasMetricSinks() {
+			m.Counter("plugin_measurements_dropped_total", "Measurements a metric-sink plugin did not get: its buffer was full or it failed on their batch.", func() float64 { return float64(h.MeasurementsDropped()) })
+		}
 	}
+}
+
+// everywhere reports whether a bind address is every interface.
+func everywhere(host string) bool {
+	ip := net.ParseIP(host)
+	return host == "" || ip != nil && ip.IsUnspecified()
 }
 
 // loopback reports whether a bind address reaches only this machine.

@@ -301,14 +301,24 @@ func (q *Queue) handle(ctx context.Context, msg jetstream.Msg, deliver router.De
 	d.Attempt = attempt
 	stop := q.keepAlive(msg)
 	q.calls <- struct{}{}
+	var began time.Time
+	if q.trail != nil {
+		began = time.Now()
+	}
 	err = q.call(ctx, deliver, d)
+	var took time.Duration
+	if q.trail != nil {
+		took = time.Since(began)
+	}
 	<-q.calls
 	stop()
 	var p RetryPolicy
 	if err != nil {
 		p = policy(d.Space, d.SubscriptionID)
 	}
-	q.settleRecord(ctx, msg, md, &d, attempt, err, settle(err, attempt, p, ctx.Err() != nil, rand.Int64N))
+	o := settle(err, attempt, p, ctx.Err() != nil, rand.Int64N)
+	q.observe(&d, attempt, began, took, err, o)
+	q.settleRecord(ctx, msg, md, &d, attempt, err, o)
 }
 
 // handleBatch makes the deliveries of a batch record, each as its own
@@ -338,10 +348,23 @@ func (q *Queue) handleBatch(ctx context.Context, msg jetstream.Msg, md *jetstrea
 		ds[i].Attempt = attempt
 	}
 	errs := make([]error, len(ds))
+	// The time and duration of each call, for the trail only.
+	var began []time.Time
+	var took []time.Duration
+	if q.trail != nil {
+		began, took = make([]time.Time, len(ds)), make([]time.Duration, len(ds))
+	}
+	call := func(i int) {
+		if began != nil {
+			began[i] = time.Now()
+			defer func() { took[i] = time.Since(began[i]) }()
+		}
+		errs[i] = q.call(ctx, deliver, ds[i])
+	}
 	stop := q.keepAlive(msg)
 	if len(ds) == 1 {
 		q.calls <- struct{}{}
-		errs[0] = q.call(ctx, deliver, ds[0])
+		call(0)
 		<-q.calls
 	} else {
 		var wg sync.WaitGroup
@@ -349,7 +372,7 @@ func (q *Queue) handleBatch(ctx context.Context, msg jetstream.Msg, md *jetstrea
 			q.calls <- struct{}{}
 			wg.Go(func() {
 				defer func() { <-q.calls }()
-				errs[i] = q.call(ctx, deliver, ds[i])
+				call(i)
 			})
 		}
 		wg.Wait()
@@ -363,6 +386,9 @@ func (q *Queue) handleBatch(ctx context.Context, msg jetstream.Msg, md *jetstrea
 			p = policy(ds[i].Space, ds[i].SubscriptionID)
 		}
 		outs[i] = settle(err, attempt, p, stopping, rand.Int64N)
+		if began != nil {
+			q.observe(&ds[i], attempt, began[i], took[i], err, outs[i])
+		}
 	}
 	q.settleBatch(ctx, msg, md, ds, attempt, errs, outs)
 }

@@ -113,7 +113,10 @@ type Options struct {
 	// keep it far above what retries can hold. Default -1, no bound (the
 	// stream's MaxBytes bounds it anyway).
 	MaxAckPending int
-	Logger        *slog.Logger
+	// Trail is told of every attempt and its outcome (the event trail);
+	// nil when the trail is off.
+	Trail  AttemptObserver
+	Logger *slog.Logger
 }
 
 // Stats are the queue's counters since New, for this instance, and the
@@ -149,6 +152,7 @@ type Queue struct {
 	ackWait    time.Duration
 	workers    int
 	pubTimeout time.Duration
+	trail      AttemptObserver
 
 	enqueued, delivered, retried, deadLettered, dropped, replayed, postponed atomic.Uint64
 
@@ -234,6 +238,7 @@ func New(ctx context.Context, o Options) (*Queue, error) {
 		ackWait:    o.AckWait,
 		workers:    o.Workers,
 		pubTimeout: o.PublishTimeout,
+		trail:      o.Trail,
 	}
 	q.batch = &batcher{q: q, maxBytes: int(o.Conn.MaxPayload() - 1024)}
 	q.deliveries, err = js.CreateOrUpdateStream(ctx, jetstream.StreamConfig{

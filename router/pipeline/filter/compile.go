@@ -102,15 +102,20 @@ func (b *bitset) put(i int, v bool) {
 
 // objNode matches one level of objects in the event: every field named
 // at this level, by the pattern object and by its $or alternatives, is a
-// slot; root says how the slots' results combine.
+// slot; a root says how the slots' results combine. A node compiled from
+// a pattern object has one root; a node merged from the nested objects
+// that several slots of one name hold (see merge) has one per slot, and
+// its results are a bit each.
 type objNode struct {
 	slots      []slot
 	groups     []group        // the slots of each distinct name
 	byName     map[string]int // name → group, when there are many names
-	root       *conj
-	absentMask bitset // the slots that match an absent field
-	absent     bool   // the node's result on no object at all
-	fffd       bool   // a name holds U+FFFD: names with invalid UTF-8 are decoded
+	names      uint64         // keyBit of every name: most keys of an event are none of them
+	roots      []*conj        // at most 64
+	root       [1]*conj       // roots' array for a compiled node: no allocation of its own
+	absentMask bitset         // the slots that match an absent field
+	absent     uint64         // the roots' results on no object at all
+	fffd       bool           // a name holds U+FFFD: names with invalid UTF-8 are decoded
 }
 
 type slot struct {
@@ -123,6 +128,11 @@ type slot struct {
 type group struct {
 	name  string
 	slots []int
+	// merged, when the slots (two or more) all hold nested objects:
+	// their objects as one node, so that the event's value is read once
+	// for all of them. Patterns get these from $or alternatives that name
+	// the same object ({"$or":[{"data":{…}},{"data":{…}}]}).
+	merged *objNode
 }
 
 // conj is an object pattern: all of must, and one alternative of each $or.
@@ -172,13 +182,24 @@ func (c *compiler) object(p *pnode, path string) (*objNode, error) {
 	if err != nil {
 		return nil, err
 	}
-	n.root = root
+	n.root[0] = root
+	n.roots = n.root[:]
+	n.index()
+	return n, nil
+}
+
+// index fills in what object() reads besides the slots and roots.
+func (n *objNode) index() {
 	for i, s := range n.slots {
 		if s.absent {
 			n.absentMask.set(i)
 		}
 	}
-	n.absent = root.eval(&n.absentMask)
+	for j, r := range n.roots {
+		if r.eval(&n.absentMask) {
+			n.absent |= 1 << j
+		}
+	}
 	index := map[string]int{}
 	for i, s := range n.slots {
 		g, ok := index[s.name]
@@ -188,6 +209,7 @@ func (c *compiler) object(p *pnode, path string) (*objNode, error) {
 			n.groups = append(n.groups, group{name: s.name})
 		}
 		n.groups[g].slots = append(n.groups[g].slots, i)
+		n.names |= keyBit([]byte(s.name))
 		if strings.ContainsRune(s.name, utf8.RuneError) {
 			n.fffd = true
 		}
@@ -195,7 +217,54 @@ func (c *compiler) object(p *pnode, path string) (*objNode, error) {
 	if len(n.groups) > 8 {
 		n.byName = index
 	}
-	return n, nil
+	for g := range n.groups {
+		n.groups[g].merged = n.merge(n.groups[g].slots)
+	}
+}
+
+// merge returns the objects of slots as one node, or nil if the slots
+// are not two or more nested objects or too many to merge (more than 64
+// or, together, more than a node's MaxFieldsPerObject slots).
+func (n *objNode) merge(slots []int) *objNode {
+	if len(slots) < 2 || len(slots) > 64 {
+		return nil
+	}
+	total := 0
+	for _, s := range slots {
+		if n.slots[s].obj == nil {
+			return nil
+		}
+		total += len(n.slots[s].obj.slots)
+	}
+	if total > MaxFieldsPerObject {
+		return nil
+	}
+	m := &objNode{}
+	for _, s := range slots {
+		x := n.slots[s].obj
+		m.roots = append(m.roots, x.roots[0].shift(len(m.slots)))
+		m.slots = append(m.slots, x.slots...)
+	}
+	m.index()
+	return m
+}
+
+// shift returns c with its slot numbers moved up by off.
+func (c *conj) shift(off int) *conj {
+	d := &conj{}
+	for i := range MaxFieldsPerObject - off {
+		if c.must.has(i) {
+			d.must.set(i + off)
+		}
+	}
+	for _, alts := range c.ors {
+		shifted := make([]*conj, len(alts))
+		for k, a := range alts {
+			shifted[k] = a.shift(off)
+		}
+		d.ors = append(d.ors, shifted)
+	}
+	return d
 }
 
 func (c *compiler) conj(n *objNode, p *pnode, path string) (*conj, error) {
@@ -236,7 +305,7 @@ func (c *compiler) conj(n *objNode, p *pnode, path string) (*conj, error) {
 			if err != nil {
 				return nil, err
 			}
-			s.obj, s.absent = child, child.absent
+			s.obj, s.absent = child, child.absent&1 != 0
 		case '[':
 			l, err := c.leaf(v, kpath)
 			if err != nil {

@@ -119,6 +119,74 @@ func TestDifferentialRandom(t *testing.T) {
 	t.Logf("%d of %d pairs matched", matches, n*10)
 }
 
+// genSharedOr returns a pattern whose $or alternatives (and perhaps the
+// object itself) name the same nested object "a", the case Compile
+// merges into one node read once; now and then one of them holds
+// conditions instead, which is not merged.
+func genSharedOr(r *rand.Rand, depth int) string {
+	n := 2 + r.IntN(3)
+	alts := make([]string, n)
+	for k := range alts {
+		switch {
+		case r.IntN(8) == 0:
+			alts[k] = `{"a":[` + genConds[r.IntN(len(genConds))] + `]}`
+		case depth < 2 && r.IntN(3) == 0:
+			alts[k] = `{"a":` + genSharedOr(r, depth+1) + `}`
+		default:
+			alts[k] = `{"a":` + genPattern(r, 2) + `}`
+		}
+		if r.IntN(4) == 0 {
+			alts[k] = alts[k][:len(alts[k])-1] + `,"b":[` + genConds[r.IntN(len(genConds))] + `]}`
+		}
+	}
+	p := `{"$or":[` + strings.Join(alts, ",") + `]`
+	if r.IntN(3) == 0 {
+		p += `,"a":` + genPattern(r, 2)
+	}
+	return p + "}"
+}
+
+// TestDifferentialSharedOr: patterns of genSharedOr against events
+// whose "a" is an object, an array of objects and values, a value,
+// absent or duplicated.
+func TestDifferentialSharedOr(t *testing.T) {
+	r := rand.New(rand.NewPCG(7, 8))
+	n := 5000
+	if testing.Short() {
+		n = 500
+	}
+	matches, pairs := 0, 0
+	for range n {
+		pattern := genSharedOr(r, 0)
+		f, err := Compile([]byte(pattern))
+		if err != nil {
+			continue // a generated duplicate name
+		}
+		for range 10 {
+			var event string
+			switch r.IntN(4) {
+			case 0:
+				event = genEventObject(r, 0)
+			case 1:
+				event = `{"a":` + genEventObject(r, 1) + `,"b":` + genEventValue(r, 2) + `}`
+			case 2:
+				event = `{"a":[` + genEventObject(r, 1) + `,` + genEventValue(r, 2) + `,` + genEventObject(r, 1) + `]}`
+			default:
+				event = `{"a":` + genEventObject(r, 1) + `,"a":` + genEventObject(r, 1) + `}`
+			}
+			got, want := f.Match([]byte(event)), refMatch([]byte(pattern), []byte(event))
+			if got != want {
+				t.Fatalf("pattern %s\nevent %s\nMatch = %v, reference %v", pattern, event, got, want)
+			}
+			pairs++
+			if got {
+				matches++
+			}
+		}
+	}
+	t.Logf("%d of %d pairs matched", matches, pairs)
+}
+
 func FuzzMatch(f *testing.F) {
 	r := rand.New(rand.NewPCG(3, 4))
 	for range 200 {
@@ -126,6 +194,9 @@ func FuzzMatch(f *testing.F) {
 	}
 	f.Add([]byte(`{"a":[{"prefix":"x"}]}`), []byte(`{"a":"xy","a":"z"}`))
 	f.Add([]byte(`{"a":{"b":[{"exists":false}]}}`), []byte(`{"a":[{"b":1},{"c":2}]}`))
+	for range 50 {
+		f.Add([]byte(genSharedOr(r, 0)), []byte(`{"a":`+genEventObject(r, 1)+`}`))
+	}
 	f.Fuzz(func(t *testing.T, pattern, event []byte) {
 		flt, err := Compile(pattern)
 		if err != nil {

@@ -109,13 +109,17 @@
 // and MaxFieldsPerObject (256 per object level, $or alternatives
 // included).
 //
-// Cost. Compile is linear in the pattern. Match reads the event once,
+// Cost. Compile is linear in the pattern, times its depth where $or
+// alternatives name the same nested objects. Match reads the event once,
 // validating it, and tests the conditions of a field on the values at
 // that place only; $or is evaluated as a formula over the fields' results
-// (no expansion into combinations). Each condition is linear in the value
-// it tests — wildcards included: the literal parts between stars are
-// found leftmost in turn, without backtracking — so the work per event is
-// bounded by the event's size times the conditions that apply to a
-// value. Only cidr on IPv6 values, strings with escapes longer than 256
-// bytes and member names with escapes longer than 128 bytes allocate.
+// (no expansion into combinations), and the nested objects that $or
+// alternatives name alike ({"$or":[{"data":{…}},{"data":{…}}]}) are
+// matched together, in one reading of the event's object. Each condition
+// is linear in the value it tests — wildcards included: the literal parts
+// between stars are found leftmost in turn, without backtracking — so the
+// work per event is bounded by the event's size times the conditions that
+// apply to a value. Only cidr on IPv6 values, strings with escapes longer
+// than 256 bytes and member names with escapes longer than 128 bytes
+// allocate.
 package filter

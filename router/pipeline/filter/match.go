@@ -2,6 +2,7 @@ package filter
 
 import (
 	"bytes"
+	"math/bits"
 	"net/netip"
 	"strconv"
 	"strings"
@@ -93,15 +94,15 @@ func (f *Filter) Match(event []byte) bool {
 		return false
 	}
 	end, r, ok := f.root.object(event, i, 1)
-	return ok && r && skipWS(event, end) == len(event)
+	return ok && r&1 != 0 && skipWS(event, end) == len(event)
 }
 
 // object matches the object at d[i] == '{' (at nesting depth depth)
-// against n. It returns the index after it, the result and whether the
-// object is valid JSON.
-func (n *objNode) object(d []byte, i, depth int) (int, bool, bool) {
+// against n. It returns the index after it, the results (bit j for root
+// j) and whether the object is valid JSON.
+func (n *objNode) object(d []byte, i, depth int) (int, uint64, bool) {
 	if depth > maxEventDepth {
-		return 0, false, false
+		return 0, 0, false
 	}
 	var seen, hit bitset
 	i = skipWS(d, i+1)
@@ -110,40 +111,77 @@ func (n *objNode) object(d []byte, i, depth int) (int, bool, bool) {
 	}
 	for {
 		if i >= len(d) || d[i] != '"' {
-			return 0, false, false
+			return 0, 0, false
 		}
-		end, esc, ok := scanString(d, i)
-		if !ok {
-			return 0, false, false
+		// Most names end in the eight bytes after the quote: read here,
+		// without calling scanString. (With no special byte, tz is 64
+		// and w>>64 is 0.)
+		end, esc, ok := -1, false, true
+		if len(d)-i > 8 {
+			w := load64(d, i+1)
+			if tz := bits.TrailingZeros64(special(w)); byte(w>>(tz&^7)) == '"' {
+				end = i + 2 + tz>>3
+			}
 		}
-		g := n.lookup(d[i+1:end-1], esc)
-		i = skipWS(d, end)
-		if i >= len(d) || d[i] != ':' {
-			return 0, false, false
+		if end < 0 {
+			if end, esc, ok = scanString(d, i); !ok {
+				return 0, 0, false
+			}
 		}
-		i = skipWS(d, i+1)
+		g := -1
+		// A key without escapes (and valid UTF-8, unless a name holds
+		// U+FFFD) reads as its bytes: when its keyBit is in none of the
+		// names, it is none of them.
+		if key := d[i+1 : end-1]; esc || n.fffd || n.names&keyBit(key) != 0 {
+			g = n.lookup(key, esc)
+		}
+		if end < len(d) && d[end] == ':' {
+			i = skipWS(d, end+1)
+		} else {
+			i = skipWS(d, end)
+			if i >= len(d) || d[i] != ':' {
+				return 0, 0, false
+			}
+			i = skipWS(d, i+1)
+		}
 		if g < 0 {
 			if i, ok = skipValue(d, i, depth); !ok {
-				return 0, false, false
+				return 0, 0, false
 			}
 		} else {
 			// Of duplicate names the last counts, as for encoding/json.
-			ss := n.groups[g].slots
-			start := i
-			var r bool
-			if i, r, ok = n.slots[ss[0]].value(d, i, depth); !ok {
-				return 0, false, false
-			}
-			seen.set(ss[0])
-			hit.put(ss[0], r)
-			for _, s := range ss[1:] {
-				_, r, _ = n.slots[s].value(d[:i], start, depth)
-				seen.set(s)
-				hit.put(s, r)
+			gr := &n.groups[g]
+			ss := gr.slots
+			if gr.merged != nil {
+				var rs uint64
+				if i, rs, ok = gr.merged.value(d, i, depth); !ok {
+					return 0, 0, false
+				}
+				for k, s := range ss {
+					seen.set(s)
+					hit.put(s, rs>>k&1 != 0)
+				}
+			} else {
+				start := i
+				var r bool
+				if i, r, ok = n.slots[ss[0]].value(d, i, depth); !ok {
+					return 0, 0, false
+				}
+				seen.set(ss[0])
+				hit.put(ss[0], r)
+				for _, s := range ss[1:] {
+					_, r, _ = n.slots[s].value(d[:i], start, depth)
+					seen.set(s)
+					hit.put(s, r)
+				}
 			}
 		}
+		if i < len(d) && d[i] == ',' {
+			i = skipWS(d, i+1)
+			continue
+		}
 		if i, ok = next(d, i, '}'); !ok {
-			return 0, false, false
+			return 0, 0, false
 		}
 		if i < 0 {
 			i = -i
@@ -153,7 +191,23 @@ func (n *objNode) object(d []byte, i, depth int) (int, bool, bool) {
 	for w := range hit {
 		hit[w] = hit[w]&seen[w] | n.absentMask[w]&^seen[w]
 	}
-	return i, n.root.eval(&hit), true
+	var rs uint64
+	for j, r := range n.roots {
+		if r.eval(&hit) {
+			rs |= 1 << j
+		}
+	}
+	return i, rs, true
+}
+
+// keyBit hashes a member name to one bit of a word, from its length and
+// first byte.
+func keyBit(key []byte) uint64 {
+	h := uint(len(key))
+	if len(key) > 0 {
+		h += uint(key[0]) << 2
+	}
+	return 1 << (h & 63)
 }
 
 // lookup finds the group of slots named key (raw, between the quotes).
@@ -184,7 +238,8 @@ func (n *objNode) find(key []byte) int {
 // slot.
 func (s *slot) value(d []byte, i, depth int) (int, bool, bool) {
 	if s.obj != nil {
-		return s.obj.value(d, i, depth)
+		end, r, ok := s.obj.value(d, i, depth)
+		return end, r&1 != 0, ok
 	}
 	var st leafState
 	end, ok := s.leaf.walk(d, i, depth, &st)
@@ -196,11 +251,12 @@ func (s *slot) value(d []byte, i, depth int) (int, bool, bool) {
 }
 
 // value matches a nested pattern object against any value: an object is
-// matched, an array matches if one of its elements does, anything else
-// (and an empty array) is matched as if the field were absent.
-func (n *objNode) value(d []byte, i, depth int) (int, bool, bool) {
+// matched, an array matches if one of its elements does (root by root),
+// anything else (and an empty array) is matched as if the field were
+// absent.
+func (n *objNode) value(d []byte, i, depth int) (int, uint64, bool) {
 	if i >= len(d) {
-		return 0, false, false
+		return 0, 0, false
 	}
 	switch d[i] {
 	case '{':
@@ -208,26 +264,28 @@ func (n *objNode) value(d []byte, i, depth int) (int, bool, bool) {
 	case '[':
 		depth++
 		if depth > maxEventDepth {
-			return 0, false, false
+			return 0, 0, false
 		}
 		i = skipWS(d, i+1)
 		if i < len(d) && d[i] == ']' {
 			return i + 1, n.absent, true
 		}
-		res := false
+		var res uint64
+		all := uint64(1)<<len(n.roots) - 1
 		for {
-			var ok, r bool
-			if res {
+			var ok bool
+			if res == all {
 				i, ok = skipValue(d, i, depth)
 			} else {
+				var r uint64
 				i, r, ok = n.value(d, i, depth)
-				res = r
+				res |= r
 			}
 			if !ok {
-				return 0, false, false
+				return 0, 0, false
 			}
 			if i, ok = next(d, i, ']'); !ok {
-				return 0, false, false
+				return 0, 0, false
 			}
 			if i < 0 {
 				return -i, res, true

@@ -62,6 +62,9 @@ type Context struct {
 	SubscriptionID string
 	FunctionID     string
 	Attempt        int
+	// Sync is true for a synchronous call. Not shown to scripts; the
+	// stages of modifier plugins (package pipeline) are told.
+	Sync bool
 }
 
 // Program is one compiled script, safe for concurrent use. It keeps a

@@ -1,0 +1,371 @@
+package trail
+
+import (
+	"cmp"
+	"context"
+	"encoding/json"
+	"errors"
+	"slices"
+	"strconv"
+	"time"
+
+	"github.com/nats-io/nats.go/jetstream"
+
+	"github.com/event-gateway/event-gateway/functions"
+	"github.com/event-gateway/event-gateway/internal/errkind"
+	egjs "github.com/event-gateway/event-gateway/router/jetstream"
+)
+
+// Event is the trail of one event: what became of it at each subscriber.
+type Event struct {
+	Space   string `json:"space"`
+	EventID string `json:"eventId"`
+	Type    string `json:"type"`
+	// AcceptedAt is when the gateway received it; nil when its acceptance
+	// was not recorded (dropped from a full buffer).
+	AcceptedAt *time.Time `json:"acceptedAt,omitempty"`
+	// Outcome sums the subscribers' up: OutcomeUnmatched when it matched
+	// none, OutcomeInFlight while a delivery is not settled, else
+	// OutcomeDeadLetter when one was dead-lettered, else OutcomeFailed
+	// when its synchronous call failed, else OutcomeDelivered.
+	Outcome     string          `json:"outcome"`
+	Subscribers []SubscriberLog `json:"subscribers"`
+}
+
+// SubscriberLog is what became of an event at one subscriber.
+type SubscriberLog struct {
+	SubscriptionID string `json:"subscriptionId"`
+	FunctionID     string `json:"functionId"`
+	// Outcome is that of the last attempt (pending before the first, and
+	// while the delivery waits for room), or skipped.
+	Outcome string `json:"outcome"`
+	// Reason is why a filter skipped it.
+	Reason string `json:"reason,omitempty"`
+	// Sync marks the synchronous subscription, whose one attempt is the
+	// call that answered the request.
+	Sync     bool      `json:"sync,omitempty"`
+	Attempts []Attempt `json:"attempts"`
+}
+
+// Attempt is one attempt of a delivery.
+type Attempt struct {
+	Attempt       int        `json:"attempt"`
+	At            time.Time  `json:"at"`
+	DurationMs    float64    `json:"durationMs"`
+	Result        string     `json:"result"`
+	Error         string     `json:"error,omitempty"`
+	Outcome       string     `json:"outcome"`
+	NextAttemptAt *time.Time `json:"nextAttemptAt,omitempty"`
+	Instance      string     `json:"instance,omitempty"`
+}
+
+// Outcomes of a subscriber (besides those of an attempt, which are
+// jetstream.Outcome*) and of an event.
+const (
+	OutcomePending   = "pending"
+	OutcomeSkipped   = "skipped"
+	OutcomeUnmatched = "unmatched"
+	OutcomeInFlight  = "inflight"
+	OutcomeDelivered = egjs.OutcomeDelivered
+	OutcomeRetrying  = egjs.OutcomeRetrying
+	// OutcomeDeadLetter: see egjs.OutcomeDeadLetter.
+	OutcomeDeadLetter = egjs.OutcomeDeadLetter
+	OutcomeDropped    = egjs.OutcomeDropped
+	// OutcomeFailed: the call of a synchronous subscription failed (its
+	// caller got the error; there is no retry).
+	OutcomeFailed = "failed"
+)
+
+// Outcomes lists the outcomes ListFilter.Outcome may ask for.
+var Outcomes = []string{OutcomePending, OutcomeRetrying, OutcomeDelivered, OutcomeDeadLetter, OutcomeFailed, OutcomeDropped, OutcomeSkipped, OutcomeUnmatched}
+
+// unavailable is the error of a read NATS could not answer.
+func unavailable(err error) error {
+	return errkind.Wrap(errkind.Unavailable, err, "event trail unavailable, retry later")
+}
+
+// notFound is Event's NotFound.
+func notFound(space, id string) error {
+	return errkind.New(errkind.NotFound, "no trail of event %q in space %q (never accepted, or older than the retention)", id, space)
+}
+
+// messages returns the messages on subject from seq on, up to max of
+// them (0: all).
+func (r *Recorder) messages(ctx context.Context, seq uint64, subject string, max int) ([]*jetstream.RawStreamMsg, error) {
+	var out []*jetstream.RawStreamMsg
+	for max == 0 || len(out) < max {
+		m, err := r.stream.GetMsg(ctx, seq, jetstream.WithGetMsgSubject(subject))
+		if errors.Is(err, jetstream.ErrMsgNotFound) {
+			break
+		}
+		if err != nil {
+			return nil, unavailable(err)
+		}
+		out = append(out, m)
+		seq = m.Sequence + 1
+	}
+	return out, nil
+}
+
+// Event returns the trail of the event id of space ("" for the default
+// space). It is an error of kind NotFound when nothing is recorded of it.
+func (r *Recorder) Event(ctx context.Context, space, id string) (*Event, error) {
+	if space == "" {
+		space = functions.DefaultSpace
+	}
+	ms, err := r.messages(ctx, 1, eventSubject(space, id)+".>", maxEventMessages)
+	if err != nil {
+		return nil, err
+	}
+	if len(ms) == 0 {
+		return nil, notFound(space, id)
+	}
+	var recs []record
+	for _, m := range ms {
+		var msg message
+		if err := json.Unmarshal(m.Data, &msg); err != nil {
+			r.log.Warn("event trail: unreadable record", "seq", m.Sequence, "error", err)
+			continue
+		}
+		if msg.EventID != id || msg.Space != space {
+			continue // another event whose long id hashes alike (token)
+		}
+		recs = append(recs, msg.Records...)
+	}
+	if len(recs) == 0 {
+		return nil, notFound(space, id)
+	}
+	return assemble(space, id, recs), nil
+}
+
+// maxEventMessages bounds the messages read for one event: an event's
+// records fill a few, one per flush that held some.
+const maxEventMessages = 1000
+
+// assemble makes the trail of an event from its records.
+func assemble(space, id string, recs []record) *Event {
+	slices.SortStableFunc(recs, func(a, b record) int { return cmp.Compare(a.At, b.At) })
+	ev := &Event{Space: space, EventID: id, Subscribers: []SubscriberLog{}}
+	index := map[string]int{}
+	sub := func(subID, fnID string) *SubscriberLog {
+		i, ok := index[subID]
+		if !ok {
+			i = len(ev.Subscribers)
+			index[subID] = i
+			ev.Subscribers = append(ev.Subscribers, SubscriberLog{SubscriptionID: subID, FunctionID: fnID, Outcome: OutcomePending, Attempts: []Attempt{}})
+		}
+		return &ev.Subscribers[i]
+	}
+	for _, rec := range recs {
+		if ev.Type == "" {
+			ev.Type = rec.Type
+		}
+		switch rec.Kind {
+		case KindAccepted:
+			at := micros(rec.At)
+			ev.AcceptedAt = &at
+			ev.Type = rec.Type
+			for _, s := range rec.Subscribers {
+				sub(s.SubscriptionID, s.FunctionID)
+			}
+		case KindSkipped:
+			s := sub(rec.SubscriptionID, rec.FunctionID)
+			s.Outcome, s.Reason = OutcomeSkipped, rec.Reason
+		case KindAttempt, KindCall:
+			s := sub(rec.SubscriptionID, rec.FunctionID)
+			s.Sync = rec.Kind == KindCall
+			a := Attempt{
+				Attempt: rec.Attempt, At: micros(rec.At), DurationMs: float64(rec.TookUs) / 1000, Result: rec.Result,
+				Error: rec.Error, Outcome: rec.Outcome, Instance: rec.Instance,
+			}
+			if rec.Next != 0 {
+				next := micros(rec.Next)
+				a.NextAttemptAt = &next
+			}
+			s.Attempts = append(s.Attempts, a)
+			switch rec.Outcome {
+			case egjs.OutcomePostponed, egjs.OutcomeHandedBack:
+				s.Outcome = OutcomePending
+			default:
+				s.Outcome = rec.Outcome
+			}
+		}
+	}
+	ev.Outcome = summary(ev.Subscribers)
+	return ev
+}
+
+// micros is a stored time.
+func micros(us int64) time.Time { return time.UnixMicro(us).UTC() }
+
+// summary is the outcome of an event from its subscribers'.
+func summary(subs []SubscriberLog) string {
+	if len(subs) == 0 {
+		return OutcomeUnmatched
+	}
+	dead, failed, matched := false, false, false
+	for _, s := range subs {
+		switch s.Outcome {
+		case OutcomePending, OutcomeRetrying:
+			return OutcomeInFlight
+		case OutcomeDeadLetter:
+			dead = true
+		case OutcomeFailed:
+			failed = true
+		}
+		if s.Outcome != OutcomeSkipped {
+			matched = true
+		}
+	}
+	switch {
+	case !matched:
+		return OutcomeUnmatched
+	case dead:
+		return OutcomeDeadLetter
+	case failed:
+		return OutcomeFailed
+	}
+	return OutcomeDelivered
+}
+
+// ListFilter selects and pages events.
+type ListFilter struct {
+	// Type, SubscriptionID and Outcome select; "" selects all. An event
+	// has an outcome when one of its subscribers (the one of
+	// SubscriptionID, if given) has it; OutcomeUnmatched selects events
+	// that matched no subscriber.
+	Type           string
+	SubscriptionID string
+	Outcome        string
+	// Before is a cursor: only events accepted before it are listed.
+	Before string
+	// Limit is the page size: default DefaultLimit, at most MaxLimit.
+	Limit int
+}
+
+// Page sizes of List.
+const (
+	DefaultLimit = 20
+	MaxLimit     = 100
+)
+
+// maxListReads bounds the reads of one List: a filter that matches few
+// events returns a short page (with a cursor to go on) rather than read
+// the whole stream in one request.
+const maxListReads = 5000
+
+// List lists the events of space accepted within the retention, newest
+// first, that match f. next is the cursor of the following page (pass
+// it as Before), "" when the list ends. A page may hold fewer than Limit
+// events and still have a next page: each reads at most a bounded part
+// of the stream.
+func (r *Recorder) List(ctx context.Context, space string, f ListFilter) (items []Event, next string, err error) {
+	if space == "" {
+		space = functions.DefaultSpace
+	}
+	limit := f.Limit
+	if limit <= 0 {
+		limit = DefaultLimit
+	}
+	limit = min(limit, MaxLimit)
+	if f.Outcome != "" && !slices.Contains(Outcomes, f.Outcome) {
+		return nil, "", errkind.New(errkind.Invalid, "outcome %q is not one of %v", f.Outcome, Outcomes)
+	}
+	info, err := r.stream.Info(ctx)
+	if err != nil {
+		return nil, "", unavailable(err)
+	}
+	first, hi := info.State.FirstSeq, info.State.LastSeq
+	if f.Before != "" {
+		before, err := strconv.ParseUint(f.Before, 10, 64)
+		if err != nil || before == 0 {
+			return nil, "", errkind.New(errkind.Invalid, "invalid cursor %q", f.Before)
+		}
+		hi = min(hi, before-1)
+	}
+	typ := "*"
+	if f.Type != "" {
+		typ = token(f.Type)
+	}
+	subject := subjectPrefix + token(space) + ".*.a." + typ
+	items = []Event{}
+	reads := 0
+	// Walk back in windows of sequences, reading the accepted messages of
+	// each window forward (direct gets go forward only); a window that
+	// held none doubles the next one.
+	window := uint64(256)
+	for hi >= first && hi > 0 {
+		if reads >= maxListReads || ctx.Err() != nil {
+			return items, strconv.FormatUint(hi+1, 10), nil
+		}
+		lo := first
+		if hi-first+1 > window {
+			lo = hi - window + 1
+		}
+		var ms []*jetstream.RawStreamMsg
+		for seq := lo; ; {
+			m, err := r.stream.GetMsg(ctx, seq, jetstream.WithGetMsgSubject(subject))
+			reads++
+			if errors.Is(err, jetstream.ErrMsgNotFound) {
+				break
+			}
+			if err != nil {
+				return nil, "", unavailable(err)
+			}
+			if m.Sequence > hi {
+				break
+			}
+			ms = append(ms, m)
+			seq = m.Sequence + 1
+		}
+		if len(ms) == 0 {
+			window = min(window*2, 1<<20)
+		}
+		for i := len(ms) - 1; i >= 0; i-- {
+			var msg message
+			if err := json.Unmarshal(ms[i].Data, &msg); err != nil {
+				continue
+			}
+			ev, err := r.Event(ctx, space, msg.EventID)
+			reads++
+			if errkind.Of(err) == errkind.NotFound {
+				continue // expired meanwhile
+			}
+			if err != nil {
+				return nil, "", err
+			}
+			if !f.matches(ev) {
+				continue
+			}
+			items = append(items, *ev)
+			if len(items) == limit {
+				if ms[i].Sequence <= first {
+					return items, "", nil
+				}
+				return items, strconv.FormatUint(ms[i].Sequence, 10), nil
+			}
+		}
+		if lo == 0 || lo <= first {
+			break
+		}
+		hi = lo - 1
+	}
+	return items, "", nil
+}
+
+// matches reports whether ev is one f selects (its type is selected by
+// the subject already).
+func (f ListFilter) matches(ev *Event) bool {
+	if f.Outcome == OutcomeUnmatched {
+		return ev.Outcome == OutcomeUnmatched && f.SubscriptionID == ""
+	}
+	if f.SubscriptionID == "" && f.Outcome == "" {
+		return true
+	}
+	for _, s := range ev.Subscribers {
+		if (f.SubscriptionID == "" || s.SubscriptionID == f.SubscriptionID) && (f.Outcome == "" || s.Outcome == f.Outcome) {
+			return true
+		}
+	}
+	return false
+}

@@ -1,0 +1,434 @@
+package trail
+
+import (
+	"cmp"
+	"context"
+	"errors"
+	"fmt"
+	"log/slog"
+	"os"
+	"slices"
+	"strings"
+	"sync"
+	"sync/atomic"
+	"time"
+
+	"github.com/nats-io/nats.go"
+	"github.com/nats-io/nats.go/jetstream"
+
+	"github.com/event-gateway/event-gateway/functions"
+	"github.com/event-gateway/event-gateway/router"
+	egjs "github.com/event-gateway/event-gateway/router/jetstream"
+)
+
+// Options configures a Recorder.
+type Options struct {
+	// Conn is the connection to the NATS server of the delivery queue.
+	Conn *nats.Conn
+	// Replicas of the stream. Default 1.
+	Replicas int
+	// Retention is how long records are kept. Default DefaultRetention.
+	Retention time.Duration
+	// MaxBytes bounds the stream; the oldest records go first. Default
+	// DefaultMaxBytes; less than 0: no bound but the retention.
+	MaxBytes int64
+	// Buffer is the number of records that may wait in memory to be
+	// stored; more are dropped and counted. Default DefaultBuffer.
+	Buffer int
+	// FlushEvery is how often waiting records are stored. Default
+	// DefaultFlushEvery.
+	FlushEvery time.Duration
+	Logger     *slog.Logger
+}
+
+// Recorder records the trail of events and reads it back. It implements
+// router.Trail and jetstream.AttemptObserver.
+type Recorder struct {
+	nc *nats.Conn
+	// maxMsg bounds a message: the server's largest, less room for the
+	// subject and protocol.
+	maxMsg   int64
+	stream   jetstream.Stream
+	log      *slog.Logger
+	every    time.Duration
+	instance string
+
+	// mu guards waiting, the records given since the last flush (at most
+	// max), and closed. A slice under a lock rather than a channel: the
+	// storing goroutine takes them all at once every flush, instead of
+	// being woken for each record.
+	mu      sync.Mutex
+	waiting []entry
+	max     int
+	closed  bool
+
+	stop      chan struct{}
+	closeOnce sync.Once
+	done      chan struct{}
+
+	dropped, stored, failed atomic.Uint64
+}
+
+// entry is a record on its way to the store.
+type entry struct {
+	key eventKey
+	rec record
+}
+
+// eventKey names an event.
+type eventKey struct{ space, eventID string }
+
+var (
+	_ router.Trail         = (*Recorder)(nil)
+	_ egjs.AttemptObserver = (*Recorder)(nil)
+)
+
+// New creates the stream, or updates it to o, and starts storing records.
+func New(ctx context.Context, o Options) (*Recorder, error) {
+	if o.Conn == nil {
+		return nil, errors.New("trail: Options.Conn is required")
+	}
+	if o.Logger == nil {
+		o.Logger = slog.New(slog.DiscardHandler)
+	}
+	if o.Replicas <= 0 {
+		o.Replicas = 1
+	}
+	if o.Retention <= 0 {
+		o.Retention = DefaultRetention
+	}
+	switch {
+	case o.MaxBytes == 0:
+		o.MaxBytes = DefaultMaxBytes
+	case o.MaxBytes < 0:
+		o.MaxBytes = -1
+	}
+	if o.Buffer <= 0 {
+		o.Buffer = DefaultBuffer
+	}
+	if o.FlushEvery <= 0 {
+		o.FlushEvery = DefaultFlushEvery
+	}
+	js, err := jetstream.New(o.Conn)
+	if err != nil {
+		return nil, fmt.Errorf("trail: %w", err)
+	}
+	st, err := js.CreateOrUpdateStream(ctx, jetstream.StreamConfig{
+		Name:        Stream,
+		Description: "Event Gateway: the trail of every accepted event",
+		Subjects:    []string{subjectPrefix + ">"},
+		Retention:   jetstream.LimitsPolicy,
+		Storage:     jetstream.FileStorage,
+		Replicas:    o.Replicas,
+		MaxAge:      o.Retention,
+		MaxBytes:    o.MaxBytes,
+		Discard:     jetstream.DiscardOld,
+		// Messages are read one by one by subject (direct gets), and
+		// never published twice on purpose.
+		AllowDirect: true,
+		Duplicates:  min(o.Retention, time.Second),
+	})
+	if err != nil {
+		return nil, fmt.Errorf("trail: stream %s: %w", Stream, err)
+	}
+	host, _ := os.Hostname()
+	r := &Recorder{
+		nc:       o.Conn,
+		maxMsg:   min(o.Conn.MaxPayload()-1024, maxMessage),
+		stream:   st,
+		log:      o.Logger,
+		every:    o.FlushEvery,
+		instance: host,
+		max:      o.Buffer,
+		stop:     make(chan struct{}),
+		done:     make(chan struct{}),
+	}
+	go r.run()
+	return r, nil
+}
+
+// Stats are the recorder's counters since New.
+type Stats struct {
+	// Stored counts the records sent to the store; Dropped those
+	// dropped because the buffer was full or the recorder closed; Failed
+	// those that could not be sent.
+	Stored, Dropped, Failed uint64
+}
+
+// Stats returns the recorder's counters.
+func (r *Recorder) Stats() Stats {
+	return Stats{Stored: r.stored.Load(), Dropped: r.dropped.Load(), Failed: r.failed.Load()}
+}
+
+// add hands a record to the storing goroutine, or drops it when the
+// buffer is full: the request path never waits for the trail.
+func (r *Recorder) add(space, eventID string, rec record) {
+	if space == "" {
+		space = functions.DefaultSpace
+	}
+	r.mu.Lock()
+	if r.closed || len(r.waiting) >= r.max {
+		r.mu.Unlock()
+		r.dropped.Add(1)
+		return
+	}
+	r.waiting = append(r.waiting, entry{key: eventKey{space, eventID}, rec: rec})
+	r.mu.Unlock()
+}
+
+// Accepted implements router.Trail.
+func (r *Recorder) Accepted(space, eventID, eventType string, at time.Time, subs []router.Subscriber) {
+	rec := record{Kind: KindAccepted, At: at.UnixMicro(), Type: eventType}
+	if len(subs) > 0 {
+		rec.Subscribers = make([]Subscriber, len(subs))
+		for i, s := range subs {
+			rec.Subscribers[i] = Subscriber{SubscriptionID: s.SubscriptionID, FunctionID: s.FunctionID}
+		}
+	}
+	r.add(space, eventID, rec)
+}
+
+// Skipped implements router.Trail.
+func (r *Recorder) Skipped(space, eventID, eventType, subscriptionID, functionID, reason string) {
+	r.add(space, eventID, record{Kind: KindSkipped, At: time.Now().UnixMicro(), Type: eventType, SubscriptionID: subscriptionID, FunctionID: functionID, Reason: reason})
+}
+
+// Attempted implements jetstream.AttemptObserver.
+func (r *Recorder) Attempted(a *egjs.Attempt) {
+	d := a.Delivery
+	rec := record{
+		Kind:           KindAttempt,
+		At:             a.Began.UnixMicro(),
+		Type:           d.Event,
+		SubscriptionID: d.SubscriptionID,
+		FunctionID:     d.FunctionID,
+		Attempt:        a.Number,
+		TookUs:         a.Took.Microseconds(),
+		Result:         result(a.Err),
+		Outcome:        a.Outcome,
+		Instance:       r.instance,
+	}
+	if a.Err != nil {
+		rec.Error = errorText(a.Err)
+	}
+	if !a.Next.IsZero() {
+		rec.Next = a.Next.UnixMicro()
+	}
+	r.add(d.Space, d.EventID, rec)
+}
+
+// Called implements router.Trail.
+func (r *Recorder) Called(space, eventID, eventType, subscriptionID, functionID string, began time.Time, took time.Duration, err error) {
+	rec := record{
+		Kind:           KindCall,
+		At:             began.UnixMicro(),
+		Type:           eventType,
+		SubscriptionID: subscriptionID,
+		FunctionID:     functionID,
+		Attempt:        1,
+		TookUs:         took.Microseconds(),
+		Result:         result(err),
+		Outcome:        OutcomeDelivered,
+		Instance:       r.instance,
+	}
+	if err != nil {
+		rec.Error = errorText(err)
+		rec.Outcome = OutcomeFailed
+	}
+	r.add(space, eventID, rec)
+}
+
+// errorText is an error as a record keeps it.
+func errorText(err error) string {
+	s := err.Error()
+	if len(s) > maxErrorLen {
+		s = strings.ToValidUTF8(s[:maxErrorLen], "")
+	}
+	return s
+}
+
+// result classifies an attempt's error as the metrics do.
+func result(err error) string {
+	switch {
+	case err == nil:
+		return "ok"
+	case errors.Is(err, functions.ErrTimeout), errors.Is(err, context.DeadlineExceeded):
+		return "timeout"
+	default:
+		return "failed"
+	}
+}
+
+// Close stores the records still waiting, within ctx, and stops the
+// recorder; records given to it afterwards are dropped. Call it once the
+// deliveries are done.
+func (r *Recorder) Close(ctx context.Context) error {
+	r.closeOnce.Do(func() {
+		r.mu.Lock()
+		r.closed = true
+		r.mu.Unlock()
+		close(r.stop)
+	})
+	select {
+	case <-r.done:
+		return nil
+	case <-ctx.Done():
+		return ctx.Err()
+	}
+}
+
+// batch orders the records of one flush by event, without copying them:
+// ptrs holds them event after event, those of event g (keys[g]) at
+// ptrs[start[g]:start[g+1]]. Its slices are reused from flush to flush.
+type batch struct {
+	index map[eventKey]int32
+	keys  []eventKey
+	group []int32 // of each record
+	start []int32
+	ptrs  []*record
+}
+
+// sort orders es by event (a counting sort: each event's records keep
+// their order).
+func (b *batch) sort(es []entry) {
+	clear(b.index)
+	b.keys, b.group, b.start = b.keys[:0], b.group[:0], b.start[:0]
+	for i := range es {
+		g, ok := b.index[es[i].key]
+		if !ok {
+			g = int32(len(b.keys))
+			b.index[es[i].key] = g
+			b.keys = append(b.keys, es[i].key)
+			b.start = append(b.start, 0)
+		}
+		b.group = append(b.group, g)
+		b.start[g]++
+	}
+	// Counts to offsets: start[g] is where event g's records begin.
+	var sum int32
+	for g, n := range b.start {
+		b.start[g] = sum
+		sum += n
+	}
+	b.start = append(b.start, sum)
+	b.ptrs = slices.Grow(b.ptrs[:0], len(es))[:len(es)]
+	for i, g := range b.group {
+		b.ptrs[b.start[g]] = &es[i].rec
+		b.start[g]++
+	}
+	// Placing moved each start to the next event's: shift them back.
+	copy(b.start[1:], b.start[:len(b.start)-1])
+	b.start[0] = 0
+}
+
+// run stores what was given, every r.every, until Close.
+func (r *Recorder) run() {
+	defer close(r.done)
+	b := batch{index: map[eventKey]int32{}}
+	var spare []entry
+	var buf []byte
+	tick := time.NewTicker(r.every)
+	defer tick.Stop()
+	for {
+		stopping := false
+		select {
+		case <-tick.C:
+		case <-r.stop:
+			stopping = true
+		}
+		r.mu.Lock()
+		es := r.waiting
+		r.waiting = spare[:0]
+		r.mu.Unlock()
+		if len(es) > 0 {
+			b.sort(es)
+			r.flush(&b, &buf)
+			clear(b.ptrs)
+		}
+		// Kept for the next flush (at most Buffer records), cleared to
+		// let go of their strings.
+		clear(es)
+		spare = es
+		if stopping {
+			return
+		}
+	}
+}
+
+// flushTimeout bounds the wait for NATS to take one flush.
+const flushTimeout = 10 * time.Second
+
+// flush stores b, one message per event; buf is the encoding buffer,
+// kept between flushes.
+//
+// The messages are published without asking for JetStream's
+// acknowledgement, which would cost as much again as storing them; the
+// stream takes them all the same. So a record NATS refuses (the
+// connection down, the store full) is lost without a word: the trail is
+// not worth holding deliveries back for. A flush of the connection at
+// the end counts the records of a flush that did not reach the server.
+func (r *Recorder) flush(b *batch, buf *[]byte) {
+	var n, failed uint64
+	var firstErr error
+	for g, k := range b.keys {
+		sent, err := r.publish(k, b.ptrs[b.start[g]:b.start[g+1]], buf)
+		n += sent
+		if err != nil {
+			failed += uint64(b.start[g+1]-b.start[g]) - sent
+			firstErr = cmp.Or(firstErr, err)
+		}
+	}
+	if err := r.nc.FlushTimeout(flushTimeout); err != nil {
+		failed += n
+		n = 0
+		firstErr = cmp.Or(firstErr, err)
+	}
+	r.stored.Add(n)
+	if failed > 0 {
+		r.failed.Add(failed)
+		r.log.Warn("event trail: records not stored", "records", failed, "error", firstErr)
+	}
+	if cap(*buf) > maxKeptBuffer {
+		*buf = nil
+	}
+}
+
+// publish publishes recs, records of the event k, as one message, or as
+// several when that would be larger than NATS takes (an event of many
+// subscribers), and returns how many records it sent.
+func (r *Recorder) publish(k eventKey, recs []*record, buf *[]byte) (uint64, error) {
+	*buf = appendMessage((*buf)[:0], k.space, k.eventID, recs)
+	if int64(len(*buf)) > r.maxMsg && len(recs) > 1 {
+		half := len(recs) / 2
+		n, err := r.publish(k, recs[:half], buf)
+		m, err2 := r.publish(k, recs[half:], buf)
+		return n + m, cmp.Or(err, err2)
+	}
+	if err := r.nc.Publish(subjectOf(k.space, k.eventID, recs), *buf); err != nil {
+		return 0, err
+	}
+	return uint64(len(recs)), nil
+}
+
+// maxMessage bounds a message whatever the server takes: an event's
+// records are read back whole.
+const maxMessage = 1 << 20
+
+// maxKeptBuffer bounds the encoding buffer kept between flushes.
+const maxKeptBuffer = 1 << 20
+
+// subjectOf is the subject of a message: see the package comment.
+func subjectOf(space, eventID string, recs []*record) string {
+	for _, r := range recs {
+		if r.Kind == KindAccepted {
+			// One concatenation, one allocation.
+			return subjectPrefix + token(space) + "." + token(eventID) + ".a." + token(r.Type)
+		}
+	}
+	return subjectPrefix + token(space) + "." + token(eventID) + ".d"
+}
+
+// eventSubject is the subject of an event's messages but their kind.
+func eventSubject(space, eventID string) string {
+	return subjectPrefix + token(space) + "." + token(eventID)
+}

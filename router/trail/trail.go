@@ -1,0 +1,127 @@
+// Package trail is the event trail: for every accepted event, what became
+// of it. It records the subscribers the event matched (and those a filter
+// skipped) and each attempt of each delivery, with its time, duration,
+// result and outcome (delivered, retrying, dead letter), and serves them
+// to the Configuration API.
+//
+// Records are kept in the JetStream stream EG_TRAIL, shared by every
+// instance on the same NATS, for the retention the gateway is given
+// (the stream's MaxAge), so they survive restarts and show on every
+// instance.
+//
+// Recording costs the request path an append to a buffer under a lock:
+// a Recorder keeps records in memory (a bounded buffer; when it is full
+// records are dropped and counted, never waited for) and one goroutine
+// stores them, without waiting for JetStream's acknowledgements. The
+// records of one event that arrive within one flush interval
+// (FlushEvery, 200 ms by default) are stored as one message: an event
+// delivered at once to all its subscribers costs one message, not one
+// per record. The price is that the last interval's records are lost if
+// the process is killed (a graceful stop stores them), and that a record
+// shows up to an interval late.
+//
+// Subjects: the messages of an event are on
+// eg.trail.<space>.<eventID>.<kind>, where kind is "a.<type>" for the
+// message that holds the event's acceptance and "d" for the others, each
+// part one subject token (jetstream.SubjectToken). One event's trail is
+// read with the filter eg.trail.<space>.<eventID>.>, and recent events
+// are listed, newest first, by walking back over eg.trail.<space>.*.a.*
+// (or .a.<type>): the list needs no index besides the stream itself, so
+// it is bounded by the same retention.
+package trail
+
+import (
+	"crypto/sha256"
+	"encoding/hex"
+	"time"
+
+	egjs "github.com/event-gateway/event-gateway/router/jetstream"
+)
+
+// Names of the stream and its subjects.
+const (
+	Stream        = "EG_TRAIL"
+	subjectPrefix = "eg.trail."
+)
+
+// Defaults of Options.
+const (
+	DefaultRetention  = 24 * time.Hour
+	DefaultMaxBytes   = 256 << 20
+	DefaultBuffer     = 1 << 16
+	DefaultFlushEvery = 200 * time.Millisecond
+)
+
+// Kinds of a record.
+const (
+	KindAccepted = "accepted"
+	KindSkipped  = "skipped"
+	KindAttempt  = "attempt"
+	// KindCall: the call of a synchronous subscription of the event.
+	KindCall = "call"
+)
+
+// record is one thing that happened to an event, as stored (encode.go
+// writes it, encoding/json reads it). Times are Unix microseconds.
+type record struct {
+	Kind string `json:"kind"`
+	At   int64  `json:"at"`
+	// Type is the event's type.
+	Type string `json:"type,omitempty"`
+	// Subscribers are, for an accepted event, those it matched.
+	Subscribers []Subscriber `json:"subscribers,omitempty"`
+	// SubscriptionID and FunctionID are those of a skipped subscriber or
+	// of an attempt.
+	SubscriptionID string `json:"subscriptionId,omitempty"`
+	FunctionID     string `json:"functionId,omitempty"`
+	// Reason is why a filter skipped the subscriber.
+	Reason string `json:"reason,omitempty"`
+
+	// Attempts only.
+	Attempt int   `json:"attempt,omitempty"`
+	TookUs  int64 `json:"tookUs,omitempty"`
+	// Result is ok, timeout or failed; Error the failure.
+	Result  string `json:"result,omitempty"`
+	Error   string `json:"error,omitempty"`
+	Outcome string `json:"outcome,omitempty"`
+	// Next is when the next attempt is due.
+	Next int64 `json:"next,omitempty"`
+	// Instance is the host name of the gateway that made the attempt.
+	Instance string `json:"instance,omitempty"`
+}
+
+// Subscriber is a subscriber an event matched.
+type Subscriber struct {
+	SubscriptionID string `json:"subscriptionId"`
+	FunctionID     string `json:"functionId"`
+}
+
+// message is what one stored message holds: records of one event.
+type message struct {
+	Space   string   `json:"space"`
+	EventID string   `json:"eventId"`
+	Records []record `json:"records"`
+}
+
+// maxErrorLen bounds the error text of an attempt record.
+const maxErrorLen = 1024
+
+// maxTokenLen bounds a subject token. Event ids and types may be 4 KiB
+// long (CloudEvents attributes), and a subject beyond the server's
+// control line (4 KiB by default) would make NATS drop the connection,
+// which the delivery queue shares.
+const maxTokenLen = 128
+
+// token is s as one subject token: jetstream.SubjectToken, or, when that
+// is longer than maxTokenLen, "%H" and a hash of s, which no token of a
+// string can be (they write '%' as "%25"). A trail read by such a token
+// checks the event id in the message, so a collision shows nothing
+// wrong.
+func token(s string) string {
+	t := egjs.SubjectToken(s)
+	if len(t) <= maxTokenLen {
+		return t
+	}
+	h := sha256.Sum256([]byte(s))
+	return "%H" + hex.EncodeToString(h[:16])
+}

@@ -1,0 +1,294 @@
+package trail
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"slices"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/nats-io/nats.go"
+
+	"github.com/event-gateway/event-gateway/internal/errkind"
+	"github.com/event-gateway/event-gateway/router"
+	egjs "github.com/event-gateway/event-gateway/router/jetstream"
+)
+
+func connect(t testing.TB) *nats.Conn {
+	t.Helper()
+	e, err := egjs.StartEmbedded(egjs.EmbedOptions{DataDir: t.TempDir(), Port: -1})
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(e.Close)
+	nc, err := e.Connect()
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(nc.Close)
+	return nc
+}
+
+func newRecorder(t testing.TB, nc *nats.Conn, o Options) *Recorder {
+	t.Helper()
+	o.Conn = nc
+	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+	defer cancel()
+	r, err := New(ctx, o)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { r.Close(context.Background()) })
+	return r
+}
+
+func attempt(r *Recorder, space, eventID, sub string, n int, err error, outcome string) {
+	d := &router.Delivery{Space: space, EventID: eventID, Event: "order", SubscriptionID: sub, FunctionID: "fn-" + sub}
+	a := &egjs.Attempt{Delivery: d, Number: n, Began: time.Now(), Took: 3 * time.Millisecond, Err: err, Outcome: outcome}
+	if outcome == egjs.OutcomeRetrying {
+		a.Next = time.Now().Add(time.Second)
+	}
+	r.Attempted(a)
+}
+
+func until(t *testing.T, what string, check func() bool) {
+	t.Helper()
+	deadline := time.Now().Add(10 * time.Second)
+	for !check() {
+		if time.Now().After(deadline) {
+			t.Fatalf("%s: not within 10s", what)
+		}
+		time.Sleep(10 * time.Millisecond)
+	}
+}
+
+// The records of an event that arrive within one flush are one message,
+// and read back as the event's trail.
+func TestRecordAndRead(t *testing.T) {
+	nc := connect(t)
+	r := newRecorder(t, nc, Options{FlushEvery: time.Hour})
+	ctx := context.Background()
+	subs := []router.Subscriber{{SubscriptionID: "a", FunctionID: "fn-a"}, {SubscriptionID: "b", FunctionID: "fn-b"}}
+	r.Accepted("", "e1", "order", time.Now(), subs)
+	attempt(r, "", "e1", "a", 1, nil, egjs.OutcomeDelivered)
+	attempt(r, "", "e1", "b", 1, errors.New("boom"), egjs.OutcomeRetrying)
+	r.Skipped("default", "e1", "order", "c", "fn-c", "filter: amount < 10")
+	r.Called("default", "e1", "order", "s", "fn-s", time.Now(), 2*time.Millisecond, errors.New("function failed: http status 502"))
+	if _, err := r.Event(ctx, "", "e1"); errkind.Of(err) != errkind.NotFound {
+		t.Fatalf("before a flush: %v, want NotFound", err)
+	}
+	// Close stores what waits; a second recorder on the stream reads it.
+	if err := r.Close(ctx); err != nil {
+		t.Fatal(err)
+	}
+	info, err := r.stream.Info(ctx)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if info.State.Msgs != 1 {
+		t.Fatalf("%d messages for one event's records of one flush, want 1", info.State.Msgs)
+	}
+	r2 := newRecorder(t, nc, Options{FlushEvery: 20 * time.Millisecond})
+	ev, err := r2.Event(ctx, "default", "e1")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if ev.Type != "order" || ev.AcceptedAt == nil || ev.Outcome != OutcomeInFlight || len(ev.Subscribers) != 4 {
+		t.Fatalf("trail %+v", ev)
+	}
+	a, b, c := ev.Subscribers[0], ev.Subscribers[1], ev.Subscribers[2]
+	if a.Outcome != OutcomeDelivered || len(a.Attempts) != 1 || a.Attempts[0].Result != "ok" || a.Attempts[0].DurationMs != 3 {
+		t.Fatalf("subscriber a: %+v", a)
+	}
+	if b.Outcome != OutcomeRetrying || b.Attempts[0].Error != "boom" || b.Attempts[0].NextAttemptAt == nil || b.Attempts[0].Result != "failed" {
+		t.Fatalf("subscriber b: %+v", b)
+	}
+	if c.Outcome != OutcomeSkipped || c.Reason != "filter: amount < 10" || c.FunctionID != "fn-c" {
+		t.Fatalf("subscriber c: %+v", c)
+	}
+	if s := ev.Subscribers[3]; !s.Sync || s.Outcome != OutcomeFailed || len(s.Attempts) != 1 || s.Attempts[0].Result != "failed" || s.Attempts[0].DurationMs != 2 {
+		t.Fatalf("sync subscriber: %+v", s)
+	}
+
+	// Later records of the event are further messages of it.
+	attempt(r2, "default", "e1", "b", 2, errors.New("boom"), egjs.OutcomeDeadLetter)
+	until(t, "the dead letter", func() bool {
+		ev, err = r2.Event(ctx, "default", "e1")
+		return err == nil && ev.Outcome == OutcomeDeadLetter
+	})
+	if got := ev.Subscribers[1]; len(got.Attempts) != 2 || got.Outcome != OutcomeDeadLetter {
+		t.Fatalf("subscriber b after the dead letter: %+v", got)
+	}
+	// Records given after Close are dropped and counted.
+	dropped := r.Stats().Dropped
+	r.Accepted("", "e2", "order", time.Now(), nil)
+	if r.Stats().Dropped != dropped+1 {
+		t.Fatal("a record given after Close was not counted as dropped")
+	}
+}
+
+// A full buffer drops records rather than block the caller, and counts
+// them.
+func TestFullBufferDrops(t *testing.T) {
+	nc := connect(t)
+	r := newRecorder(t, nc, Options{FlushEvery: time.Hour, Buffer: 4})
+	const n = 100
+	for i := range n {
+		r.Accepted("", fmt.Sprint("e", i), "order", time.Now(), nil)
+	}
+	if err := r.Close(context.Background()); err != nil {
+		t.Fatal(err)
+	}
+	s := r.Stats()
+	if s.Dropped == 0 || s.Stored+s.Dropped != n || s.Failed != 0 {
+		t.Fatalf("stats %+v: want some dropped, stored + dropped = %d", s, n)
+	}
+}
+
+// Lists go newest first over pages, by type, subscription and outcome,
+// also when the events of a space are sparse in the stream.
+func TestList(t *testing.T) {
+	nc := connect(t)
+	r := newRecorder(t, nc, Options{FlushEvery: 5 * time.Millisecond})
+	ctx := context.Background()
+	var want []string // of space "s", newest first
+	const n = 700
+	for i := range n {
+		id := fmt.Sprintf("e%03d", i)
+		typ := "order"
+		if i%2 == 1 {
+			typ = "refund"
+		}
+		// Other spaces' events, many, between those of "s".
+		for j := range 3 {
+			r.Accepted("other", fmt.Sprintf("%s-%d", id, j), typ, time.Now(), nil)
+		}
+		r.Accepted("s", id, typ, time.Now(), []router.Subscriber{{SubscriptionID: "sub", FunctionID: "fn"}})
+		if i%7 == 0 {
+			d := &router.Delivery{Space: "s", EventID: id, Event: typ, SubscriptionID: "sub", FunctionID: "fn"}
+			r.Attempted(&egjs.Attempt{Delivery: d, Number: 1, Began: time.Now(), Err: errors.New("no"), Outcome: egjs.OutcomeDeadLetter})
+		}
+		want = append(want, id)
+		// One flush per event, so that each is a message of its own.
+		until(t, "stored", func() bool { return r.Stats().Stored == uint64(4*(i+1)+(i/7+1)) })
+	}
+	slices.Reverse(want)
+	all := func(f ListFilter) []string {
+		var got []string
+		for range 100 {
+			items, next, err := r.List(ctx, "s", f)
+			if err != nil {
+				t.Fatal(err)
+			}
+			for _, ev := range items {
+				got = append(got, ev.EventID)
+			}
+			if next == "" {
+				return got
+			}
+			f.Before = next
+		}
+		t.Fatal("more than 100 pages")
+		return nil
+	}
+	if got := all(ListFilter{Limit: 33}); !slices.Equal(got, want) {
+		t.Fatalf("all events: %d, want %d: %v", len(got), len(want), got)
+	}
+	var orders, dead []string
+	for _, id := range want {
+		var i int
+		fmt.Sscanf(id, "e%d", &i)
+		if i%2 == 0 {
+			orders = append(orders, id)
+		}
+		if i%7 == 0 {
+			dead = append(dead, id)
+		}
+	}
+	if got := all(ListFilter{Type: "order", Limit: 50}); !slices.Equal(got, orders) {
+		t.Fatalf("orders: %v", got)
+	}
+	if got := all(ListFilter{Outcome: OutcomeDeadLetter, SubscriptionID: "sub"}); !slices.Equal(got, dead) {
+		t.Fatalf("dead letters: %v, want %v", got, dead)
+	}
+	if got := all(ListFilter{SubscriptionID: "nobody"}); len(got) != 0 {
+		t.Fatalf("another subscription: %v", got)
+	}
+	if _, _, err := r.List(ctx, "s", ListFilter{Outcome: "lost"}); errkind.Of(err) != errkind.Invalid {
+		t.Fatalf("unknown outcome: %v", err)
+	}
+	if _, _, err := r.List(ctx, "s", ListFilter{Before: "x"}); errkind.Of(err) != errkind.Invalid {
+		t.Fatalf("bad cursor: %v", err)
+	}
+}
+
+// Ids and types as long as a CloudEvent's attributes may be make
+// subjects NATS takes, and read back.
+func TestLongIDs(t *testing.T) {
+	nc := connect(t)
+	r := newRecorder(t, nc, Options{FlushEvery: time.Hour})
+	ctx := context.Background()
+	id := strings.Repeat("id.with.dots ", 315) // 4095 bytes
+	typ := strings.Repeat("com.example.", 340)
+	r.Accepted("s", id, typ, time.Now(), []router.Subscriber{{SubscriptionID: "sub", FunctionID: "fn"}})
+	r.Accepted("s", id+"x", typ, time.Now(), nil)
+	if err := r.Close(ctx); err != nil {
+		t.Fatal(err)
+	}
+	if s := r.Stats(); s.Stored != 2 || s.Failed != 0 || !nc.IsConnected() {
+		t.Fatalf("stats %+v, connected %v", s, nc.IsConnected())
+	}
+	r2 := newRecorder(t, nc, Options{})
+	ev, err := r2.Event(ctx, "s", id)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if ev.EventID != id || ev.Type != typ || len(ev.Subscribers) != 1 {
+		t.Fatalf("trail of a long id: %d subscribers, type %d bytes", len(ev.Subscribers), len(ev.Type))
+	}
+	items, _, err := r2.List(ctx, "s", ListFilter{Type: typ})
+	if err != nil || len(items) != 2 {
+		t.Fatalf("list by a long type: %d items, %v", len(items), err)
+	}
+}
+
+// The records of an event too many for one message are stored in several.
+func TestManySubscribers(t *testing.T) {
+	nc := connect(t)
+	r := newRecorder(t, nc, Options{FlushEvery: time.Hour})
+	r.maxMsg = 64 << 10
+	ctx := context.Background()
+	subs := make([]router.Subscriber, 2000)
+	for i := range subs {
+		subs[i] = router.Subscriber{SubscriptionID: fmt.Sprintf("sub-%04d", i), FunctionID: "fn"}
+	}
+	r.Accepted("s", "e", "order", time.Now(), subs)
+	for i := range subs {
+		attempt(r, "s", "e", subs[i].SubscriptionID, 1, errors.New(strings.Repeat("x", 100)), egjs.OutcomeDeadLetter)
+	}
+	if err := r.Close(ctx); err != nil {
+		t.Fatal(err)
+	}
+	info, err := r.stream.Info(ctx)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if s := r.Stats(); s.Stored != 2001 || s.Failed != 0 || info.State.Msgs < 4 || info.State.Bytes > 4*2001*512 {
+		t.Fatalf("stats %+v, %d messages of %d bytes", s, info.State.Msgs, info.State.Bytes)
+	}
+	r2 := newRecorder(t, nc, Options{})
+	ev, err := r2.Event(ctx, "s", "e")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if ev.Outcome != OutcomeDeadLetter || len(ev.Subscribers) != 2000 || ev.AcceptedAt == nil {
+		t.Fatalf("trail: %s, %d subscribers", ev.Outcome, len(ev.Subscribers))
+	}
+	for _, s := range ev.Subscribers {
+		if len(s.Attempts) != 1 {
+			t.Fatalf("subscriber %s: %d attempts", s.SubscriptionID, len(s.Attempts))
+		}
+	}
+}
