@@ -14,6 +14,7 @@ import (
 	"github.com/event-gateway/event-gateway/functions"
 	httpfn "github.com/event-gateway/event-gateway/functions/http"
 	"github.com/event-gateway/event-gateway/instances"
+	"github.com/event-gateway/event-gateway/internal/openapitest"
 	"github.com/event-gateway/event-gateway/libkv"
 	"github.com/event-gateway/event-gateway/router/fnstats"
 	"github.com/event-gateway/event-gateway/router/tail"
@@ -44,6 +45,7 @@ func newDashboardServerTimeout(t *testing.T, st *libkv.Store, tb *tail.Broadcast
 	srv.Config.ReadTimeout, srv.Config.WriteTimeout = timeout, timeout
 	srv.Start()
 	t.Cleanup(srv.Close)
+	validator.Register(t, srv.URL, openapitest.ConfigAPI)
 	return srv
 }
 
@@ -83,7 +85,7 @@ func TestTailStream(t *testing.T) {
 	ctx, cancel := context.WithCancel(context.Background())
 	defer cancel()
 	req, _ := http.NewRequestWithContext(ctx, "GET", srv.URL+"/v1/spaces/shop/tail?types=order.created", nil)
-	resp, err := srv.Client().Do(req)
+	resp, err := validator.Client(srv.Client()).Do(req)
 	if err != nil {
 		t.Fatal(err)
 	}
