@@ -95,6 +95,9 @@ type Events struct {
 const (
 	headerEvent      = "Event"
 	headerFunctionID = "Function-ID"
+	// headerEventID answers an accepted event with its id (canonical
+	// form, set without Set's canonicalization).
+	headerEventID = "Event-Id"
 )
 
 // NewEvents returns the Events API handler.
@@ -384,6 +387,8 @@ func (e *Events) httpEvent(w http.ResponseWriter, r *http.Request, space string,
 		}
 	}
 	if !ok {
+		// The id by which the event's trail is found.
+		w.Header()[headerEventID] = []string{in.ID()}
 		w.WriteHeader(http.StatusAccepted)
 		return
 	}
@@ -805,6 +810,9 @@ func (e *Events) dispatch(w http.ResponseWriter, r *http.Request, space string, 
 		return
 	}
 	if !sync {
+		// The id by which the event's trail is found: the gateway's
+		// own for an event in the seed's form, the CloudEvent's id.
+		w.Header()[headerEventID] = []string{in.ID()}
 		w.WriteHeader(http.StatusAccepted)
 		return
 	}

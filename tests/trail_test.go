@@ -307,3 +307,35 @@ func TestTrailOffAndRetention(t *testing.T) {
 		return getTrail(t, on, "/v1/events/"+id) == nil
 	})
 }
+
+// TestAcceptedEventID: the 202 that accepts an event names its id, by
+// which its trail is found, with a filter's skipped subscriber in it.
+func TestAcceptedEventID(t *testing.T) {
+	gw := startDev(t, "")
+	fn := newRawFunction(t, answer(`{}`))
+	register(t, gw, "a", fmt.Sprintf(`{"functionId":"a","provider":{"type":"http","url":%q}}`, fn.srv.URL))
+	register(t, gw, "b", fmt.Sprintf(`{"functionId":"b","provider":{"type":"http","url":%q}}`, fn.srv.URL))
+	subscribe(t, gw, `{"functionId":"a","event":"signup","path":"/"}`)
+	skipped := subscribeWith(t, gw, map[string]any{"functionId": "b", "event": "signup", "path": "/", "filter": map[string]any{"data": map[string]any{"plan": []string{"pro"}}}})
+	r := call(t, "POST", gw.EventsURL+"/", `{"plan":"free"}`, "Event", "signup", "Content-Type", "application/json")
+	expect(t, r, 202, "")
+	id := r.header.Get("Event-Id")
+	if id == "" {
+		t.Fatalf("202 without Event-Id: %v", r.header)
+	}
+	fn.next(t)
+	var tr *trailEvent
+	eventually(t, "the trail of "+id, func() bool {
+		tr = getTrail(t, gw, "/v1/events/"+id)
+		return tr != nil && tr.Outcome == "delivered"
+	})
+	var found bool
+	for _, s := range tr.Subscribers {
+		if s.SubscriptionID == skipped {
+			found = s.Outcome == "skipped"
+		}
+	}
+	if !found {
+		t.Fatalf("trail %+v does not show subscription %s skipped by its filter", tr, skipped)
+	}
+}

@@ -456,9 +456,9 @@ async function trailView(signal, id) {
     const data = await call('GET', `${sp()}/events?limit=20`, undefined, { signal });
     const evs = data.events || [];
     recent.replaceChildren(h('h2', {}, 'Recent events'), table('Recent events', [
-      { label: 'Event', cell: e => h('a', { href: `#/trail/${enc(e.id)}` }, e.id) },
+      { label: 'Event', cell: e => h('a', { href: `#/trail/${enc(e.eventId || e.id)}` }, e.eventId || e.id) },
       { label: 'Type', cell: e => e.type },
-      { label: 'Received', cell: e => fmtTime(e.receivedAt) },
+      { label: 'Received', cell: e => fmtTime(e.acceptedAt || e.receivedAt) },
       { label: 'Outcome', cell: e => e.outcome || '' },
     ], evs, { empty: 'No recent events.' }));
   } catch (err) {
@@ -477,10 +477,11 @@ function renderTrail(t) {
   const dur = a => a.durationMs ?? (a.duration !== undefined ? a.duration : '');
   return h('div', { class: 'trail' },
     h('dl', { class: 'facts' },
-      h('dt', {}, 'Event ID'), h('dd', {}, h('code', {}, ev.id || '')),
+      h('dt', {}, 'Event ID'), h('dd', {}, h('code', {}, ev.eventId || ev.id || '')),
       h('dt', {}, 'Type'), h('dd', {}, ev.type || ev.eventType || ''),
       h('dt', {}, 'Space'), h('dd', {}, ev.space || state.space),
-      h('dt', {}, 'Received'), h('dd', {}, fmtTime(ev.receivedAt))),
+      h('dt', {}, 'Received'), h('dd', {}, fmtTime(ev.acceptedAt || ev.receivedAt)),
+      h('dt', {}, 'Outcome'), h('dd', {}, outcome(ev.outcome))),
     h('h2', {}, 'Subscribers matched'),
     table('Subscribers matched', [
       { label: 'Subscription', cell: s => h('code', {}, s.subscriptionId || s.id || '') },
@@ -499,7 +500,8 @@ function renderTrail(t) {
       { label: 'Subscription', cell: a => h('code', {}, a.subscriptionId || '') },
       { label: 'Function', cell: a => a.functionId || '' },
       { label: 'Duration (ms)', cell: dur },
-      { label: 'Status or error', cell: a => a.error ? h('span', { class: 'err' }, a.error) : String(a.status ?? '') },
+      { label: 'Attempt', cell: a => String(a.attempt ?? '') },
+      { label: 'Result or error', cell: a => a.error ? h('span', { class: 'err' }, a.error) : String(a.result ?? a.status ?? '') },
       { label: 'Outcome', cell: a => outcome(a.outcome) },
     ], attempts, { empty: 'No delivery attempt yet.' }));
 }
