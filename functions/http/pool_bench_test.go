@@ -105,7 +105,8 @@ func BenchmarkPick(b *testing.B) {
 			b.ReportAllocs()
 			b.RunParallel(func(pb *testing.PB) {
 				for pb.Next() {
-					if h, keyed := pl.key(ctx, nil); pl.pick(h, keyed, 0) == nil {
+					key, h, keyed := pl.key(ctx, nil)
+					if be, _ := pl.choose(ctx, pl.current(), key, h, keyed, 0); be == nil {
 						b.Error("no backend")
 						return
 					}
