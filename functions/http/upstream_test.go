@@ -15,6 +15,7 @@ import (
 	"github.com/event-gateway/event-gateway/functions"
 	"github.com/event-gateway/event-gateway/functions/upstream"
 	"github.com/event-gateway/event-gateway/internal/errkind"
+	"github.com/event-gateway/event-gateway/plugin"
 )
 
 // fakeSource is a backend source: what is pushed goes through
@@ -367,13 +368,15 @@ func TestSelectorNeverSeesEjected(t *testing.T) {
 func TestSelectorError(t *testing.T) {
 	t.Parallel()
 	fl := newFleet(t, 2)
-	broken := errors.New("selector down")
+	// As the plugin host answers while the selector restarts: the
+	// router postpones a delivery that fails with it (router/dispatch.go).
+	broken := fmt.Errorf("plugin s: %w", plugin.ErrNotRunning)
 	sel := &fakeSelector{choose: func([]upstream.BackendStat) (int, error) {
 		return -1, errkind.Wrap(errkind.Unavailable, broken, "a plugin could not choose a backend, retry later")
 	}}
 	inv := poolOf(t, provider(t, Options{Selector: sel}), fmt.Sprintf(`{"backends":%s}`, backendsJSON(fl.urls)))
 	_, err := inv.Invoke(ctxTimeout(t, time.Minute), []byte(`{}`))
-	if !errors.Is(err, broken) || errkind.Of(err) != errkind.Unavailable || !strings.Contains(err.Error(), "function f: choose a backend") {
+	if !errors.Is(err, plugin.ErrNotRunning) || errkind.Of(err) != errkind.Unavailable || !strings.Contains(err.Error(), "function f: choose a backend") {
 		t.Fatalf("err %v, want the selector's, Unavailable", err)
 	}
 	if c := fl.counts(); c[0]+c[1] != 0 {
