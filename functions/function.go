@@ -13,6 +13,11 @@ import (
 
 // Function is a registered function: an id and where to reach it.
 type Function struct {
+	// Space is the space of the function, which its key names: it is not
+	// stored in its value nor shown by the API. The router sets it before
+	// asking for the function's invoker (a provider may look the function
+	// up by space and id, as the backend sources do).
+	Space    string   `json:"-"`
 	ID       string   `json:"functionId"`
 	Provider Provider `json:"provider"`
 	// Timeout bounds one invocation, as a duration string ("5s", "500ms").

@@ -93,6 +93,7 @@ func putFunction(r *Router, c *cache, space, id string, val []byte) bool {
 	if old := sc.fns[id]; old != nil {
 		c.retire(old.Invoker)
 	}
+	f.Space = space
 	inv, err := r.invokers(f)
 	if err != nil {
 		r.log.Error("function cannot be invoked", "space", space, "functionId", f.ID, "error", err)

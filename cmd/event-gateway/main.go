@@ -143,17 +143,6 @@ func serve(ctx context.Context, stop context.CancelFunc, opts *options, log *slo
 	defer store.Close()
 	go waitForStore(ctx, store, endpoints, log)
 
-	// The provider types this gateway serves: the Configuration API
-	// accepts these, and the router invokes them.
-	providers := functions.NewRegistry(
-		httpfn.New(httpfn.Options{MaxResponseBytes: opts.maxBody, Logger: log}),
-		awslambda.New(awslambda.Options{MaxResponseBytes: opts.maxBody}),
-		// Functions run by the Serverless Framework's local emulator
-		// (serverless run; docs/serverless.md).
-		emulator.New(emulator.Options{MaxResponseBytes: opts.maxBody}),
-	)
-	defer providers.Close()
-
 	m := metrics.New()
 	var reacters router.Reacters
 	var host *plugin.Host
@@ -175,6 +164,19 @@ func serve(ctx context.Context, stop context.CancelFunc, opts *options, log *slo
 		defer host.Shutdown(context.Background())
 		reacters = host
 	}
+
+	// The provider types this gateway serves: the Configuration API
+	// accepts these, and the router invokes them.
+	providers := functions.NewRegistry(
+		// Backend-source and selector plugins, when loaded, give the
+		// backends of functions with discovery and choose among them.
+		httpfn.New(httpfn.Options{MaxResponseBytes: opts.maxBody, Logger: log, Source: host.BackendSource(), Selector: host.Selector()}),
+		awslambda.New(awslambda.Options{MaxResponseBytes: opts.maxBody}),
+		// Functions run by the Serverless Framework's local emulator
+		// (serverless run; docs/serverless.md).
+		emulator.New(emulator.Options{MaxResponseBytes: opts.maxBody}),
+	)
+	defer providers.Close()
 
 	// The dashboard's live tail sees the system events beside the plugins.
 	pluginReacters := reacters

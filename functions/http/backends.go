@@ -92,10 +92,28 @@ const (
 	maxThreshold     = 1000
 )
 
-// validateBackends checks the configuration of a function with backends;
-// c.URL is empty.
+// validateDiscovery checks the configuration of a function with
+// discovery: its url or backends, both optional (what applies while the
+// source does not know it), and the policy and health fields, which apply
+// to the discovered backends too.
+func (c *Config) validateDiscovery() error {
+	switch {
+	case c.URL != "" && c.Backends != nil:
+		return errkind.New(errkind.Invalid, "provider.url and provider.backends exclude each other: give one url, or list the backends")
+	case c.Canary != nil:
+		return errkind.New(errkind.Invalid, "provider.canary is not available with provider.discovery: discovered backends have no version")
+	case c.URL != "":
+		if err := ValidateURL("provider.url", c.URL); err != nil {
+			return err
+		}
+	}
+	return c.validateBackends()
+}
+
+// validateBackends checks the configuration of a function with backends
+// (or discovery); c.URL is empty (or checked).
 func (c *Config) validateBackends() error {
-	if len(c.Backends) == 0 {
+	if len(c.Backends) == 0 && !c.Discovery {
 		return errkind.New(errkind.Invalid, "provider.backends must list at least one backend")
 	}
 	if len(c.Backends) > MaxBackends {
@@ -181,6 +199,9 @@ func (c *Config) validateBackends() error {
 			}
 		}
 		if a := h.Active; a != nil {
+			if a.Path == "" && c.Discovery {
+				return errkind.New(errkind.Invalid, "provider.health.active.path is required with provider.discovery: discovered backends have no probeUrl")
+			}
 			if a.Path == "" {
 				for i, b := range c.Backends {
 					if b.ProbeURL == "" {

@@ -23,12 +23,14 @@ import (
 	"net/url"
 	"strconv"
 	"strings"
+	"sync"
 	"time"
 
 	"github.com/event-gateway/event-gateway/internal/tracing"
 	"go.opentelemetry.io/otel/trace"
 
 	"github.com/event-gateway/event-gateway/functions"
+	"github.com/event-gateway/event-gateway/functions/upstream"
 	"github.com/event-gateway/event-gateway/internal/errkind"
 )
 
@@ -52,6 +54,10 @@ type Config struct {
 	HashOn string  `json:"hashOn,omitempty"`
 	Canary *Canary `json:"canary,omitempty"`
 	Health *Health `json:"health,omitempty"`
+	// Discovery takes the backends from the gateway's backend-source
+	// plugin whenever it knows the function (upstream.go); URL or
+	// Backends, optional then, apply while it does not.
+	Discovery bool `json:"discovery,omitempty"`
 }
 
 // Provider returns c as the provider of a Function, for code (and tests)
@@ -69,6 +75,9 @@ const MaxURLLen = 2048
 // credentials, of at most MaxURLLen bytes, or else that Backends and the
 // fields that go with them are valid.
 func (c *Config) Validate() error {
+	if c.Discovery {
+		return c.validateDiscovery()
+	}
 	if c.Backends != nil {
 		if c.URL != "" {
 			return errkind.New(errkind.Invalid, "provider.url and provider.backends exclude each other: give one url, or list the backends")
@@ -171,6 +180,15 @@ type Options struct {
 	// Logger gets what the health of functions with several backends
 	// does: ejections, probes failing and passing. Default: discarded.
 	Logger *slog.Logger
+
+	// Source gives the backends of the functions with "discovery"
+	// (upstream.go): the gateway's backend-source plugins. Nil: those
+	// functions call their configured backends.
+	Source upstream.Source
+	// Selector chooses the backend of each call of a function with
+	// several (upstream.go): the gateway's selector plugin. Nil: each
+	// function's balance policy chooses.
+	Selector upstream.Selector
 }
 
 // Provider invokes http functions through one shared, pooled client. It is
@@ -190,6 +208,14 @@ type Provider struct {
 	// (functions.HopsHeader). Sharing them saves a map per call; the
 	// RoundTripper contract forbids modifying the request.
 	headers [sharedHopHeaders + 1]http.Header
+
+	source    upstream.Source
+	sel       upstream.Selector
+	stopWatch context.CancelFunc // nil without a source
+	mu        sync.Mutex         // guards live
+	// live is the pools of the functions with discovery, which the
+	// source's pushes change.
+	live map[fnKey]map[*pool]struct{}
 }
 
 // sharedHopHeaders is the highest hop count whose request header is made
@@ -229,6 +255,14 @@ func New(opts Options) *Provider {
 		log:            opts.Logger,
 		maxResponse:    opts.MaxResponseBytes,
 		defaultTimeout: opts.DefaultTimeout,
+		source:         opts.Source,
+		sel:            opts.Selector,
+		live:           map[fnKey]map[*pool]struct{}{},
+	}
+	if p.source != nil {
+		var ctx context.Context
+		ctx, p.stopWatch = context.WithCancel(context.Background())
+		p.source.Watch(ctx, p.pushed)
 	}
 	for n := 1; n <= sharedHopHeaders; n++ {
 		p.headers[n] = hopHeader(n)
@@ -266,10 +300,14 @@ func newTransport(opts Options) *http.Transport {
 	}
 }
 
-// Close closes the Provider's idle connections. Calls in flight finish; the
-// Provider stays usable and simply dials again. It returns nil; the error
-// makes Provider an io.Closer, which functions.Registry.Close closes.
+// Close closes the Provider's idle connections and stops applying what
+// the Source pushes. Calls in flight finish; the Provider stays usable and
+// simply dials again. It returns nil; the error makes Provider an
+// io.Closer, which functions.Registry.Close closes.
 func (p *Provider) Close() error {
+	if p.stopWatch != nil {
+		p.stopWatch()
+	}
 	if c, ok := p.rt.(interface{ CloseIdleConnections() }); ok {
 		c.CloseIdleConnections()
 	}
@@ -290,13 +328,16 @@ func (p *Provider) Invoker(f functions.Function, c functions.Config) (functions.
 	if !ok {
 		return nil, fmt.Errorf("httpfn: configuration of type %T is not an http configuration", c)
 	}
-	if cfg.Backends == nil {
+	if cfg.Backends == nil && !cfg.Discovery {
 		return p.URLInvoker(cfg.URL), nil
 	}
 	// Stored configurations were checked when sent; one that is not
 	// valid now (written by another version) is not guessed at.
 	if err := cfg.Validate(); err != nil {
 		return nil, err
+	}
+	if cfg.Discovery {
+		return p.discover(f.Space, f.ID, cfg), nil
 	}
 	return p.newPool(f.ID, cfg), nil
 }

@@ -18,39 +18,68 @@ import (
 	"github.com/cespare/xxhash/v2"
 
 	"github.com/event-gateway/event-gateway/functions"
+	"github.com/event-gateway/event-gateway/functions/upstream"
 )
 
 // pool is the Invoker of a function with several backends. It picks one
-// backend per call (canary split, then the balance policy within the
-// chosen version group), calls it through the Provider's shared transport
-// like a one-url function, and judges the outcome for passive health. An
-// active health check, when configured, runs in a goroutine that Close
-// stops.
+// backend per call (canary split, then the balance policy, or the
+// selector plugin, within the chosen version group), calls it through the
+// Provider's shared transport like a one-url function, and judges the
+// outcome for passive health. An active health check, when configured,
+// runs in a goroutine that Close stops.
+//
+// Its backends may change while it serves (a function with discovery,
+// upstream.go): they are a backendSet, replaced whole, read once per call.
 type pool struct {
 	id  string
 	log *slog.Logger
-	all []*backend
-	// groups[0] holds the backends of the stable version(s), groups[1]
-	// those of the canary version (nil without a canary).
-	groups  [2]*group
+	p   *Provider
+	set atomic.Pointer[backendSet]
+
+	policy  string
+	canary  string // the canary version, "" without a canary
 	percent uint64 // canary share, 0 to 100
 	split   atomic.Uint64
+	active  *Active // nil without an active check
 
 	hashHeader, hashParam string
 	least                 bool // the policy counts calls in flight
+	// sel is the selector plugin, nil without one: the pool's own policy
+	// then chooses, and no call is timed.
+	sel upstream.Selector
 
 	failures    int32
 	ejection    time.Duration
 	maxEjection time.Duration
 
-	cancel context.CancelFunc // stops the prober; nil without one
+	// A function with discovery (upstream.go): where the source knows it,
+	// and the backends it was configured with, which apply whenever the
+	// source does not know it.
+	discovery  bool
+	space      string
+	configured []Backend
+	mu         sync.Mutex // serialises changes of set
+	pushed     bool       // set came from a push: a pull answered later is older
+
+	ctx    context.Context // ended by Close
+	cancel context.CancelFunc
 	wg     sync.WaitGroup
 	closed sync.Once
 }
 
-// backend is one endpoint of a pool and its health.
+// backendSet is the backends of a pool at one time.
+type backendSet struct {
+	all []*backend
+	// groups[0] holds the backends of the stable version(s), groups[1]
+	// those of the canary version (nil without a canary).
+	groups [2]*group
+}
+
+// backend is one endpoint of a pool. Its health is shared with the
+// backend of the same URL in the sets that replace this one, so that a
+// change of the list does not forgive an ejection.
 type backend struct {
-	idx     int // in pool.all, below MaxBackends (64)
+	idx     int // in backendSet.all, below MaxBackends (64)
 	inv     *invoker
 	url     string
 	weight  int
@@ -60,7 +89,11 @@ type backend struct {
 	// configuration that keeps the backend, maps a key the same way.
 	seed  uint64
 	probe *url.URL // nil without an active check
+	*health
+}
 
+// health is what a pool knows of a backend's state.
+type health struct {
 	outstanding atomic.Int64
 	// Passive health: consecutive failed calls; the end of the last
 	// ejection (Unix nanoseconds, 0 never), kept once it has passed; the
@@ -73,6 +106,10 @@ type backend struct {
 	// only touched by the prober, one round at a time.
 	down                    atomic.Bool
 	probeFails, probePasses int
+	// What a selector is told, counted only when there is one: calls and
+	// failed calls, and a moving average of the calls' durations.
+	calls, failed atomic.Uint64
+	latency       atomic.Int64
 }
 
 // choice is the state of one choice of a backend: the backends already
@@ -110,9 +147,10 @@ type group struct {
 }
 
 // newPool builds the invoker of function id with configuration c, which
-// has passed Validate.
+// has passed Validate, over c's backends (or its url, for a function with
+// discovery).
 func (p *Provider) newPool(id string, c *Config) *pool {
-	pl := &pool{id: id, log: p.log.With("functionId", id)}
+	pl := &pool{id: id, log: p.log.With("functionId", id), p: p, sel: p.sel, discovery: c.Discovery}
 	if c.HashOn != "" {
 		pl.hashHeader, pl.hashParam, _ = parseHashOn(c.HashOn)
 	}
@@ -123,59 +161,85 @@ func (p *Provider) newPool(id string, c *Config) *pool {
 	pl.failures = int32(orDefault(pass.Failures, DefaultPassiveFailures))
 	pl.ejection, _ = duration("", pass.Ejection, DefaultEjection, 0, math.MaxInt64)
 	pl.maxEjection, _ = duration("", pass.MaxEjection, max(DefaultMaxEjection, pl.ejection), 0, math.MaxInt64)
-	var active *Active
 	if c.Health != nil {
-		active = c.Health.Active
+		pl.active = c.Health.Active
 	}
-
-	policy := c.Balance
-	if policy == "" {
-		policy = BalanceWeighted
+	pl.policy = c.Balance
+	if pl.policy == "" {
+		pl.policy = BalanceWeighted
 	}
-	pl.least = policy == BalanceLeastOutstanding
-	canary := ""
+	pl.least = pl.policy == BalanceLeastOutstanding
 	if c.Canary != nil {
-		canary = c.Canary.Version
+		pl.canary = c.Canary.Version
 		pl.percent = uint64(c.Canary.Percent)
 	}
-	for _, bc := range c.Backends {
-		b := &backend{idx: len(pl.all), url: bc.URL, weight: 1, version: bc.Version, seed: mix(xxhash.Sum64String(bc.URL))}
+	pl.configured = c.Backends
+	if c.URL != "" {
+		pl.configured = []Backend{{URL: c.URL}}
+	}
+	pl.set.Store(pl.build(pl.configured, nil))
+	pl.ctx, pl.cancel = context.WithCancel(context.Background())
+	if pl.active != nil {
+		pl.wg.Add(1)
+		go pl.probeLoop(pl.ctx, p, pl.active)
+	}
+	return pl
+}
+
+// build makes the set of backends bcs, taking the health of each backend
+// of old (nil for none) that it keeps.
+func (pl *pool) build(bcs []Backend, old *backendSet) *backendSet {
+	s := &backendSet{}
+	var was map[string]*health
+	if old != nil {
+		was = make(map[string]*health, len(old.all))
+		for _, b := range old.all {
+			was[b.url] = b.health
+		}
+	}
+	for _, bc := range bcs {
+		b := &backend{idx: len(s.all), url: bc.URL, weight: 1, version: bc.Version, seed: mix(xxhash.Sum64String(bc.URL))}
 		if bc.Weight != nil {
 			b.weight = *bc.Weight
 		}
-		b.inv = p.URLInvoker(bc.URL).(*invoker)
-		if active != nil {
+		if b.health = was[bc.URL]; b.health == nil {
+			b.health = new(health)
+		}
+		b.inv = pl.p.URLInvoker(bc.URL).(*invoker)
+		if pl.active != nil {
 			raw := bc.ProbeURL
 			if raw == "" && b.inv.u != nil {
 				u := *b.inv.u
-				u.Path, u.RawPath, u.RawQuery = active.Path, "", ""
+				u.Path, u.RawPath, u.RawQuery = pl.active.Path, "", ""
 				raw = u.String()
 			}
 			b.probe, _ = url.Parse(raw)
 		}
-		pl.all = append(pl.all, b)
+		s.all = append(s.all, b)
 		gi := 0
-		if canary != "" && bc.Version == canary {
+		if pl.canary != "" && bc.Version == pl.canary {
 			gi = 1
 		}
-		if pl.groups[gi] == nil {
-			pl.groups[gi] = &group{policy: policy, equal: true}
+		if s.groups[gi] == nil {
+			s.groups[gi] = &group{policy: pl.policy, equal: true}
 		}
-		g := pl.groups[gi]
+		g := s.groups[gi]
 		if len(g.backends) > 0 && g.backends[0].weight != b.weight {
 			g.equal = false
 		}
 		g.backends = append(g.backends, b)
 		g.current = append(g.current, 0)
 	}
-	if active != nil {
-		ctx, cancel := context.WithCancel(context.Background())
-		pl.cancel = cancel
-		pl.wg.Add(1)
-		go pl.probeLoop(ctx, p, active)
+	if s.groups[0] == nil {
+		// Every backend is the canary's (discovered backends, which
+		// have no version, replaced the stable ones), or there is none.
+		s.groups[0], s.groups[1] = s.groups[1], nil
 	}
-	return pl
+	return s
 }
+
+// current is the pool's backends now.
+func (pl *pool) current() *backendSet { return pl.set.Load() }
 
 var (
 	_ functions.Invoker = (*pool)(nil)
@@ -186,14 +250,16 @@ var (
 // both are empty unless its balance is "hash".
 func (pl *pool) AffinityOn() (header, param string) { return pl.hashHeader, pl.hashParam }
 
-// Close stops the active health check, if any. Calls in flight finish,
-// and the pool keeps serving calls, with the health it last knew.
+// Close stops the active health check and the function's discovery, if
+// any. Calls in flight finish, and the pool keeps serving calls, with the
+// backends and the health it last knew.
 func (pl *pool) Close() error {
 	pl.closed.Do(func() {
-		if pl.cancel != nil {
-			pl.cancel()
-			pl.wg.Wait()
+		if pl.discovery {
+			pl.p.unwatch(pl)
 		}
+		pl.cancel()
+		pl.wg.Wait()
 	})
 	return nil
 }
@@ -202,23 +268,38 @@ func (pl *pool) Close() error {
 // backend that refuses the connection has received nothing: the call
 // then goes to another available backend, if there is one.
 func (pl *pool) Invoke(ctx context.Context, payload []byte) ([]byte, error) {
-	h, keyed := pl.key(ctx, payload)
+	set := pl.current()
+	key, h, keyed := pl.key(ctx, payload)
 	var tried uint64
 	var refused error
 	for {
-		b := pl.pick(h, keyed, tried)
+		b, err := pl.choose(ctx, set, key, h, keyed, tried)
+		if err != nil {
+			return nil, err
+		}
 		if b == nil {
 			if refused != nil {
 				return nil, refused
 			}
-			return nil, fmt.Errorf("%w: its %d backends are ejected or unhealthy", functions.ErrNoBackend, len(pl.all))
+			if len(set.all) == 0 {
+				return nil, fmt.Errorf("%w: it has no backend (discovery found none, and none is configured)", functions.ErrNoBackend)
+			}
+			return nil, fmt.Errorf("%w: its %d backends are ejected or unhealthy", functions.ErrNoBackend, len(set.all))
 		}
-		if pl.least {
+		counted := pl.least || pl.sel != nil
+		if counted {
 			b.outstanding.Add(1)
 		}
+		var began time.Time
+		if pl.sel != nil {
+			began = time.Now()
+		}
 		out, err := b.inv.Invoke(ctx, payload)
-		if pl.least {
+		if counted {
 			b.outstanding.Add(-1)
+		}
+		if pl.sel != nil {
+			b.measure(time.Since(began), err != nil && backendFailed(ctx, err))
 		}
 		pl.observe(ctx, b, err)
 		if err == nil || !notConnected(err) || ctx.Err() != nil {
@@ -236,11 +317,11 @@ func notConnected(err error) bool {
 	return errors.As(err, &oe) && oe.Op == "dial"
 }
 
-// key returns the hash of the call's affinity key, and whether it has
+// key returns the call's affinity key and its hash, and whether it has
 // one: never unless the pool hashes.
-func (pl *pool) key(ctx context.Context, payload []byte) (h uint64, keyed bool) {
+func (pl *pool) key(ctx context.Context, payload []byte) (key string, h uint64, keyed bool) {
 	if pl.hashHeader == "" && pl.hashParam == "" {
-		return 0, false
+		return "", 0, false
 	}
 	key, ok := functions.AffinityKey(ctx)
 	if !ok {
@@ -248,28 +329,43 @@ func (pl *pool) key(ctx context.Context, payload []byte) (h uint64, keyed bool) 
 		key, _ = keyFromPayload(payload, pl.hashHeader, pl.hashParam)
 	}
 	if key == "" {
-		return 0, false
+		return "", 0, false
 	}
-	return xxhash.Sum64String(key), true
+	return key, xxhash.Sum64String(key), true
 }
 
-// pick chooses the backend of a call with key hash h (if keyed), of those
-// not in skip: nil when none is available.
-func (pl *pool) pick(h uint64, keyed bool, skip uint64) *backend {
-	first, second := pl.groups[0], pl.groups[1]
+// choose picks the backend of a call with affinity key key, of hash h
+// (if keyed), among those of set not in skip: nil when none is
+// available. It fails only when the selector plugin does.
+func (pl *pool) choose(ctx context.Context, set *backendSet, key string, h uint64, keyed bool, skip uint64) (*backend, error) {
+	first, second := set.groups[0], set.groups[1]
+	if first == nil {
+		return nil, nil // no backend at all
+	}
 	if second != nil && pl.canaryTurn(h, keyed) {
 		first, second = second, first
 	}
 	c := choice{skip: skip}
-	if b := first.pick(h, keyed, &c); b != nil {
-		return b
+	if b, err := pl.pickIn(ctx, first, key, h, keyed, &c); b != nil || err != nil {
+		return b, err
 	}
 	if second != nil {
 		// The chosen version has no backend to call: the other takes
 		// its share rather than the call fail.
-		return second.pick(h, keyed, &c)
+		return pl.pickIn(ctx, second, key, h, keyed, &c)
 	}
-	return nil
+	return nil, nil
+}
+
+// pickIn picks an available backend of g: the selector's choice when
+// there is a selector and a choice to make, else the group's policy's.
+func (pl *pool) pickIn(ctx context.Context, g *group, key string, h uint64, keyed bool, c *choice) (*backend, error) {
+	if pl.sel != nil {
+		if b, err := pl.selectIn(ctx, g, key, c); b != nil || err != nil {
+			return b, err
+		}
+	}
+	return g.pick(h, keyed, c), nil
 }
 
 // canaryTurn reports whether a call goes to the canary version. A keyed
@@ -510,7 +606,7 @@ func (pl *pool) probeLoop(ctx context.Context, p *Provider, a *Active) {
 	defer t.Stop()
 	for {
 		var wg sync.WaitGroup
-		for _, b := range pl.all {
+		for _, b := range pl.current().all {
 			if b.probe == nil {
 				continue
 			}

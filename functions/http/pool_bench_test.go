@@ -12,6 +12,7 @@ import (
 	"time"
 
 	"github.com/event-gateway/event-gateway/functions"
+	"github.com/event-gateway/event-gateway/functions/upstream"
 )
 
 // BenchmarkInvokeBackends compares the invoke path of a function with one
@@ -105,7 +106,8 @@ func BenchmarkPick(b *testing.B) {
 			b.ReportAllocs()
 			b.RunParallel(func(pb *testing.PB) {
 				for pb.Next() {
-					if h, keyed := pl.key(ctx, nil); pl.pick(h, keyed, 0) == nil {
+					key, h, keyed := pl.key(ctx, nil)
+					if be, _ := pl.choose(ctx, pl.current(), key, h, keyed, 0); be == nil {
 						b.Error("no backend")
 						return
 					}
@@ -178,4 +180,34 @@ func BenchmarkThreeBackendsVsOne(b *testing.B) {
 			b.ReportMetric(float64(cpu3)/float64(cpu1), "ratio")
 		})
 	}
+}
+
+// BenchmarkSelect is the choice of a backend of three with a selector,
+// against the function's own policy: what the gateway adds around the
+// selector's answer (here in process; a plugin's adds its RPC).
+func BenchmarkSelect(b *testing.B) {
+	urls := []string{"http://10.0.0.1/fn", "http://10.0.0.2/fn", "http://10.0.0.3/fn"}
+	c := Config{Backends: []Backend{{URL: urls[0]}, {URL: urls[1]}, {URL: urls[2]}}}
+	for _, bc := range []struct {
+		name string
+		sel  upstream.Selector
+	}{{"policy", nil}, {"selector", selectFunc(func([]upstream.BackendStat) int { return 1 })}} {
+		b.Run(bc.name, func(b *testing.B) {
+			pl := New(Options{Selector: bc.sel}).newPool("f", &c)
+			ctx := context.Background()
+			b.ReportAllocs()
+			for b.Loop() {
+				if be, _ := pl.choose(ctx, pl.current(), "", 0, false, 0); be == nil {
+					b.Fatal("no backend")
+				}
+			}
+		})
+	}
+}
+
+// selectFunc is a selector that answers f's choice.
+type selectFunc func([]upstream.BackendStat) int
+
+func (f selectFunc) Select(_ context.Context, _ string, bs []upstream.BackendStat) (int, error) {
+	return f(bs), nil
 }

@@ -179,8 +179,10 @@ func TestHashWeights(t *testing.T) {
 	const n = 200_000
 	got := make([]int, 3)
 	for i := range n {
-		h, _ := pl.key(functions.WithAffinityKey(context.Background(), fmt.Sprintf("user-%d", i)), nil)
-		got[pl.pick(h, true, 0).idx]++
+		ctx := functions.WithAffinityKey(context.Background(), fmt.Sprintf("user-%d", i))
+		key, h, _ := pl.key(ctx, nil)
+		b, _ := pl.choose(ctx, pl.current(), key, h, true, 0)
+		got[b.idx]++
 	}
 	for i, w := range weights {
 		within(t, fmt.Sprintf("backend %d of weight %d", i, w), float64(got[i]), float64(n*w/10))
@@ -281,7 +283,7 @@ func TestPassiveEjection(t *testing.T) {
 	fl := newFleet(t, 2)
 	inv := poolOf(t, provider(t, Options{}), fmt.Sprintf(`{"backends":%s,"balance":"round-robin","health":{"passive":{"failures":3,"ejection":"2s"}}}`, backendsJSON(fl.urls)))
 	pl := inv.(*pool)
-	bad := pl.all[1]
+	bad := pl.current().all[1]
 	fl.fail[1].Store(true)
 	ctx := ctxTimeout(t, time.Minute)
 	failed := 0
@@ -391,7 +393,7 @@ func TestActiveProbe(t *testing.T) {
 	waitFor("probes of both backends", func() bool { return fl.probe[0].Load() > 0 && fl.probe[1].Load() > 0 })
 
 	fl.sick[1].Store(true)
-	waitFor("backend 1 marked down", pl.all[1].down.Load)
+	waitFor("backend 1 marked down", pl.current().all[1].down.Load)
 	before := fl.counts()
 	callN(t, inv, 100)
 	after := fl.counts()
@@ -400,7 +402,7 @@ func TestActiveProbe(t *testing.T) {
 	}
 
 	fl.sick[1].Store(false)
-	waitFor("backend 1 marked up", func() bool { return !pl.all[1].down.Load() })
+	waitFor("backend 1 marked up", func() bool { return !pl.current().all[1].down.Load() })
 	before = fl.counts()
 	callN(t, inv, 100)
 	if after := fl.counts(); after[1]-before[1] != 50 {
@@ -410,7 +412,7 @@ func TestActiveProbe(t *testing.T) {
 	// Every backend down: no call is made.
 	fl.sick[0].Store(true)
 	fl.sick[1].Store(true)
-	waitFor("both marked down", func() bool { return pl.all[0].down.Load() && pl.all[1].down.Load() })
+	waitFor("both marked down", func() bool { return pl.current().all[0].down.Load() && pl.current().all[1].down.Load() })
 	if _, err := inv.Invoke(ctxTimeout(t, time.Minute), []byte(`{}`)); !errors.Is(err, functions.ErrNoBackend) {
 		t.Fatalf("call with every backend down: %v, want ErrNoBackend", err)
 	}
@@ -604,7 +606,7 @@ func TestCancelledCallNotCounted(t *testing.T) {
 			t.Fatal("cancelled call succeeded")
 		}
 	}
-	if b := inv.(*pool).all[0]; b.until.Load() != 0 {
+	if b := inv.(*pool).current().all[0]; b.until.Load() != 0 {
 		t.Error("backend ejected for calls its callers cancelled")
 	}
 }
@@ -625,7 +627,7 @@ func TestRefusedConnectionTriesAnother(t *testing.T) {
 			t.Fatalf("user %d: %q, %v; want the live backend's answer", u, out, err)
 		}
 	}
-	if inv.(*pool).all[0].until.Load() == 0 {
+	if inv.(*pool).current().all[0].until.Load() == 0 {
 		t.Error("a backend refusing every connection was not ejected")
 	}
 
