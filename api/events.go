@@ -809,10 +809,11 @@ func (e *Events) dispatch(w http.ResponseWriter, r *http.Request, space string, 
 		writeError(w, r, e.log, err)
 		return
 	}
+	// The id by which the event's trail is found: the gateway's own for
+	// an event in the seed's form, the CloudEvent's id. It is on the
+	// answer of a synchronous subscription too.
+	w.Header()[headerEventID] = []string{in.ID()}
 	if !sync {
-		// The id by which the event's trail is found: the gateway's
-		// own for an event in the seed's form, the CloudEvent's id.
-		w.Header()[headerEventID] = []string{in.ID()}
 		w.WriteHeader(http.StatusAccepted)
 		return
 	}
