@@ -47,12 +47,16 @@ func (r *recorder) end() string {
 }
 
 // answer is a server that answers every request with status, Content-Type
-// and body.
+// and body (and a 202 with an Event-Id, as the Events API does).
 func answer(t *testing.T, status int, contentType, body string) *httptest.Server {
 	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		io.Copy(io.Discard, r.Body)
 		if contentType != "" {
 			w.Header().Set("Content-Type", contentType)
+		}
+		if status == http.StatusAccepted {
+			// The Events API names the event it accepted.
+			w.Header().Set("Event-Id", "e-1")
 		}
 		w.WriteHeader(status)
 		io.WriteString(w, body)
