@@ -516,14 +516,15 @@ func TestDashboardLargeSubscriptionList(t *testing.T) {
 func TestDashboardTrailView(t *testing.T) {
 	ctx := browser(t)
 	gw := startDev(t, "")
-	trail := `{"id":"e-1","type":"user.created","space":"default","receivedAt":"2026-12-01T10:00:00Z",
+	// The shape of GET /v1/spaces/{space}/events/{id} (router/trail).
+	trail := `{"space":"default","eventId":"e-1","type":"user.created","acceptedAt":"2026-12-01T10:00:00Z","outcome":"delivered",
 		"subscribers":[
-			{"subscriptionId":"sub-a","functionId":"mailer","matched":true,"outcome":"delivered",
+			{"subscriptionId":"sub-a","functionId":"mailer","outcome":"delivered",
 			 "attempts":[
-				{"time":"2026-12-01T10:00:00.010Z","durationMs":12,"status":500,"outcome":"retrying"},
-				{"time":"2026-12-01T10:00:01.020Z","durationMs":8,"status":200,"outcome":"delivered"}]},
-			{"subscriptionId":"sub-b","functionId":"billing","matched":false,"skipped":true,"reason":"filter"}]}`
-	recent := `{"events":[{"id":"e-1","type":"user.created","receivedAt":"2026-12-01T10:00:00Z","outcome":"delivered"}]}`
+				{"attempt":1,"at":"2026-12-01T10:00:00.010Z","durationMs":12,"result":"failed","error":"function failed: http status 500","outcome":"retrying","nextAttemptAt":"2026-12-01T10:00:01Z","instance":"gw-1"},
+				{"attempt":2,"at":"2026-12-01T10:00:01.020Z","durationMs":8,"result":"ok","outcome":"delivered","instance":"gw-2"}]},
+			{"subscriptionId":"sub-b","functionId":"billing","outcome":"skipped","reason":"filter","attempts":[]}]}`
+	recent := `{"events":[{"space":"default","eventId":"e-1","type":"user.created","acceptedAt":"2026-12-01T10:00:00Z","outcome":"delivered","subscribers":[]}]}`
 	var noEndpoint atomic.Bool
 	pauses := chromedp.Events(ctx, fetch.RequestPaused)
 	if err := chromedp.Do(ctx, chromedp.Func(func(ctx context.Context, tg *chromedp.Target) error {
@@ -566,7 +567,7 @@ func TestDashboardTrailView(t *testing.T) {
 	p.waitText("dl.facts", "user.created")
 	p.waitText("main", "sub-a")
 	rows := evalOn[string](p, `Array.from(document.querySelectorAll("table")).find(t => t.caption.textContent === "Delivery attempts").innerText`)
-	for _, want := range []string{"retrying", "delivered", "500", "200", "mailer"} {
+	for _, want := range []string{"retrying", "delivered", "status 500", "ok", "mailer"} {
 		if !strings.Contains(rows, want) {
 			t.Fatalf("attempts table %q lacks %q", rows, want)
 		}
