@@ -66,7 +66,7 @@ type Recorder struct {
 	closeOnce sync.Once
 	done      chan struct{}
 
-	dropped, stored, failed atomic.Uint64
+	dropped, stored, failed, sent atomic.Uint64
 }
 
 // entry is a record on its way to the store.
@@ -153,11 +153,13 @@ type Stats struct {
 	// dropped because the buffer was full or the recorder closed; Failed
 	// those that could not be sent.
 	Stored, Dropped, Failed uint64
+	// Messages counts the messages the stored records were sent in.
+	Messages uint64
 }
 
 // Stats returns the recorder's counters.
 func (r *Recorder) Stats() Stats {
-	return Stats{Stored: r.stored.Load(), Dropped: r.dropped.Load(), Failed: r.failed.Load()}
+	return Stats{Stored: r.stored.Load(), Dropped: r.dropped.Load(), Failed: r.failed.Load(), Messages: r.sent.Load()}
 }
 
 // add hands a record to the storing goroutine, or drops it when the
@@ -368,11 +370,12 @@ const flushTimeout = 10 * time.Second
 // not worth holding deliveries back for. A flush of the connection at
 // the end counts the records of a flush that did not reach the server.
 func (r *Recorder) flush(b *batch, buf *[]byte) {
-	var n, failed uint64
+	var n, msgs, failed uint64
 	var firstErr error
 	for g, k := range b.keys {
-		sent, err := r.publish(k, b.ptrs[b.start[g]:b.start[g+1]], buf)
+		sent, m, err := r.publish(k, b.ptrs[b.start[g]:b.start[g+1]], buf)
 		n += sent
+		msgs += m
 		if err != nil {
 			failed += uint64(b.start[g+1]-b.start[g]) - sent
 			firstErr = cmp.Or(firstErr, err)
@@ -380,10 +383,11 @@ func (r *Recorder) flush(b *batch, buf *[]byte) {
 	}
 	if err := r.nc.FlushTimeout(flushTimeout); err != nil {
 		failed += n
-		n = 0
+		n, msgs = 0, 0
 		firstErr = cmp.Or(firstErr, err)
 	}
 	r.stored.Add(n)
+	r.sent.Add(msgs)
 	if failed > 0 {
 		r.failed.Add(failed)
 		r.log.Warn("event trail: records not stored", "records", failed, "error", firstErr)
@@ -395,19 +399,19 @@ func (r *Recorder) flush(b *batch, buf *[]byte) {
 
 // publish publishes recs, records of the event k, as one message, or as
 // several when that would be larger than NATS takes (an event of many
-// subscribers), and returns how many records it sent.
-func (r *Recorder) publish(k eventKey, recs []*record, buf *[]byte) (uint64, error) {
+// subscribers), and returns how many records and messages it sent.
+func (r *Recorder) publish(k eventKey, recs []*record, buf *[]byte) (sent, msgs uint64, err error) {
 	*buf = appendMessage((*buf)[:0], k.space, k.eventID, recs)
 	if int64(len(*buf)) > r.maxMsg && len(recs) > 1 {
 		half := len(recs) / 2
-		n, err := r.publish(k, recs[:half], buf)
-		m, err2 := r.publish(k, recs[half:], buf)
-		return n + m, cmp.Or(err, err2)
+		n, m, err := r.publish(k, recs[:half], buf)
+		n2, m2, err2 := r.publish(k, recs[half:], buf)
+		return n + n2, m + m2, cmp.Or(err, err2)
 	}
 	if err := r.nc.Publish(subjectOf(k.space, k.eventID, recs), *buf); err != nil {
-		return 0, err
+		return 0, 0, err
 	}
-	return uint64(len(recs)), nil
+	return uint64(len(recs)), 1, nil
 }
 
 // maxMessage bounds a message whatever the server takes: an event's

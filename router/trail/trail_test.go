@@ -64,6 +64,23 @@ func until(t *testing.T, what string, check func() bool) {
 	}
 }
 
+// settled waits until the stream holds every message r sent: the server
+// takes a message before the stream stores it, and a flush waits only for
+// the server.
+func settled(t *testing.T, r *Recorder) {
+	t.Helper()
+	// The stream's sequence counts the messages of every recorder on it:
+	// call this while r is the only one that sent any.
+	ctx := context.Background()
+	until(t, "the stream to store what was sent", func() bool {
+		info, err := r.stream.Info(ctx)
+		if err != nil {
+			t.Fatal(err)
+		}
+		return info.State.LastSeq >= r.Stats().Messages
+	})
+}
+
 // The records of an event that arrive within one flush are one message,
 // and read back as the event's trail.
 func TestRecordAndRead(t *testing.T) {
@@ -83,6 +100,7 @@ func TestRecordAndRead(t *testing.T) {
 	if err := r.Close(ctx); err != nil {
 		t.Fatal(err)
 	}
+	settled(t, r)
 	info, err := r.stream.Info(ctx)
 	if err != nil {
 		t.Fatal(err)
@@ -174,6 +192,7 @@ func TestList(t *testing.T) {
 		// One flush per event, so that each is a message of its own.
 		until(t, "stored", func() bool { return r.Stats().Stored == uint64(4*(i+1)+(i/7+1)) })
 	}
+	settled(t, r)
 	slices.Reverse(want)
 	all := func(f ListFilter) []string {
 		var got []string
@@ -240,6 +259,7 @@ func TestLongIDs(t *testing.T) {
 	if s := r.Stats(); s.Stored != 2 || s.Failed != 0 || !nc.IsConnected() {
 		t.Fatalf("stats %+v, connected %v", s, nc.IsConnected())
 	}
+	settled(t, r)
 	r2 := newRecorder(t, nc, Options{})
 	ev, err := r2.Event(ctx, "s", id)
 	if err != nil {
@@ -271,6 +291,7 @@ func TestManySubscribers(t *testing.T) {
 	if err := r.Close(ctx); err != nil {
 		t.Fatal(err)
 	}
+	settled(t, r)
 	info, err := r.stream.Info(ctx)
 	if err != nil {
 		t.Fatal(err)
