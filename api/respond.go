@@ -4,11 +4,11 @@
 package api
 
 import (
-	"encoding/json"
 	"log/slog"
 	"net/http"
 
 	"github.com/event-gateway/event-gateway/internal/errkind"
+	"github.com/event-gateway/event-gateway/internal/plainjson"
 )
 
 // errorBody carries the message in both shapes existing clients parse.
@@ -23,25 +23,33 @@ type errorMessage struct {
 
 // writeJSON writes v as a JSON response with the given status.
 func writeJSON(w http.ResponseWriter, status int, v any) {
-	body, err := json.Marshal(v)
+	body, err := encodeJSON(v)
 	if err != nil {
 		// Only our own types are written here; this is a bug.
 		writeErrorMessage(w, http.StatusInternalServerError, "internal error")
 		return
 	}
-	w.Header().Set("Content-Type", "application/json")
-	w.WriteHeader(status)
-	w.Write(append(body, '\n'))
+	writeBody(w, status, body)
 }
 
 // writeErrorMessage writes a JSON error with a message safe for clients.
 func writeErrorMessage(w http.ResponseWriter, status int, msg string) {
-	body, _ := json.Marshal(errorBody{Error: msg, Errors: []errorMessage{{Message: msg}}})
+	body, _ := encodeJSON(errorBody{Error: msg, Errors: []errorMessage{{Message: msg}}})
+	writeBody(w, status, body)
+}
+
+// encodeJSON is v as a response body: see package plainjson.
+func encodeJSON(v any) ([]byte, error) {
+	b, err := plainjson.Marshal(v)
+	return append(b, '\n'), err
+}
+
+func writeBody(w http.ResponseWriter, status int, body []byte) {
 	h := w.Header()
 	h.Set("Content-Type", "application/json")
 	h.Set("X-Content-Type-Options", "nosniff")
 	w.WriteHeader(status)
-	w.Write(append(body, '\n'))
+	w.Write(body)
 }
 
 // statusOf maps an error kind to an HTTP status.

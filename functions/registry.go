@@ -9,6 +9,7 @@ import (
 	"strings"
 
 	"github.com/event-gateway/event-gateway/internal/errkind"
+	"github.com/event-gateway/event-gateway/internal/plainjson"
 )
 
 // Kind is one provider type. A provider package implements it (see
@@ -119,7 +120,7 @@ func (r *Registry) check(f Function, old *Function) (Function, error) {
 	if err := c.Validate(); err != nil {
 		return Function{}, err
 	}
-	if f.Provider.Config, err = json.Marshal(c); err != nil {
+	if f.Provider.Config, err = plainjson.Marshal(c); err != nil {
 		return Function{}, fmt.Errorf("encode provider of function %q: %w", f.ID, err)
 	}
 	return f, nil
@@ -142,7 +143,7 @@ func (r *Registry) Redact(f Function) Function {
 		return f
 	}
 	c.Redact()
-	if b, err := json.Marshal(c); err == nil {
+	if b, err := plainjson.Marshal(c); err == nil {
 		f.Provider.Config = b
 	}
 	return f

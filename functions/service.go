@@ -8,6 +8,7 @@ import (
 	"strings"
 
 	"github.com/event-gateway/event-gateway/internal/errkind"
+	"github.com/event-gateway/event-gateway/internal/plainjson"
 	"github.com/event-gateway/event-gateway/libkv"
 )
 
@@ -35,7 +36,7 @@ func (s *Service) Create(ctx context.Context, f Function) (Function, error) {
 	if err != nil {
 		return Function{}, err
 	}
-	val, err := json.Marshal(f)
+	val, err := plainjson.Marshal(f)
 	if err != nil {
 		return Function{}, fmt.Errorf("encode function: %w", err)
 	}
@@ -109,7 +110,7 @@ func (s *Service) Update(ctx context.Context, update Function) (Function, error)
 		if err != nil {
 			return Function{}, err
 		}
-		val, err := json.Marshal(f)
+		val, err := plainjson.Marshal(f)
 		if err != nil {
 			return Function{}, fmt.Errorf("encode function: %w", err)
 		}

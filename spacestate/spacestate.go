@@ -28,6 +28,7 @@ import (
 	"github.com/event-gateway/event-gateway/functions"
 	"github.com/event-gateway/event-gateway/history"
 	"github.com/event-gateway/event-gateway/internal/errkind"
+	"github.com/event-gateway/event-gateway/internal/plainjson"
 	"github.com/event-gateway/event-gateway/libkv"
 	"github.com/event-gateway/event-gateway/subscriptions"
 	"github.com/event-gateway/event-gateway/subscriptions/cors"
@@ -308,7 +309,7 @@ func (s *Service) apply(ctx context.Context, space string, st State, cur *curren
 			return Plan{}, at(err, "%s", where())
 		}
 		fns[nf.ID] = true
-		val, err := json.Marshal(nf)
+		val, err := plainjson.Marshal(nf)
 		if err != nil {
 			return Plan{}, fmt.Errorf("encode function: %w", err)
 		}
@@ -382,7 +383,7 @@ func (s *Service) apply(ctx context.Context, space string, st State, cur *curren
 	for i := range subs {
 		sub := &subs[i]
 		wantSubs[sub.ID] = true
-		val, err := json.Marshal(sub)
+		val, err := plainjson.Marshal(sub)
 		if err != nil {
 			return Plan{}, fmt.Errorf("encode subscription: %w", err)
 		}
@@ -534,7 +535,7 @@ func (s *Service) Export(ctx context.Context, space string) (json.RawMessage, er
 		if err := json.Unmarshal(cur.kvs[KindFunctions][id].Value, &f); err != nil {
 			return nil, fmt.Errorf("decode function %q: %w", id, err)
 		}
-		b, err := json.Marshal(s.providers.Redact(f))
+		b, err := plainjson.Marshal(s.providers.Redact(f))
 		if err != nil {
 			return nil, err
 		}
@@ -549,7 +550,7 @@ func (s *Service) Export(ctx context.Context, space string) (json.RawMessage, er
 	for _, id := range sortedIDs(cur.kvs[KindCORS]) {
 		out.CORS = append(out.CORS, without(cur.kvs[KindCORS][id].Value, "corsId", "space"))
 	}
-	return json.Marshal(out)
+	return plainjson.Marshal(out)
 }
 
 // without returns the JSON object v without the given fields.
@@ -561,7 +562,7 @@ func without(v []byte, fields ...string) json.RawMessage {
 	for _, f := range fields {
 		delete(m, f)
 	}
-	b, err := json.Marshal(m)
+	b, err := plainjson.Marshal(m)
 	if err != nil {
 		return v
 	}

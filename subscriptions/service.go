@@ -13,6 +13,7 @@ import (
 
 	"github.com/event-gateway/event-gateway/functions"
 	"github.com/event-gateway/event-gateway/internal/errkind"
+	"github.com/event-gateway/event-gateway/internal/plainjson"
 	"github.com/event-gateway/event-gateway/libkv"
 	"github.com/event-gateway/event-gateway/subscriptions/eventtypes"
 )
@@ -54,7 +55,7 @@ func (s *Space) Create(ctx context.Context, sub Subscription) (Subscription, err
 	if err != nil {
 		return Subscription{}, err
 	}
-	val, err := json.Marshal(sub)
+	val, err := plainjson.Marshal(sub)
 	if err != nil {
 		return Subscription{}, fmt.Errorf("encode subscription: %w", err)
 	}
@@ -156,7 +157,7 @@ func (s *Space) Update(ctx context.Context, id string, change func(*Subscription
 		if err := sub.normalizePipeline(); err != nil {
 			return Subscription{}, err
 		}
-		val, err := json.Marshal(sub)
+		val, err := plainjson.Marshal(sub)
 		if err != nil {
 			return Subscription{}, fmt.Errorf("encode subscription: %w", err)
 		}

@@ -55,10 +55,22 @@ func TestFilteredCustomEvents(t *testing.T) {
 	picky := newRawFunction(t, answer(`{}`))
 	all := newRawFunction(t, answer(`{}`))
 	register(t, gw, "picky", fmt.Sprintf(`{"functionId":"picky","provider":{"type":"http","url":%q}}`, picky.srv.URL))
-	register(t, gw, "all", fmt.Sprintf(`{"functionId":"all","provider":{"type":"http","url":%q}}`, all.srv.URL))
-	subscribeWith(t, gw, map[string]any{"functionId": "picky", "event": "order.placed", "path": "/",
-		"filter": json.RawMessage(`{"data":{"country":["DE","FR"],"sku":[{"prefix":"BK-"}],"total":[{"numeric":[">",100,"<=",1000]}]}}`)})
+	register(t, gw, "all", fmt.Sprintf(`{"functionId":"all","provider":{"type":"http","url":"%s/?a=1&b=2"}}`, all.srv.URL))
+	subscribe(t, gw, `{"functionId":"picky","event":"order.placed","path":"/",
+		"filter":{"data":{"country":["DE","FR"],"sku":[{"prefix":"BK-"}],"total":[{"numeric":[">",100,"<=",1000]}]}}}`)
 	subscribe(t, gw, `{"functionId":"all","event":"order.placed","path":"/"}`)
+	// The filter and the URL read back as they were sent, not
+	// HTML-escaped (\u003e, \u0026).
+	for url, want := range map[string]string{
+		gw.ConfigURL + "/v1/subscriptions":                `[">",100,"<=",1000]`,
+		gw.ConfigURL + "/v1/spaces/default/subscriptions": `[">",100,"<=",1000]`,
+		gw.ConfigURL + "/v1/functions/all":                `/?a=1&b=2"`,
+		gw.ConfigURL + "/v1/spaces/default/state":         `/?a=1&b=2"`,
+	} {
+		if r := call(t, "GET", url, ""); !strings.Contains(r.body, want) {
+			t.Fatalf("GET %s: %s does not read back as sent: %s", url, want, r.body)
+		}
+	}
 
 	sent := []string{
 		`{"n":1,"country":"DE","sku":"BK-1","total":500}`,   // matches
