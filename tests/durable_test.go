@@ -119,8 +119,7 @@ func emitAll(t *testing.T, n int, gw func() *gwproc.Process, event string, half 
 func TestCrashLosesNothing(t *testing.T) {
 	const n = 10_000
 	dir := t.TempDir()
-	args := []string{"-dev", "-embed-data-dir", filepath.Join(dir, "etcd"), "-embed-cli-addr", "http://127.0.0.1:0", "-embed-peer-addr", "http://127.0.0.1:0",
-		"-nats-data-dir", filepath.Join(dir, "nats"), "-delivery-ack-wait", "2s"}
+	args := devArgs(filepath.Join(dir, "etcd"), "-nats-data-dir", filepath.Join(dir, "nats"), "-delivery-ack-wait", "2s")
 	var cur atomic.Pointer[gwproc.Process]
 	cur.Store(start(t, gwproc.Options{Args: args}))
 
