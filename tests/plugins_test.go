@@ -131,16 +131,13 @@ func jobsWhileCrashing(t *testing.T, gw *gwproc.Process, tl *tally, healthy stri
 		}
 		time.Sleep(5 * time.Millisecond)
 	}
-	deadline := time.Now().Add(60 * time.Second)
-	for len(tl.missing(n)) > 0 && time.Now().Before(deadline) {
-		time.Sleep(50 * time.Millisecond)
-	}
+	missing := tl.waitAll(n, 60*time.Second)
 	var list struct {
 		DeadLetters []deadLetter `json:"deadletters"`
 	}
 	decode(t, call(t, "GET", gw.ConfigURL+"/v1/deadletters?subscriptionId="+healthy, ""), &list)
-	if len(list.DeadLetters) > 0 || len(tl.missing(n)) > 0 {
-		t.Fatalf("%d healthy events dead-lettered (first: %+v), %d missing", len(list.DeadLetters), list.DeadLetters, len(tl.missing(n)))
+	if len(list.DeadLetters) > 0 || len(missing) > 0 {
+		t.Fatalf("%d healthy events dead-lettered (first: %+v), %d missing", len(list.DeadLetters), list.DeadLetters, len(missing))
 	}
 }
 
