@@ -69,21 +69,13 @@ func do(t *testing.T, srv *httptest.Server, method, path, body string) result {
 // shapes clients parse, with the same message, containing msg.
 func wantError(t *testing.T, r result, status int, msg string) {
 	t.Helper()
-	if r.status != status {
-		t.Fatalf("status %d, want %d (body %s)", r.status, status, r.body)
-	}
-	if ct := r.header.Get("Content-Type"); ct != "application/json" {
-		t.Fatalf("Content-Type %q, want application/json", ct)
-	}
 	var e struct {
 		Error  string `json:"error"`
 		Errors []struct {
 			Message string `json:"message"`
 		} `json:"errors"`
 	}
-	if err := json.Unmarshal([]byte(r.body), &e); err != nil {
-		t.Fatalf("error body is not JSON: %v: %s", err, r.body)
-	}
+	wantJSON(t, r, status, &e)
 	if e.Error == "" || len(e.Errors) != 1 || e.Errors[0].Message != e.Error {
 		t.Fatalf("error body %s does not carry both shapes", r.body)
 	}

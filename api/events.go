@@ -438,17 +438,9 @@ func withAffinity(r *http.Request, t *router.Target, ps []event.Param) *http.Req
 func (e *Events) respond(w http.ResponseWriter, r *http.Request, route *router.HTTPRoute, payload []byte, space string, in *router.Incoming) {
 	pc := scriptContext(route)
 	stages := e.router.Stages(route.Pipeline)
-	if stages.HasRequest() {
-		out, drop, err := e.transform(r.Context(), stages, payload, pc)
-		if err != nil {
-			e.scriptFailed(w, r, route, "transform", err)
-			return
-		}
-		if drop {
-			e.dropped(w, r, route)
-			return
-		}
-		payload = out
+	payload, ok := e.transform(w, r, route, stages, payload, pc)
+	if !ok {
+		return
 	}
 	var out []byte
 	var err error
@@ -491,13 +483,26 @@ func (e *Events) filter(ctx context.Context, route *router.HTTPRoute, doc []byte
 	return matched
 }
 
-// transform runs the request stages of a synchronous subscription: the
-// modifier plugins' and its own transform.
-func (e *Events) transform(ctx context.Context, stages pipeline.Chain, payload []byte, pc pipeline.Context) ([]byte, bool, error) {
-	_, span := e.tracer.Start(ctx, "transform", trace.SpanKindInternal)
-	out, drop, err := stages.Request(ctx, payload, pc)
+// transform runs the request stages of a synchronous subscription, if
+// it has any: the modifier plugins' and its own transform. It returns
+// the payload to call the function with, or false when it has answered
+// w itself: a stage failed, or dropped the request.
+func (e *Events) transform(w http.ResponseWriter, r *http.Request, route *router.HTTPRoute, stages pipeline.Chain, payload []byte, pc pipeline.Context) ([]byte, bool) {
+	if !stages.HasRequest() {
+		return payload, true
+	}
+	_, span := e.tracer.Start(r.Context(), "transform", trace.SpanKindInternal)
+	out, drop, err := stages.Request(r.Context(), payload, pc)
 	span.End(err)
-	return out, drop, err
+	if err != nil {
+		e.scriptFailed(w, r, route, "transform", err)
+		return nil, false
+	}
+	if drop {
+		e.dropped(w, r, route)
+		return nil, false
+	}
+	return out, true
 }
 
 // statusWriter remembers the status of a response, for the span of a
@@ -657,17 +662,9 @@ func (e *Events) invoke(w http.ResponseWriter, r *http.Request, space *router.Sp
 	}
 	p := e.router.Stages(route.Pipeline)
 	pc := scriptContext(route)
-	if p.HasRequest() {
-		out, drop, err := e.transform(r.Context(), p, payload, pc)
-		if err != nil {
-			e.scriptFailed(w, r, route, "transform", err)
-			return
-		}
-		if drop {
-			e.dropped(w, r, route)
-			return
-		}
-		payload = out
+	payload, ok = e.transform(w, r, route, p, payload, pc)
+	if !ok {
+		return
 	}
 	r = withAffinity(r, t, nil)
 	out, err := e.router.Call(r.Context(), t, payload)

@@ -1,12 +1,14 @@
 package functions
 
 import (
+	"context"
 	"net/url"
 	"sort"
 	"strings"
 	"unicode/utf8"
 
 	"github.com/event-gateway/event-gateway/internal/errkind"
+	"github.com/event-gateway/event-gateway/libkv"
 )
 
 // Bounds of the metadata of a resource (function, subscription, event
@@ -91,3 +93,28 @@ type Page struct {
 
 // MaxPageLimit bounds the items of one page of a list.
 const MaxPageLimit = 1000
+
+// ListPageOf returns a page of the values stored under prefix in kv
+// whose metadata match filter, ordered by key, and the id to continue
+// after (the key past prefix; "" at the end). decode reads a value and
+// its metadata; its error ends the list.
+func ListPageOf[T any](ctx context.Context, kv *libkv.Store, prefix string, page Page, filter map[string]string, decode func(libkv.KV) (T, map[string]string, error)) ([]T, string, error) {
+	out := []T{}
+	var last string
+	more, err := kv.ListAfter(ctx, prefix, page.After, page.Limit, func(kv libkv.KV) (bool, error) {
+		v, md, err := decode(kv)
+		if err != nil {
+			return false, err
+		}
+		if !MatchMetadata(md, filter) {
+			return false, nil
+		}
+		out = append(out, v)
+		last = kv.Key
+		return true, nil
+	})
+	if err != nil || !more || len(out) == 0 {
+		return out, "", err
+	}
+	return out, strings.TrimPrefix(last, prefix), nil
+}

@@ -202,9 +202,7 @@ func TestSecondSignalExitsAtOnce(t *testing.T) {
 	// Routes are applied in the order they were written: once a later
 	// one is routable, /block is too.
 	probe := newFunction(t, respondJSON(`{}`))
-	registerHTTP(t, gw, "probe", probe)
-	subscribe(t, gw, `{"functionId":"probe","event":"http","method":"GET","path":"/probe"}`)
-	routable(t, "GET", gw.EventsURL+"/probe")
+	routeHTTP(t, gw, "probe", "GET", "/probe", probe)
 	done := make(chan error, 1)
 	go func() {
 		// openapitest: not checked: the request is cut off, no response is read

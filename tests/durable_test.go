@@ -58,6 +58,19 @@ func (tl *tally) count() int {
 	return len(tl.seen)
 }
 
+// waitAll waits up to within for the events {"n":0} to {"n":n-1}, and
+// returns those still missing.
+func (tl *tally) waitAll(n int, within time.Duration) []int {
+	deadline := time.Now().Add(within)
+	for {
+		m := tl.missing(n)
+		if len(m) == 0 || time.Now().After(deadline) {
+			return m
+		}
+		time.Sleep(50 * time.Millisecond)
+	}
+}
+
 func (tl *tally) missing(n int) []int {
 	tl.mu.Lock()
 	defer tl.mu.Unlock()
@@ -119,8 +132,7 @@ func emitAll(t *testing.T, n int, gw func() *gwproc.Process, event string, half 
 func TestCrashLosesNothing(t *testing.T) {
 	const n = 10_000
 	dir := t.TempDir()
-	args := []string{"-dev", "-embed-data-dir", filepath.Join(dir, "etcd"), "-embed-cli-addr", "http://127.0.0.1:0", "-embed-peer-addr", "http://127.0.0.1:0",
-		"-nats-data-dir", filepath.Join(dir, "nats"), "-delivery-ack-wait", "2s"}
+	args := devArgs(filepath.Join(dir, "etcd"), "-nats-data-dir", filepath.Join(dir, "nats"), "-delivery-ack-wait", "2s")
 	var cur atomic.Pointer[gwproc.Process]
 	cur.Store(start(t, gwproc.Options{Args: args}))
 
@@ -136,11 +148,7 @@ func TestCrashLosesNothing(t *testing.T) {
 		t.Logf("killed the gateway (pid %d) with SIGKILL after %d accepted events", old.PID(), n/2)
 		cur.Store(start(t, gwproc.Options{Args: args}))
 	})
-	deadline := time.Now().Add(2 * time.Minute)
-	for tl.count() < n && time.Now().Before(deadline) {
-		time.Sleep(100 * time.Millisecond)
-	}
-	if m := tl.missing(n); len(m) > 0 {
+	if m := tl.waitAll(n, 2*time.Minute); len(m) > 0 {
 		t.Fatalf("%d accepted events never delivered, e.g. %v", len(m), m[:min(10, len(m))])
 	}
 	t.Logf("all %d events delivered; %d calls in all (failures and redeliveries included)", n, tl.calls.Load())

@@ -65,12 +65,20 @@ func newFunction(t *testing.T, respond func(w http.ResponseWriter, ev envelope))
 
 func (f *function) next(t *testing.T) envelope {
 	t.Helper()
+	return called(t, f.received, 10*time.Second)
+}
+
+// called returns what a test function records of its next call, which
+// must come within d.
+func called[T any](t *testing.T, calls <-chan T, d time.Duration) T {
+	t.Helper()
 	select {
-	case ev := <-f.received:
-		return ev
-	case <-time.After(10 * time.Second):
+	case c := <-calls:
+		return c
+	case <-time.After(d):
 		t.Fatal("function was not called")
-		return envelope{}
+		var none T
+		return none
 	}
 }
 
@@ -89,6 +97,15 @@ func register(t *testing.T, gw *gwproc.Process, id, body string) {
 func registerHTTP(t *testing.T, gw *gwproc.Process, id string, f *function) {
 	t.Helper()
 	register(t, gw, id, fmt.Sprintf(`{"functionId":%q,"provider":{"type":"http","url":%q}}`, id, f.srv.URL))
+}
+
+// routeHTTP registers f as the function id and subscribes it to the http
+// event at method and path, and waits until gw routes there.
+func routeHTTP(t *testing.T, gw *gwproc.Process, id, method, path string, f *function) {
+	t.Helper()
+	registerHTTP(t, gw, id, f)
+	subscribe(t, gw, fmt.Sprintf(`{"functionId":%q,"event":"http","method":%q,"path":%q}`, id, method, path))
+	routable(t, method, gw.EventsURL+path)
 }
 
 func subscribe(t *testing.T, gw *gwproc.Process, body string) string {
@@ -471,7 +488,7 @@ func TestLambdaFunction(t *testing.T) {
 	// environment, as with any local Lambda emulator.
 	gw.Stop(10 * time.Second)
 	gw = start(t, gwproc.Options{
-		Args: []string{"-dev", "-embed-data-dir", t.TempDir(), "-embed-cli-addr", "http://127.0.0.1:0", "-embed-peer-addr", "http://127.0.0.1:0"},
+		Args: devArgs(t.TempDir()),
 		Env:  []string{"AWS_ENDPOINT_URL_LAMBDA=" + lam.URL(), "AWS_ACCESS_KEY_ID=test", "AWS_SECRET_ACCESS_KEY=test", "AWS_REGION=us-east-1", "AWS_EC2_METADATA_DISABLED=true"},
 	})
 	register(t, gw, "hello", `{"functionId":"hello","provider":{"type":"awslambda","arn":"arn:aws:lambda:us-east-1:123456789012:function:hello","region":"us-east-1"}}`)

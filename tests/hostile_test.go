@@ -18,9 +18,7 @@ import (
 func TestHostileInput(t *testing.T) {
 	gw := startDev(t, "")
 	fn := newFunction(t, respondJSON(`{"body":"ok"}`))
-	registerHTTP(t, gw, "fn", fn)
-	subscribe(t, gw, `{"functionId":"fn","event":"http","method":"POST","path":"/in"}`)
-	routable(t, "POST", gw.EventsURL+"/in")
+	routeHTTP(t, gw, "fn", "POST", "/in", fn)
 
 	deep := strings.Repeat("[", 20000) + strings.Repeat("]", 20000)
 	cfg, ev := gw.ConfigURL, gw.EventsURL

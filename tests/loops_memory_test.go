@@ -289,9 +289,7 @@ func TestEtcdOutage(t *testing.T) {
 func TestSmallHoles(t *testing.T) {
 	gw := startDev(t, "")
 	fn := newFunction(t, respondJSON(`{"statusCode":200,"headers":{"X-Bad":"a\u0000b","X-Bell":"\u0007","X-Good":"ok\tfine"},"body":"hi"}`))
-	registerHTTP(t, gw, "fn", fn)
-	subscribe(t, gw, `{"functionId":"fn","event":"http","method":"GET","path":"/h"}`)
-	routable(t, "GET", gw.EventsURL+"/h")
+	routeHTTP(t, gw, "fn", "GET", "/h", fn)
 	conn, err := net.Dial("tcp", strings.TrimPrefix(gw.EventsURL, "http://"))
 	if err != nil {
 		t.Fatal(err)

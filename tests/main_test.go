@@ -64,9 +64,14 @@ func startDev(t *testing.T, dataDir string, extra ...string) *gwproc.Process {
 	if dataDir == "" {
 		dataDir = t.TempDir()
 	}
-	args := append([]string{"-dev", "-embed-data-dir", dataDir,
+	return start(t, gwproc.Options{Args: devArgs(dataDir, extra...)})
+}
+
+// devArgs are the flags of a -dev gateway with an embedded etcd in
+// dataDir, all on random loopback ports, followed by extra.
+func devArgs(dataDir string, extra ...string) []string {
+	return append([]string{"-dev", "-embed-data-dir", dataDir,
 		"-embed-cli-addr", "http://127.0.0.1:0", "-embed-peer-addr", "http://127.0.0.1:0"}, extra...)
-	return start(t, gwproc.Options{Args: args})
 }
 
 func start(t *testing.T, o gwproc.Options) *gwproc.Process {

@@ -205,11 +205,7 @@ func TestNATSClusterLosesNothing(t *testing.T) {
 	if w := time.Duration(maxWait.Load()); w > 20*time.Second {
 		t.Errorf("an event waited %v to be accepted: emitters were refused for too long", w)
 	}
-	end := time.Now().Add(40 * time.Second)
-	for len(tl.missing(n)) > 0 && time.Now().Before(end) {
-		time.Sleep(100 * time.Millisecond)
-	}
-	if m := tl.missing(n); len(m) > 0 {
+	if m := tl.waitAll(n, 40*time.Second); len(m) > 0 {
 		t.Fatalf("%d accepted events never delivered, e.g. %v", len(m), m[:min(10, len(m))])
 	}
 	t.Logf("all %d accepted events delivered (%d subscriber calls)", n, tl.calls.Load())

@@ -8,7 +8,6 @@ import (
 	"path/filepath"
 	"strings"
 	"testing"
-	"time"
 
 	"github.com/event-gateway/event-gateway/internal/gwproc"
 )
@@ -25,19 +24,6 @@ func kindsPlugin(t *testing.T, name string) string {
 	return p
 }
 
-// startWithKinds runs a -dev gateway with kinds plugins; they record
-// into the returned directory.
-func startWithKinds(t *testing.T, extra []string, names ...string) (*gwproc.Process, string) {
-	t.Helper()
-	dir := t.TempDir()
-	args := []string{"-dev", "-embed-data-dir", filepath.Join(dir, "etcd"), "-embed-cli-addr", "http://127.0.0.1:0", "-embed-peer-addr", "http://127.0.0.1:0"}
-	for _, n := range names {
-		args = append(args, "-plugin", kindsPlugin(t, n))
-	}
-	gw := start(t, gwproc.Options{Args: append(args, extra...), Env: []string{"PLUGIN_DIR=" + dir}})
-	return gw, dir
-}
-
 func modifiedData(ev envelope) bool {
 	var d struct {
 		Modified bool `json:"modified"`
@@ -51,7 +37,7 @@ func modifiedData(ev envelope) bool {
 // and turns a failed call into a response; a subscription's own transform
 // runs after it, its transformResponse before it.
 func TestModifierPlugin(t *testing.T) {
-	gw, _ := startWithKinds(t, nil, "modifier")
+	gw, _ := startWithPlugins(t, kindsPlugin, nil, "modifier")
 	fn := newFunction(t, func(w http.ResponseWriter, ev envelope) {
 		w.Header().Set("Content-Type", "application/json")
 		fmt.Fprintf(w, `{"statusCode":200,"headers":{"X-Fn":"1"},"body":{"modified":%v}}`, modifiedData(ev))
@@ -130,12 +116,10 @@ func TestModifierPlugin(t *testing.T) {
 // stops it with 503 (fail closed), is restarted, and comes back; while it
 // restarts, asynchronous deliveries wait without spending attempts.
 func TestModifierPluginFailure(t *testing.T) {
-	gw, _ := startWithKinds(t, []string{"-plugin-timeout", "500ms"}, "modifier")
+	gw, _ := startWithPlugins(t, kindsPlugin, []string{"-plugin-timeout", "500ms"}, "modifier")
 	fn := newFunction(t, respondJSON(`{"body":"alive"}`))
 	go drain(fn.received)
-	registerHTTP(t, gw, "fn", fn)
-	subscribe(t, gw, `{"functionId":"fn","event":"http","method":"POST","path":"/fn"}`)
-	routable(t, "POST", gw.EventsURL+"/fn")
+	routeHTTP(t, gw, "fn", "POST", "/fn", fn)
 	for _, trouble := range []string{"crash", "hang"} {
 		expect(t, call(t, "POST", gw.EventsURL+"/fn", `{"x":"`+trouble+`"}`, "Content-Type", "application/json"), 503, "a plugin could not modify the call")
 		eventually(t, "modifier back after "+trouble, func() bool {
@@ -143,31 +127,9 @@ func TestModifierPluginFailure(t *testing.T) {
 		})
 	}
 
-	tl, worker := newTally(t)
-	registerHTTP(t, gw, "worker", worker)
-	healthy := subscribe(t, gw, `{"functionId":"worker","event":"job","retry":{"maxAttempts":2,"initialBackoff":"10ms","maxBackoff":"20ms"}}`)
-	subscribe(t, gw, `{"functionId":"worker","event":"boom","retry":{"maxAttempts":1}}`)
-	untilLive(t, gw, "job", `{"n":-1}`, func() bool { return tl.count() > 0 })
-	const n = 200
-	for i := range n {
-		expect(t, call(t, "POST", gw.EventsURL+"/", fmt.Sprintf(`{"n":%d}`, i), "Event", "job", "Content-Type", "application/json"), 202, "")
-		if i%70 == 10 {
-			expect(t, call(t, "POST", gw.EventsURL+"/", `{"crash":true}`, "Event", "boom", "Content-Type", "application/json"), 202, "")
-		}
-		time.Sleep(5 * time.Millisecond)
-	}
-	deadline := time.Now().Add(60 * time.Second)
-	for len(tl.missing(n)) > 0 && time.Now().Before(deadline) {
-		time.Sleep(50 * time.Millisecond)
-	}
-	var list struct {
-		DeadLetters []deadLetter `json:"deadletters"`
-	}
-	decode(t, call(t, "GET", gw.ConfigURL+"/v1/deadletters?subscriptionId="+healthy, ""), &list)
-	if len(list.DeadLetters) > 0 || len(tl.missing(n)) > 0 {
-		t.Fatalf("%d healthy events dead-lettered, %d missing", len(list.DeadLetters), len(tl.missing(n)))
-	}
-	if c := strings.Count(gw.Logs(), `"msg":"plugin restarted"`); c < 4 {
+	tl, healthy, boom := crashableJobs(t, gw)
+	jobsWhileCrashing(t, gw, tl, healthy, 200, 70, boom)
+	if c := pluginRestarts(gw); c < 4 {
 		t.Fatalf("the modifier restarted %d times: the test did not crash it", c)
 	}
 }
@@ -175,11 +137,9 @@ func TestModifierPluginFailure(t *testing.T) {
 // TestModifierPluginFailOpen: with -plugin-fail-open a modifier that
 // cannot be asked lets the call through unmodified.
 func TestModifierPluginFailOpen(t *testing.T) {
-	gw, _ := startWithKinds(t, []string{"-plugin-fail-open", "-plugin-timeout", "300ms"}, "modifier")
+	gw, _ := startWithPlugins(t, kindsPlugin, []string{"-plugin-fail-open", "-plugin-timeout", "300ms"}, "modifier")
 	fn := newFunction(t, respondJSON(`{"body":"alive"}`))
-	registerHTTP(t, gw, "fn", fn)
-	subscribe(t, gw, `{"functionId":"fn","event":"http","method":"POST","path":"/fn"}`)
-	routable(t, "POST", gw.EventsURL+"/fn")
+	routeHTTP(t, gw, "fn", "POST", "/fn", fn)
 	drain(fn.received)
 	for _, trouble := range []string{"hang", "crash"} {
 		expect(t, call(t, "POST", gw.EventsURL+"/fn", `{"x":"`+trouble+`"}`, "Content-Type", "application/json"), 200, "")
@@ -191,12 +151,10 @@ func TestModifierPluginFailOpen(t *testing.T) {
 
 // TestMetricSinkPlugin: a metric sink gets every function call, batched.
 func TestMetricSinkPlugin(t *testing.T) {
-	gw, dir := startWithKinds(t, nil, "metrics")
+	gw, dir := startWithPlugins(t, kindsPlugin, nil, "metrics")
 	fn := newFunction(t, respondJSON(`{"body":"ok"}`))
 	go drain(fn.received)
-	registerHTTP(t, gw, "fn", fn)
-	subscribe(t, gw, `{"functionId":"fn","event":"http","method":"GET","path":"/fn"}`)
-	routable(t, "GET", gw.EventsURL+"/fn")
+	routeHTTP(t, gw, "fn", "GET", "/fn", fn)
 	for range 20 {
 		expect(t, call(t, "GET", gw.EventsURL+"/fn", ""), 200, "")
 	}
@@ -225,7 +183,7 @@ func TestExampleModifierAndMetrics(t *testing.T) {
 	mod := buildPlugin(t, "./plugin/examples/modifier", "example-modifier")
 	sink := buildPlugin(t, "./plugin/examples/metrics", "example-metrics")
 	gw := start(t, gwproc.Options{
-		Args: []string{"-dev", "-embed-data-dir", filepath.Join(dir, "etcd"), "-embed-cli-addr", "http://127.0.0.1:0", "-embed-peer-addr", "http://127.0.0.1:0", "-plugin", mod, "-plugin", sink},
+		Args: devArgs(filepath.Join(dir, "etcd"), "-plugin", mod, "-plugin", sink),
 		Env:  []string{"METRICS_FILE=" + filepath.Join(dir, "metrics.jsonl")},
 	})
 	fn := newFunction(t, func(w http.ResponseWriter, ev envelope) {

@@ -46,16 +46,17 @@ func buildPlugin(t *testing.T, pkg, name string) string {
 	return p
 }
 
-// startWithPlugins runs a -dev gateway with plugins; they write their
-// records into the returned directory.
-func startWithPlugins(t *testing.T, extra []string, modes ...string) (*gwproc.Process, string) {
+// startWithPlugins runs a -dev gateway with the plugins built by build
+// (testPlugin, kindsPlugin) under names, and the flags extra; the plugins
+// write their records into the returned directory (PLUGIN_DIR).
+func startWithPlugins(t *testing.T, build func(*testing.T, string) string, extra []string, names ...string) (*gwproc.Process, string) {
 	t.Helper()
 	dir := t.TempDir()
-	args := []string{"-dev", "-embed-data-dir", filepath.Join(dir, "etcd"), "-embed-cli-addr", "http://127.0.0.1:0", "-embed-peer-addr", "http://127.0.0.1:0"}
-	for _, m := range modes {
-		args = append(args, "-plugin", testPlugin(t, m))
+	args := devArgs(filepath.Join(dir, "etcd"), extra...)
+	for _, n := range names {
+		args = append(args, "-plugin", build(t, n))
 	}
-	gw := start(t, gwproc.Options{Args: append(args, extra...), Env: []string{"PLUGIN_DIR=" + dir}})
+	gw := start(t, gwproc.Options{Args: args, Env: []string{"PLUGIN_DIR=" + dir}})
 	return gw, dir
 }
 
@@ -99,10 +100,56 @@ func countType(rs []recorded, typ string) int {
 	return n
 }
 
+// crashableJobs subscribes a tally to "job", with two attempts and short
+// backoffs, and to "boom", whose {"crash":true} crashes the test plugins
+// (tests/testdata/plugin, plugin/testdata/kinds); it returns the tally,
+// the "job" subscription and a func that sends such a "boom".
+func crashableJobs(t *testing.T, gw *gwproc.Process) (*tally, string, func()) {
+	t.Helper()
+	tl, worker := newTally(t)
+	registerHTTP(t, gw, "worker", worker)
+	healthy := subscribe(t, gw, `{"functionId":"worker","event":"job","retry":{"maxAttempts":2,"initialBackoff":"10ms","maxBackoff":"20ms"}}`)
+	subscribe(t, gw, `{"functionId":"worker","event":"boom","retry":{"maxAttempts":1}}`)
+	untilLive(t, gw, "job", `{"n":-1}`, func() bool { return tl.count() > 0 })
+	boom := func() {
+		expect(t, call(t, "POST", gw.EventsURL+"/", `{"crash":true}`, "Event", "boom", "Content-Type", "application/json"), 202, "")
+	}
+	return tl, healthy, boom
+}
+
+// jobsWhileCrashing emits the "job" events {"n":0} to {"n":n-1} through
+// gw, calling crash after the 10th and every every-th after it, and
+// waits for tl to get them all. Deliveries wait for a plugin that is
+// being restarted without spending attempts: t fails if one is missing
+// or was dead-lettered for the subscription healthy.
+func jobsWhileCrashing(t *testing.T, gw *gwproc.Process, tl *tally, healthy string, n, every int, crash func()) {
+	t.Helper()
+	for i := range n {
+		expect(t, call(t, "POST", gw.EventsURL+"/", fmt.Sprintf(`{"n":%d}`, i), "Event", "job", "Content-Type", "application/json"), 202, "")
+		if i%every == 10 {
+			crash()
+		}
+		time.Sleep(5 * time.Millisecond)
+	}
+	missing := tl.waitAll(n, 60*time.Second)
+	var list struct {
+		DeadLetters []deadLetter `json:"deadletters"`
+	}
+	decode(t, call(t, "GET", gw.ConfigURL+"/v1/deadletters?subscriptionId="+healthy, ""), &list)
+	if len(list.DeadLetters) > 0 || len(missing) > 0 {
+		t.Fatalf("%d healthy events dead-lettered (first: %+v), %d missing", len(list.DeadLetters), list.DeadLetters, len(missing))
+	}
+}
+
+// pluginRestarts counts the plugin restarts gw has logged.
+func pluginRestarts(gw *gwproc.Process) int {
+	return strings.Count(gw.Logs(), `"msg":"plugin restarted"`)
+}
+
 // TestPluginSubscriptionsHonoured: a plugin gets the system events it
 // subscribed to, for each kind of event, and nothing else.
 func TestPluginSubscriptionsHonoured(t *testing.T) {
-	gw, dir := startWithPlugins(t, nil, "recorder", "gatekeeper")
+	gw, dir := startWithPlugins(t, testPlugin, nil, "recorder", "gatekeeper")
 	ok := newFunction(t, respondJSON(`{"body":"fine"}`))
 	bad := newFunction(t, func(w http.ResponseWriter, _ envelope) { w.WriteHeader(500) })
 	registerHTTP(t, gw, "ok", ok)
@@ -166,7 +213,7 @@ func TestPluginSubscriptionsHonoured(t *testing.T) {
 // TestPluginVeto: a sync reacter stops an event on received (400 with its
 // message) and on invoking (the function is not called).
 func TestPluginVeto(t *testing.T) {
-	gw, _ := startWithPlugins(t, nil, "guard", "gatekeeper")
+	gw, _ := startWithPlugins(t, testPlugin, nil, "guard", "gatekeeper")
 	fn := newFunction(t, respondJSON(`{"body":"ran"}`))
 	forbidden := newFunction(t, respondJSON(`{"body":"ran"}`))
 	registerHTTP(t, gw, "fn", fn)
@@ -198,12 +245,10 @@ func TestPluginVeto(t *testing.T) {
 // TestAsyncPluginDoesNotBlock: an async reacter that never answers does not
 // hold up requests; what overflows its buffer is dropped and counted.
 func TestAsyncPluginDoesNotBlock(t *testing.T) {
-	gw, dir := startWithPlugins(t, []string{"-plugin-buffer", "2", "-plugin-timeout", "1h"}, "sluggish")
+	gw, dir := startWithPlugins(t, testPlugin, []string{"-plugin-buffer", "2", "-plugin-timeout", "1h"}, "sluggish")
 	t.Cleanup(func() { os.WriteFile(filepath.Join(dir, "release"), nil, 0o644) })
 	fn := newFunction(t, respondJSON(`{"body":"quick"}`))
-	registerHTTP(t, gw, "fn", fn)
-	subscribe(t, gw, `{"functionId":"fn","event":"http","method":"GET","path":"/fn"}`)
-	routable(t, "GET", gw.EventsURL+"/fn")
+	routeHTTP(t, gw, "fn", "GET", "/fn", fn)
 	// The plugin holds its first event forever; every request still
 	// completes (a blocking reacter would hang here until the test times
 	// out).
@@ -221,11 +266,9 @@ func TestAsyncPluginDoesNotBlock(t *testing.T) {
 // its event (fail closed by default), is restarted, and never takes the
 // gateway down.
 func TestCrashingPluginRestarted(t *testing.T) {
-	gw, _ := startWithPlugins(t, []string{"-plugin-timeout", "500ms"}, "fragile")
+	gw, _ := startWithPlugins(t, testPlugin, []string{"-plugin-timeout", "500ms"}, "fragile")
 	fn := newFunction(t, respondJSON(`{"body":"alive"}`))
-	registerHTTP(t, gw, "fn", fn)
-	subscribe(t, gw, `{"functionId":"fn","event":"http","method":"GET","path":"/fn"}`)
-	routable(t, "GET", gw.EventsURL+"/fn")
+	routeHTTP(t, gw, "fn", "GET", "/fn", fn)
 
 	for _, trigger := range []string{"X-Crash", "X-Hang"} {
 		r := call(t, "GET", gw.EventsURL+"/fn", "", trigger, "1")
@@ -234,7 +277,7 @@ func TestCrashingPluginRestarted(t *testing.T) {
 			return call(t, "GET", gw.EventsURL+"/fn", "").status == 200
 		})
 	}
-	if n := strings.Count(gw.Logs(), `"msg":"plugin restarted"`); n < 2 {
+	if n := pluginRestarts(gw); n < 2 {
 		t.Fatalf("plugin restarted %d times, want 2\n", n)
 	}
 }
@@ -242,11 +285,9 @@ func TestCrashingPluginRestarted(t *testing.T) {
 // TestFailOpen: with -plugin-fail-open an unavailable sync reacter lets
 // events through.
 func TestFailOpen(t *testing.T) {
-	gw, _ := startWithPlugins(t, []string{"-plugin-fail-open", "-plugin-timeout", "300ms"}, "fragile")
+	gw, _ := startWithPlugins(t, testPlugin, []string{"-plugin-fail-open", "-plugin-timeout", "300ms"}, "fragile")
 	fn := newFunction(t, respondJSON(`{"body":"alive"}`))
-	registerHTTP(t, gw, "fn", fn)
-	subscribe(t, gw, `{"functionId":"fn","event":"http","method":"GET","path":"/fn"}`)
-	routable(t, "GET", gw.EventsURL+"/fn")
+	routeHTTP(t, gw, "fn", "GET", "/fn", fn)
 	expect(t, call(t, "GET", gw.EventsURL+"/fn", "", "X-Hang", "1"), 200, "")
 }
 
@@ -317,7 +358,7 @@ func drain(ch chan envelope) {
 // TestExamplePlugin loads plugin/example, which logs what it receives.
 func TestExamplePlugin(t *testing.T) {
 	example := buildPlugin(t, "./plugin/example", "example")
-	gw := start(t, gwproc.Options{Args: []string{"-dev", "-embed-data-dir", t.TempDir(), "-embed-cli-addr", "http://127.0.0.1:0", "-embed-peer-addr", "http://127.0.0.1:0", "-plugin", example}})
+	gw := start(t, gwproc.Options{Args: devArgs(t.TempDir(), "-plugin", example)})
 	expect(t, call(t, "POST", gw.EventsURL+"/", `{"hello":"plugin"}`, "Event", "greeting", "Content-Type", "application/json"), 202, "")
 	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
 	defer cancel()
@@ -336,18 +377,16 @@ func TestExamplePlugin(t *testing.T) {
 // TestPluginRestartBacksOff: a plugin that crashes on every event is
 // restarted less and less often, not every 150ms forever.
 func TestPluginRestartBacksOff(t *testing.T) {
-	gw, _ := startWithPlugins(t, []string{"-plugin-timeout", "500ms"}, "fragile")
+	gw, _ := startWithPlugins(t, testPlugin, []string{"-plugin-timeout", "500ms"}, "fragile")
 	fn := newFunction(t, respondJSON(`{"body":"alive"}`))
 	go drain(fn.received)
-	registerHTTP(t, gw, "fn", fn)
-	subscribe(t, gw, `{"functionId":"fn","event":"http","method":"GET","path":"/fn"}`)
-	routable(t, "GET", gw.EventsURL+"/fn")
+	routeHTTP(t, gw, "fn", "GET", "/fn", fn)
 	const span = 4 * time.Second
 	for end := time.Now().Add(span); time.Now().Before(end); {
 		call(t, "GET", gw.EventsURL+"/fn", "", "X-Crash", "1")
 		time.Sleep(20 * time.Millisecond)
 	}
-	n := strings.Count(gw.Logs(), `"msg":"plugin restarted"`)
+	n := pluginRestarts(gw)
 	t.Logf("plugin crashing on every event: %d restarts in %v", n, span)
 	// Pauses of 100ms, 200ms, 400ms, ... (±25%) allow 5 or 6 restarts;
 	// a pause that reset after each start allowed about 28.
@@ -361,34 +400,11 @@ func TestPluginRestartBacksOff(t *testing.T) {
 // attempts: none of the healthy events becomes a dead letter, even with
 // few attempts and short backoffs.
 func TestPluginDownSpendsNoAttempt(t *testing.T) {
-	gw, _ := startWithPlugins(t, []string{"-plugin-timeout", "500ms"}, "brittle")
-	tl, fn := newTally(t)
-	registerHTTP(t, gw, "worker", fn)
-	healthy := subscribe(t, gw, `{"functionId":"worker","event":"job","retry":{"maxAttempts":2,"initialBackoff":"10ms","maxBackoff":"20ms"}}`)
-	subscribe(t, gw, `{"functionId":"worker","event":"boom","retry":{"maxAttempts":1}}`)
-	untilLive(t, gw, "job", `{"n":-1}`, func() bool { return tl.count() > 0 })
-
-	const n = 300
-	for i := range n {
-		expect(t, call(t, "POST", gw.EventsURL+"/", fmt.Sprintf(`{"n":%d}`, i), "Event", "job", "Content-Type", "application/json"), 202, "")
-		if i%75 == 10 {
-			// Crashes the plugin, which is down for a while after.
-			expect(t, call(t, "POST", gw.EventsURL+"/", `{"crash":true}`, "Event", "boom", "Content-Type", "application/json"), 202, "")
-		}
-		time.Sleep(5 * time.Millisecond)
-	}
-	deadline := time.Now().Add(60 * time.Second)
-	for len(tl.missing(n)) > 0 && time.Now().Before(deadline) {
-		time.Sleep(50 * time.Millisecond)
-	}
-	var list struct {
-		DeadLetters []deadLetter `json:"deadletters"`
-	}
-	decode(t, call(t, "GET", gw.ConfigURL+"/v1/deadletters?subscriptionId="+healthy, ""), &list)
-	if len(list.DeadLetters) > 0 || len(tl.missing(n)) > 0 {
-		t.Fatalf("%d healthy events dead-lettered (first: %+v), %d missing", len(list.DeadLetters), list.DeadLetters, len(tl.missing(n)))
-	}
-	if c := strings.Count(gw.Logs(), `"msg":"plugin restarted"`); c < 2 {
+	gw, _ := startWithPlugins(t, testPlugin, []string{"-plugin-timeout", "500ms"}, "brittle")
+	tl, healthy, boom := crashableJobs(t, gw)
+	// Each boom crashes the plugin, which is down for a while after.
+	jobsWhileCrashing(t, gw, tl, healthy, 300, 75, boom)
+	if c := pluginRestarts(gw); c < 2 {
 		t.Fatalf("the plugin restarted %d times: the test did not crash it", c)
 	}
 }

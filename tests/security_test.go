@@ -22,9 +22,9 @@ func TestTLSAndToken(t *testing.T) {
 		t.Fatal(err)
 	}
 	gw := start(t, gwproc.Options{
-		Args: []string{"-dev", "-embed-data-dir", t.TempDir(), "-embed-cli-addr", "http://127.0.0.1:0", "-embed-peer-addr", "http://127.0.0.1:0",
+		Args: devArgs(t.TempDir(),
 			"-config-tls-cert", certs.ServerCert, "-config-tls-key", certs.ServerKey,
-			"-events-tls-cert", certs.ServerCert, "-events-tls-key", certs.ServerKey},
+			"-events-tls-cert", certs.ServerCert, "-events-tls-key", certs.ServerKey),
 		Env: []string{"EVENT_GATEWAY_TOKEN=t0ps3cret"},
 	})
 	if !strings.HasPrefix(gw.ConfigURL, "https://") || !strings.HasPrefix(gw.EventsURL, "https://") {

@@ -15,12 +15,10 @@ import (
 // events of 500ms) does not hold the shutdown past -shutdown-timeout; what
 // it was not given is counted and logged.
 func TestShutdownWithinTimeout(t *testing.T) {
-	gw, _ := startWithPlugins(t, []string{"-plugin-buffer", "100", "-shutdown-timeout", "3s"}, "slowpoke")
+	gw, _ := startWithPlugins(t, testPlugin, []string{"-plugin-buffer", "100", "-shutdown-timeout", "3s"}, "slowpoke")
 	fn := newFunction(t, respondJSON(`{}`))
 	go drain(fn.received)
-	registerHTTP(t, gw, "fn", fn)
-	subscribe(t, gw, `{"functionId":"fn","event":"http","method":"GET","path":"/fn"}`)
-	routable(t, "GET", gw.EventsURL+"/fn")
+	routeHTTP(t, gw, "fn", "GET", "/fn", fn)
 	for range 100 {
 		expect(t, call(t, "GET", gw.EventsURL+"/fn", ""), 200, "")
 	}
@@ -46,8 +44,7 @@ func TestShutdownWithinTimeout(t *testing.T) {
 // -delivery-ack-wait.
 func TestGracefulRestartRedeliversAtOnce(t *testing.T) {
 	dir := t.TempDir()
-	args := []string{"-dev", "-embed-data-dir", filepath.Join(dir, "etcd"), "-embed-cli-addr", "http://127.0.0.1:0", "-embed-peer-addr", "http://127.0.0.1:0",
-		"-nats-data-dir", filepath.Join(dir, "nats"), "-shutdown-timeout", "2s", "-delivery-ack-wait", "60s"}
+	args := devArgs(filepath.Join(dir, "etcd"), "-nats-data-dir", filepath.Join(dir, "nats"), "-shutdown-timeout", "2s", "-delivery-ack-wait", "60s")
 	gw := start(t, gwproc.Options{Args: args})
 	var hang atomic.Bool
 	hang.Store(true)

@@ -43,13 +43,7 @@ func newRawFunction(t *testing.T, respond func(w http.ResponseWriter, body []byt
 
 func (f *rawFunction) next(t *testing.T) rawCall {
 	t.Helper()
-	select {
-	case c := <-f.received:
-		return c
-	case <-time.After(10 * time.Second):
-		t.Fatal("function was not called")
-		return rawCall{}
-	}
+	return called(t, f.received, 10*time.Second)
 }
 
 func (f *rawFunction) none(t *testing.T, within time.Duration) {

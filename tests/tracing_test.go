@@ -137,13 +137,7 @@ func newTraceFunction(t *testing.T, fail func(n int64) bool, answer string) *tra
 
 func (f *traceFunction) next(t *testing.T) string {
 	t.Helper()
-	select {
-	case p := <-f.parents:
-		return p
-	case <-time.After(20 * time.Second):
-		t.Fatal("function was not called")
-		return ""
-	}
+	return called(t, f.parents, 20*time.Second)
 }
 
 // traceOf returns the trace id of a traceparent.

@@ -97,8 +97,7 @@ func eventIDs(l trailList) []string {
 // outcome, their pages, and the API's errors.
 func TestTrailAcrossRestart(t *testing.T) {
 	dir := t.TempDir()
-	args := []string{"-dev", "-embed-data-dir", filepath.Join(dir, "etcd"), "-embed-cli-addr", "http://127.0.0.1:0", "-embed-peer-addr", "http://127.0.0.1:0",
-		"-nats-data-dir", filepath.Join(dir, "nats")}
+	args := devArgs(filepath.Join(dir, "etcd"), "-nats-data-dir", filepath.Join(dir, "nats"))
 	gw := start(t, gwproc.Options{Args: args})
 
 	good := newFunction(t, respondJSON(`{}`))

@@ -50,8 +50,7 @@ func TestUpgradeFromPreSpacesData(t *testing.T) {
 
 	fn := newFunction(t, respondJSON(`{"statusCode":200,"body":"hi"}`))
 	dir := t.TempDir()
-	args := []string{"-dev", "-embed-data-dir", filepath.Join(dir, "etcd"), "-nats-data-dir", filepath.Join(dir, "nats"),
-		"-embed-cli-addr", "http://127.0.0.1:0", "-embed-peer-addr", "http://127.0.0.1:0"}
+	args := devArgs(filepath.Join(dir, "etcd"), "-nats-data-dir", filepath.Join(dir, "nats"))
 
 	old, err := gwproc.Start(oldBin, gwproc.Options{Args: args})
 	if err != nil {

@@ -60,9 +60,8 @@ func TestExampleBackendSource(t *testing.T) {
 	file := filepath.Join(dir, "backends.json")
 	writeBackends(t, file, map[string][]*backend{"default/disc": {a}, "default/plain": {a}})
 	gw := start(t, gwproc.Options{
-		Args: []string{"-dev", "-embed-data-dir", filepath.Join(dir, "etcd"), "-embed-cli-addr", "http://127.0.0.1:0", "-embed-peer-addr", "http://127.0.0.1:0",
-			"-plugin", buildPlugin(t, "./plugin/examples/backends", "example-backends")},
-		Env: []string{"BACKENDS_FILE=" + file},
+		Args: devArgs(filepath.Join(dir, "etcd"), "-plugin", buildPlugin(t, "./plugin/examples/backends", "example-backends")),
+		Env:  []string{"BACKENDS_FILE=" + file},
 	})
 	provider := fmt.Sprintf(`{"type":"http","url":%q,"balance":"round-robin","discovery":true}`, c.srv.URL+"/fn")
 	register(t, gw, "disc", `{"functionId":"disc","provider":`+provider+`}`)
@@ -143,8 +142,7 @@ func TestExampleSelector(t *testing.T) {
 	})
 	fast := newFunction(t, respondJSON(`{"body":"fast"}`))
 	dir := t.TempDir()
-	gw := start(t, gwproc.Options{Args: []string{"-dev", "-embed-data-dir", filepath.Join(dir, "etcd"), "-embed-cli-addr", "http://127.0.0.1:0", "-embed-peer-addr", "http://127.0.0.1:0",
-		"-plugin", buildPlugin(t, "./plugin/examples/selector", "example-selector")}})
+	gw := start(t, gwproc.Options{Args: devArgs(filepath.Join(dir, "etcd"), "-plugin", buildPlugin(t, "./plugin/examples/selector", "example-selector"))})
 	register(t, gw, "fn", fmt.Sprintf(`{"functionId":"fn","provider":{"type":"http","backends":[{"url":%q,"weight":10},{"url":%q,"weight":1}]}}`, slow.srv.URL, fast.srv.URL))
 	subscribe(t, gw, `{"functionId":"fn","event":"http","method":"GET","path":"/fn"}`)
 	routable(t, "GET", gw.EventsURL+"/fn")
@@ -161,7 +159,7 @@ func TestExampleSelector(t *testing.T) {
 // asynchronous deliveries wait without spending attempts, and are all
 // made.
 func TestSelectorPluginFailure(t *testing.T) {
-	gw, dir := startWithKinds(t, []string{"-plugin-timeout", "500ms"}, "selector")
+	gw, dir := startWithPlugins(t, kindsPlugin, []string{"-plugin-timeout", "500ms"}, "selector")
 	a, b := newBackend(t, "a"), newBackend(t, "b")
 	register(t, gw, "fn", fmt.Sprintf(`{"functionId":"fn","provider":{"type":"http","backends":[{"url":%q},{"url":%q}],"balance":"hash","hashOn":"header:X-User"}}`, a.srv.URL+"/fn", b.srv.URL+"/fn"))
 	subscribe(t, gw, `{"functionId":"fn","event":"http","method":"GET","path":"/fn"}`)
@@ -184,26 +182,10 @@ func TestSelectorPluginFailure(t *testing.T) {
 	healthy := subscribe(t, gw, `{"functionId":"worker","event":"job","retry":{"maxAttempts":2,"initialBackoff":"10ms","maxBackoff":"20ms"}}`)
 	untilLive(t, gw, "job", `{"n":-1}`, func() bool { return tl.count() > 0 })
 	postponed := metric(call(t, "GET", gw.ConfigURL+"/metrics", "").body, "eventgateway_deliveries_postponed_total")
-	const n = 200
-	for i := range n {
-		expect(t, call(t, "POST", gw.EventsURL+"/", fmt.Sprintf(`{"n":%d}`, i), "Event", "job", "Content-Type", "application/json"), 202, "")
-		if i%70 == 10 {
-			expect(t, call(t, "GET", gw.EventsURL+"/fn", "", "X-User", "crash"), 503, "")
-		}
-		time.Sleep(5 * time.Millisecond)
-	}
-	deadline := time.Now().Add(60 * time.Second)
-	for len(tl.missing(n)) > 0 && time.Now().Before(deadline) {
-		time.Sleep(50 * time.Millisecond)
-	}
-	var list struct {
-		DeadLetters []deadLetter `json:"deadletters"`
-	}
-	decode(t, call(t, "GET", gw.ConfigURL+"/v1/deadletters?subscriptionId="+healthy, ""), &list)
-	if len(list.DeadLetters) > 0 || len(tl.missing(n)) > 0 {
-		t.Fatalf("%d healthy events dead-lettered, %d missing", len(list.DeadLetters), len(tl.missing(n)))
-	}
-	if c := strings.Count(gw.Logs(), `"msg":"plugin restarted"`); c < 4 {
+	jobsWhileCrashing(t, gw, tl, healthy, 200, 70, func() {
+		expect(t, call(t, "GET", gw.EventsURL+"/fn", "", "X-User", "crash"), 503, "")
+	})
+	if c := pluginRestarts(gw); c < 4 {
 		t.Fatalf("the selector restarted %d times: the test did not crash it", c)
 	}
 	if got := metric(call(t, "GET", gw.ConfigURL+"/metrics", "").body, "eventgateway_deliveries_postponed_total"); got <= postponed {

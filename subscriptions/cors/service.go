@@ -171,12 +171,12 @@ func (s *Space) List(ctx context.Context, filter map[string]string) ([]Config, e
 	}
 	out := make([]Config, 0, len(kvs))
 	for _, kv := range kvs {
-		var st stored
-		if err := json.Unmarshal(kv.Value, &st); err != nil {
-			return nil, fmt.Errorf("decode CORS configuration at %s: %w", kv.Key, err)
+		v, md, err := s.decode(kv)
+		if err != nil {
+			return nil, err
 		}
-		if functions.MatchMetadata(st.Metadata, filter) {
-			out = append(out, st.in(s.space))
+		if functions.MatchMetadata(md, filter) {
+			out = append(out, v)
 		}
 	}
 	sort.Slice(out, func(i, j int) bool {
@@ -260,24 +260,16 @@ func (s *Space) Delete(ctx context.Context, id string) error {
 // ordered by the ids of their keys, and the id to continue after ("" at
 // the end).
 func (s *Space) ListPage(ctx context.Context, page functions.Page, filter map[string]string) ([]Config, string, error) {
-	out := []Config{}
-	var last string
-	more, err := s.kv.ListAfter(ctx, Prefix(s.space), page.After, page.Limit, func(kv libkv.KV) (bool, error) {
-		var st stored
-		if err := json.Unmarshal(kv.Value, &st); err != nil {
-			return false, fmt.Errorf("decode CORS configuration at %s: %w", kv.Key, err)
-		}
-		if !functions.MatchMetadata(st.Metadata, filter) {
-			return false, nil
-		}
-		out = append(out, st.in(s.space))
-		last = kv.Key
-		return true, nil
-	})
-	if err != nil || !more || len(out) == 0 {
-		return out, "", err
+	return functions.ListPageOf(ctx, s.kv, Prefix(s.space), page, filter, s.decode)
+}
+
+// decode reads a stored CORS configuration and its metadata.
+func (s *Space) decode(kv libkv.KV) (Config, map[string]string, error) {
+	var st stored
+	if err := json.Unmarshal(kv.Value, &st); err != nil {
+		return Config{}, nil, fmt.Errorf("decode CORS configuration at %s: %w", kv.Key, err)
 	}
-	return out, strings.TrimPrefix(last, Prefix(s.space)), nil
+	return st.in(s.space), st.Metadata, nil
 }
 
 // Encode returns the value the store holds of a normalized configuration.

@@ -5,7 +5,6 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
-	"strings"
 
 	"github.com/event-gateway/event-gateway/functions"
 	"github.com/event-gateway/event-gateway/internal/errkind"
@@ -129,12 +128,12 @@ func (s *Space) List(ctx context.Context, filter map[string]string) ([]EventType
 	}
 	out := make([]EventType, 0, len(kvs))
 	for _, kv := range kvs {
-		var st stored
-		if err := json.Unmarshal(kv.Value, &st); err != nil {
-			return nil, fmt.Errorf("decode event type at %s: %w", kv.Key, err)
+		v, md, err := s.decode(kv)
+		if err != nil {
+			return nil, err
 		}
-		if functions.MatchMetadata(st.Metadata, filter) {
-			out = append(out, st.in(s.space))
+		if functions.MatchMetadata(md, filter) {
+			out = append(out, v)
 		}
 	}
 	return out, nil
@@ -230,24 +229,16 @@ func (s *Space) Delete(ctx context.Context, name string) error {
 // ordered by the ids of their keys, and the id to continue after ("" at
 // the end).
 func (s *Space) ListPage(ctx context.Context, page functions.Page, filter map[string]string) ([]EventType, string, error) {
-	out := []EventType{}
-	var last string
-	more, err := s.kv.ListAfter(ctx, Prefix(s.space), page.After, page.Limit, func(kv libkv.KV) (bool, error) {
-		var st stored
-		if err := json.Unmarshal(kv.Value, &st); err != nil {
-			return false, fmt.Errorf("decode event type at %s: %w", kv.Key, err)
-		}
-		if !functions.MatchMetadata(st.Metadata, filter) {
-			return false, nil
-		}
-		out = append(out, st.in(s.space))
-		last = kv.Key
-		return true, nil
-	})
-	if err != nil || !more || len(out) == 0 {
-		return out, "", err
+	return functions.ListPageOf(ctx, s.kv, Prefix(s.space), page, filter, s.decode)
+}
+
+// decode reads a stored event type and its metadata.
+func (s *Space) decode(kv libkv.KV) (EventType, map[string]string, error) {
+	var st stored
+	if err := json.Unmarshal(kv.Value, &st); err != nil {
+		return EventType{}, nil, fmt.Errorf("decode event type at %s: %w", kv.Key, err)
 	}
-	return out, strings.TrimPrefix(last, Prefix(s.space)), nil
+	return st.in(s.space), st.Metadata, nil
 }
 
 // Prepare validates a new event type as Create does and returns the value
