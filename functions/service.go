@@ -83,13 +83,23 @@ func (s *Service) List(ctx context.Context) ([]Function, error) {
 	}
 	out := make([]Function, 0, len(kvs))
 	for _, kv := range kvs {
-		var f Function
-		if err := json.Unmarshal(kv.Value, &f); err != nil {
-			return nil, fmt.Errorf("decode function at %s: %w", kv.Key, err)
+		f, _, err := decodeFunction(kv)
+		if err != nil {
+			return nil, err
 		}
 		out = append(out, f)
 	}
 	return out, nil
+}
+
+// decodeFunction reads a stored function, and gives its metadata to
+// ListPageOf.
+func decodeFunction(kv libkv.KV) (Function, map[string]string, error) {
+	var f Function
+	if err := json.Unmarshal(kv.Value, &f); err != nil {
+		return Function{}, nil, fmt.Errorf("decode function at %s: %w", kv.Key, err)
+	}
+	return f, f.Metadata, nil
 }
 
 // Update replaces the provider and timeout of an existing function, f.ID,
@@ -164,21 +174,5 @@ func (s *Service) Redact(f Function) Function { return s.providers.Redact(f) }
 // ListPage returns a page of the functions whose metadata match filter,
 // ordered by id, and the id to continue after ("" at the end).
 func (s *Service) ListPage(ctx context.Context, page Page, filter map[string]string) ([]Function, string, error) {
-	prefix := FunctionsPrefix(s.space)
-	out := []Function{}
-	more, err := s.kv.ListAfter(ctx, prefix, page.After, page.Limit, func(kv libkv.KV) (bool, error) {
-		var f Function
-		if err := json.Unmarshal(kv.Value, &f); err != nil {
-			return false, fmt.Errorf("decode function at %s: %w", kv.Key, err)
-		}
-		if !MatchMetadata(f.Metadata, filter) {
-			return false, nil
-		}
-		out = append(out, f)
-		return true, nil
-	})
-	if err != nil || !more || len(out) == 0 {
-		return out, "", err
-	}
-	return out, out[len(out)-1].ID, nil
+	return ListPageOf(ctx, s.kv, FunctionsPrefix(s.space), page, filter, decodeFunction)
 }

@@ -244,13 +244,23 @@ func (s *Space) List(ctx context.Context) ([]Subscription, error) {
 	}
 	out := make([]Subscription, 0, len(kvs))
 	for _, kv := range kvs {
-		var sub Subscription
-		if err := json.Unmarshal(kv.Value, &sub); err != nil {
-			return nil, fmt.Errorf("decode subscription at %s: %w", kv.Key, err)
+		sub, _, err := decode(kv)
+		if err != nil {
+			return nil, err
 		}
 		out = append(out, sub)
 	}
 	return out, nil
+}
+
+// decode reads a stored subscription, and gives its metadata to
+// functions.ListPageOf.
+func decode(kv libkv.KV) (Subscription, map[string]string, error) {
+	var sub Subscription
+	if err := json.Unmarshal(kv.Value, &sub); err != nil {
+		return Subscription{}, nil, fmt.Errorf("decode subscription at %s: %w", kv.Key, err)
+	}
+	return sub, sub.Metadata, nil
 }
 
 // Delete removes a subscription and its function-use index key.
@@ -272,22 +282,7 @@ func (s *Space) Delete(ctx context.Context, id string) error {
 // ListPage returns a page of the subscriptions whose metadata match
 // filter, ordered by id, and the id to continue after ("" at the end).
 func (s *Space) ListPage(ctx context.Context, page functions.Page, filter map[string]string) ([]Subscription, string, error) {
-	out := []Subscription{}
-	more, err := s.svc.kv.ListAfter(ctx, Prefix(s.space), page.After, page.Limit, func(kv libkv.KV) (bool, error) {
-		var sub Subscription
-		if err := json.Unmarshal(kv.Value, &sub); err != nil {
-			return false, fmt.Errorf("decode subscription at %s: %w", kv.Key, err)
-		}
-		if !functions.MatchMetadata(sub.Metadata, filter) {
-			return false, nil
-		}
-		out = append(out, sub)
-		return true, nil
-	})
-	if err != nil || !more || len(out) == 0 {
-		return out, "", err
-	}
-	return out, out[len(out)-1].ID, nil
+	return functions.ListPageOf(ctx, s.svc.kv, Prefix(s.space), page, filter, decode)
 }
 
 // PutOps returns the writes that store sub, normalized (segs are its
