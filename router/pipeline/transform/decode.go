@@ -4,6 +4,7 @@ import (
 	"encoding/json"
 	"errors"
 	"strconv"
+	"strings"
 	"unicode/utf8"
 
 	"github.com/dop251/goja"
@@ -23,9 +24,22 @@ const maxDepth = 1000
 // JSON.parse uses: that is two thirds of the cost of a call (see
 // BenchmarkInput). It accepts exactly what json.Valid accepts
 // (FuzzDecode checks that).
+//
+// It reads a string copy of the input, made once, so that the strings of
+// members and values are slices of it rather than one allocation each
+// (a string a script keeps keeps the event's text alive, at most one
+// event's size per string).
+//
+// An object is built without a prototype and given Object.prototype once
+// its members are in: members are then added by a plain assignment, which
+// on an object without prototype can meet no setter and no read-only
+// property (not even __proto__'s), so it defines them exactly as
+// DefineDataProperty does, without the property descriptor that call
+// allocates and throws away for each member.
 type decoder struct {
 	vm    *goja.Runtime
-	b     []byte
+	proto *goja.Object // Object.prototype
+	b     string
 	i     int
 	depth int
 	items []any // scratch for arrays, reused
@@ -33,7 +47,18 @@ type decoder struct {
 
 // decode parses b, one JSON value, in vm.
 func decode(vm *goja.Runtime, b []byte) (goja.Value, error) {
-	d := decoder{vm: vm, b: b}
+	return decodeIn(vm, objectPrototype(vm), b)
+}
+
+// objectPrototype is vm's Object.prototype, the intrinsic one whatever a
+// script did to the global Object.
+func objectPrototype(vm *goja.Runtime) *goja.Object {
+	return vm.NewObject().Prototype()
+}
+
+// decodeIn is decode with vm's Object.prototype known.
+func decodeIn(vm *goja.Runtime, proto *goja.Object, b []byte) (goja.Value, error) {
+	d := decoder{vm: vm, proto: proto, b: string(b)}
 	v, err := d.value()
 	if err != nil {
 		return nil, err
@@ -54,7 +79,7 @@ func (d *decoder) next() byte {
 
 // literal consumes lit at d.i.
 func (d *decoder) literal(lit string) bool {
-	if len(d.b)-d.i < len(lit) || string(d.b[d.i:d.i+len(lit)]) != lit {
+	if len(d.b)-d.i < len(lit) || d.b[d.i:d.i+len(lit)] != lit {
 		return false
 	}
 	d.i += len(lit)
@@ -62,7 +87,7 @@ func (d *decoder) literal(lit string) bool {
 }
 
 // number consumes a JSON number at d.i: -?(0|[1-9][0-9]*)(\.[0-9]+)?([eE][+-]?[0-9]+)?
-func (d *decoder) number() ([]byte, bool) {
+func (d *decoder) number() (string, bool) {
 	start := d.i
 	if d.next() == '-' {
 		d.i++
@@ -73,12 +98,12 @@ func (d *decoder) number() ([]byte, bool) {
 	case c >= '1' && c <= '9':
 		d.digits()
 	default:
-		return nil, false
+		return "", false
 	}
 	if d.next() == '.' {
 		d.i++
 		if d.digits() == 0 {
-			return nil, false
+			return "", false
 		}
 	}
 	if c := d.next(); c == 'e' || c == 'E' {
@@ -87,7 +112,7 @@ func (d *decoder) number() ([]byte, bool) {
 			d.i++
 		}
 		if d.digits() == 0 {
-			return nil, false
+			return "", false
 		}
 	}
 	return d.b[start:d.i], true
@@ -138,10 +163,10 @@ func (d *decoder) value() (goja.Value, error) {
 			return nil, errNotJSON
 		}
 		// Integers that fit are the common case, and exact.
-		if n, err := strconv.ParseInt(string(num), 10, 64); err == nil && n > -1<<53 && n < 1<<53 && (n != 0 || num[0] != '-') {
+		if n, err := strconv.ParseInt(num, 10, 64); err == nil && n > -1<<53 && n < 1<<53 && (n != 0 || num[0] != '-') {
 			return d.vm.ToValue(n), nil
 		}
-		f, err := strconv.ParseFloat(string(num), 64)
+		f, err := strconv.ParseFloat(num, 64)
 		if err != nil {
 			// Out of range: JSON.parse gives ±Infinity, as ParseFloat
 			// does with its error.
@@ -156,17 +181,25 @@ func (d *decoder) value() (goja.Value, error) {
 
 // str reads the string at d.i (at its opening quote).
 func (d *decoder) str() (string, error) {
-	if d.next() != '"' {
+	b, i := d.b, d.i
+	if i >= len(b) || b[i] != '"' {
 		return "", errNotJSON
 	}
-	start := d.i
-	d.i++
-	plain := true
+	start := i
+	i++
+	// Most strings are printable ASCII without escapes: one tight loop.
+	for i < len(b) && plainByte[b[i]] {
+		i++
+	}
+	if i < len(b) && b[i] == '"' {
+		d.i = i + 1
+		return b[start+1 : i], nil
+	}
 	for {
-		if d.i >= len(d.b) {
+		if i >= len(b) {
 			return "", errNotJSON
 		}
-		c := d.b[d.i]
+		c := b[i]
 		if c == '"' {
 			break
 		}
@@ -174,52 +207,46 @@ func (d *decoder) str() (string, error) {
 			return "", errNotJSON
 		}
 		if c == '\\' {
-			plain = false // json.Unmarshal checks the escape
-			d.i += 2
+			i += 2 // json.Unmarshal checks the escape
 			continue
 		}
-		if c >= utf8.RuneSelf {
-			plain = false
-		}
-		d.i++
+		i++
 	}
-	d.i++
-	raw := d.b[start:d.i]
-	if plain {
-		return string(raw[1 : len(raw)-1]), nil
-	}
-	if c := raw[1 : len(raw)-1]; utf8.Valid(c) && !hasByte(c, '\\') {
-		return string(c), nil
+	i++
+	d.i = i
+	raw := b[start:i]
+	if c := raw[1 : len(raw)-1]; utf8.ValidString(c) && !strings.Contains(c, `\`) {
+		return c, nil
 	}
 	// Escapes or invalid UTF-8 (replaced by U+FFFD, as JSON.parse does).
 	var s string
-	if err := json.Unmarshal(raw, &s); err != nil {
+	if err := json.Unmarshal([]byte(raw), &s); err != nil {
 		return "", errNotJSON
 	}
 	return s, nil
 }
 
-func hasByte(b []byte, c byte) bool {
-	for _, x := range b {
-		if x == c {
-			return true
-		}
+// plainByte tells the bytes a JSON string holds as they are in the
+// common case: printable ASCII but the quote and the backslash.
+var plainByte = func() (t [256]bool) {
+	for c := 0x20; c < utf8.RuneSelf; c++ {
+		t[c] = c != '"' && c != '\\'
 	}
-	return false
-}
+	return t
+}()
 
 func (d *decoder) object() (goja.Value, error) {
 	if d.depth++; d.depth > maxDepth {
 		return nil, errNotJSON
 	}
 	d.i++ // {
-	o := d.vm.NewObject()
 	d.skip()
 	if d.next() == '}' {
 		d.i++
 		d.depth--
-		return o, nil
+		return d.vm.NewObject(), nil
 	}
+	o := d.vm.CreateObject(nil)
 	for {
 		d.skip()
 		k, err := d.str()
@@ -235,7 +262,7 @@ func (d *decoder) object() (goja.Value, error) {
 		if err != nil {
 			return nil, err
 		}
-		if err := o.DefineDataProperty(k, v, goja.FLAG_TRUE, goja.FLAG_TRUE, goja.FLAG_TRUE); err != nil {
+		if err := o.Set(k, v); err != nil {
 			return nil, err
 		}
 		d.skip()
@@ -245,6 +272,9 @@ func (d *decoder) object() (goja.Value, error) {
 		case '}':
 			d.i++
 			d.depth--
+			if err := o.SetPrototype(d.proto); err != nil {
+				return nil, err
+			}
 			return o, nil
 		default:
 			return nil, errNotJSON
