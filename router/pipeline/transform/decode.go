@@ -3,6 +3,7 @@ package transform
 import (
 	"encoding/json"
 	"errors"
+	"math/bits"
 	"strconv"
 	"strings"
 	"unicode/utf8"
@@ -36,10 +37,16 @@ const maxDepth = 1000
 // property (not even __proto__'s), so it defines them exactly as
 // DefineDataProperty does, without the property descriptor that call
 // allocates and throws away for each member.
+//
+// When the input is ASCII, as events mostly are, a string value without
+// escapes is a substring of the whole input made a goja string once
+// (text): one allocation per value instead of the two of ToValue (the
+// string boxed as an interface, then as a goja string).
 type decoder struct {
 	vm    *goja.Runtime
 	proto *goja.Object // Object.prototype
 	b     string
+	text  goja.String // b, when it is ASCII; else nil
 	i     int
 	depth int
 	items []any // scratch for arrays, reused
@@ -59,6 +66,12 @@ func objectPrototype(vm *goja.Runtime) *goja.Object {
 // decodeIn is decode with vm's Object.prototype known.
 func decodeIn(vm *goja.Runtime, proto *goja.Object, b []byte) (goja.Value, error) {
 	d := decoder{vm: vm, proto: proto, b: string(b)}
+	if isASCII(d.b) {
+		// Substring of an ASCII goja string slices it; ToValue's
+		// string is scanned for non-ASCII on first use, so scan it now.
+		t := vm.ToValue(d.b).(goja.String)
+		d.text = t.Substring(0, t.Length())
+	}
 	v, err := d.value()
 	if err != nil {
 		return nil, err
@@ -146,9 +159,15 @@ func (d *decoder) value() (goja.Value, error) {
 	case c == '[':
 		return d.array()
 	case c == '"':
+		start := d.i + 1
 		s, err := d.str()
 		if err != nil {
 			return nil, err
+		}
+		// Without escapes (each makes the string shorter than its
+		// text), s is the input between the quotes.
+		if end := d.i - 1; d.text != nil && len(s) == end-start {
+			return d.text.Substring(start, end), nil
 		}
 		return d.vm.ToValue(s), nil
 	case c == 't' && d.literal("true"):
@@ -187,7 +206,9 @@ func (d *decoder) str() (string, error) {
 	}
 	start := i
 	i++
-	// Most strings are printable ASCII without escapes: one tight loop.
+	// Most strings are printable ASCII without escapes. Scanning the
+	// rest of the input, not just to the quote, spares plainLen its
+	// byte-by-byte tail.
 	for i < len(b) && plainByte[b[i]] {
 		i++
 	}
@@ -224,6 +245,46 @@ func (d *decoder) str() (string, error) {
 		return "", errNotJSON
 	}
 	return s, nil
+}
+
+// plainLen is the length of the longest prefix of s of plain bytes
+// (plainByte), found eight bytes at a time while they last.
+func plainLen(s string) int {
+	const ones, highs = 0x0101010101010101, 0x8080808080808080
+	i := 0
+	for ; i+8 <= len(s); i += 8 {
+		w := s[i : i+8]
+		x := uint64(w[0]) | uint64(w[1])<<8 | uint64(w[2])<<16 | uint64(w[3])<<24 |
+			uint64(w[4])<<32 | uint64(w[5])<<40 | uint64(w[6])<<48 | uint64(w[7])<<56
+		q := x ^ (ones * '"')
+		bs := x ^ (ones * '\\')
+		// The high bit of each byte below 0x20, equal to the quote or the
+		// backslash (then zero in q or bs), or from 0x80 up. A borrow
+		// can mark a byte above a marked one, never below: the lowest
+		// mark is the first byte that is not plain.
+		if m := ((x-ones*0x20)&^x | (q-ones)&^q | (bs-ones)&^bs | x) & highs; m != 0 {
+			return i + bits.TrailingZeros64(m)/8
+		}
+	}
+	for i < len(s) && plainByte[s[i]] {
+		i++
+	}
+	return i
+}
+
+// isASCII tells whether s is all ASCII.
+func isASCII(s string) bool {
+	var or uint64
+	i := 0
+	for ; i+8 <= len(s); i += 8 {
+		w := s[i : i+8]
+		or |= uint64(w[0]) | uint64(w[1])<<8 | uint64(w[2])<<16 | uint64(w[3])<<24 |
+			uint64(w[4])<<32 | uint64(w[5])<<40 | uint64(w[6])<<48 | uint64(w[7])<<56
+	}
+	for ; i < len(s); i++ {
+		or |= uint64(s[i])
+	}
+	return or&0x8080808080808080 == 0
 }
 
 // plainByte tells the bytes a JSON string holds as they are in the

@@ -2,6 +2,7 @@ package transform
 
 import (
 	"encoding/json"
+	"math/rand/v2"
 	"strings"
 	"testing"
 
@@ -76,4 +77,41 @@ func FuzzDecode(f *testing.F) {
 	f.Fuzz(func(t *testing.T, in string) {
 		decodeCheck(t, vm, parse, stringify, in)
 	})
+}
+
+// plainLen agrees with plainByte, byte by byte, wherever the odd byte is.
+func TestPlainLen(t *testing.T) {
+	for c := 0; c < 256; c++ {
+		for n := 0; n < 20; n++ {
+			for at := 0; at <= n; at++ {
+				b := []byte(strings.Repeat("a", n))
+				want := n
+				if at < n {
+					b[at] = byte(c)
+					if !plainByte[c] {
+						want = at
+					}
+				}
+				if got := plainLen(string(b)); got != want {
+					t.Fatalf("%q: %d, want %d", b, got, want)
+				}
+			}
+		}
+	}
+	// Several odd bytes, next to each other: borrows in the word test.
+	edge := []byte{0x00, 0x01, 0x1f, 0x20, 0x21, '"', 0x23, 0x5b, '\\', 0x5d, 0x7f, 0x80, 0xef, 0xff, 'a'}
+	r := rand.New(rand.NewPCG(1, 2))
+	for range 200000 {
+		b := make([]byte, r.IntN(24))
+		for i := range b {
+			b[i] = edge[r.IntN(len(edge))]
+		}
+		want := 0
+		for want < len(b) && plainByte[b[want]] {
+			want++
+		}
+		if got := plainLen(string(b)); got != want {
+			t.Fatalf("%q: %d, want %d", b, got, want)
+		}
+	}
 }

@@ -156,7 +156,7 @@ func appendQuoted(b []byte, s string) ([]byte, bool) {
 	const hex = "0123456789abcdef"
 	b = append(b, '"')
 	start := 0
-	for i := 0; i < len(s); i++ {
+	for i := plainLen(s); i < len(s); i++ {
 		c := s[i]
 		if plainByte[c] {
 			continue
