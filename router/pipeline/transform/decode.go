@@ -206,9 +206,8 @@ func (d *decoder) str() (string, error) {
 	}
 	start := i
 	i++
-	// Most strings are printable ASCII without escapes. Scanning the
-	// rest of the input, not just to the quote, spares plainLen its
-	// byte-by-byte tail.
+	// Most strings are short, printable ASCII without escapes: a byte
+	// table loop (measured cheaper here than plainLen's words).
 	for i < len(b) && plainByte[b[i]] {
 		i++
 	}
