@@ -62,6 +62,25 @@ func TestDecode(t *testing.T) {
 	if err != nil || string(out) != `{"proto":true,"own":"__proto__","pollution":true,"arr":true,"negz":true,"inf":true}` {
 		t.Fatalf("%s %v", out, err)
 	}
+	// Members are data properties of the event, in order, whatever the
+	// script put on Object.prototype (a setter, a read-only property,
+	// accessors named like the members): none of it runs or refuses.
+	// Objects at every level, in arrays too, have Object.prototype.
+	prog = mustCompile(t, `
+		var calls = 0;
+		Object.defineProperty(Object.prototype, "a", {set(v) { calls++ }, get() { return "proto" }});
+		Object.defineProperty(Object.prototype, "b", {value: "ro", writable: false});
+		function transform(e) {
+			var d = Object.getOwnPropertyDescriptor(e.o, "a");
+			return {calls: calls, a: e.o.a, b: e.o.b, keys: Object.keys(e.o).join(),
+				data: d.writable && d.enumerable && d.configurable,
+				protos: [e, e.o, e.l[0], e.l[0].n].every(function (x) { return Object.getPrototypeOf(x) === Object.prototype }),
+				inherits: e.l[0].n.b}
+		}`, Options{})
+	out, _, err = prog.Transform(t.Context(), []byte(`{"o":{"b":2,"__proto__":null,"a":1},"l":[{"n":{"z":0}}]}`), testCtx)
+	if err != nil || string(out) != `{"calls":0,"a":1,"b":2,"keys":"b,__proto__,a","data":true,"protos":true,"inherits":"ro"}` {
+		t.Fatalf("%s %v", out, err)
+	}
 	// Deep nesting is refused, not a stack overflow.
 	if _, err := decode(vm, []byte(strings.Repeat("[", maxDepth+1)+strings.Repeat("]", maxDepth+1))); err == nil {
 		t.Fatal("too deep")
