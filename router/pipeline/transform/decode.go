@@ -26,10 +26,11 @@ const maxDepth = 1000
 // BenchmarkInput). It accepts exactly what json.Valid accepts
 // (FuzzDecode checks that).
 //
-// It reads a string copy of the input, made once, so that the strings of
-// members and values are slices of it rather than one allocation each
-// (a string a script keeps keeps the event's text alive, at most one
-// event's size per string).
+// It reads a string copy of the input, made once. When the input is at
+// most maxShared bytes, the strings of members and values are slices of
+// it rather than one allocation each; then a string a script keeps (in a
+// global cache, say) keeps the whole text alive, so a large input gets a
+// copy per string instead.
 //
 // An object is built without a prototype and given Object.prototype once
 // its members are in: members are then added by a plain assignment, which
@@ -38,19 +39,24 @@ const maxDepth = 1000
 // DefineDataProperty does, without the property descriptor that call
 // allocates and throws away for each member.
 //
-// When the input is ASCII, as events mostly are, a string value without
-// escapes is a substring of the whole input made a goja string once
-// (text): one allocation per value instead of the two of ToValue (the
-// string boxed as an interface, then as a goja string).
+// When the input is shared and ASCII, as events mostly are, a string
+// value without escapes is a substring of the whole input made a goja
+// string once (text): one allocation per value instead of the two of
+// ToValue (the string boxed as an interface, then as a goja string).
 type decoder struct {
 	vm    *goja.Runtime
 	proto *goja.Object // Object.prototype
 	b     string
-	text  goja.String // b, when it is ASCII; else nil
+	share bool        // strings may be slices of b
+	text  goja.String // b, when shared and ASCII; else nil
 	i     int
 	depth int
 	items []any // scratch for arrays, reused
 }
+
+// maxShared is the largest input whose strings share its text: what a
+// kept string may keep alive at most.
+const maxShared = 4 << 10
 
 // decode parses b, one JSON value, in vm.
 func decode(vm *goja.Runtime, b []byte) (goja.Value, error) {
@@ -65,8 +71,8 @@ func objectPrototype(vm *goja.Runtime) *goja.Object {
 
 // decodeIn is decode with vm's Object.prototype known.
 func decodeIn(vm *goja.Runtime, proto *goja.Object, b []byte) (goja.Value, error) {
-	d := decoder{vm: vm, proto: proto, b: string(b)}
-	if isASCII(d.b) {
+	d := decoder{vm: vm, proto: proto, b: string(b), share: len(b) <= maxShared}
+	if d.share && isASCII(d.b) {
 		// Substring of an ASCII goja string slices it; ToValue's
 		// string is scanned for non-ASCII on first use, so scan it now.
 		t := vm.ToValue(d.b).(goja.String)
@@ -213,7 +219,7 @@ func (d *decoder) str() (string, error) {
 	}
 	if i < len(b) && b[i] == '"' {
 		d.i = i + 1
-		return b[start+1 : i], nil
+		return d.own(b[start+1 : i]), nil
 	}
 	for {
 		if i >= len(b) {
@@ -236,7 +242,7 @@ func (d *decoder) str() (string, error) {
 	d.i = i
 	raw := b[start:i]
 	if c := raw[1 : len(raw)-1]; utf8.ValidString(c) && !strings.Contains(c, `\`) {
-		return c, nil
+		return d.own(c), nil
 	}
 	// Escapes or invalid UTF-8 (replaced by U+FFFD, as JSON.parse does).
 	var s string
@@ -244,6 +250,14 @@ func (d *decoder) str() (string, error) {
 		return "", errNotJSON
 	}
 	return s, nil
+}
+
+// own is s, a slice of the input, or a copy when strings do not share it.
+func (d *decoder) own(s string) string {
+	if d.share {
+		return s
+	}
+	return strings.Clone(s)
 }
 
 // plainLen is the length of the longest prefix of s of plain bytes

@@ -53,6 +53,13 @@ func TestDecode(t *testing.T) {
 	for _, in := range decodeSeeds {
 		decodeCheck(t, vm, parse, stringify, in)
 	}
+	// Over maxShared bytes, strings are copies instead of slices: the
+	// same values.
+	big := "[" + strings.Repeat(string(benchEvent)+`,{"esc":"a\"b\u00e9","é":"ü"},`, maxShared/len(benchEvent)+1) + "0]"
+	if len(big) <= maxShared {
+		t.Fatal("big is small")
+	}
+	decodeCheck(t, vm, parse, stringify, big)
 	// What JSON.parse makes, and what a script can tell.
 	prog := mustCompile(t, `function transform(e) {
 		return {proto: Object.getPrototypeOf(e) === Object.prototype, own: Object.keys(e.x).join(),
@@ -91,6 +98,7 @@ func FuzzDecode(f *testing.F) {
 	for _, in := range decodeSeeds {
 		f.Add(in)
 	}
+	f.Add(`{"pad":"` + strings.Repeat("x", maxShared) + `","a":["b",{"c":"d\n"}]}`)
 	vm := goja.New()
 	parse, stringify := jsonFuncs(vm)
 	f.Fuzz(func(t *testing.T, in string) {
