@@ -3,7 +3,9 @@ package transform
 import (
 	"encoding/json"
 	"errors"
+	"math/bits"
 	"strconv"
+	"strings"
 	"unicode/utf8"
 
 	"github.com/dop251/goja"
@@ -23,17 +25,59 @@ const maxDepth = 1000
 // JSON.parse uses: that is two thirds of the cost of a call (see
 // BenchmarkInput). It accepts exactly what json.Valid accepts
 // (FuzzDecode checks that).
+//
+// It reads a string copy of the input, made once. When the input is at
+// most maxShared bytes, the strings of members and values are slices of
+// it rather than one allocation each; then a string a script keeps (in a
+// global cache, say) keeps the whole text alive, so a large input gets a
+// copy per string instead.
+//
+// An object is built without a prototype and given Object.prototype once
+// its members are in: members are then added by a plain assignment, which
+// on an object without prototype can meet no setter and no read-only
+// property (not even __proto__'s), so it defines them exactly as
+// DefineDataProperty does, without the property descriptor that call
+// allocates and throws away for each member.
+//
+// When the input is shared and ASCII, as events mostly are, a string
+// value without escapes is a substring of the whole input made a goja
+// string once (text): one allocation per value instead of the two of
+// ToValue (the string boxed as an interface, then as a goja string).
 type decoder struct {
 	vm    *goja.Runtime
-	b     []byte
+	proto *goja.Object // Object.prototype
+	b     string
+	share bool        // strings may be slices of b
+	text  goja.String // b, when shared and ASCII; else nil
 	i     int
 	depth int
 	items []any // scratch for arrays, reused
 }
 
+// maxShared is the largest input whose strings share its text: what a
+// kept string may keep alive at most.
+const maxShared = 4 << 10
+
 // decode parses b, one JSON value, in vm.
 func decode(vm *goja.Runtime, b []byte) (goja.Value, error) {
-	d := decoder{vm: vm, b: b}
+	return decodeIn(vm, objectPrototype(vm), b)
+}
+
+// objectPrototype is vm's Object.prototype, the intrinsic one whatever a
+// script did to the global Object.
+func objectPrototype(vm *goja.Runtime) *goja.Object {
+	return vm.NewObject().Prototype()
+}
+
+// decodeIn is decode with vm's Object.prototype known.
+func decodeIn(vm *goja.Runtime, proto *goja.Object, b []byte) (goja.Value, error) {
+	d := decoder{vm: vm, proto: proto, b: string(b), share: len(b) <= maxShared}
+	if d.share && isASCII(d.b) {
+		// Substring of an ASCII goja string slices it; ToValue's
+		// string is scanned for non-ASCII on first use, so scan it now.
+		t := vm.ToValue(d.b).(goja.String)
+		d.text = t.Substring(0, t.Length())
+	}
 	v, err := d.value()
 	if err != nil {
 		return nil, err
@@ -54,7 +98,7 @@ func (d *decoder) next() byte {
 
 // literal consumes lit at d.i.
 func (d *decoder) literal(lit string) bool {
-	if len(d.b)-d.i < len(lit) || string(d.b[d.i:d.i+len(lit)]) != lit {
+	if len(d.b)-d.i < len(lit) || d.b[d.i:d.i+len(lit)] != lit {
 		return false
 	}
 	d.i += len(lit)
@@ -62,7 +106,7 @@ func (d *decoder) literal(lit string) bool {
 }
 
 // number consumes a JSON number at d.i: -?(0|[1-9][0-9]*)(\.[0-9]+)?([eE][+-]?[0-9]+)?
-func (d *decoder) number() ([]byte, bool) {
+func (d *decoder) number() (string, bool) {
 	start := d.i
 	if d.next() == '-' {
 		d.i++
@@ -73,12 +117,12 @@ func (d *decoder) number() ([]byte, bool) {
 	case c >= '1' && c <= '9':
 		d.digits()
 	default:
-		return nil, false
+		return "", false
 	}
 	if d.next() == '.' {
 		d.i++
 		if d.digits() == 0 {
-			return nil, false
+			return "", false
 		}
 	}
 	if c := d.next(); c == 'e' || c == 'E' {
@@ -87,7 +131,7 @@ func (d *decoder) number() ([]byte, bool) {
 			d.i++
 		}
 		if d.digits() == 0 {
-			return nil, false
+			return "", false
 		}
 	}
 	return d.b[start:d.i], true
@@ -121,9 +165,15 @@ func (d *decoder) value() (goja.Value, error) {
 	case c == '[':
 		return d.array()
 	case c == '"':
+		start := d.i + 1
 		s, err := d.str()
 		if err != nil {
 			return nil, err
+		}
+		// Without escapes (each makes the string shorter than its
+		// text), s is the input between the quotes.
+		if end := d.i - 1; d.text != nil && len(s) == end-start {
+			return d.text.Substring(start, end), nil
 		}
 		return d.vm.ToValue(s), nil
 	case c == 't' && d.literal("true"):
@@ -138,10 +188,10 @@ func (d *decoder) value() (goja.Value, error) {
 			return nil, errNotJSON
 		}
 		// Integers that fit are the common case, and exact.
-		if n, err := strconv.ParseInt(string(num), 10, 64); err == nil && n > -1<<53 && n < 1<<53 && (n != 0 || num[0] != '-') {
+		if n, err := strconv.ParseInt(num, 10, 64); err == nil && n > -1<<53 && n < 1<<53 && (n != 0 || num[0] != '-') {
 			return d.vm.ToValue(n), nil
 		}
-		f, err := strconv.ParseFloat(string(num), 64)
+		f, err := strconv.ParseFloat(num, 64)
 		if err != nil {
 			// Out of range: JSON.parse gives ±Infinity, as ParseFloat
 			// does with its error.
@@ -156,17 +206,26 @@ func (d *decoder) value() (goja.Value, error) {
 
 // str reads the string at d.i (at its opening quote).
 func (d *decoder) str() (string, error) {
-	if d.next() != '"' {
+	b, i := d.b, d.i
+	if i >= len(b) || b[i] != '"' {
 		return "", errNotJSON
 	}
-	start := d.i
-	d.i++
-	plain := true
+	start := i
+	i++
+	// Most strings are short, printable ASCII without escapes: a byte
+	// table loop (measured cheaper here than plainLen's words).
+	for i < len(b) && plainByte[b[i]] {
+		i++
+	}
+	if i < len(b) && b[i] == '"' {
+		d.i = i + 1
+		return d.own(b[start+1 : i]), nil
+	}
 	for {
-		if d.i >= len(d.b) {
+		if i >= len(b) {
 			return "", errNotJSON
 		}
-		c := d.b[d.i]
+		c := b[i]
 		if c == '"' {
 			break
 		}
@@ -174,52 +233,94 @@ func (d *decoder) str() (string, error) {
 			return "", errNotJSON
 		}
 		if c == '\\' {
-			plain = false // json.Unmarshal checks the escape
-			d.i += 2
+			i += 2 // json.Unmarshal checks the escape
 			continue
 		}
-		if c >= utf8.RuneSelf {
-			plain = false
-		}
-		d.i++
+		i++
 	}
-	d.i++
-	raw := d.b[start:d.i]
-	if plain {
-		return string(raw[1 : len(raw)-1]), nil
-	}
-	if c := raw[1 : len(raw)-1]; utf8.Valid(c) && !hasByte(c, '\\') {
-		return string(c), nil
+	i++
+	d.i = i
+	raw := b[start:i]
+	if c := raw[1 : len(raw)-1]; utf8.ValidString(c) && !strings.Contains(c, `\`) {
+		return d.own(c), nil
 	}
 	// Escapes or invalid UTF-8 (replaced by U+FFFD, as JSON.parse does).
 	var s string
-	if err := json.Unmarshal(raw, &s); err != nil {
+	if err := json.Unmarshal([]byte(raw), &s); err != nil {
 		return "", errNotJSON
 	}
 	return s, nil
 }
 
-func hasByte(b []byte, c byte) bool {
-	for _, x := range b {
-		if x == c {
-			return true
+// own is s, a slice of the input, or a copy when strings do not share it.
+func (d *decoder) own(s string) string {
+	if d.share {
+		return s
+	}
+	return strings.Clone(s)
+}
+
+// plainLen is the length of the longest prefix of s of plain bytes
+// (plainByte), found eight bytes at a time while they last.
+func plainLen(s string) int {
+	const ones, highs = 0x0101010101010101, 0x8080808080808080
+	i := 0
+	for ; i+8 <= len(s); i += 8 {
+		w := s[i : i+8]
+		x := uint64(w[0]) | uint64(w[1])<<8 | uint64(w[2])<<16 | uint64(w[3])<<24 |
+			uint64(w[4])<<32 | uint64(w[5])<<40 | uint64(w[6])<<48 | uint64(w[7])<<56
+		q := x ^ (ones * '"')
+		bs := x ^ (ones * '\\')
+		// The high bit of each byte below 0x20, equal to the quote or the
+		// backslash (then zero in q or bs), or from 0x80 up. A borrow
+		// can mark a byte above a marked one, never below: the lowest
+		// mark is the first byte that is not plain.
+		if m := ((x-ones*0x20)&^x | (q-ones)&^q | (bs-ones)&^bs | x) & highs; m != 0 {
+			return i + bits.TrailingZeros64(m)/8
 		}
 	}
-	return false
+	for i < len(s) && plainByte[s[i]] {
+		i++
+	}
+	return i
 }
+
+// isASCII tells whether s is all ASCII.
+func isASCII(s string) bool {
+	var or uint64
+	i := 0
+	for ; i+8 <= len(s); i += 8 {
+		w := s[i : i+8]
+		or |= uint64(w[0]) | uint64(w[1])<<8 | uint64(w[2])<<16 | uint64(w[3])<<24 |
+			uint64(w[4])<<32 | uint64(w[5])<<40 | uint64(w[6])<<48 | uint64(w[7])<<56
+	}
+	for ; i < len(s); i++ {
+		or |= uint64(s[i])
+	}
+	return or&0x8080808080808080 == 0
+}
+
+// plainByte tells the bytes a JSON string holds as they are in the
+// common case: printable ASCII but the quote and the backslash.
+var plainByte = func() (t [256]bool) {
+	for c := 0x20; c < utf8.RuneSelf; c++ {
+		t[c] = c != '"' && c != '\\'
+	}
+	return t
+}()
 
 func (d *decoder) object() (goja.Value, error) {
 	if d.depth++; d.depth > maxDepth {
 		return nil, errNotJSON
 	}
 	d.i++ // {
-	o := d.vm.NewObject()
 	d.skip()
 	if d.next() == '}' {
 		d.i++
 		d.depth--
-		return o, nil
+		return d.vm.NewObject(), nil
 	}
+	o := d.vm.CreateObject(nil)
 	for {
 		d.skip()
 		k, err := d.str()
@@ -235,7 +336,7 @@ func (d *decoder) object() (goja.Value, error) {
 		if err != nil {
 			return nil, err
 		}
-		if err := o.DefineDataProperty(k, v, goja.FLAG_TRUE, goja.FLAG_TRUE, goja.FLAG_TRUE); err != nil {
+		if err := o.Set(k, v); err != nil {
 			return nil, err
 		}
 		d.skip()
@@ -245,6 +346,9 @@ func (d *decoder) object() (goja.Value, error) {
 		case '}':
 			d.i++
 			d.depth--
+			if err := o.SetPrototype(d.proto); err != nil {
+				return nil, err
+			}
 			return o, nil
 		default:
 			return nil, errNotJSON

@@ -101,7 +101,10 @@
 // call, and how long a runtime lives, are unspecified. Scripts must not
 // rely on state between calls (like the container reuse of a cloud
 // function: at most a cache that is correct when empty). Resetting every
-// global would cost a runtime per call.
+// global would cost a runtime per call. The strings of an event of up to
+// 4 KiB share its text: a script that keeps one of them keeps that text
+// alive (4 KiB at most per kept string; larger events get a copy per
+// string).
 //
 // A Go panic inside goja is recovered and returned as ErrInternal; no
 // panic leaves this package.

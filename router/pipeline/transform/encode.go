@@ -58,14 +58,9 @@ func (e *encoder) value(v goja.Value, depth int, inArray bool) (ok, skip bool) {
 	case *goja.Symbol:
 		return e.hole(inArray)
 	case goja.String:
-		s := x.String()
-		if strings.ContainsRune(s, utf8.RuneError) {
-			// Perhaps a lone surrogate, which JSON.stringify escapes
-			// and the conversion to UTF-8 has lost.
-			return false, false
-		}
-		e.buf = appendQuoted(e.buf, s)
-		return true, false
+		var ok bool
+		e.buf, ok = appendQuoted(e.buf, x.String())
+		return ok, false
 	}
 	switch v.ExportType() {
 	case typeInt64:
@@ -128,7 +123,10 @@ func (e *encoder) object(o *goja.Object, depth int, inArray bool) (ok, skip bool
 			if !first {
 				e.buf = append(e.buf, ',')
 			}
-			e.buf = appendQuoted(e.buf, k)
+			var ok bool
+			if e.buf, ok = appendQuoted(e.buf, k); !ok {
+				return false, false // and Get(k) would miss the member
+			}
 			e.buf = append(e.buf, ':')
 			ok, skip := e.value(o.Get(k), depth+1, false)
 			if !ok {
@@ -150,14 +148,23 @@ func isUndefined(v goja.Value) bool { return v == nil || goja.IsUndefined(v) }
 
 // appendQuoted writes s as a JSON string as JSON.stringify does: quote,
 // backslash and control characters escaped (\b \f \n \r \t, others as
-// \u00XX), everything else as it is.
-func appendQuoted(b []byte, s string) []byte {
+// \u00XX), everything else as it is. It reports false, having written
+// part of s, when s holds U+FFFD: perhaps a lone surrogate, which
+// JSON.stringify escapes and the conversion of a goja string to UTF-8
+// has replaced, so the caller gives up.
+func appendQuoted(b []byte, s string) ([]byte, bool) {
 	const hex = "0123456789abcdef"
 	b = append(b, '"')
 	start := 0
-	for i := 0; i < len(s); i++ {
+	for i := plainLen(s); i < len(s); i++ {
 		c := s[i]
-		if c >= 0x20 && c != '"' && c != '\\' {
+		if plainByte[c] {
+			continue
+		}
+		if c >= utf8.RuneSelf {
+			if c == 0xef && strings.HasPrefix(s[i:], "\uFFFD") {
+				return b, false
+			}
 			continue
 		}
 		b = append(b, s[start:i]...)
@@ -182,5 +189,5 @@ func appendQuoted(b []byte, s string) []byte {
 		start = i + 1
 	}
 	b = append(b, s[start:]...)
-	return append(b, '"')
+	return append(b, '"'), true
 }

@@ -59,6 +59,8 @@ func TestEncoderMatchesStringify(t *testing.T) {
 		{`({b: new String("boxed")})`, true},
 		{`({r: /x/})`, true},
 		{`({lone: "\ud800"})`, true},
+		{`({"\ud800": 1})`, true},
+		{`({"\ufffd": "\ufffd"})`, true},
 		{`({big: 10n})`, true},
 		{`(function () { var o = {}; o.self = o; return o })()`, true},
 	} {

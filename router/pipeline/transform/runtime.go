@@ -20,6 +20,7 @@ type runtime struct {
 	// The builtins this package uses, taken before the script ran, so
 	// that a script replacing JSON.stringify changes nothing here.
 	stringify, freeze goja.Callable
+	objProto          *goja.Object // Object.prototype, for decode
 
 	// timer interrupts vm when a call runs too long. Its Stop after the
 	// call tells whether it fired; if it did, the runtime is dropped,
@@ -58,6 +59,7 @@ func (p *Program) newRuntime() (rt *runtime, err error) {
 		jsonObj := vm.Get("JSON").ToObject(vm)
 		rt.stringify, _ = goja.AssertFunction(jsonObj.Get("stringify"))
 		rt.freeze, _ = goja.AssertFunction(vm.Get("Object").ToObject(vm).Get("freeze"))
+		rt.objProto = objectPrototype(vm)
 		rt.installConsole()
 		if _, err = vm.RunProgram(p.prog); err != nil {
 			err = p.classify(rt, err)
@@ -156,7 +158,7 @@ func (p *Program) exec(rt *runtime, resp bool, in []byte, c Context) (out []byte
 	if resp {
 		fn = rt.transformResponse
 	}
-	arg, err := decode(vm, in)
+	arg, err := decodeIn(vm, rt.objProto, in)
 	if err != nil {
 		return nil, false, fmt.Errorf("%w: %v", ErrInput, err), false
 	}
