@@ -130,6 +130,7 @@ func (r *Recorder) Event(ctx context.Context, space, id string) (*Event, error) 
 		if msg.EventID != id || msg.Space != space {
 			continue // another event whose long id hashes alike (token)
 		}
+		msg.fill()
 		recs = append(recs, msg.Records...)
 	}
 	if len(recs) == 0 {

@@ -33,7 +33,8 @@ type Options struct {
 	// DefaultMaxBytes; less than 0: no bound but the retention.
 	MaxBytes int64
 	// Buffer is the number of records that may wait in memory to be
-	// stored; more are dropped and counted. Default DefaultBuffer.
+	// stored, in at most Buffer × 512 bytes of text; more are dropped and
+	// counted. Default DefaultBuffer.
 	Buffer int
 	// FlushEvery is how often waiting records are stored. Default
 	// DefaultFlushEvery.
@@ -53,13 +54,16 @@ type Recorder struct {
 	every    time.Duration
 	instance string
 
-	// mu guards waiting, the records given since the last flush (at most
-	// max), and closed. A slice under a lock rather than a channel: the
-	// storing goroutine takes them all at once every flush, instead of
-	// being woken for each record.
+	// mu guards what waits for the next flush: waiting, the records
+	// given since the last one (at most max), encoded in text (at most
+	// maxText bytes), and closed. Slices under a lock rather than a
+	// channel: the storing goroutine takes them all at once every flush,
+	// instead of being woken for each record.
 	mu      sync.Mutex
 	waiting []entry
+	text    []byte
 	max     int
+	maxText int
 	closed  bool
 
 	stop      chan struct{}
@@ -69,19 +73,24 @@ type Recorder struct {
 	dropped, stored, failed, sent atomic.Uint64
 }
 
-// entry is a record on its way to the store.
+// maxRecordText is the room a waiting record has on average: Buffer
+// records wait in at most Buffer × maxRecordText bytes.
+const maxRecordText = 512
+
+// entry is a record on its way to the store: its event, and where its
+// JSON is in the text it was given with.
 type entry struct {
 	key eventKey
-	rec record
+	// accepted marks the event's acceptance, whose message is the one on
+	// the subject lists walk.
+	accepted bool
+	off, end int
 }
 
-// eventKey names an event.
-type eventKey struct{ space, eventID string }
-
-var (
-	_ router.Trail         = (*Recorder)(nil)
-	_ egjs.AttemptObserver = (*Recorder)(nil)
-)
+// eventKey names the event of a record. The type is part of it: one
+// message holds records of one type, named once in its head (a
+// CloudEvent id sent again may come with another type).
+type eventKey struct{ space, eventID, typ string }
 
 // New creates the stream, or updates it to o, and starts storing records.
 func New(ctx context.Context, o Options) (*Recorder, error) {
@@ -140,6 +149,7 @@ func New(ctx context.Context, o Options) (*Recorder, error) {
 		every:    o.FlushEvery,
 		instance: host,
 		max:      o.Buffer,
+		maxText:  o.Buffer * maxRecordText,
 		stop:     make(chan struct{}),
 		done:     make(chan struct{}),
 	}
@@ -162,9 +172,10 @@ func (r *Recorder) Stats() Stats {
 	return Stats{Stored: r.stored.Load(), Dropped: r.dropped.Load(), Failed: r.failed.Load(), Messages: r.sent.Load()}
 }
 
-// add hands a record to the storing goroutine, or drops it when the
-// buffer is full: the request path never waits for the trail.
-func (r *Recorder) add(space, eventID string, rec record) {
+// add hands a record of the event eventID of space and type typ, with
+// subs as its subscribers, to the storing goroutine, or drops it when
+// the buffer is full: the request path never waits for the trail.
+func (r *Recorder) add(space, eventID, typ string, rec *record, subs []router.Subscriber) {
 	if space == "" {
 		space = functions.DefaultSpace
 	}
@@ -174,41 +185,41 @@ func (r *Recorder) add(space, eventID string, rec record) {
 		r.dropped.Add(1)
 		return
 	}
-	r.waiting = append(r.waiting, entry{key: eventKey{space, eventID}, rec: rec})
+	off := len(r.text)
+	r.text = appendRecord(r.text, rec, subs)
+	if len(r.text) > r.maxText {
+		r.text = r.text[:off]
+		r.mu.Unlock()
+		r.dropped.Add(1)
+		return
+	}
+	r.waiting = append(r.waiting, entry{key: eventKey{space, eventID, typ}, accepted: rec.Kind == KindAccepted, off: off, end: len(r.text)})
 	r.mu.Unlock()
 }
 
 // Accepted implements router.Trail.
 func (r *Recorder) Accepted(space, eventID, eventType string, at time.Time, subs []router.Subscriber) {
-	rec := record{Kind: KindAccepted, At: at.UnixMicro(), Type: eventType}
-	if len(subs) > 0 {
-		rec.Subscribers = make([]Subscriber, len(subs))
-		for i, s := range subs {
-			rec.Subscribers[i] = Subscriber{SubscriptionID: s.SubscriptionID, FunctionID: s.FunctionID}
-		}
-	}
-	r.add(space, eventID, rec)
+	r.add(space, eventID, eventType, &record{Kind: KindAccepted, At: at.UnixMicro()}, subs)
 }
 
 // Skipped implements router.Trail.
 func (r *Recorder) Skipped(space, eventID, eventType, subscriptionID, functionID, reason string) {
-	r.add(space, eventID, record{Kind: KindSkipped, At: time.Now().UnixMicro(), Type: eventType, SubscriptionID: subscriptionID, FunctionID: functionID, Reason: reason})
+	r.add(space, eventID, eventType, &record{Kind: KindSkipped, At: time.Now().UnixMicro(), SubscriptionID: subscriptionID, FunctionID: functionID, Reason: reason}, nil)
 }
 
-// Attempted implements jetstream.AttemptObserver.
+// Attempted implements jetstream.AttemptObserver. The records of
+// attempts and calls leave their instance to their message's head.
 func (r *Recorder) Attempted(a *egjs.Attempt) {
 	d := a.Delivery
 	rec := record{
 		Kind:           KindAttempt,
 		At:             a.Began.UnixMicro(),
-		Type:           d.Event,
 		SubscriptionID: d.SubscriptionID,
 		FunctionID:     d.FunctionID,
 		Attempt:        a.Number,
 		TookUs:         a.Took.Microseconds(),
 		Result:         result(a.Err),
 		Outcome:        a.Outcome,
-		Instance:       r.instance,
 	}
 	if a.Err != nil {
 		rec.Error = errorText(a.Err)
@@ -216,7 +227,7 @@ func (r *Recorder) Attempted(a *egjs.Attempt) {
 	if !a.Next.IsZero() {
 		rec.Next = a.Next.UnixMicro()
 	}
-	r.add(d.Space, d.EventID, rec)
+	r.add(d.Space, d.EventID, d.Event, &rec, nil)
 }
 
 // Called implements router.Trail.
@@ -224,20 +235,18 @@ func (r *Recorder) Called(space, eventID, eventType, subscriptionID, functionID 
 	rec := record{
 		Kind:           KindCall,
 		At:             began.UnixMicro(),
-		Type:           eventType,
 		SubscriptionID: subscriptionID,
 		FunctionID:     functionID,
 		Attempt:        1,
 		TookUs:         took.Microseconds(),
 		Result:         result(err),
 		Outcome:        OutcomeDelivered,
-		Instance:       r.instance,
 	}
 	if err != nil {
 		rec.Error = errorText(err)
 		rec.Outcome = OutcomeFailed
 	}
-	r.add(space, eventID, rec)
+	r.add(space, eventID, eventType, &rec, nil)
 }
 
 // errorText is an error as a record keeps it.
@@ -279,15 +288,16 @@ func (r *Recorder) Close(ctx context.Context) error {
 	}
 }
 
-// batch orders the records of one flush by event, without copying them:
-// ptrs holds them event after event, those of event g (keys[g]) at
-// ptrs[start[g]:start[g+1]]. Its slices are reused from flush to flush.
+// batch orders the records of one flush by event, without moving them:
+// order holds their indexes event after event, those of event g (keys[g])
+// at order[start[g]:start[g+1]]. Its slices are reused from flush to
+// flush.
 type batch struct {
 	index map[eventKey]int32
 	keys  []eventKey
 	group []int32 // of each record
 	start []int32
-	ptrs  []*record
+	order []int32
 }
 
 // sort orders es by event (a counting sort: each event's records keep
@@ -313,9 +323,9 @@ func (b *batch) sort(es []entry) {
 		sum += n
 	}
 	b.start = append(b.start, sum)
-	b.ptrs = slices.Grow(b.ptrs[:0], len(es))[:len(es)]
+	b.order = slices.Grow(b.order[:0], len(es))[:len(es)]
 	for i, g := range b.group {
-		b.ptrs[b.start[g]] = &es[i].rec
+		b.order[b.start[g]] = int32(i)
 		b.start[g]++
 	}
 	// Placing moved each start to the next event's: shift them back.
@@ -326,9 +336,9 @@ func (b *batch) sort(es []entry) {
 // run stores what was given, every r.every, until Close.
 func (r *Recorder) run() {
 	defer close(r.done)
-	b := batch{index: map[eventKey]int32{}}
+	f := flusher{r: r, b: batch{index: map[eventKey]int32{}}}
 	var spare []entry
-	var buf []byte
+	var spareText []byte
 	tick := time.NewTicker(r.every)
 	defer tick.Stop()
 	for {
@@ -339,18 +349,20 @@ func (r *Recorder) run() {
 			stopping = true
 		}
 		r.mu.Lock()
-		es := r.waiting
-		r.waiting = spare[:0]
+		es, text := r.waiting, r.text
+		r.waiting, r.text = spare[:0], spareText[:0]
 		r.mu.Unlock()
 		if len(es) > 0 {
-			b.sort(es)
-			r.flush(&b, &buf)
-			clear(b.ptrs)
+			f.flush(es, text)
 		}
 		// Kept for the next flush (at most Buffer records), cleared to
-		// let go of their strings.
+		// let go of their strings; the text only while it is small.
 		clear(es)
 		spare = es
+		spareText = nil
+		if cap(text) <= maxKeptBuffer {
+			spareText = text
+		}
 		if stopping {
 			return
 		}
@@ -360,8 +372,16 @@ func (r *Recorder) run() {
 // flushTimeout bounds the wait for NATS to take one flush.
 const flushTimeout = 10 * time.Second
 
-// flush stores b, one message per event; buf is the encoding buffer,
-// kept between flushes.
+// flusher is the storing goroutine's: its buffers are reused from flush
+// to flush.
+type flusher struct {
+	r       *Recorder
+	b       batch
+	msg     []byte
+	subject []byte
+}
+
+// flush stores es, whose records are in text, one message per event.
 //
 // The messages are published without asking for JetStream's
 // acknowledgement, which would cost as much again as storing them; the
@@ -369,15 +389,18 @@ const flushTimeout = 10 * time.Second
 // connection down, the store full) is lost without a word: the trail is
 // not worth holding deliveries back for. A flush of the connection at
 // the end counts the records of a flush that did not reach the server.
-func (r *Recorder) flush(b *batch, buf *[]byte) {
+func (f *flusher) flush(es []entry, text []byte) {
+	r := f.r
+	f.b.sort(es)
 	var n, msgs, failed uint64
 	var firstErr error
-	for g, k := range b.keys {
-		sent, m, err := r.publish(k, b.ptrs[b.start[g]:b.start[g+1]], buf)
+	for g, k := range f.b.keys {
+		group := f.b.order[f.b.start[g]:f.b.start[g+1]]
+		sent, m, err := f.publish(k, es, text, group)
 		n += sent
 		msgs += m
 		if err != nil {
-			failed += uint64(b.start[g+1]-b.start[g]) - sent
+			failed += uint64(len(group)) - sent
 			firstErr = cmp.Or(firstErr, err)
 		}
 	}
@@ -392,44 +415,66 @@ func (r *Recorder) flush(b *batch, buf *[]byte) {
 		r.failed.Add(failed)
 		r.log.Warn("event trail: records not stored", "records", failed, "error", firstErr)
 	}
-	if cap(*buf) > maxKeptBuffer {
-		*buf = nil
+	if cap(f.msg) > maxKeptBuffer {
+		f.msg = nil
 	}
 }
 
-// publish publishes recs, records of the event k, as one message, or as
-// several when that would be larger than NATS takes (an event of many
-// subscribers), and returns how many records and messages it sent.
-func (r *Recorder) publish(k eventKey, recs []*record, buf *[]byte) (sent, msgs uint64, err error) {
-	*buf = appendMessage((*buf)[:0], k.space, k.eventID, recs)
-	if int64(len(*buf)) > r.maxMsg && len(recs) > 1 {
-		half := len(recs) / 2
-		n, m, err := r.publish(k, recs[:half], buf)
-		n2, m2, err2 := r.publish(k, recs[half:], buf)
-		return n + n2, m + m2, cmp.Or(err, err2)
+// publish publishes the records group (indexes into es, whose records
+// are in text) of the event k as one message, or as several when that
+// would be larger than NATS takes (an event of many subscribers), and
+// returns how many records and messages it sent.
+func (f *flusher) publish(k eventKey, es []entry, text []byte, group []int32) (sent, msgs uint64, err error) {
+	r := f.r
+	for len(group) > 0 {
+		f.msg = appendMessageHead(f.msg[:0], k.space, k.eventID, k.typ, r.instance)
+		head := len(f.msg)
+		accepted := false
+		i := 0
+		for ; i < len(group); i++ {
+			e := &es[group[i]]
+			// A record is never left out: one larger than NATS takes goes
+			// alone, and is refused.
+			if i > 0 && int64(len(f.msg)+1+e.end-e.off+2) > r.maxMsg {
+				break
+			}
+			if len(f.msg) > head {
+				f.msg = append(f.msg, ',')
+			}
+			f.msg = append(f.msg, text[e.off:e.end]...)
+			accepted = accepted || e.accepted
+		}
+		f.msg = appendMessageTail(f.msg)
+		f.subject = appendSubject(f.subject[:0], k, accepted)
+		if err := r.nc.Publish(string(f.subject), f.msg); err != nil {
+			return sent, msgs, err
+		}
+		sent += uint64(i)
+		msgs++
+		group = group[i:]
 	}
-	if err := r.nc.Publish(subjectOf(k.space, k.eventID, recs), *buf); err != nil {
-		return 0, 0, err
-	}
-	return uint64(len(recs)), 1, nil
+	return sent, msgs, nil
 }
 
 // maxMessage bounds a message whatever the server takes: an event's
 // records are read back whole.
 const maxMessage = 1 << 20
 
-// maxKeptBuffer bounds the encoding buffer kept between flushes.
+// maxKeptBuffer bounds the buffers kept between flushes.
 const maxKeptBuffer = 1 << 20
 
-// subjectOf is the subject of a message: see the package comment.
-func subjectOf(space, eventID string, recs []*record) string {
-	for _, r := range recs {
-		if r.Kind == KindAccepted {
-			// One concatenation, one allocation.
-			return subjectPrefix + token(space) + "." + token(eventID) + ".a." + token(r.Type)
-		}
+// appendSubject appends the subject of a message of the event k, one
+// that holds its acceptance or not: see the package comment.
+func appendSubject(b []byte, k eventKey, accepted bool) []byte {
+	b = append(b, subjectPrefix...)
+	b = appendToken(b, k.space)
+	b = append(b, '.')
+	b = appendToken(b, k.eventID)
+	if accepted {
+		b = append(b, ".a."...)
+		return appendToken(b, k.typ)
 	}
-	return subjectPrefix + token(space) + "." + token(eventID) + ".d"
+	return append(b, ".d"...)
 }
 
 // eventSubject is the subject of an event's messages but their kind.

@@ -96,11 +96,28 @@ type Subscriber struct {
 	FunctionID     string `json:"functionId"`
 }
 
-// message is what one stored message holds: records of one event.
+// message is what one stored message holds: records of one event. Type
+// and Instance are those of its records that leave them out (all that
+// the recorder writes; Instance only matters to attempts and calls).
 type message struct {
-	Space   string   `json:"space"`
-	EventID string   `json:"eventId"`
-	Records []record `json:"records"`
+	Space    string   `json:"space"`
+	EventID  string   `json:"eventId"`
+	Type     string   `json:"type,omitempty"`
+	Instance string   `json:"instance,omitempty"`
+	Records  []record `json:"records"`
+}
+
+// fill gives m's records the type and instance they leave to m.
+func (m *message) fill() {
+	for i := range m.Records {
+		rec := &m.Records[i]
+		if rec.Type == "" {
+			rec.Type = m.Type
+		}
+		if rec.Instance == "" && (rec.Kind == KindAttempt || rec.Kind == KindCall) {
+			rec.Instance = m.Instance
+		}
+	}
 }
 
 // maxErrorLen bounds the error text of an attempt record.
