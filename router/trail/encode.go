@@ -1,6 +1,7 @@
 package trail
 
 import (
+	"encoding/base64"
 	"strconv"
 
 	"github.com/event-gateway/event-gateway/router"
@@ -56,7 +57,7 @@ func jsonPlain(s string) bool {
 	i := 0
 	for ; i+8 <= len(s); i += 8 {
 		x := word(s, i)
-		if (less(x, 0x20)|x&msb|has0(x^'"'*lsb)|has0(x^'\\'*lsb)) != 0 {
+		if (less(x, 0x20) | x&msb | has0(x^'"'*lsb) | has0(x^'\\'*lsb)) != 0 {
 			return false
 		}
 	}
@@ -145,7 +146,7 @@ func tokenClean(s string) bool {
 	i := 0
 	for ; i+8 <= len(s); i += 8 {
 		x := word(s, i)
-		if (less(x, '!')|has0(x^0x7f*lsb)|has0(x^'.'*lsb)|has0(x^'*'*lsb)|has0(x^'>'*lsb)|has0(x^'%'*lsb)) != 0 {
+		if (less(x, '!') | has0(x^0x7f*lsb) | has0(x^'.'*lsb) | has0(x^'*'*lsb) | has0(x^'>'*lsb) | has0(x^'%'*lsb)) != 0 {
 			return false
 		}
 	}
@@ -157,10 +158,79 @@ func tokenClean(s string) bool {
 	return true
 }
 
-// appendToken appends s as one subject token, as token writes it.
+// appendToken appends s as one subject token, as token writes it, with
+// no allocation but for a long one.
 func appendToken(b []byte, s string) []byte {
-	if len(s) == 0 || len(s) > maxTokenLen || !tokenClean(s) {
+	if len(s) > 0 && len(s) <= maxTokenLen && tokenClean(s) {
+		return append(b, s...)
+	}
+	if len(s) == 0 || len(s) > maxTokenLen {
 		return append(b, token(s)...)
 	}
-	return append(b, s...)
+	const hex = "0123456789ABCDEF"
+	start := len(b)
+	for i := 0; i < len(s); i++ {
+		if c := s[i]; c <= ' ' || c == 0x7f || c == '.' || c == '*' || c == '>' || c == '%' {
+			b = append(b, '%', hex[c>>4], hex[c&15])
+		} else {
+			b = append(b, c)
+		}
+	}
+	if len(b)-start > maxTokenLen {
+		return append(b[:start], token(s)...)
+	}
+	return b
+}
+
+// appendIDToken appends the subject token of an event id: idToken's.
+func appendIDToken(b []byte, id string) []byte {
+	if isUUID(id) {
+		b = append(b, "%U"...)
+		var u [16]byte
+		for i, j := 0, 0; i < len(id); i++ {
+			if id[i] == '-' {
+				continue
+			}
+			u[j/2] |= unhex(id[i]) << (4 * (1 - j%2))
+			j++
+		}
+		return base64.RawURLEncoding.AppendEncode(b, u[:])
+	}
+	return appendToken(b, id)
+}
+
+// idToken is the subject token of an event id: for a UUID written as
+// the gateway writes the ids it gives (lowercase, with dashes), "%U" and
+// its 16 bytes in base64url, 24 bytes instead of 36 (NATS parses and
+// keeps a subject byte by byte, for each message); else token(id). No
+// other token starts with "%U": token writes '%' as "%25".
+func idToken(id string) string { return string(appendIDToken(nil, id)) }
+
+// isUUID reports whether s is a UUID in lowercase hex with dashes.
+func isUUID(s string) bool {
+	if len(s) != 36 {
+		return false
+	}
+	for i := 0; i < len(s); i++ {
+		c := s[i]
+		switch i {
+		case 8, 13, 18, 23:
+			if c != '-' {
+				return false
+			}
+		default:
+			if (c < '0' || c > '9') && (c < 'a' || c > 'f') {
+				return false
+			}
+		}
+	}
+	return true
+}
+
+// unhex is the value of a lowercase hex digit.
+func unhex(c byte) byte {
+	if c <= '9' {
+		return c - '0'
+	}
+	return c - 'a' + 10
 }

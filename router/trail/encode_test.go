@@ -1,8 +1,11 @@
 package trail
 
 import (
+	"encoding/base64"
+	"encoding/hex"
 	"encoding/json"
 	"reflect"
+	"strings"
 	"testing"
 
 	"github.com/event-gateway/event-gateway/router"
@@ -133,5 +136,24 @@ func TestBatchSort(t *testing.T) {
 				t.Fatalf("event %v: records %v, want %v", k, got, want[k])
 			}
 		}
+	}
+}
+
+// A UUID's token is its 16 bytes in base64url after "%U"; any other id's
+// is token's.
+func TestIDToken(t *testing.T) {
+	const id = "5f92bc12-cd2c-44eb-9f95-3fee48b71f7c"
+	got := idToken(id)
+	u, err := base64.RawURLEncoding.DecodeString(strings.TrimPrefix(got, "%U"))
+	if err != nil || len(got) != 24 || hex.EncodeToString(u) != strings.ReplaceAll(id, "-", "") {
+		t.Fatalf("idToken(%q) = %q (%x, %v)", id, got, u, err)
+	}
+	for _, other := range []string{strings.ToUpper(id), strings.ReplaceAll(id, "-", ""), id[:35] + "g", id[:8] + "." + id[9:], "%U" + got[2:], "e1"} {
+		if idToken(other) != token(other) {
+			t.Fatalf("idToken(%q) = %q, want token's %q", other, idToken(other), token(other))
+		}
+	}
+	if idToken("5f92bc12-cd2c-44eb-9f95-3fee48b71f7d") == got {
+		t.Fatal("two UUIDs, one token")
 	}
 }

@@ -469,7 +469,7 @@ func appendSubject(b []byte, k eventKey, accepted bool) []byte {
 	b = append(b, subjectPrefix...)
 	b = appendToken(b, k.space)
 	b = append(b, '.')
-	b = appendToken(b, k.eventID)
+	b = appendIDToken(b, k.eventID)
 	if accepted {
 		b = append(b, ".a."...)
 		return appendToken(b, k.typ)
@@ -479,5 +479,5 @@ func appendSubject(b []byte, k eventKey, accepted bool) []byte {
 
 // eventSubject is the subject of an event's messages but their kind.
 func eventSubject(space, eventID string) string {
-	return subjectPrefix + token(space) + "." + token(eventID)
+	return subjectPrefix + token(space) + "." + idToken(eventID)
 }

@@ -274,6 +274,36 @@ func TestLongIDs(t *testing.T) {
 	}
 }
 
+// A UUID (whose subject token is short) and the same UUID in capitals
+// (another id, whose token is not) are two trails, each read back.
+func TestUUIDs(t *testing.T) {
+	nc := connect(t)
+	r := newRecorder(t, nc, Options{FlushEvery: time.Hour})
+	ctx := context.Background()
+	id := "5f92bc12-cd2c-44eb-9f95-3fee48b71f7c"
+	r.Accepted("s", id, "order.placed", time.Now(), []router.Subscriber{{SubscriptionID: "lower", FunctionID: "fn"}})
+	r.Accepted("s", strings.ToUpper(id), "order.placed", time.Now(), []router.Subscriber{{SubscriptionID: "upper", FunctionID: "fn"}})
+	attempt(r, "s", id, "lower", 1, nil, egjs.OutcomeDelivered)
+	if err := r.Close(ctx); err != nil {
+		t.Fatal(err)
+	}
+	settled(t, r)
+	r2 := newRecorder(t, nc, Options{})
+	for _, c := range []struct{ id, sub, outcome string }{{id, "lower", OutcomeDelivered}, {strings.ToUpper(id), "upper", OutcomeInFlight}} {
+		ev, err := r2.Event(ctx, "s", c.id)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if ev.EventID != c.id || ev.Type != "order.placed" || len(ev.Subscribers) != 1 || ev.Subscribers[0].SubscriptionID != c.sub || ev.Outcome != c.outcome {
+			t.Fatalf("trail of %s: %+v", c.id, ev)
+		}
+	}
+	items, _, err := r2.List(ctx, "s", ListFilter{Type: "order.placed"})
+	if err != nil || len(items) != 2 || items[0].EventID != strings.ToUpper(id) || items[1].EventID != id {
+		t.Fatalf("list: %+v, %v", items, err)
+	}
+}
+
 // The records of an event too many for one message are stored in several.
 func TestManySubscribers(t *testing.T) {
 	nc := connect(t)
