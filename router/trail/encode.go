@@ -40,9 +40,9 @@ const (
 // word is s[i:i+8] as a little-endian uint64 (the compiler makes it one
 // load).
 func word(s string, i int) uint64 {
-	_ = s[i+7]
-	return uint64(s[i]) | uint64(s[i+1])<<8 | uint64(s[i+2])<<16 | uint64(s[i+3])<<24 |
-		uint64(s[i+4])<<32 | uint64(s[i+5])<<40 | uint64(s[i+6])<<48 | uint64(s[i+7])<<56
+	w := s[i : i+8]
+	return uint64(w[0]) | uint64(w[1])<<8 | uint64(w[2])<<16 | uint64(w[3])<<24 |
+		uint64(w[4])<<32 | uint64(w[5])<<40 | uint64(w[6])<<48 | uint64(w[7])<<56
 }
 
 // has0 is not 0 when a byte of x is 0, less is not 0 when a byte of x is
@@ -184,19 +184,12 @@ func appendToken(b []byte, s string) []byte {
 
 // appendIDToken appends the subject token of an event id: idToken's.
 func appendIDToken(b []byte, id string) []byte {
-	if isUUID(id) {
-		b = append(b, "%U"...)
-		var u [16]byte
-		for i, j := 0, 0; i < len(id); i++ {
-			if id[i] == '-' {
-				continue
-			}
-			u[j/2] |= unhex(id[i]) << (4 * (1 - j%2))
-			j++
-		}
-		return base64.RawURLEncoding.AppendEncode(b, u[:])
+	var u [16]byte
+	if !parseUUID(&u, id) {
+		return appendToken(b, id)
 	}
-	return appendToken(b, id)
+	b = append(b, "%U"...)
+	return base64.RawURLEncoding.AppendEncode(b, u[:])
 }
 
 // idToken is the subject token of an event id: for a UUID written as
@@ -206,31 +199,34 @@ func appendIDToken(b []byte, id string) []byte {
 // other token starts with "%U": token writes '%' as "%25".
 func idToken(id string) string { return string(appendIDToken(nil, id)) }
 
-// isUUID reports whether s is a UUID in lowercase hex with dashes.
-func isUUID(s string) bool {
-	if len(s) != 36 {
+// uuidHex are the places of the byte pairs of a UUID with dashes. Read
+// only.
+var uuidHex = [16]uint8{0, 2, 4, 6, 9, 11, 14, 16, 19, 21, 24, 26, 28, 30, 32, 34}
+
+// parseUUID sets u to the UUID s and reports whether s is one, in
+// lowercase hex with dashes.
+func parseUUID(u *[16]byte, s string) bool {
+	if len(s) != 36 || s[8] != '-' || s[13] != '-' || s[18] != '-' || s[23] != '-' {
 		return false
 	}
-	for i := 0; i < len(s); i++ {
-		c := s[i]
-		switch i {
-		case 8, 13, 18, 23:
-			if c != '-' {
-				return false
-			}
-		default:
-			if (c < '0' || c > '9') && (c < 'a' || c > 'f') {
-				return false
-			}
+	for i := range u {
+		at := uuidHex[i]
+		hi, lo := unhex(s[at]), unhex(s[at+1])
+		if hi|lo > 15 {
+			return false
 		}
+		u[i] = hi<<4 | lo
 	}
 	return true
 }
 
-// unhex is the value of a lowercase hex digit.
+// unhex is the value of a lowercase hex digit, or more than 15.
 func unhex(c byte) byte {
-	if c <= '9' {
+	switch {
+	case '0' <= c && c <= '9':
 		return c - '0'
+	case 'a' <= c && c <= 'f':
+		return c - 'a' + 10
 	}
-	return c - 'a' + 10
+	return 0xff
 }
