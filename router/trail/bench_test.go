@@ -25,15 +25,17 @@ func cpuTime(b *testing.B) time.Duration {
 // an event: each op is one event of 1 or 10 deliveries (a 300-byte
 // envelope) enqueued from 32 emitters, delivered to a no-op function by
 // the queue's workers, with the trail off and on, in one process with its
-// NATS server, as in the gateway. cpu-µs/event is the process's CPU time
+// NATS server, as in the gateway; on, with ids of version 4 (stored one
+// message per event) and of version 7 (by window). cpu-µs/event is the process's CPU time
 // per event, up to the last delivery and the storing of the trail's last
 // flush: compare off and on of the same run (-count interleaves them).
 // The gateway's HTTP work is not in it, so the share the trail takes of
 // the gateway's CPU is smaller than the share here (docs/performance.md).
 func BenchmarkTrail(b *testing.B) {
 	for _, subs := range []int{1, 10} {
-		for _, on := range []bool{false, true} {
-			b.Run(fmt.Sprintf("subs=%d/trail=%v", subs, on), func(b *testing.B) {
+		for _, mode := range []string{"false", "true", "true-v7ids"} {
+			on, timeIDs := mode != "false", mode == "true-v7ids"
+			b.Run(fmt.Sprintf("subs=%d/trail=%s", subs, mode), func(b *testing.B) {
 				nc := connect(b)
 				var rec *Recorder
 				o := egjs.Options{Conn: nc, Workers: 200}
@@ -72,6 +74,9 @@ func BenchmarkTrail(b *testing.B) {
 					ds := make([]router.Delivery, subs)
 					for pb.Next() {
 						id := fmt.Sprintf("00000000-0000-4000-8000-%012d", n.Add(1))
+						if timeIDs {
+							id = v7(uint64(time.Now().UnixMilli()), int(n.Add(1)))
+						}
 						for i := range ds {
 							ds[i] = router.Delivery{SubscriptionID: rsubs[i].SubscriptionID, FunctionID: "fn", EventID: id, Event: "user.created", Payload: payload}
 						}

@@ -8,6 +8,7 @@ import (
 	"log/slog"
 	"os"
 	"slices"
+	"strconv"
 	"strings"
 	"sync"
 	"sync/atomic"
@@ -336,7 +337,7 @@ func (b *batch) sort(es []entry) {
 // run stores what was given, every r.every, until Close.
 func (r *Recorder) run() {
 	defer close(r.done)
-	f := flusher{r: r, b: batch{index: map[eventKey]int32{}}}
+	f := flusher{r: r, b: batch{index: map[eventKey]int32{}}, windows: map[windowKey][]int32{}}
 	var spare []entry
 	var spareText []byte
 	tick := time.NewTicker(r.every)
@@ -378,7 +379,12 @@ type flusher struct {
 	r       *Recorder
 	b       batch
 	msg     []byte
+	batch   []byte
 	subject []byte
+	// windows holds the events (indexes into b.keys) of each window, in
+	// the order of windowKeys.
+	windows    map[windowKey][]int32
+	windowKeys []windowKey
 }
 
 // flush stores es, whose records are in text, one message per event.
@@ -394,15 +400,39 @@ func (f *flusher) flush(es []entry, text []byte) {
 	f.b.sort(es)
 	var n, msgs, failed uint64
 	var firstErr error
-	for g, k := range f.b.keys {
-		group := f.b.order[f.b.start[g]:f.b.start[g+1]]
-		sent, m, err := f.publish(k, es, text, group)
+	count := func(records int, sent, m uint64, err error) {
 		n += sent
 		msgs += m
 		if err != nil {
-			failed += uint64(len(group)) - sent
+			failed += uint64(records) - sent
 			firstErr = cmp.Or(firstErr, err)
 		}
+	}
+	// Events whose ids carry their time go together, by window; the
+	// others one by one.
+	clear(f.windows)
+	f.windowKeys = f.windowKeys[:0]
+	for g, k := range f.b.keys {
+		group := f.b.order[f.b.start[g]:f.b.start[g+1]]
+		if w, ok := window(k.eventID); ok {
+			wk := windowKey{k.space, w}
+			if _, ok := f.windows[wk]; !ok {
+				f.windowKeys = append(f.windowKeys, wk)
+			}
+			f.windows[wk] = append(f.windows[wk], int32(g))
+			continue
+		}
+		sent, m, err := f.publish(k, es, text, group)
+		count(len(group), sent, m, err)
+	}
+	for _, wk := range f.windowKeys {
+		groups := f.windows[wk]
+		records := 0
+		for _, g := range groups {
+			records += int(f.b.start[g+1] - f.b.start[g])
+		}
+		sent, m, err := f.publishWindow(wk, groups, es, text)
+		count(records, sent, m, err)
 	}
 	if err := r.nc.FlushTimeout(flushTimeout); err != nil {
 		failed += n
@@ -418,6 +448,33 @@ func (f *flusher) flush(es []entry, text []byte) {
 	if cap(f.msg) > maxKeptBuffer {
 		f.msg = nil
 	}
+	if cap(f.batch) > maxKeptBuffer {
+		f.batch = nil
+	}
+}
+
+// eventMessage writes into f.msg a message of the event k holding the
+// first records of group (indexes into es, whose records are in text),
+// as many as fit in room bytes but at least one, and returns how many it
+// holds and whether one is the event's acceptance.
+func (f *flusher) eventMessage(k eventKey, es []entry, text []byte, group []int32, room int64) (n int, accepted bool) {
+	f.msg = appendMessageHead(f.msg[:0], k.space, k.eventID, k.typ, f.r.instance)
+	head := len(f.msg)
+	for ; n < len(group); n++ {
+		e := &es[group[n]]
+		// A record is never left out: one larger than NATS takes goes
+		// alone, and is refused.
+		if n > 0 && int64(len(f.msg)+1+e.end-e.off+2) > room {
+			break
+		}
+		if len(f.msg) > head {
+			f.msg = append(f.msg, ',')
+		}
+		f.msg = append(f.msg, text[e.off:e.end]...)
+		accepted = accepted || e.accepted
+	}
+	f.msg = appendMessageTail(f.msg)
+	return n, accepted
 }
 
 // publish publishes the records group (indexes into es, whose records
@@ -425,33 +482,62 @@ func (f *flusher) flush(es []entry, text []byte) {
 // would be larger than NATS takes (an event of many subscribers), and
 // returns how many records and messages it sent.
 func (f *flusher) publish(k eventKey, es []entry, text []byte, group []int32) (sent, msgs uint64, err error) {
-	r := f.r
 	for len(group) > 0 {
-		f.msg = appendMessageHead(f.msg[:0], k.space, k.eventID, k.typ, r.instance)
-		head := len(f.msg)
-		accepted := false
-		i := 0
-		for ; i < len(group); i++ {
-			e := &es[group[i]]
-			// A record is never left out: one larger than NATS takes goes
-			// alone, and is refused.
-			if i > 0 && int64(len(f.msg)+1+e.end-e.off+2) > r.maxMsg {
-				break
-			}
-			if len(f.msg) > head {
-				f.msg = append(f.msg, ',')
-			}
-			f.msg = append(f.msg, text[e.off:e.end]...)
-			accepted = accepted || e.accepted
-		}
-		f.msg = appendMessageTail(f.msg)
+		n, accepted := f.eventMessage(k, es, text, group, f.r.maxMsg)
 		f.subject = appendSubject(f.subject[:0], k, accepted)
-		if err := r.nc.Publish(string(f.subject), f.msg); err != nil {
+		if err := f.r.nc.Publish(string(f.subject), f.msg); err != nil {
 			return sent, msgs, err
 		}
-		sent += uint64(i)
+		sent += uint64(n)
 		msgs++
-		group = group[i:]
+		group = group[n:]
+	}
+	return sent, msgs, nil
+}
+
+// publishWindow publishes the records of the events groups (indexes into
+// f.b.keys) of the window wk together: a JSON array of their messages,
+// or several arrays when that would be larger than NATS takes. It
+// returns how many records and messages it sent.
+func (f *flusher) publishWindow(wk windowKey, groups []int32, es []entry, text []byte) (sent, msgs uint64, err error) {
+	r := f.r
+	f.batch = append(f.batch[:0], '[')
+	var pending uint64
+	accepted := false
+	send := func() error {
+		f.batch = append(f.batch, ']')
+		f.subject = appendWindowSubject(f.subject[:0], wk, accepted)
+		if err := r.nc.Publish(string(f.subject), f.batch); err != nil {
+			return err
+		}
+		sent += pending
+		msgs++
+		f.batch, pending, accepted = append(f.batch[:0], '['), 0, false
+		return nil
+	}
+	for _, g := range groups {
+		k := f.b.keys[g]
+		group := f.b.order[f.b.start[g]:f.b.start[g+1]]
+		for len(group) > 0 {
+			n, acc := f.eventMessage(k, es, text, group, r.maxMsg-2)
+			if len(f.batch) > 1 && int64(len(f.batch)+1+len(f.msg)+1) > r.maxMsg {
+				if err := send(); err != nil {
+					return sent, msgs, err
+				}
+			}
+			if len(f.batch) > 1 {
+				f.batch = append(f.batch, ',')
+			}
+			f.batch = append(f.batch, f.msg...)
+			pending += uint64(n)
+			accepted = accepted || acc
+			group = group[n:]
+		}
+	}
+	if pending > 0 {
+		if err := send(); err != nil {
+			return sent, msgs, err
+		}
 	}
 	return sent, msgs, nil
 }
@@ -477,7 +563,58 @@ func appendSubject(b []byte, k eventKey, accepted bool) []byte {
 	return append(b, ".d"...)
 }
 
-// eventSubject is the subject of an event's messages but their kind.
+// eventSubject is the subject of an event's messages but their kind:
+// those of its window when its id carries its time.
 func eventSubject(space, eventID string) string {
+	if w, ok := window(eventID); ok {
+		return string(appendWindowToken(nil, windowKey{space, w}))
+	}
 	return subjectPrefix + token(space) + "." + idToken(eventID)
+}
+
+// windowKey names the events of a space whose ids carry a time in one
+// window.
+type windowKey struct {
+	space  string
+	window uint64
+}
+
+// windowMillis is the width of a window: the events whose ids carry a
+// time within the same windowMillis milliseconds share their messages.
+const windowMillis = 10
+
+// window returns the window of an event id that carries its time: a
+// UUID of version 7, as the gateway writes ids (lowercase, with dashes),
+// whose first 48 bits are Unix milliseconds. Any other id has none.
+func window(id string) (uint64, bool) {
+	var u [16]byte
+	if !parseUUID(&u, id) || u[6]>>4 != 7 || u[8]>>6 != 2 {
+		return 0, false
+	}
+	ms := uint64(u[0])<<40 | uint64(u[1])<<32 | uint64(u[2])<<24 | uint64(u[3])<<16 | uint64(u[4])<<8 | uint64(u[5])
+	return ms / windowMillis, true
+}
+
+// windowBatch is the type token of a window's message that holds
+// acceptances: no type's token (they write '%' as "%25").
+const windowBatch = "%B"
+
+// appendWindowToken appends the subject of the messages of the window wk
+// but their kind: eg.trail.<space>.%W<window>.
+func appendWindowToken(b []byte, wk windowKey) []byte {
+	b = append(b, subjectPrefix...)
+	b = appendToken(b, wk.space)
+	b = append(b, ".%W"...)
+	return strconv.AppendUint(b, wk.window, 10)
+}
+
+// appendWindowSubject appends the subject of a message of the window wk,
+// one that holds acceptances (eg.trail.<space>.%W<window>.a.%B, which
+// lists walk with the acceptances of single events) or not (.d).
+func appendWindowSubject(b []byte, wk windowKey, accepted bool) []byte {
+	b = appendWindowToken(b, wk)
+	if accepted {
+		return append(b, ".a."+windowBatch...)
+	}
+	return append(b, ".d"...)
 }
