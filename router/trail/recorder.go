@@ -361,7 +361,7 @@ func (r *Recorder) run() {
 		clear(es)
 		spare = es
 		spareText = nil
-		if cap(text) <= maxKeptBuffer {
+		if cap(text) <= maxKeptText {
 			spareText = text
 		}
 		if stopping {
@@ -453,28 +453,27 @@ func (f *flusher) flush(es []entry, text []byte) {
 	}
 }
 
-// eventMessage writes into f.msg a message of the event k holding the
+// appendEventMessage appends to b a message of the event k holding the
 // first records of group (indexes into es, whose records are in text),
-// as many as fit in room bytes but at least one, and returns how many it
-// holds and whether one is the event's acceptance.
-func (f *flusher) eventMessage(k eventKey, es []entry, text []byte, group []int32, room int64) (n int, accepted bool) {
-	f.msg = appendMessageHead(f.msg[:0], k.space, k.eventID, k.typ, f.r.instance)
-	head := len(f.msg)
+// as many as keep b within room bytes but at least one, and returns how
+// many it holds and whether one is the event's acceptance.
+func (f *flusher) appendEventMessage(b []byte, k eventKey, es []entry, text []byte, group []int32, room int64) (_ []byte, n int, accepted bool) {
+	b = appendMessageHead(b, k.space, k.eventID, k.typ, f.r.instance)
+	head := len(b)
 	for ; n < len(group); n++ {
 		e := &es[group[n]]
 		// A record is never left out: one larger than NATS takes goes
 		// alone, and is refused.
-		if n > 0 && int64(len(f.msg)+1+e.end-e.off+2) > room {
+		if n > 0 && int64(len(b)+1+e.end-e.off+2) > room {
 			break
 		}
-		if len(f.msg) > head {
-			f.msg = append(f.msg, ',')
+		if len(b) > head {
+			b = append(b, ',')
 		}
-		f.msg = append(f.msg, text[e.off:e.end]...)
+		b = append(b, text[e.off:e.end]...)
 		accepted = accepted || e.accepted
 	}
-	f.msg = appendMessageTail(f.msg)
-	return n, accepted
+	return appendMessageTail(b), n, accepted
 }
 
 // publish publishes the records group (indexes into es, whose records
@@ -483,7 +482,9 @@ func (f *flusher) eventMessage(k eventKey, es []entry, text []byte, group []int3
 // returns how many records and messages it sent.
 func (f *flusher) publish(k eventKey, es []entry, text []byte, group []int32) (sent, msgs uint64, err error) {
 	for len(group) > 0 {
-		n, accepted := f.eventMessage(k, es, text, group, f.r.maxMsg)
+		var n int
+		var accepted bool
+		f.msg, n, accepted = f.appendEventMessage(f.msg[:0], k, es, text, group, f.r.maxMsg)
 		f.subject = appendSubject(f.subject[:0], k, accepted)
 		if err := f.r.nc.Publish(string(f.subject), f.msg); err != nil {
 			return sent, msgs, err
@@ -519,16 +520,22 @@ func (f *flusher) publishWindow(wk windowKey, groups []int32, es []entry, text [
 		k := f.b.keys[g]
 		group := f.b.order[f.b.start[g]:f.b.start[g+1]]
 		for len(group) > 0 {
-			n, acc := f.eventMessage(k, es, text, group, r.maxMsg-2)
-			if len(f.batch) > 1 && int64(len(f.batch)+1+len(f.msg)+1) > r.maxMsg {
+			// Written in place; written again into the next batch when it
+			// does not fit in this one.
+			start := len(f.batch)
+			if start > 1 {
+				f.batch = append(f.batch, ',')
+			}
+			var n int
+			var acc bool
+			f.batch, n, acc = f.appendEventMessage(f.batch, k, es, text, group, r.maxMsg-1)
+			if start > 1 && int64(len(f.batch)+1) > r.maxMsg {
+				f.batch = f.batch[:start]
 				if err := send(); err != nil {
 					return sent, msgs, err
 				}
+				f.batch, n, acc = f.appendEventMessage(f.batch, k, es, text, group, r.maxMsg-1)
 			}
-			if len(f.batch) > 1 {
-				f.batch = append(f.batch, ',')
-			}
-			f.batch = append(f.batch, f.msg...)
 			pending += uint64(n)
 			accepted = accepted || acc
 			group = group[n:]
@@ -546,8 +553,14 @@ func (f *flusher) publishWindow(wk windowKey, groups []int32, es []entry, text [
 // records are read back whole.
 const maxMessage = 1 << 20
 
-// maxKeptBuffer bounds the buffers kept between flushes.
-const maxKeptBuffer = 1 << 20
+// maxKeptBuffer bounds the buffers kept between flushes, maxKeptText
+// that of the records' text: 8 MiB holds a flush of about 40,000 events
+// of one delivery (the old entries buffer took as much for 32,000
+// records); a larger one is made again at each flush.
+const (
+	maxKeptBuffer = 1 << 20
+	maxKeptText   = 8 << 20
+)
 
 // appendSubject appends the subject of a message of the event k, one
 // that holds its acceptance or not: see the package comment.
