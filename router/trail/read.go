@@ -110,31 +110,52 @@ func (r *Recorder) messages(ctx context.Context, seq uint64, subject string, max
 // Event returns the trail of the event id of space ("" for the default
 // space). It is an error of kind NotFound when nothing is recorded of it.
 func (r *Recorder) Event(ctx context.Context, space, id string) (*Event, error) {
+	return r.event(ctx, space, id, nil)
+}
+
+// lastWindow keeps the messages of the window a List read last: the
+// events of one window come one after the other in a list, and each
+// would read them all again.
+type lastWindow struct {
+	subject string
+	msgs    []message
+}
+
+// event is Event, reading the messages of a window from last (when not
+// nil) if they are those it read last, and keeping them there.
+func (r *Recorder) event(ctx context.Context, space, id string, last *lastWindow) (*Event, error) {
 	if space == "" {
 		space = functions.DefaultSpace
 	}
-	ms, err := r.messages(ctx, 1, eventSubject(space, id)+".>", maxEventMessages)
-	if err != nil {
-		return nil, err
-	}
-	if len(ms) == 0 {
-		return nil, notFound(space, id)
+	subject := eventSubject(space, id) + ".>"
+	var msgs []message
+	if last != nil && last.subject == subject {
+		msgs = last.msgs
+	} else {
+		ms, err := r.messages(ctx, 1, subject, maxEventMessages)
+		if err != nil {
+			return nil, err
+		}
+		for _, m := range ms {
+			decoded, err := decode(m.Data)
+			if err != nil {
+				r.log.Warn("event trail: unreadable record", "seq", m.Sequence, "error", err)
+				continue
+			}
+			msgs = append(msgs, decoded...)
+		}
+		if _, windowed := window(id); windowed && last != nil {
+			*last = lastWindow{subject, msgs}
+		}
 	}
 	var recs []record
-	for _, m := range ms {
-		msgs, err := decode(m.Data)
-		if err != nil {
-			r.log.Warn("event trail: unreadable record", "seq", m.Sequence, "error", err)
-			continue
+	for i := range msgs {
+		msg := &msgs[i]
+		if msg.EventID != id || msg.Space != space {
+			continue // another event of the window, or whose long id hashes alike (token)
 		}
-		for i := range msgs {
-			msg := &msgs[i]
-			if msg.EventID != id || msg.Space != space {
-				continue // another event of the window, or whose long id hashes alike (token)
-			}
-			msg.fill()
-			recs = append(recs, msg.Records...)
-		}
+		msg.fill()
+		recs = append(recs, msg.Records...)
 	}
 	if len(recs) == 0 {
 		return nil, notFound(space, id)
@@ -327,6 +348,7 @@ func (r *Recorder) List(ctx context.Context, space string, f ListFilter) (items 
 	cursor := func(seq uint64, idx int) string { return strconv.FormatUint(seq<<16|uint64(idx), 10) }
 	items = []Event{}
 	reads := 0
+	var last lastWindow
 	// Walk back in windows of sequences, reading the accepted messages of
 	// each window forward (direct gets go forward only); a window that
 	// held none doubles the next one.
@@ -381,7 +403,7 @@ func (r *Recorder) List(ctx context.Context, space string, f ListFilter) (items 
 						continue
 					}
 				}
-				ev, err := r.Event(ctx, space, msg.EventID)
+				ev, err := r.event(ctx, space, msg.EventID, &last)
 				reads++
 				if errkind.Of(err) == errkind.NotFound {
 					continue // expired meanwhile
