@@ -74,6 +74,10 @@ type Recorder struct {
 	dropped, stored, failed, sent atomic.Uint64
 }
 
+// manySubscribers is the number of subscribers past which an acceptance
+// is encoded before the lock is taken.
+const manySubscribers = 32
+
 // maxRecordText is the room a waiting record has on average: Buffer
 // records wait in at most Buffer × maxRecordText bytes.
 const maxRecordText = 512
@@ -92,6 +96,11 @@ type entry struct {
 // message holds records of one type, named once in its head (a
 // CloudEvent id sent again may come with another type).
 type eventKey struct{ space, eventID, typ string }
+
+var (
+	_ router.Trail         = (*Recorder)(nil)
+	_ egjs.AttemptObserver = (*Recorder)(nil)
+)
 
 // New creates the stream, or updates it to o, and starts storing records.
 func New(ctx context.Context, o Options) (*Recorder, error) {
@@ -180,6 +189,13 @@ func (r *Recorder) add(space, eventID, typ string, rec *record, subs []router.Su
 	if space == "" {
 		space = functions.DefaultSpace
 	}
+	// A record is encoded under the lock, straight into the buffer, but
+	// a long one (an event of many subscribers) before taking it, so
+	// that the others do not wait for it.
+	var long []byte
+	if len(subs) > manySubscribers {
+		long = appendRecord(nil, rec, subs)
+	}
 	r.mu.Lock()
 	if r.closed || len(r.waiting) >= r.max {
 		r.mu.Unlock()
@@ -187,7 +203,11 @@ func (r *Recorder) add(space, eventID, typ string, rec *record, subs []router.Su
 		return
 	}
 	off := len(r.text)
-	r.text = appendRecord(r.text, rec, subs)
+	if long != nil {
+		r.text = append(r.text, long...)
+	} else {
+		r.text = appendRecord(r.text, rec, subs)
+	}
 	if len(r.text) > r.maxText {
 		r.text = r.text[:off]
 		r.mu.Unlock()
