@@ -73,9 +73,11 @@ func BenchmarkTrail(b *testing.B) {
 				b.RunParallel(func(pb *testing.PB) {
 					ds := make([]router.Delivery, subs)
 					for pb.Next() {
-						id := fmt.Sprintf("00000000-0000-4000-8000-%012d", n.Add(1))
+						var id string
 						if timeIDs {
 							id = v7(uint64(time.Now().UnixMilli()), int(n.Add(1)))
+						} else {
+							id = fmt.Sprintf("00000000-0000-4000-8000-%012d", n.Add(1))
 						}
 						for i := range ds {
 							ds[i] = router.Delivery{SubscriptionID: rsubs[i].SubscriptionID, FunctionID: "fn", EventID: id, Event: "user.created", Payload: payload}

@@ -91,7 +91,7 @@ func appendMessageTail(b []byte) []byte { return append(b, "]}"...) }
 // r.Subscribers, which is where a reader finds them.
 func appendRecord(b []byte, r *record, subs []router.Subscriber) []byte {
 	b = append(b, `{"kind":`...)
-	b = appendJSONString(b, r.Kind)
+	b = appendConst(b, r.Kind)
 	b = append(b, `,"at":`...)
 	b = strconv.AppendInt(b, r.At, 10)
 	b = appendStr(b, `,"type":`, r.Type)
@@ -114,12 +114,24 @@ func appendRecord(b []byte, r *record, subs []router.Subscriber) []byte {
 	b = appendStr(b, `,"reason":`, r.Reason)
 	b = appendInt(b, `,"attempt":`, int64(r.Attempt))
 	b = appendInt(b, `,"tookUs":`, r.TookUs)
-	b = appendStr(b, `,"result":`, r.Result)
+	if r.Result != "" {
+		b = appendConst(append(b, `,"result":`...), r.Result)
+	}
 	b = appendStr(b, `,"error":`, r.Error)
-	b = appendStr(b, `,"outcome":`, r.Outcome)
+	if r.Outcome != "" {
+		b = appendConst(append(b, `,"outcome":`...), r.Outcome)
+	}
 	b = appendInt(b, `,"next":`, r.Next)
 	b = appendStr(b, `,"instance":`, r.Instance)
 	return append(b, '}')
+}
+
+// appendConst appends s, one of the package's names (a kind, result or
+// outcome: plain lowercase ASCII), as a JSON string without looking.
+func appendConst(b []byte, s string) []byte {
+	b = append(b, '"')
+	b = append(b, s...)
+	return append(b, '"')
 }
 
 // appendStr appends key (`,"name":`) and v, unless v is empty.
