@@ -110,32 +110,80 @@ func (r *Recorder) messages(ctx context.Context, seq uint64, subject string, max
 // Event returns the trail of the event id of space ("" for the default
 // space). It is an error of kind NotFound when nothing is recorded of it.
 func (r *Recorder) Event(ctx context.Context, space, id string) (*Event, error) {
+	return r.event(ctx, space, id, nil)
+}
+
+// lastWindow keeps the messages of the window a List read last: the
+// events of one window come one after the other in a list, and each
+// would read them all again.
+type lastWindow struct {
+	subject string
+	msgs    []message
+}
+
+// event is Event, reading the messages of a window from last (when not
+// nil) if they are those it read last, and keeping them there.
+func (r *Recorder) event(ctx context.Context, space, id string, last *lastWindow) (*Event, error) {
 	if space == "" {
 		space = functions.DefaultSpace
 	}
-	ms, err := r.messages(ctx, 1, eventSubject(space, id)+".>", maxEventMessages)
-	if err != nil {
-		return nil, err
-	}
-	if len(ms) == 0 {
-		return nil, notFound(space, id)
+	subject := eventSubject(space, id) + ".>"
+	var msgs []message
+	if last != nil && last.subject == subject {
+		msgs = last.msgs
+	} else {
+		ms, err := r.messages(ctx, 1, subject, maxEventMessages)
+		if err != nil {
+			return nil, err
+		}
+		for _, m := range ms {
+			decoded, err := decode(m.Data)
+			if err != nil {
+				r.log.Warn("event trail: unreadable record", "seq", m.Sequence, "error", err)
+				continue
+			}
+			msgs = append(msgs, decoded...)
+		}
+		if _, windowed := window(id); windowed && last != nil {
+			*last = lastWindow{subject, msgs}
+		}
 	}
 	var recs []record
-	for _, m := range ms {
-		var msg message
-		if err := json.Unmarshal(m.Data, &msg); err != nil {
-			r.log.Warn("event trail: unreadable record", "seq", m.Sequence, "error", err)
-			continue
-		}
+	for i := range msgs {
+		msg := &msgs[i]
 		if msg.EventID != id || msg.Space != space {
-			continue // another event whose long id hashes alike (token)
+			continue // another event of the window, or whose long id hashes alike (token)
 		}
+		msg.fill()
 		recs = append(recs, msg.Records...)
 	}
 	if len(recs) == 0 {
 		return nil, notFound(space, id)
 	}
 	return assemble(space, id, recs), nil
+}
+
+// decode reads a stored message: the records of one event, or of the
+// events of a window (an array of such).
+func decode(data []byte) ([]message, error) {
+	var msgs []message
+	if len(data) > 0 && data[0] == '[' {
+		err := json.Unmarshal(data, &msgs)
+		return msgs, err
+	}
+	msgs = make([]message, 1)
+	err := json.Unmarshal(data, &msgs[0])
+	return msgs, err
+}
+
+// accepts reports whether m holds the acceptance of its event.
+func (m *message) accepts() bool {
+	for i := range m.Records {
+		if m.Records[i].Kind == KindAccepted {
+			return true
+		}
+	}
+	return false
 }
 
 // maxEventMessages bounds the messages read for one event: an event's
@@ -276,73 +324,106 @@ func (r *Recorder) List(ctx context.Context, space string, f ListFilter) (items 
 		return nil, "", unavailable(err)
 	}
 	first, hi := info.State.FirstSeq, info.State.LastSeq
+	// The cursor is a sequence and, in its low 16 bits, how many of the
+	// events of that message are still to list (0: none, go on before it).
+	partialSeq, partial := uint64(0), 0
 	if f.Before != "" {
 		before, err := strconv.ParseUint(f.Before, 10, 64)
-		if err != nil || before == 0 {
+		if err != nil || before>>16 == 0 {
 			return nil, "", errkind.New(errkind.Invalid, "invalid cursor %q", f.Before)
 		}
-		hi = min(hi, before-1)
+		seq, idx := before>>16, int(before&0xffff)
+		if idx == 0 {
+			hi = min(hi, seq-1)
+		} else if seq <= hi {
+			hi, partialSeq, partial = seq, seq, idx
+		}
 	}
-	typ := "*"
+	// Acceptances of single events are on eg.trail.<space>.<id>.a.<type>,
+	// those of windows on eg.trail.<space>.%W<window>.a.%B.
+	subjects := []string{subjectPrefix + token(space) + ".*.a.*"}
 	if f.Type != "" {
-		typ = token(f.Type)
+		subjects = []string{subjectPrefix + token(space) + ".*.a." + token(f.Type), subjectPrefix + token(space) + ".*.a." + windowBatch}
 	}
-	subject := subjectPrefix + token(space) + ".*.a." + typ
+	cursor := func(seq uint64, idx int) string { return strconv.FormatUint(seq<<16|uint64(idx), 10) }
 	items = []Event{}
 	reads := 0
+	var last lastWindow
 	// Walk back in windows of sequences, reading the accepted messages of
 	// each window forward (direct gets go forward only); a window that
 	// held none doubles the next one.
 	window := uint64(256)
 	for hi >= first && hi > 0 {
 		if reads >= maxListReads || ctx.Err() != nil {
-			return items, strconv.FormatUint(hi+1, 10), nil
+			return items, cursor(hi+1, 0), nil
 		}
 		lo := first
 		if hi-first+1 > window {
 			lo = hi - window + 1
 		}
 		var ms []*jetstream.RawStreamMsg
-		for seq := lo; ; {
-			m, err := r.stream.GetMsg(ctx, seq, jetstream.WithGetMsgSubject(subject))
-			reads++
-			if errors.Is(err, jetstream.ErrMsgNotFound) {
-				break
+		for _, subject := range subjects {
+			for seq := lo; ; {
+				m, err := r.stream.GetMsg(ctx, seq, jetstream.WithGetMsgSubject(subject))
+				reads++
+				if errors.Is(err, jetstream.ErrMsgNotFound) {
+					break
+				}
+				if err != nil {
+					return nil, "", unavailable(err)
+				}
+				if m.Sequence > hi {
+					break
+				}
+				ms = append(ms, m)
+				seq = m.Sequence + 1
 			}
-			if err != nil {
-				return nil, "", unavailable(err)
-			}
-			if m.Sequence > hi {
-				break
-			}
-			ms = append(ms, m)
-			seq = m.Sequence + 1
+		}
+		if len(subjects) > 1 {
+			slices.SortFunc(ms, func(a, b *jetstream.RawStreamMsg) int { return cmp.Compare(a.Sequence, b.Sequence) })
 		}
 		if len(ms) == 0 {
 			window = min(window*2, 1<<20)
 		}
 		for i := len(ms) - 1; i >= 0; i-- {
-			var msg message
-			if err := json.Unmarshal(ms[i].Data, &msg); err != nil {
-				continue
-			}
-			ev, err := r.Event(ctx, space, msg.EventID)
-			reads++
-			if errkind.Of(err) == errkind.NotFound {
-				continue // expired meanwhile
-			}
+			msgs, err := decode(ms[i].Data)
 			if err != nil {
-				return nil, "", err
-			}
-			if !f.matches(ev) {
 				continue
 			}
-			items = append(items, *ev)
-			if len(items) == limit {
-				if ms[i].Sequence <= first {
-					return items, "", nil
+			j := len(msgs) - 1
+			if ms[i].Sequence == partialSeq {
+				j = min(j, partial-1)
+			}
+			for ; j >= 0; j-- {
+				msg := &msgs[j]
+				if len(msgs) > 1 || ms[i].Data[0] == '[' {
+					// A window's: its events of every type, some only
+					// attempted there.
+					if !msg.accepts() || (f.Type != "" && msg.Type != f.Type) {
+						continue
+					}
 				}
-				return items, strconv.FormatUint(ms[i].Sequence, 10), nil
+				ev, err := r.event(ctx, space, msg.EventID, &last)
+				reads++
+				if errkind.Of(err) == errkind.NotFound {
+					continue // expired meanwhile
+				}
+				if err != nil {
+					return nil, "", err
+				}
+				if !f.matches(ev) {
+					continue
+				}
+				items = append(items, *ev)
+				if len(items) == limit {
+					switch {
+					case j > 0:
+						return items, cursor(ms[i].Sequence, j), nil
+					case ms[i].Sequence <= first:
+						return items, "", nil
+					}
+					return items, cursor(ms[i].Sequence, 0), nil
+				}
 			}
 		}
 		if lo == 0 || lo <= first {

@@ -8,6 +8,7 @@ import (
 	"log/slog"
 	"os"
 	"slices"
+	"strconv"
 	"strings"
 	"sync"
 	"sync/atomic"
@@ -33,7 +34,8 @@ type Options struct {
 	// DefaultMaxBytes; less than 0: no bound but the retention.
 	MaxBytes int64
 	// Buffer is the number of records that may wait in memory to be
-	// stored; more are dropped and counted. Default DefaultBuffer.
+	// stored, in at most Buffer × 512 bytes of text; more are dropped and
+	// counted. Default DefaultBuffer.
 	Buffer int
 	// FlushEvery is how often waiting records are stored. Default
 	// DefaultFlushEvery.
@@ -53,13 +55,16 @@ type Recorder struct {
 	every    time.Duration
 	instance string
 
-	// mu guards waiting, the records given since the last flush (at most
-	// max), and closed. A slice under a lock rather than a channel: the
-	// storing goroutine takes them all at once every flush, instead of
-	// being woken for each record.
+	// mu guards what waits for the next flush: waiting, the records
+	// given since the last one (at most max), encoded in text (at most
+	// maxText bytes), and closed. Slices under a lock rather than a
+	// channel: the storing goroutine takes them all at once every flush,
+	// instead of being woken for each record.
 	mu      sync.Mutex
 	waiting []entry
+	text    []byte
 	max     int
+	maxText int
 	closed  bool
 
 	stop      chan struct{}
@@ -69,14 +74,28 @@ type Recorder struct {
 	dropped, stored, failed, sent atomic.Uint64
 }
 
-// entry is a record on its way to the store.
+// manySubscribers is the number of subscribers past which an acceptance
+// is encoded before the lock is taken.
+const manySubscribers = 32
+
+// maxRecordText is the room a waiting record has on average: Buffer
+// records wait in at most Buffer × maxRecordText bytes.
+const maxRecordText = 512
+
+// entry is a record on its way to the store: its event, and where its
+// JSON is in the text it was given with.
 type entry struct {
 	key eventKey
-	rec record
+	// accepted marks the event's acceptance, whose message is the one on
+	// the subject lists walk.
+	accepted bool
+	off, end int
 }
 
-// eventKey names an event.
-type eventKey struct{ space, eventID string }
+// eventKey names the event of a record. The type is part of it: one
+// message holds records of one type, named once in its head (a
+// CloudEvent id sent again may come with another type).
+type eventKey struct{ space, eventID, typ string }
 
 var (
 	_ router.Trail         = (*Recorder)(nil)
@@ -140,6 +159,7 @@ func New(ctx context.Context, o Options) (*Recorder, error) {
 		every:    o.FlushEvery,
 		instance: host,
 		max:      o.Buffer,
+		maxText:  o.Buffer * maxRecordText,
 		stop:     make(chan struct{}),
 		done:     make(chan struct{}),
 	}
@@ -162,11 +182,19 @@ func (r *Recorder) Stats() Stats {
 	return Stats{Stored: r.stored.Load(), Dropped: r.dropped.Load(), Failed: r.failed.Load(), Messages: r.sent.Load()}
 }
 
-// add hands a record to the storing goroutine, or drops it when the
-// buffer is full: the request path never waits for the trail.
-func (r *Recorder) add(space, eventID string, rec record) {
+// add hands a record of the event eventID of space and type typ, with
+// subs as its subscribers, to the storing goroutine, or drops it when
+// the buffer is full: the request path never waits for the trail.
+func (r *Recorder) add(space, eventID, typ string, rec *record, subs []router.Subscriber) {
 	if space == "" {
 		space = functions.DefaultSpace
+	}
+	// A record is encoded under the lock, straight into the buffer, but
+	// a long one (an event of many subscribers) before taking it, so
+	// that the others do not wait for it.
+	var long []byte
+	if len(subs) > manySubscribers {
+		long = appendRecord(nil, rec, subs)
 	}
 	r.mu.Lock()
 	if r.closed || len(r.waiting) >= r.max {
@@ -174,41 +202,45 @@ func (r *Recorder) add(space, eventID string, rec record) {
 		r.dropped.Add(1)
 		return
 	}
-	r.waiting = append(r.waiting, entry{key: eventKey{space, eventID}, rec: rec})
+	off := len(r.text)
+	if long != nil {
+		r.text = append(r.text, long...)
+	} else {
+		r.text = appendRecord(r.text, rec, subs)
+	}
+	if len(r.text) > r.maxText {
+		r.text = r.text[:off]
+		r.mu.Unlock()
+		r.dropped.Add(1)
+		return
+	}
+	r.waiting = append(r.waiting, entry{key: eventKey{space, eventID, typ}, accepted: rec.Kind == KindAccepted, off: off, end: len(r.text)})
 	r.mu.Unlock()
 }
 
 // Accepted implements router.Trail.
 func (r *Recorder) Accepted(space, eventID, eventType string, at time.Time, subs []router.Subscriber) {
-	rec := record{Kind: KindAccepted, At: at.UnixMicro(), Type: eventType}
-	if len(subs) > 0 {
-		rec.Subscribers = make([]Subscriber, len(subs))
-		for i, s := range subs {
-			rec.Subscribers[i] = Subscriber{SubscriptionID: s.SubscriptionID, FunctionID: s.FunctionID}
-		}
-	}
-	r.add(space, eventID, rec)
+	r.add(space, eventID, eventType, &record{Kind: KindAccepted, At: at.UnixMicro()}, subs)
 }
 
 // Skipped implements router.Trail.
 func (r *Recorder) Skipped(space, eventID, eventType, subscriptionID, functionID, reason string) {
-	r.add(space, eventID, record{Kind: KindSkipped, At: time.Now().UnixMicro(), Type: eventType, SubscriptionID: subscriptionID, FunctionID: functionID, Reason: reason})
+	r.add(space, eventID, eventType, &record{Kind: KindSkipped, At: time.Now().UnixMicro(), SubscriptionID: subscriptionID, FunctionID: functionID, Reason: reason}, nil)
 }
 
-// Attempted implements jetstream.AttemptObserver.
+// Attempted implements jetstream.AttemptObserver. The records of
+// attempts and calls leave their instance to their message's head.
 func (r *Recorder) Attempted(a *egjs.Attempt) {
 	d := a.Delivery
 	rec := record{
 		Kind:           KindAttempt,
 		At:             a.Began.UnixMicro(),
-		Type:           d.Event,
 		SubscriptionID: d.SubscriptionID,
 		FunctionID:     d.FunctionID,
 		Attempt:        a.Number,
 		TookUs:         a.Took.Microseconds(),
 		Result:         result(a.Err),
 		Outcome:        a.Outcome,
-		Instance:       r.instance,
 	}
 	if a.Err != nil {
 		rec.Error = errorText(a.Err)
@@ -216,7 +248,7 @@ func (r *Recorder) Attempted(a *egjs.Attempt) {
 	if !a.Next.IsZero() {
 		rec.Next = a.Next.UnixMicro()
 	}
-	r.add(d.Space, d.EventID, rec)
+	r.add(d.Space, d.EventID, d.Event, &rec, nil)
 }
 
 // Called implements router.Trail.
@@ -224,20 +256,18 @@ func (r *Recorder) Called(space, eventID, eventType, subscriptionID, functionID 
 	rec := record{
 		Kind:           KindCall,
 		At:             began.UnixMicro(),
-		Type:           eventType,
 		SubscriptionID: subscriptionID,
 		FunctionID:     functionID,
 		Attempt:        1,
 		TookUs:         took.Microseconds(),
 		Result:         result(err),
 		Outcome:        OutcomeDelivered,
-		Instance:       r.instance,
 	}
 	if err != nil {
 		rec.Error = errorText(err)
 		rec.Outcome = OutcomeFailed
 	}
-	r.add(space, eventID, rec)
+	r.add(space, eventID, eventType, &rec, nil)
 }
 
 // errorText is an error as a record keeps it.
@@ -279,15 +309,16 @@ func (r *Recorder) Close(ctx context.Context) error {
 	}
 }
 
-// batch orders the records of one flush by event, without copying them:
-// ptrs holds them event after event, those of event g (keys[g]) at
-// ptrs[start[g]:start[g+1]]. Its slices are reused from flush to flush.
+// batch orders the records of one flush by event, without moving them:
+// order holds their indexes event after event, those of event g (keys[g])
+// at order[start[g]:start[g+1]]. Its slices are reused from flush to
+// flush.
 type batch struct {
 	index map[eventKey]int32
 	keys  []eventKey
 	group []int32 // of each record
 	start []int32
-	ptrs  []*record
+	order []int32
 }
 
 // sort orders es by event (a counting sort: each event's records keep
@@ -313,9 +344,9 @@ func (b *batch) sort(es []entry) {
 		sum += n
 	}
 	b.start = append(b.start, sum)
-	b.ptrs = slices.Grow(b.ptrs[:0], len(es))[:len(es)]
+	b.order = slices.Grow(b.order[:0], len(es))[:len(es)]
 	for i, g := range b.group {
-		b.ptrs[b.start[g]] = &es[i].rec
+		b.order[b.start[g]] = int32(i)
 		b.start[g]++
 	}
 	// Placing moved each start to the next event's: shift them back.
@@ -326,9 +357,9 @@ func (b *batch) sort(es []entry) {
 // run stores what was given, every r.every, until Close.
 func (r *Recorder) run() {
 	defer close(r.done)
-	b := batch{index: map[eventKey]int32{}}
+	f := flusher{r: r, b: batch{index: map[eventKey]int32{}}, windows: map[windowKey][]int32{}}
 	var spare []entry
-	var buf []byte
+	var spareText []byte
 	tick := time.NewTicker(r.every)
 	defer tick.Stop()
 	for {
@@ -339,18 +370,20 @@ func (r *Recorder) run() {
 			stopping = true
 		}
 		r.mu.Lock()
-		es := r.waiting
-		r.waiting = spare[:0]
+		es, text := r.waiting, r.text
+		r.waiting, r.text = spare[:0], spareText[:0]
 		r.mu.Unlock()
 		if len(es) > 0 {
-			b.sort(es)
-			r.flush(&b, &buf)
-			clear(b.ptrs)
+			f.flush(es, text)
 		}
 		// Kept for the next flush (at most Buffer records), cleared to
-		// let go of their strings.
+		// let go of their strings; the text only while it is small.
 		clear(es)
 		spare = es
+		spareText = nil
+		if cap(text) <= maxKeptText {
+			spareText = text
+		}
 		if stopping {
 			return
 		}
@@ -360,8 +393,21 @@ func (r *Recorder) run() {
 // flushTimeout bounds the wait for NATS to take one flush.
 const flushTimeout = 10 * time.Second
 
-// flush stores b, one message per event; buf is the encoding buffer,
-// kept between flushes.
+// flusher is the storing goroutine's: its buffers are reused from flush
+// to flush.
+type flusher struct {
+	r       *Recorder
+	b       batch
+	msg     []byte
+	batch   []byte
+	subject []byte
+	// windows holds the events (indexes into b.keys) of each window, in
+	// the order of windowKeys.
+	windows    map[windowKey][]int32
+	windowKeys []windowKey
+}
+
+// flush stores es, whose records are in text, one message per event.
 //
 // The messages are published without asking for JetStream's
 // acknowledgement, which would cost as much again as storing them; the
@@ -369,17 +415,44 @@ const flushTimeout = 10 * time.Second
 // connection down, the store full) is lost without a word: the trail is
 // not worth holding deliveries back for. A flush of the connection at
 // the end counts the records of a flush that did not reach the server.
-func (r *Recorder) flush(b *batch, buf *[]byte) {
+func (f *flusher) flush(es []entry, text []byte) {
+	r := f.r
+	f.b.sort(es)
 	var n, msgs, failed uint64
 	var firstErr error
-	for g, k := range b.keys {
-		sent, m, err := r.publish(k, b.ptrs[b.start[g]:b.start[g+1]], buf)
+	count := func(records int, sent, m uint64, err error) {
 		n += sent
 		msgs += m
 		if err != nil {
-			failed += uint64(b.start[g+1]-b.start[g]) - sent
+			failed += uint64(records) - sent
 			firstErr = cmp.Or(firstErr, err)
 		}
+	}
+	// Events whose ids carry their time go together, by window; the
+	// others one by one.
+	clear(f.windows)
+	f.windowKeys = f.windowKeys[:0]
+	for g, k := range f.b.keys {
+		group := f.b.order[f.b.start[g]:f.b.start[g+1]]
+		if w, ok := window(k.eventID); ok {
+			wk := windowKey{k.space, w}
+			if _, ok := f.windows[wk]; !ok {
+				f.windowKeys = append(f.windowKeys, wk)
+			}
+			f.windows[wk] = append(f.windows[wk], int32(g))
+			continue
+		}
+		sent, m, err := f.publish(k, es, text, group)
+		count(len(group), sent, m, err)
+	}
+	for _, wk := range f.windowKeys {
+		groups := f.windows[wk]
+		records := 0
+		for _, g := range groups {
+			records += int(f.b.start[g+1] - f.b.start[g])
+		}
+		sent, m, err := f.publishWindow(wk, groups, es, text)
+		count(records, sent, m, err)
 	}
 	if err := r.nc.FlushTimeout(flushTimeout); err != nil {
 		failed += n
@@ -392,47 +465,189 @@ func (r *Recorder) flush(b *batch, buf *[]byte) {
 		r.failed.Add(failed)
 		r.log.Warn("event trail: records not stored", "records", failed, "error", firstErr)
 	}
-	if cap(*buf) > maxKeptBuffer {
-		*buf = nil
+	if cap(f.msg) > maxKeptBuffer {
+		f.msg = nil
+	}
+	if cap(f.batch) > maxKeptBuffer {
+		f.batch = nil
 	}
 }
 
-// publish publishes recs, records of the event k, as one message, or as
-// several when that would be larger than NATS takes (an event of many
-// subscribers), and returns how many records and messages it sent.
-func (r *Recorder) publish(k eventKey, recs []*record, buf *[]byte) (sent, msgs uint64, err error) {
-	*buf = appendMessage((*buf)[:0], k.space, k.eventID, recs)
-	if int64(len(*buf)) > r.maxMsg && len(recs) > 1 {
-		half := len(recs) / 2
-		n, m, err := r.publish(k, recs[:half], buf)
-		n2, m2, err2 := r.publish(k, recs[half:], buf)
-		return n + n2, m + m2, cmp.Or(err, err2)
+// appendEventMessage appends to b a message of the event k holding the
+// first records of group (indexes into es, whose records are in text),
+// as many as keep b within room bytes but at least one, and returns how
+// many it holds and whether one is the event's acceptance.
+func (f *flusher) appendEventMessage(b []byte, k eventKey, es []entry, text []byte, group []int32, room int64) (_ []byte, n int, accepted bool) {
+	b = appendMessageHead(b, k.space, k.eventID, k.typ, f.r.instance)
+	head := len(b)
+	for ; n < len(group); n++ {
+		e := &es[group[n]]
+		// A record is never left out: one larger than NATS takes goes
+		// alone, and is refused.
+		if n > 0 && int64(len(b)+1+e.end-e.off+2) > room {
+			break
+		}
+		if len(b) > head {
+			b = append(b, ',')
+		}
+		b = append(b, text[e.off:e.end]...)
+		accepted = accepted || e.accepted
 	}
-	if err := r.nc.Publish(subjectOf(k.space, k.eventID, recs), *buf); err != nil {
-		return 0, 0, err
+	return appendMessageTail(b), n, accepted
+}
+
+// publish publishes the records group (indexes into es, whose records
+// are in text) of the event k as one message, or as several when that
+// would be larger than NATS takes (an event of many subscribers), and
+// returns how many records and messages it sent.
+func (f *flusher) publish(k eventKey, es []entry, text []byte, group []int32) (sent, msgs uint64, err error) {
+	for len(group) > 0 {
+		var n int
+		var accepted bool
+		f.msg, n, accepted = f.appendEventMessage(f.msg[:0], k, es, text, group, f.r.maxMsg)
+		f.subject = appendSubject(f.subject[:0], k, accepted)
+		if err := f.r.nc.Publish(string(f.subject), f.msg); err != nil {
+			return sent, msgs, err
+		}
+		sent += uint64(n)
+		msgs++
+		group = group[n:]
 	}
-	return uint64(len(recs)), 1, nil
+	return sent, msgs, nil
+}
+
+// publishWindow publishes the records of the events groups (indexes into
+// f.b.keys) of the window wk together: a JSON array of their messages,
+// or several arrays when that would be larger than NATS takes. It
+// returns how many records and messages it sent.
+func (f *flusher) publishWindow(wk windowKey, groups []int32, es []entry, text []byte) (sent, msgs uint64, err error) {
+	r := f.r
+	f.batch = append(f.batch[:0], '[')
+	var pending uint64
+	accepted := false
+	send := func() error {
+		f.batch = append(f.batch, ']')
+		f.subject = appendWindowSubject(f.subject[:0], wk, accepted)
+		if err := r.nc.Publish(string(f.subject), f.batch); err != nil {
+			return err
+		}
+		sent += pending
+		msgs++
+		f.batch, pending, accepted = append(f.batch[:0], '['), 0, false
+		return nil
+	}
+	for _, g := range groups {
+		k := f.b.keys[g]
+		group := f.b.order[f.b.start[g]:f.b.start[g+1]]
+		for len(group) > 0 {
+			// Written in place; written again into the next batch when it
+			// does not fit in this one.
+			start := len(f.batch)
+			if start > 1 {
+				f.batch = append(f.batch, ',')
+			}
+			var n int
+			var acc bool
+			f.batch, n, acc = f.appendEventMessage(f.batch, k, es, text, group, r.maxMsg-1)
+			if start > 1 && int64(len(f.batch)+1) > r.maxMsg {
+				f.batch = f.batch[:start]
+				if err := send(); err != nil {
+					return sent, msgs, err
+				}
+				f.batch, n, acc = f.appendEventMessage(f.batch, k, es, text, group, r.maxMsg-1)
+			}
+			pending += uint64(n)
+			accepted = accepted || acc
+			group = group[n:]
+		}
+	}
+	if pending > 0 {
+		if err := send(); err != nil {
+			return sent, msgs, err
+		}
+	}
+	return sent, msgs, nil
 }
 
 // maxMessage bounds a message whatever the server takes: an event's
 // records are read back whole.
 const maxMessage = 1 << 20
 
-// maxKeptBuffer bounds the encoding buffer kept between flushes.
-const maxKeptBuffer = 1 << 20
+// maxKeptBuffer bounds the buffers kept between flushes, maxKeptText
+// that of the records' text: 8 MiB holds a flush of about 40,000 events
+// of one delivery (the old entries buffer took as much for 32,000
+// records); a larger one is made again at each flush.
+const (
+	maxKeptBuffer = 1 << 20
+	maxKeptText   = 8 << 20
+)
 
-// subjectOf is the subject of a message: see the package comment.
-func subjectOf(space, eventID string, recs []*record) string {
-	for _, r := range recs {
-		if r.Kind == KindAccepted {
-			// One concatenation, one allocation.
-			return subjectPrefix + token(space) + "." + token(eventID) + ".a." + token(r.Type)
-		}
+// appendSubject appends the subject of a message of the event k, one
+// that holds its acceptance or not: see the package comment.
+func appendSubject(b []byte, k eventKey, accepted bool) []byte {
+	b = append(b, subjectPrefix...)
+	b = appendToken(b, k.space)
+	b = append(b, '.')
+	b = appendIDToken(b, k.eventID)
+	if accepted {
+		b = append(b, ".a."...)
+		return appendToken(b, k.typ)
 	}
-	return subjectPrefix + token(space) + "." + token(eventID) + ".d"
+	return append(b, ".d"...)
 }
 
-// eventSubject is the subject of an event's messages but their kind.
+// eventSubject is the subject of an event's messages but their kind:
+// those of its window when its id carries its time.
 func eventSubject(space, eventID string) string {
-	return subjectPrefix + token(space) + "." + token(eventID)
+	if w, ok := window(eventID); ok {
+		return string(appendWindowToken(nil, windowKey{space, w}))
+	}
+	return subjectPrefix + token(space) + "." + idToken(eventID)
+}
+
+// windowKey names the events of a space whose ids carry a time in one
+// window.
+type windowKey struct {
+	space  string
+	window uint64
+}
+
+// windowMillis is the width of a window: the events whose ids carry a
+// time within the same windowMillis milliseconds share their messages.
+const windowMillis = 10
+
+// window returns the window of an event id that carries its time: a
+// UUID of version 7, as the gateway writes ids (lowercase, with dashes),
+// whose first 48 bits are Unix milliseconds. Any other id has none.
+func window(id string) (uint64, bool) {
+	var u [16]byte
+	if !parseUUID(&u, id) || u[6]>>4 != 7 || u[8]>>6 != 2 {
+		return 0, false
+	}
+	ms := uint64(u[0])<<40 | uint64(u[1])<<32 | uint64(u[2])<<24 | uint64(u[3])<<16 | uint64(u[4])<<8 | uint64(u[5])
+	return ms / windowMillis, true
+}
+
+// windowBatch is the type token of a window's message that holds
+// acceptances: no type's token (they write '%' as "%25").
+const windowBatch = "%B"
+
+// appendWindowToken appends the subject of the messages of the window wk
+// but their kind: eg.trail.<space>.%W<window>.
+func appendWindowToken(b []byte, wk windowKey) []byte {
+	b = append(b, subjectPrefix...)
+	b = appendToken(b, wk.space)
+	b = append(b, ".%W"...)
+	return strconv.AppendUint(b, wk.window, 10)
+}
+
+// appendWindowSubject appends the subject of a message of the window wk,
+// one that holds acceptances (eg.trail.<space>.%W<window>.a.%B, which
+// lists walk with the acceptances of single events) or not (.d).
+func appendWindowSubject(b []byte, wk windowKey, accepted bool) []byte {
+	b = appendWindowToken(b, wk)
+	if accepted {
+		return append(b, ".a."+windowBatch...)
+	}
+	return append(b, ".d"...)
 }

@@ -9,25 +9,35 @@
 // (the stream's MaxAge), so they survive restarts and show on every
 // instance.
 //
-// Recording costs the request path an append to a buffer under a lock:
-// a Recorder keeps records in memory (a bounded buffer; when it is full
-// records are dropped and counted, never waited for) and one goroutine
-// stores them, without waiting for JetStream's acknowledgements. The
-// records of one event that arrive within one flush interval
-// (FlushEvery, 200 ms by default) are stored as one message: an event
-// delivered at once to all its subscribers costs one message, not one
-// per record. The price is that the last interval's records are lost if
-// the process is killed (a graceful stop stores them), and that a record
-// shows up to an interval late.
+// Recording costs the request path the encoding of a record into a
+// buffer under a lock: a Recorder keeps records in memory (a bounded
+// buffer; when it is full records are dropped and counted, never waited
+// for) and one goroutine stores them, without waiting for JetStream's
+// acknowledgements. The records of one event that arrive within one
+// flush interval (FlushEvery, 200 ms by default) are stored as one
+// message: an event delivered at once to all its subscribers costs one
+// message, not one per record. The price is that the last interval's
+// records are lost if the process is killed (a graceful stop stores
+// them), and that a record shows up to an interval late.
 //
 // Subjects: the messages of an event are on
 // eg.trail.<space>.<eventID>.<kind>, where kind is "a.<type>" for the
 // message that holds the event's acceptance and "d" for the others, each
-// part one subject token (jetstream.SubjectToken). One event's trail is
-// read with the filter eg.trail.<space>.<eventID>.>, and recent events
-// are listed, newest first, by walking back over eg.trail.<space>.*.a.*
-// (or .a.<type>): the list needs no index besides the stream itself, so
-// it is bounded by the same retention.
+// part one subject token (jetstream.SubjectToken; a lowercase UUID is
+// written short, idToken). One event's trail is read with the filter
+// eg.trail.<space>.<eventID>.>, and recent events are listed, newest
+// first, by walking back over eg.trail.<space>.*.a.* (or .a.<type>): the
+// list needs no index besides the stream itself, so it is bounded by the
+// same retention.
+//
+// A message costs NATS about as much to store as all the rest of the
+// trail's work, and more under a subject of its own. So the events whose
+// ids carry their time (UUIDs of version 7) are stored together: the
+// records of every event whose id falls within the same windowMillis
+// are one message per flush (a JSON array of the events' messages), on
+// eg.trail.<space>.%W<window>.a.%B (.d when it holds no acceptance).
+// Their id says which window to read; lists walk those messages with the
+// single events' acceptances.
 package trail
 
 import (
@@ -96,11 +106,28 @@ type Subscriber struct {
 	FunctionID     string `json:"functionId"`
 }
 
-// message is what one stored message holds: records of one event.
+// message is what one stored message holds: records of one event. Type
+// and Instance are those of its records that leave them out (all that
+// the recorder writes; Instance only matters to attempts and calls).
 type message struct {
-	Space   string   `json:"space"`
-	EventID string   `json:"eventId"`
-	Records []record `json:"records"`
+	Space    string   `json:"space"`
+	EventID  string   `json:"eventId"`
+	Type     string   `json:"type,omitempty"`
+	Instance string   `json:"instance,omitempty"`
+	Records  []record `json:"records"`
+}
+
+// fill gives m's records the type and instance they leave to m.
+func (m *message) fill() {
+	for i := range m.Records {
+		rec := &m.Records[i]
+		if rec.Type == "" {
+			rec.Type = m.Type
+		}
+		if rec.Instance == "" && (rec.Kind == KindAttempt || rec.Kind == KindCall) {
+			rec.Instance = m.Instance
+		}
+	}
 }
 
 // maxErrorLen bounds the error text of an attempt record.

@@ -9,6 +9,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/google/uuid"
 	"github.com/nats-io/nats.go"
 
 	"github.com/event-gateway/event-gateway/internal/errkind"
@@ -274,6 +275,36 @@ func TestLongIDs(t *testing.T) {
 	}
 }
 
+// A UUID (whose subject token is short) and the same UUID in capitals
+// (another id, whose token is not) are two trails, each read back.
+func TestUUIDs(t *testing.T) {
+	nc := connect(t)
+	r := newRecorder(t, nc, Options{FlushEvery: time.Hour})
+	ctx := context.Background()
+	id := "5f92bc12-cd2c-44eb-9f95-3fee48b71f7c"
+	r.Accepted("s", id, "order.placed", time.Now(), []router.Subscriber{{SubscriptionID: "lower", FunctionID: "fn"}})
+	r.Accepted("s", strings.ToUpper(id), "order.placed", time.Now(), []router.Subscriber{{SubscriptionID: "upper", FunctionID: "fn"}})
+	attempt(r, "s", id, "lower", 1, nil, egjs.OutcomeDelivered)
+	if err := r.Close(ctx); err != nil {
+		t.Fatal(err)
+	}
+	settled(t, r)
+	r2 := newRecorder(t, nc, Options{})
+	for _, c := range []struct{ id, sub, outcome string }{{id, "lower", OutcomeDelivered}, {strings.ToUpper(id), "upper", OutcomeInFlight}} {
+		ev, err := r2.Event(ctx, "s", c.id)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if ev.EventID != c.id || ev.Type != "order.placed" || len(ev.Subscribers) != 1 || ev.Subscribers[0].SubscriptionID != c.sub || ev.Outcome != c.outcome {
+			t.Fatalf("trail of %s: %+v", c.id, ev)
+		}
+	}
+	items, _, err := r2.List(ctx, "s", ListFilter{Type: "order.placed"})
+	if err != nil || len(items) != 2 || items[0].EventID != strings.ToUpper(id) || items[1].EventID != id {
+		t.Fatalf("list: %+v, %v", items, err)
+	}
+}
+
 // The records of an event too many for one message are stored in several.
 func TestManySubscribers(t *testing.T) {
 	nc := connect(t)
@@ -310,6 +341,127 @@ func TestManySubscribers(t *testing.T) {
 	for _, s := range ev.Subscribers {
 		if len(s.Attempts) != 1 {
 			t.Fatalf("subscriber %s: %d attempts", s.SubscriptionID, len(s.Attempts))
+		}
+	}
+}
+
+// v7 is a version 7 UUID of the Unix milliseconds ms, n in its random bits.
+func v7(ms uint64, n int) string {
+	var u uuid.UUID
+	for i := range 6 {
+		u[i] = byte(ms >> (40 - 8*i))
+	}
+	u[6] = 0x70
+	u[8] = 0x80
+	u[14], u[15] = byte(n>>8), byte(n)
+	return u.String()
+}
+
+// Events whose ids carry their time (UUID v7) share their messages by
+// window, several windows and many events a flush, and still read back
+// one by one and in lists, with cursors that stop within a message.
+func TestWindows(t *testing.T) {
+	nc := connect(t)
+	r := newRecorder(t, nc, Options{FlushEvery: time.Hour})
+	r.maxMsg = 8 << 10 // windows split across messages
+	ctx := context.Background()
+	const n = 300
+	base := uint64(time.Now().UnixMilli()) / windowMillis * windowMillis
+	var ids, orders, dead []string // in the order accepted
+	subs := []router.Subscriber{{SubscriptionID: "sub", FunctionID: "fn"}}
+	for i := range n {
+		id := v7(base+uint64(i/50*windowMillis), i) // six windows
+		typ := "refund"
+		if i%3 == 0 {
+			typ = "order"
+			orders = append(orders, id)
+		}
+		ids = append(ids, id)
+		r.Accepted("s", id, typ, time.Now(), subs)
+		outcome := egjs.OutcomeDelivered
+		if i%5 == 0 {
+			outcome = egjs.OutcomeDeadLetter
+			dead = append(dead, id)
+		}
+		d := &router.Delivery{Space: "s", EventID: id, Event: typ, SubscriptionID: "sub", FunctionID: "fn"}
+		r.Attempted(&egjs.Attempt{Delivery: d, Number: 1, Began: time.Now(), Outcome: outcome})
+	}
+	if err := r.Close(ctx); err != nil {
+		t.Fatal(err)
+	}
+	settled(t, r)
+	if s := r.Stats(); s.Stored != 2*n || s.Failed != 0 || s.Messages < 6 || s.Messages > n/10 {
+		t.Fatalf("stats %+v: want %d records in 6 to %d messages", s, 2*n, n/10)
+	}
+
+	r2 := newRecorder(t, nc, Options{FlushEvery: 5 * time.Millisecond})
+	for i, id := range ids {
+		ev, err := r2.Event(ctx, "s", id)
+		if err != nil {
+			t.Fatal(err)
+		}
+		want := OutcomeDelivered
+		if i%5 == 0 {
+			want = OutcomeDeadLetter
+		}
+		if ev.EventID != id || ev.AcceptedAt == nil || ev.Outcome != want || len(ev.Subscribers) != 1 || len(ev.Subscribers[0].Attempts) != 1 || ev.Subscribers[0].Attempts[0].Instance == "" {
+			t.Fatalf("trail of event %d: %+v", i, ev)
+		}
+	}
+	if _, err := r2.Event(ctx, "s", v7(base, n+1)); errkind.Of(err) != errkind.NotFound {
+		t.Fatalf("an id of a stored window never accepted: %v", err)
+	}
+	// A later event of an id without time, and a later attempt of a
+	// windowed one, stored on their own.
+	r2.Accepted("s", "plain", "order", time.Now(), subs)
+	d := &router.Delivery{Space: "s", EventID: ids[1], Event: "refund", SubscriptionID: "sub", FunctionID: "fn"}
+	r2.Attempted(&egjs.Attempt{Delivery: d, Number: 2, Began: time.Now(), Outcome: egjs.OutcomeDelivered})
+	until(t, "stored", func() bool { return r2.Stats().Stored == 2 })
+	until(t, "the later attempt", func() bool {
+		ev, err := r2.Event(ctx, "s", ids[1])
+		return err == nil && len(ev.Subscribers[0].Attempts) == 2
+	})
+
+	all := func(f ListFilter) []string {
+		var got []string
+		for range 200 {
+			items, next, err := r2.List(ctx, "s", f)
+			if err != nil {
+				t.Fatal(err)
+			}
+			for _, ev := range items {
+				got = append(got, ev.EventID)
+			}
+			if next == "" {
+				return got
+			}
+			f.Before = next
+		}
+		t.Fatal("more than 200 pages")
+		return nil
+	}
+	newestFirst := func(s []string) []string { s = slices.Clone(s); slices.Reverse(s); return s }
+	if got, want := all(ListFilter{Limit: 7}), append([]string{"plain"}, newestFirst(ids)...); !slices.Equal(got, want) {
+		t.Fatalf("all events: %d, want %d\n%v", len(got), len(want), got)
+	}
+	if got, want := all(ListFilter{Type: "order", Limit: 5}), append([]string{"plain"}, newestFirst(orders)...); !slices.Equal(got, want) {
+		t.Fatalf("orders: %v", got)
+	}
+	if got, want := all(ListFilter{Outcome: OutcomeDeadLetter, Limit: 4}), newestFirst(dead); !slices.Equal(got, want) {
+		t.Fatalf("dead letters: %v, want %v", got, want)
+	}
+}
+
+// Only a lowercase UUID of version 7 and the RFC's variant carries a
+// window; its window is its milliseconds over windowMillis.
+func TestWindowOf(t *testing.T) {
+	id := v7(1764547200123, 1)
+	if w, ok := window(id); !ok || w != 1764547200123/windowMillis {
+		t.Fatalf("window(%s) = %d, %v", id, w, ok)
+	}
+	for _, other := range []string{strings.ToUpper(id), id[:14] + "4" + id[15:], id[:19] + "c" + id[20:], "5f92bc12-cd2c-44eb-9f95-3fee48b71f7c", "e1"} {
+		if _, ok := window(other); ok {
+			t.Fatalf("window(%s): carries one", other)
 		}
 	}
 }
