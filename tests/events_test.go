@@ -182,8 +182,11 @@ func TestHTTPEvent(t *testing.T) {
 func checkIDAndTime(t *testing.T, ev envelope) {
 	t.Helper()
 	id, err := uuid.Parse(ev.ID)
-	if err != nil || id.Version() != 4 {
-		t.Fatalf("event id %q is not a UUID v4", ev.ID)
+	if err != nil || id.Version() != 7 {
+		t.Fatalf("event id %q is not a UUID v7", ev.ID)
+	}
+	if sec, nsec := id.Time().UnixTime(); sec*1000+nsec/1e6 != ev.ReceivedAt {
+		t.Fatalf("event id %q does not carry receivedAt %d", ev.ID, ev.ReceivedAt)
 	}
 	if d := time.Since(time.UnixMilli(ev.ReceivedAt)); d < 0 || d > time.Minute {
 		t.Fatalf("receivedAt %d is %v from now", ev.ReceivedAt, d)

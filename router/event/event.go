@@ -31,7 +31,7 @@ type Event struct {
 	DataType string          `json:"dataType"`
 }
 
-// New wraps a payload in an envelope with a new id (UUID v4).
+// New wraps a payload in an envelope with a new id (NewIDAt now).
 func New(name string, body []byte, contentType string, now time.Time) (Event, error) {
 	data, dataType, err := EncodeData(body, contentType)
 	if err != nil {
@@ -39,7 +39,7 @@ func New(name string, body []byte, contentType string, now time.Time) (Event, er
 	}
 	return Event{
 		Event:      name,
-		ID:         NewID(),
+		ID:         NewIDAt(now),
 		ReceivedAt: now.UnixMilli(),
 		Data:       data,
 		DataType:   dataType,
@@ -55,7 +55,7 @@ func NewPayload(name string, body []byte, contentType string, now time.Time) (Ev
 	if contentType == "" {
 		contentType = DefaultDataType
 	}
-	ev := Event{Event: name, ID: NewID(), ReceivedAt: now.UnixMilli(), DataType: contentType}
+	ev := Event{Event: name, ID: NewIDAt(now), ReceivedAt: now.UnixMilli(), DataType: contentType}
 	var dataLen int
 	switch {
 	case len(body) == 0:
@@ -97,16 +97,26 @@ func (e *Event) JSONSize() int {
 	return envelopeOverhead + len(e.Event) + len(e.ID) + len(e.DataType) + max(len(e.Data), len("null"))
 }
 
-// NewID returns a new random UUID (version 4) from crypto/rand, as
-// uuid.NewString does, in one allocation instead of two: it reads into an
-// array on the stack, which reading through an io.Reader makes escape.
-// Every event gets one. An event id is an idempotency key, so it keeps the
-// kernel's generator rather than one seeded once per process.
-func NewID() string {
+// NewID returns a new id for an event named now: NewIDAt(time.Now()).
+func NewID() string { return NewIDAt(time.Now()) }
+
+// NewIDAt returns a new UUID of version 7 (RFC 9562) for an event named at
+// t: its first 48 bits are t's Unix milliseconds, the other 74 random,
+// from crypto/rand. An id that carries its time lets the event trail find
+// the event's records by time, storing those of many events together
+// (router/trail); ids also sort by time. An event id is an idempotency
+// key, so the random bits come from the kernel's generator rather than
+// one seeded once per process; with 74 of them, two alike among a million
+// events named in the same millisecond has a chance of about 3·10⁻¹¹.
+// One allocation (the string): the array stays on the stack, which
+// reading through an io.Reader would make escape.
+func NewIDAt(t time.Time) string {
 	var u uuid.UUID
 	// crypto/rand.Read never fails: it crashes the program instead.
-	rand.Read(u[:])
-	u[6] = u[6]&0x0f | 0x40 // version 4
+	rand.Read(u[6:])
+	ms := uint64(t.UnixMilli())
+	u[0], u[1], u[2], u[3], u[4], u[5] = byte(ms>>40), byte(ms>>32), byte(ms>>24), byte(ms>>16), byte(ms>>8), byte(ms)
+	u[6] = u[6]&0x0f | 0x70 // version 7
 	u[8] = u[8]&0x3f | 0x80 // variant RFC 9562
 	return u.String()
 }

@@ -84,8 +84,12 @@ func TestNew(t *testing.T) {
 		t.Fatal(err)
 	}
 	id, err := uuid.Parse(ev.ID)
-	if err != nil || id.Version() != 4 || id.Variant() != uuid.RFC4122 {
-		t.Fatalf("id %q is not a UUID v4", ev.ID)
+	if err != nil || id.Version() != 7 || id.Variant() != uuid.RFC4122 {
+		t.Fatalf("id %q is not a UUID v7", ev.ID)
+	}
+	// The id carries the time the event was named, as the envelope says.
+	if sec, nsec := id.Time().UnixTime(); sec*1000+nsec/1e6 != 1700000000123 {
+		t.Fatalf("id %q carries %d ms, want the event's 1700000000123", ev.ID, sec*1000+nsec/1e6)
 	}
 	if ev.ReceivedAt != 1700000000123 || string(ev.Data) != `{"x":true}` || ev.Event != "e" {
 		t.Fatalf("event %+v", ev)

@@ -30,7 +30,7 @@ type Param struct{ Key, Value string }
 // a slice of the returned payload. The JSON is the same as encoding/json
 // would write for an Event holding HTTPData, up to the order of keys.
 func EncodeHTTP(r *http.Request, params []Param, body []byte, now time.Time) (Event, []byte) {
-	ev := Event{Event: "http", ID: NewID(), ReceivedAt: now.UnixMilli(), DataType: "application/json"}
+	ev := Event{Event: "http", ID: NewIDAt(now), ReceivedAt: now.UnixMilli(), DataType: "application/json"}
 	bodyJSON := EncodeBody(body, r.Header.Get("Content-Type"))
 
 	size := 256 + len(r.URL.Path) + len(r.URL.RawQuery)*2 + len(r.Host) + len(bodyJSON)
