@@ -1,6 +1,7 @@
 package trail
 
 import (
+	"bytes"
 	"cmp"
 	"context"
 	"encoding/json"
@@ -89,28 +90,36 @@ func notFound(space, id string) error {
 	return errkind.New(errkind.NotFound, "no trail of event %q in space %q (never accepted, or older than the retention)", id, space)
 }
 
-// messages returns the messages on subject from seq on, up to max of
-// them (0: all).
-func (r *Recorder) messages(ctx context.Context, seq uint64, subject string, max int) ([]*jetstream.RawStreamMsg, error) {
-	var out []*jetstream.RawStreamMsg
-	for max == 0 || len(out) < max {
+// messages returns the messages on subject, oldest first, up to
+// maxEventMessages of them or maxEventBytes of data, and how many reads
+// that took. skip, when not nil, leaves out a message it reports true of
+// (without counting its bytes).
+func (r *Recorder) messages(ctx context.Context, subject string, skip func([]byte) bool) (out []*jetstream.RawStreamMsg, reads int, err error) {
+	size := 0
+	for seq := uint64(1); len(out) < maxEventMessages && size < maxEventBytes; {
 		m, err := r.stream.GetMsg(ctx, seq, jetstream.WithGetMsgSubject(subject))
+		reads++
 		if errors.Is(err, jetstream.ErrMsgNotFound) {
 			break
 		}
 		if err != nil {
-			return nil, unavailable(err)
+			return nil, reads, unavailable(err)
+		}
+		seq = m.Sequence + 1
+		if skip != nil && skip(m.Data) {
+			continue
 		}
 		out = append(out, m)
-		seq = m.Sequence + 1
+		size += len(m.Data)
 	}
-	return out, nil
+	return out, reads, nil
 }
 
 // Event returns the trail of the event id of space ("" for the default
 // space). It is an error of kind NotFound when nothing is recorded of it.
 func (r *Recorder) Event(ctx context.Context, space, id string) (*Event, error) {
-	return r.event(ctx, space, id, nil)
+	ev, _, err := r.event(ctx, space, id, nil)
+	return ev, err
 }
 
 // lastWindow keeps the messages of the window a List read last: the
@@ -121,20 +130,23 @@ type lastWindow struct {
 	msgs    []message
 }
 
-// event is Event, reading the messages of a window from last (when not
-// nil) if they are those it read last, and keeping them there.
-func (r *Recorder) event(ctx context.Context, space, id string, last *lastWindow) (*Event, error) {
+// event is Event, and how many reads it took. The records of an event
+// whose id carries its time are in the messages of its window (those
+// given near that time) and on its own subject (later ones); those of
+// other events on their own subject only. It reads a window's messages
+// from last (when not nil) if they are those it read last, and keeps
+// them there.
+func (r *Recorder) event(ctx context.Context, space, id string, last *lastWindow) (*Event, int, error) {
 	if space == "" {
 		space = functions.DefaultSpace
 	}
-	subject := eventSubject(space, id) + ".>"
 	var msgs []message
-	if last != nil && last.subject == subject {
-		msgs = last.msgs
-	} else {
-		ms, err := r.messages(ctx, 1, subject, maxEventMessages)
+	reads := 0
+	read := func(subject string, skip func([]byte) bool) error {
+		ms, n, err := r.messages(ctx, subject, skip)
+		reads += n
 		if err != nil {
-			return nil, err
+			return err
 		}
 		for _, m := range ms {
 			decoded, err := decode(m.Data)
@@ -144,9 +156,30 @@ func (r *Recorder) event(ctx context.Context, space, id string, last *lastWindow
 			}
 			msgs = append(msgs, decoded...)
 		}
-		if _, windowed := window(id); windowed && last != nil {
+		return nil
+	}
+	if w, ok := window(id); ok {
+		subject := windowSubject(space, w) + ".>"
+		switch {
+		case last != nil && last.subject == subject:
+			msgs = append(msgs, last.msgs...)
+		case last != nil:
+			// A list reads the window for its other events too.
+			if err := read(subject, nil); err != nil {
+				return nil, reads, err
+			}
 			*last = lastWindow{subject, msgs}
+		default:
+			// The id is written as it is (a UUID needs no escape): a
+			// message without it holds none of the event's records.
+			if err := read(subject, func(b []byte) bool { return !bytes.Contains(b, []byte(id)) }); err != nil {
+				return nil, reads, err
+			}
 		}
+		msgs = slices.Clip(msgs)
+	}
+	if err := read(eventSubject(space, id)+".>", nil); err != nil {
+		return nil, reads, err
 	}
 	var recs []record
 	for i := range msgs {
@@ -158,9 +191,9 @@ func (r *Recorder) event(ctx context.Context, space, id string, last *lastWindow
 		recs = append(recs, msg.Records...)
 	}
 	if len(recs) == 0 {
-		return nil, notFound(space, id)
+		return nil, reads, notFound(space, id)
 	}
-	return assemble(space, id, recs), nil
+	return assemble(space, id, recs), reads, nil
 }
 
 // decode reads a stored message: the records of one event, or of the
@@ -186,9 +219,14 @@ func (m *message) accepts() bool {
 	return false
 }
 
-// maxEventMessages bounds the messages read for one event: an event's
-// records fill a few, one per flush that held some.
-const maxEventMessages = 1000
+// maxEventMessages and maxEventBytes bound what is read for one event:
+// its own messages (one per flush that held some of its records), or
+// those of its window (one per flush within windowSpan of its time, per
+// instance, unless a window's events fill more than a message).
+const (
+	maxEventMessages = 1000
+	maxEventBytes    = 32 << 20
+)
 
 // assemble makes the trail of an event from its records.
 func assemble(space, id string, recs []record) *Event {
@@ -352,14 +390,14 @@ func (r *Recorder) List(ctx context.Context, space string, f ListFilter) (items 
 	// Walk back in windows of sequences, reading the accepted messages of
 	// each window forward (direct gets go forward only); a window that
 	// held none doubles the next one.
-	window := uint64(256)
+	span := uint64(256)
 	for hi >= first && hi > 0 {
 		if reads >= maxListReads || ctx.Err() != nil {
 			return items, cursor(hi+1, 0), nil
 		}
 		lo := first
-		if hi-first+1 > window {
-			lo = hi - window + 1
+		if hi-first+1 > span {
+			lo = hi - span + 1
 		}
 		var ms []*jetstream.RawStreamMsg
 		for _, subject := range subjects {
@@ -383,7 +421,7 @@ func (r *Recorder) List(ctx context.Context, space string, f ListFilter) (items 
 			slices.SortFunc(ms, func(a, b *jetstream.RawStreamMsg) int { return cmp.Compare(a.Sequence, b.Sequence) })
 		}
 		if len(ms) == 0 {
-			window = min(window*2, 1<<20)
+			span = min(span*2, 1<<20)
 		}
 		for i := len(ms) - 1; i >= 0; i-- {
 			msgs, err := decode(ms[i].Data)
@@ -403,8 +441,8 @@ func (r *Recorder) List(ctx context.Context, space string, f ListFilter) (items 
 						continue
 					}
 				}
-				ev, err := r.event(ctx, space, msg.EventID, &last)
-				reads++
+				ev, n, err := r.event(ctx, space, msg.EventID, &last)
+				reads += n
 				if errkind.Of(err) == errkind.NotFound {
 					continue // expired meanwhile
 				}

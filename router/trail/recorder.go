@@ -72,6 +72,11 @@ type Recorder struct {
 	done      chan struct{}
 
 	dropped, stored, failed, sent atomic.Uint64
+
+	// skew moves the clock a flush reads to choose between an event's
+	// window and its own subject: tests set it, before any flush, to
+	// record an event's later attempts without waiting.
+	skew time.Duration
 }
 
 // manySubscribers is the number of subscribers past which an acceptance
@@ -423,18 +428,19 @@ func (f *flusher) flush(es []entry, text []byte) {
 	count := func(records int, sent, m uint64, err error) {
 		n += sent
 		msgs += m
-		if err != nil {
-			failed += uint64(records) - sent
-			firstErr = cmp.Or(firstErr, err)
+		if lost := uint64(records) - sent; lost > 0 {
+			failed += lost
+			firstErr = cmp.Or(firstErr, err, errTooLarge)
 		}
 	}
 	// Events whose ids carry their time go together, by window; the
 	// others one by one.
 	clear(f.windows)
 	f.windowKeys = f.windowKeys[:0]
+	now := time.Now().Add(r.skew).UnixMilli()
 	for g, k := range f.b.keys {
 		group := f.b.order[f.b.start[g]:f.b.start[g+1]]
-		if w, ok := window(k.eventID); ok {
+		if w, ok := windowNear(k.eventID, now); ok {
 			wk := windowKey{k.space, w}
 			if _, ok := f.windows[wk]; !ok {
 				f.windowKeys = append(f.windowKeys, wk)
@@ -505,16 +511,24 @@ func (f *flusher) publish(k eventKey, es []entry, text []byte, group []int32) (s
 		var n int
 		var accepted bool
 		f.msg, n, accepted = f.appendEventMessage(f.msg[:0], k, es, text, group, f.r.maxMsg)
+		group = group[n:]
+		if int64(len(f.msg)) > f.r.nc.MaxPayload() {
+			// One record larger than NATS takes: dropped (counted by
+			// the caller), the event's others still sent.
+			continue
+		}
 		f.subject = appendSubject(f.subject[:0], k, accepted)
 		if err := f.r.nc.Publish(string(f.subject), f.msg); err != nil {
 			return sent, msgs, err
 		}
 		sent += uint64(n)
 		msgs++
-		group = group[n:]
 	}
 	return sent, msgs, nil
 }
+
+// errTooLarge is why a record larger than NATS takes is not stored.
+var errTooLarge = errors.New("a record is larger than the largest message the NATS server takes")
 
 // publishWindow publishes the records of the events groups (indexes into
 // f.b.keys) of the window wk together: a JSON array of their messages,
@@ -527,6 +541,13 @@ func (f *flusher) publishWindow(wk windowKey, groups []int32, es []entry, text [
 	accepted := false
 	send := func() error {
 		f.batch = append(f.batch, ']')
+		if int64(len(f.batch)) > r.nc.MaxPayload() {
+			// A lone event message larger than NATS takes (it holds one
+			// record): dropped and counted by the caller, the window's
+			// other events still sent.
+			f.batch, pending, accepted = append(f.batch[:0], '['), 0, false
+			return nil
+		}
 		f.subject = appendWindowSubject(f.subject[:0], wk, accepted)
 		if err := r.nc.Publish(string(f.subject), f.batch); err != nil {
 			return err
@@ -596,13 +617,16 @@ func appendSubject(b []byte, k eventKey, accepted bool) []byte {
 	return append(b, ".d"...)
 }
 
-// eventSubject is the subject of an event's messages but their kind:
-// those of its window when its id carries its time.
+// eventSubject is the subject of the messages of an event stored on its
+// own, but their kind.
 func eventSubject(space, eventID string) string {
-	if w, ok := window(eventID); ok {
-		return string(appendWindowToken(nil, windowKey{space, w}))
-	}
 	return subjectPrefix + token(space) + "." + idToken(eventID)
+}
+
+// windowSubject is the subject of the messages of the window w of space
+// but their kind.
+func windowSubject(space string, w uint64) string {
+	return string(appendWindowToken(nil, windowKey{space, w}))
 }
 
 // windowKey names the events of a space whose ids carry a time in one
@@ -616,16 +640,42 @@ type windowKey struct {
 // time within the same windowMillis milliseconds share their messages.
 const windowMillis = 10
 
-// window returns the window of an event id that carries its time: a
+// windowSpan bounds, on either side, how far from the time an id
+// carries the records of its event are stored with its window: those of
+// its acceptance and first attempts. Later ones (a retry a minute on)
+// are stored on the event's own subject, so that a window's messages
+// stay few however long its events are retried (a read of one event
+// reads all of them), and an id a client gave a time far off never
+// joins the window of that time.
+const windowSpan = 5 * time.Second
+
+// idMillis returns the time an event id carries, in Unix milliseconds: a
 // UUID of version 7, as the gateway writes ids (lowercase, with dashes),
-// whose first 48 bits are Unix milliseconds. Any other id has none.
-func window(id string) (uint64, bool) {
+// whose first 48 bits are Unix milliseconds. Any other id carries none.
+func idMillis(id string) (int64, bool) {
 	var u [16]byte
 	if !parseUUID(&u, id) || u[6]>>4 != 7 || u[8]>>6 != 2 {
 		return 0, false
 	}
-	ms := uint64(u[0])<<40 | uint64(u[1])<<32 | uint64(u[2])<<24 | uint64(u[3])<<16 | uint64(u[4])<<8 | uint64(u[5])
-	return ms / windowMillis, true
+	ms := int64(u[0])<<40 | int64(u[1])<<32 | int64(u[2])<<24 | int64(u[3])<<16 | int64(u[4])<<8 | int64(u[5])
+	return ms, true
+}
+
+// window returns the window of an event id that carries its time.
+func window(id string) (uint64, bool) {
+	ms, ok := idMillis(id)
+	return uint64(ms) / windowMillis, ok
+}
+
+// windowNear returns the window of an event id that carries a time
+// within windowSpan of now (Unix milliseconds): records given then are
+// stored with the window.
+func windowNear(id string, now int64) (uint64, bool) {
+	ms, ok := idMillis(id)
+	if !ok || ms < now-windowSpan.Milliseconds() || ms > now+windowSpan.Milliseconds() {
+		return 0, false
+	}
+	return uint64(ms) / windowMillis, true
 }
 
 // windowBatch is the type token of a window's message that holds

@@ -35,9 +35,12 @@
 // ids carry their time (UUIDs of version 7) are stored together: the
 // records of every event whose id falls within the same windowMillis
 // are one message per flush (a JSON array of the events' messages), on
-// eg.trail.<space>.%W<window>.a.%B (.d when it holds no acceptance).
-// Their id says which window to read; lists walk those messages with the
-// single events' acceptances.
+// eg.trail.<space>.%W<window>.a.%B (.d when it holds no acceptance),
+// as long as the records are given within windowSpan of the id's time;
+// later ones (retries) go on the event's own subject, so that a window
+// keeps few messages. Their id says which window to read, besides their
+// own subject; lists walk those messages with the single events'
+// acceptances.
 package trail
 
 import (

@@ -465,3 +465,95 @@ func TestWindowOf(t *testing.T) {
 		}
 	}
 }
+
+// The records of a windowed event given long after its id's time (its
+// retries) are stored on its own subject, not its window's: a window's
+// messages stay few however long its events are retried, and the event
+// still reads back whole. An id whose time is far from the clock (a
+// client's) is stored on its own from the start.
+func TestWindowKeepsFew(t *testing.T) {
+	nc := connect(t)
+	ctx := context.Background()
+	now := uint64(time.Now().UnixMilli())
+	target := v7(now, 0)
+	subs := []router.Subscriber{{SubscriptionID: "sub", FunctionID: "fn"}}
+	r := newRecorder(t, nc, Options{FlushEvery: time.Hour})
+	for i := range 50 {
+		r.Accepted("s", v7(now, i), "order", time.Now(), subs)
+	}
+	far := v7(now+uint64(time.Hour.Milliseconds()), 1)
+	r.Accepted("s", far, "order", time.Now(), subs)
+	if err := r.Close(ctx); err != nil {
+		t.Fatal(err)
+	}
+
+	// Retries a minute on, many of them, each flush of its own.
+	later := newRecorder(t, nc, Options{FlushEvery: time.Millisecond})
+	later.skew = time.Minute
+	const retries = 300
+	for i := range retries {
+		attempt(later, "s", v7(now, 1+i%49), "sub", 2+i/49, errors.New("boom"), egjs.OutcomeRetrying)
+		until(t, "flush", func() bool { return later.Stats().Messages == uint64(i+1) })
+	}
+	attempt(later, "s", target, "sub", 2, nil, egjs.OutcomeDelivered)
+	until(t, "flush", func() bool { return later.Stats().Messages == retries+1 })
+	if err := later.Close(ctx); err != nil {
+		t.Fatal(err)
+	}
+
+	w, _ := window(target)
+	until(t, "stored", func() bool {
+		ev, err := later.Event(ctx, "s", target)
+		return err == nil && ev.Outcome == OutcomeDelivered
+	})
+	ms, _, err := later.messages(ctx, windowSubject("s", w)+".>", nil)
+	if err != nil || len(ms) != 1 {
+		t.Fatalf("the window holds %d messages (%v), want the one of its acceptances", len(ms), err)
+	}
+	if ms, _, err := later.messages(ctx, eventSubject("s", far)+".>", nil); err != nil || len(ms) != 1 {
+		t.Fatalf("an id an hour off: %d messages of its own (%v), want 1", len(ms), err)
+	}
+	ev, err := later.Event(ctx, "s", v7(now, 1))
+	if err != nil || len(ev.Subscribers) != 1 || len(ev.Subscribers[0].Attempts) != (retries+48)/49 {
+		t.Fatalf("an event retried %d times: %+v, %v", (retries+48)/49, ev, err)
+	}
+}
+
+// A record larger than NATS takes is dropped and counted; the other
+// events of its flush, in its window or not, are stored.
+func TestOversizedRecord(t *testing.T) {
+	e, err := egjs.StartEmbedded(egjs.EmbedOptions{DataDir: t.TempDir(), Port: -1, MaxPayload: 1 << 20})
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(e.Close)
+	nc, err := e.Connect()
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(nc.Close)
+	r := newRecorder(t, nc, Options{FlushEvery: time.Hour})
+	ctx := context.Background()
+	now := uint64(time.Now().UnixMilli())
+	huge := make([]router.Subscriber, 20000)
+	for i := range huge {
+		huge[i] = router.Subscriber{SubscriptionID: fmt.Sprintf("%036d", i), FunctionID: "fn"}
+	}
+	small := []router.Subscriber{{SubscriptionID: "a", FunctionID: "b"}}
+	r.Accepted("s", "big", "order", time.Now(), huge)
+	r.Accepted("s", "plain", "order", time.Now(), small)
+	r.Accepted("s", v7(now, 1), "order", time.Now(), huge)
+	r.Accepted("s", v7(now, 2), "order", time.Now(), small)
+	if err := r.Close(ctx); err != nil {
+		t.Fatal(err)
+	}
+	if s := r.Stats(); s.Stored != 2 || s.Failed != 2 || !nc.IsConnected() {
+		t.Fatalf("stats %+v, connected %v: want the two small stored, the two huge failed", s, nc.IsConnected())
+	}
+	settled(t, r)
+	for _, id := range []string{"plain", v7(now, 2)} {
+		if _, err := r.Event(ctx, "s", id); err != nil {
+			t.Fatalf("%s: %v", id, err)
+		}
+	}
+}
