@@ -364,6 +364,9 @@ func (r *Recorder) List(ctx context.Context, space string, f ListFilter) (items 
 	first, hi := info.State.FirstSeq, info.State.LastSeq
 	// The cursor is a sequence and, in its low 16 bits, how many of the
 	// events of that message are still to list (0: none, go on before it).
+	// 16 bits are enough: a message of at most maxMessage bytes holds
+	// fewer than 1<<16 events, each of which takes over 64 bytes (a
+	// window's ids alone are 36).
 	partialSeq, partial := uint64(0), 0
 	if f.Before != "" {
 		before, err := strconv.ParseUint(f.Before, 10, 64)

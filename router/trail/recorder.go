@@ -330,6 +330,9 @@ type batch struct {
 // their order).
 func (b *batch) sort(es []entry) {
 	clear(b.index)
+	// Cleared, not only cut: the last flush's ids and types would stay
+	// alive in the slice's spare room.
+	clear(b.keys)
 	b.keys, b.group, b.start = b.keys[:0], b.group[:0], b.start[:0]
 	for i := range es {
 		g, ok := b.index[es[i].key]
@@ -436,6 +439,7 @@ func (f *flusher) flush(es []entry, text []byte) {
 	// Events whose ids carry their time go together, by window; the
 	// others one by one.
 	clear(f.windows)
+	clear(f.windowKeys)
 	f.windowKeys = f.windowKeys[:0]
 	now := time.Now().Add(r.skew).UnixMilli()
 	for g, k := range f.b.keys {
@@ -599,7 +603,9 @@ const maxMessage = 1 << 20
 // of one delivery (the old entries buffer took as much for 32,000
 // records); a larger one is made again at each flush.
 const (
-	maxKeptBuffer = 1 << 20
+	// A message is cut back when its last event passes maxMessage, so
+	// the buffer of a full one holds a little more.
+	maxKeptBuffer = 2 * maxMessage
 	maxKeptText   = 8 << 20
 )
 
