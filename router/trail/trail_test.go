@@ -82,6 +82,28 @@ func settled(t *testing.T, r *Recorder) {
 	})
 }
 
+// listAll returns the ids of the events r lists in space with f, page
+// after page.
+func listAll(t *testing.T, r *Recorder, space string, f ListFilter) []string {
+	t.Helper()
+	var got []string
+	for range 200 {
+		items, next, err := r.List(context.Background(), space, f)
+		if err != nil {
+			t.Fatal(err)
+		}
+		for _, ev := range items {
+			got = append(got, ev.EventID)
+		}
+		if next == "" {
+			return got
+		}
+		f.Before = next
+	}
+	t.Fatal("more than 200 pages")
+	return nil
+}
+
 // The records of an event that arrive within one flush are one message,
 // and read back as the event's trail.
 func TestRecordAndRead(t *testing.T) {
@@ -195,24 +217,7 @@ func TestList(t *testing.T) {
 	}
 	settled(t, r)
 	slices.Reverse(want)
-	all := func(f ListFilter) []string {
-		var got []string
-		for range 100 {
-			items, next, err := r.List(ctx, "s", f)
-			if err != nil {
-				t.Fatal(err)
-			}
-			for _, ev := range items {
-				got = append(got, ev.EventID)
-			}
-			if next == "" {
-				return got
-			}
-			f.Before = next
-		}
-		t.Fatal("more than 100 pages")
-		return nil
-	}
+	all := func(f ListFilter) []string { return listAll(t, r, "s", f) }
 	if got := all(ListFilter{Limit: 33}); !slices.Equal(got, want) {
 		t.Fatalf("all events: %d, want %d: %v", len(got), len(want), got)
 	}
@@ -422,24 +427,7 @@ func TestWindows(t *testing.T) {
 		return err == nil && len(ev.Subscribers[0].Attempts) == 2
 	})
 
-	all := func(f ListFilter) []string {
-		var got []string
-		for range 200 {
-			items, next, err := r2.List(ctx, "s", f)
-			if err != nil {
-				t.Fatal(err)
-			}
-			for _, ev := range items {
-				got = append(got, ev.EventID)
-			}
-			if next == "" {
-				return got
-			}
-			f.Before = next
-		}
-		t.Fatal("more than 200 pages")
-		return nil
-	}
+	all := func(f ListFilter) []string { return listAll(t, r2, "s", f) }
 	newestFirst := func(s []string) []string { s = slices.Clone(s); slices.Reverse(s); return s }
 	if got, want := all(ListFilter{Limit: 7}), append([]string{"plain"}, newestFirst(ids)...); !slices.Equal(got, want) {
 		t.Fatalf("all events: %d, want %d\n%v", len(got), len(want), got)
