@@ -19,7 +19,15 @@ import (
 
 func connect(t testing.TB) *nats.Conn {
 	t.Helper()
-	e, err := egjs.StartEmbedded(egjs.EmbedOptions{DataDir: t.TempDir(), Port: -1})
+	return connectWith(t, egjs.EmbedOptions{})
+}
+
+// connectWith starts an embedded NATS server with o, on a free port and
+// a data directory of the test, and connects to it.
+func connectWith(t testing.TB, o egjs.EmbedOptions) *nats.Conn {
+	t.Helper()
+	o.DataDir, o.Port = t.TempDir(), -1
+	e, err := egjs.StartEmbedded(o)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -510,16 +518,7 @@ func TestWindowKeepsFew(t *testing.T) {
 // A record larger than NATS takes is dropped and counted; the other
 // events of its flush, in its window or not, are stored.
 func TestOversizedRecord(t *testing.T) {
-	e, err := egjs.StartEmbedded(egjs.EmbedOptions{DataDir: t.TempDir(), Port: -1, MaxPayload: 1 << 20})
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(e.Close)
-	nc, err := e.Connect()
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(nc.Close)
+	nc := connectWith(t, egjs.EmbedOptions{MaxPayload: 1 << 20})
 	r := newRecorder(t, nc, Options{FlushEvery: time.Hour})
 	ctx := context.Background()
 	now := uint64(time.Now().UnixMilli())
